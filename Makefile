@@ -1,0 +1,33 @@
+# reelsmith — the two commands a fresh Debian machine needs:
+#   make demo   install what is missing, build, render the examples into out/
+#   make test   install what is missing, run the whole test suite
+SHELL := /bin/bash
+CARGO ?= cargo
+EXAMPLES := data/examples/explainer.yaml data/examples/anime-duel.yaml data/examples/multilingual.json data/examples/notes.txt
+
+.PHONY: demo test deps build lint bench
+
+deps:
+	@bash scripts/install-deps.sh
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+
+build: deps
+	$(CARGO) build --release
+
+demo: build
+	@set -e; for s in $(EXAMPLES); do \
+	  echo "== rendering $$s"; \
+	  ./target/release/reelsmith render "$$s" --out out --quality draft; \
+	done
+	@echo; echo "outputs:"; find out -type f \( -name '*.mp4' -o -name '*.png' -o -name '*.srt' -o -name '*.json' \) | sort
+
+test: deps
+	$(CARGO) test --all-targets -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+bench: build
+	./target/release/reelsmith bench render
+	./target/release/reelsmith bench assemble

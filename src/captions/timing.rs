@@ -1,0 +1,96 @@
+//! Spreading caption chunks over a narration time span.
+
+use super::{display_width, Cue};
+
+/// Minimum on-screen time for a chunk, when the span allows it.
+pub const MIN_CUE_SECONDS: f64 = 0.6;
+
+/// Rounds seconds to whole milliseconds (the precision SRT can carry).
+pub(crate) fn round_ms(t: f64) -> f64 {
+    (t * 1000.0).round() / 1000.0
+}
+
+/// Distributes `[start, end]` over `chunks` in proportion to their display
+/// width, giving every chunk at least [`MIN_CUE_SECONDS`] when the span is
+/// long enough for that. Cues are contiguous (each starts where the previous
+/// ends), cover the span exactly and have millisecond-rounded times, so they
+/// survive an SRT round trip unchanged. `start`/`end` themselves are rounded
+/// to milliseconds; an `end` before `start` is treated as `start`.
+pub fn time_chunks(chunks: &[Vec<String>], start: f64, end: f64) -> Vec<Cue> {
+    if chunks.is_empty() {
+        return Vec::new();
+    }
+    let start = round_ms(if start.is_finite() { start } else { 0.0 });
+    let end = round_ms(if end.is_finite() {
+        end.max(start)
+    } else {
+        start
+    });
+    let total = end - start;
+
+    let weights: Vec<f64> = chunks
+        .iter()
+        .map(|lines| lines.iter().map(|l| display_width(l)).sum::<usize>().max(1) as f64)
+        .collect();
+    let durations = allocate(&weights, total, MIN_CUE_SECONDS);
+
+    let mut cues = Vec::with_capacity(chunks.len());
+    let mut acc = 0.0;
+    let mut prev = start;
+    for (k, (lines, d)) in chunks.iter().zip(&durations).enumerate() {
+        acc += d;
+        let t_end = if k + 1 == chunks.len() {
+            end
+        } else {
+            round_ms(start + acc).clamp(prev, end)
+        };
+        cues.push(Cue {
+            start: prev,
+            end: t_end,
+            lines: lines.clone(),
+        });
+        prev = t_end;
+    }
+    cues
+}
+
+/// Splits `total` proportionally to `weights`, raising shares below `floor`
+/// to `floor` (and shrinking the rest proportionally) when
+/// `floor * weights.len() <= total`.
+fn allocate(weights: &[f64], total: f64, floor: f64) -> Vec<f64> {
+    let n = weights.len();
+    if floor * n as f64 > total {
+        let sum: f64 = weights.iter().sum();
+        return weights.iter().map(|w| total * w / sum).collect();
+    }
+    let mut fixed = vec![false; n];
+    loop {
+        let free_time = total - floor * fixed.iter().filter(|&&f| f).count() as f64;
+        let free_weight: f64 = weights
+            .iter()
+            .zip(&fixed)
+            .filter(|(_, &f)| !f)
+            .map(|(w, _)| w)
+            .sum();
+        let mut changed = false;
+        let shares: Vec<f64> = weights
+            .iter()
+            .zip(fixed.iter_mut())
+            .map(|(w, f)| {
+                if *f {
+                    floor
+                } else {
+                    let share = free_time * w / free_weight;
+                    if share < floor {
+                        *f = true;
+                        changed = true;
+                    }
+                    share
+                }
+            })
+            .collect();
+        if !changed {
+            return shares;
+        }
+    }
+}

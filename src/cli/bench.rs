@@ -1,0 +1,242 @@
+//! `reelsmith bench render|assemble`: performance figures as ratios against a baseline measured
+//! in the same run (these machines drift too much for absolute targets).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Dirs;
+use crate::engines::Clip;
+use crate::media::compose::{blend_into, new_frame, Blend, Still, TimelineClip, TimelineRenderer};
+use crate::media::encode::{EncodeSettings, Mp4Writer};
+use crate::media::overlay::AssBurner;
+use crate::media::stills;
+use crate::pipeline::job::{self, Progress, RenderOutcome, RenderRequest};
+use crate::pipeline::runner::{NodeStatus, RunEvent};
+use crate::pipeline::{read_json, Quality, RenderSettings, StageKind};
+use crate::stages::mix::mix_tracks;
+use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
+
+/// The 60-second benchmark script, shipped in the binary.
+pub const BENCH_SCRIPT: &str = include_str!("../../data/bench/sixty-seconds.yaml");
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub what: BenchWhat,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Render the 60 s 720p30 benchmark script with the embedded engines; print the realtime
+    /// factor and per-stage times (target ≤ 0.5× realtime on 2 cores).
+    Render,
+    /// Encode the same pre-rendered frames bare and through the full assembly, in one run, and
+    /// print the ratio (target ≤ 1.15).
+    Assemble {
+        /// Pairs of runs; the fastest of each kind is compared.
+        #[arg(long, default_value_t = 2)]
+        repeat: usize,
+    },
+}
+
+struct Quiet;
+
+impl Progress for Quiet {
+    fn event(&mut self, event: &RunEvent) {
+        if let RunEvent::Finished(r) = event {
+            if r.status == NodeStatus::Failed {
+                eprintln!("{}: {}", r.node, r.error.clone().unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Renders the benchmark script in a fresh data dir under `work`.
+fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> {
+    let script = work.join("sixty-seconds.yaml");
+    std::fs::write(&script, BENCH_SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
+    let dirs = Dirs {
+        data: work.join("data"),
+        config: work.join("config"),
+    };
+    let req = RenderRequest {
+        script,
+        channel: None,
+        languages: None,
+        out: work.join("out"),
+        quality: Quality::Draft,
+        seed: 1,
+    };
+    let job = job::prepare(&req, &dirs).map_err(|e| e.to_string())?;
+    let settings = job.settings.clone();
+    let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let outcome = rt
+        .block_on(job::execute(job, &dirs, &req.out, parallelism, CancellationToken::new(), Box::new(Quiet)))
+        .map_err(|e| e.to_string())?;
+    Ok((settings, outcome))
+}
+
+pub fn run(args: BenchArgs, _dirs: &Dirs) -> i32 {
+    let work = match tempfile::tempdir() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: cannot make a work dir: {e}");
+            return 1;
+        }
+    };
+    let r = match args.what {
+        BenchWhat::Render => bench_render(work.path()),
+        BenchWhat::Assemble { repeat } => bench_assemble(work.path(), repeat.max(1)),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn bench_render(work: &Path) -> Result<(), String> {
+    let t0 = Instant::now();
+    let (_, o) = render_bench(work)?;
+    let wall = t0.elapsed().as_secs_f64();
+    let video = 60.0;
+    println!("bench render: 60 s 720p30 (explainer, en), embedded engines, cold cache");
+    let mut rows: Vec<_> = o.summary.nodes.iter().filter(|n| n.status == NodeStatus::Done).collect();
+    rows.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    for n in rows {
+        println!("  {:>12}  {:7.2} s", n.node, n.seconds);
+    }
+    println!("  {:>12}  {:7.2} s  (stages overlap on {} cores)", "wall", wall, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let rtf = wall / video;
+    println!("realtime factor: {rtf:.3} (target ≤ 0.5: {})", if rtf <= 0.5 { "met" } else { "NOT met" });
+    // A second render of the same script: everything is cached.
+    let t1 = Instant::now();
+    render_bench(work)?;
+    let warm = t1.elapsed().as_secs_f64();
+    println!("cached re-render: {warm:.2} s ({:.1}% of the cold render)", warm / wall * 100.0);
+    Ok(())
+}
+
+/// Frames drawn once before timing: each output frame's outgoing layer, and during a transition
+/// the incoming layer and how to blend them.
+struct Prerendered {
+    a: Vec<ffmpeg_next::frame::Video>,
+    b: BTreeMap<usize, (ffmpeg_next::frame::Video, f64, Blend)>,
+}
+
+fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
+    eprintln!("preparing: rendering the benchmark script's stages …");
+    let (s, o) = render_bench(work)?;
+    let art = |k: StageKind, lang: Option<&str>| {
+        o.summary
+            .artifact(k, lang)
+            .cloned()
+            .ok_or_else(|| format!("no {k} artifact"))
+    };
+    let err = |e: crate::pipeline::StageError| e.to_string();
+    let plan: Plan = read_json(&art(StageKind::Plan, None)?.file("plan.json")).map_err(err)?;
+    let timeline: Timeline = read_json(&art(StageKind::Align, Some("en"))?.file("timeline.json")).map_err(err)?;
+    let kf_art = art(StageKind::Keyframes, None)?;
+    let kf: Keyframes = read_json(&kf_art.file("keyframes.json")).map_err(err)?;
+    let clips: Clips = read_json(&art(StageKind::Animate, None)?.file("clips.json")).map_err(err)?;
+    let stills_: Vec<Still> = kf
+        .frames
+        .iter()
+        .map(|f| stills::read_png(&kf_art.file(&f.file)).map(|i| Still::from_rgb(&i)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let tclips: Vec<TimelineClip> = timeline
+        .scenes
+        .iter()
+        .zip(&clips.clips)
+        .zip(&stills_)
+        .map(|((slot, c), still)| {
+            let Clip::Camera { path } = c.clip.clone();
+            TimelineClip {
+                still,
+                path,
+                start: slot.start,
+                duration: slot.duration,
+                out_blend: c.blend_out,
+                out_seconds: c.blend_seconds,
+            }
+        })
+        .collect();
+    let (w, h, fps) = (s.width, s.height, s.fps);
+    let frames = (timeline.total * fps as f64).round() as usize;
+    eprintln!("preparing: drawing {frames} frames of {w}x{h} into memory …");
+    let renderer = TimelineRenderer::new(tclips, w, h);
+    let mut pre = Prerendered { a: Vec::with_capacity(frames), b: BTreeMap::new() };
+    for n in 0..frames {
+        let mut a = new_frame(w, h);
+        let mut b = new_frame(w, h);
+        if let Some((alpha, kind)) = renderer.layers(n as f64 / fps as f64, &mut a, &mut b) {
+            pre.b.insert(n, (b, alpha, kind));
+        }
+        pre.a.push(a);
+    }
+    let enc = EncodeSettings {
+        width: w,
+        height: h,
+        fps,
+        crf: s.quality.crf(),
+        preset: s.quality.x264_preset().to_string(),
+        audio_rate: s.audio_rate,
+        audio_bitrate: 192_000,
+    };
+    let ass = art(StageKind::Captions, Some("en"))?.file("landscape.ass");
+    let voice_dir = art(StageKind::Voice, Some("en"))?.dir;
+    let music_dir = art(StageKind::Music, None)?.dir;
+
+    let bare = |path: &PathBuf| -> Result<f64, String> {
+        let t = Instant::now();
+        let mut wr = Mp4Writer::create(path, &enc, None).map_err(|e| e.to_string())?;
+        for f in &pre.a {
+            let mut f = f.clone();
+            wr.push_frame(&mut f).map_err(|e| e.to_string())?;
+        }
+        wr.finish().map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let full = |path: &PathBuf| -> Result<f64, String> {
+        let t = Instant::now();
+        let (audio, _) = mix_tracks(&plan, &timeline, &voice_dir, Some(&music_dir), s.audio_rate).map_err(|e| e.to_string())?;
+        let mut wr = Mp4Writer::create(path, &enc, Some(audio)).map_err(|e| e.to_string())?;
+        let mut burner = AssBurner::new(w, h, ffmpeg_next::format::Pixel::YUV420P, (1, fps as i32), &ass).map_err(|e| e.to_string())?;
+        for (n, a) in pre.a.iter().enumerate() {
+            let mut f = a.clone();
+            if let Some((b, alpha, kind)) = pre.b.get(&n) {
+                blend_into(&mut f, b, *alpha, *kind);
+            }
+            f.set_pts(Some(n as i64));
+            let mut out = burner.burn(&f).map_err(|e| e.to_string())?;
+            wr.push_frame(&mut out).map_err(|e| e.to_string())?;
+        }
+        wr.finish().map_err(|e| e.to_string())?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    let (mut best_bare, mut best_full) = (f64::MAX, f64::MAX);
+    for i in 0..repeat {
+        let b = bare(&work.join(format!("bare-{i}.mp4")))?;
+        let f = full(&work.join(format!("full-{i}.mp4")))?;
+        eprintln!("  pair {}: bare {b:.2} s, full {f:.2} s", i + 1);
+        best_bare = best_bare.min(b);
+        best_full = best_full.min(f);
+    }
+    let ratio = best_full / best_bare;
+    println!("bench assemble: {frames} frames {w}x{h}@{fps}, libx264 {} crf {}", enc.preset, enc.crf);
+    println!("  bare (video only)                                    {best_bare:7.2} s");
+    println!("  full (transitions, captions, ducked music, loudnorm, AAC) {best_full:7.2} s");
+    println!("ratio full/bare: {ratio:.3} (target ≤ 1.15: {})", if ratio <= 1.15 { "met" } else { "NOT met" });
+    Ok(())
+}

@@ -1,0 +1,65 @@
+//! The command line: one file per subcommand.
+
+
+pub mod bench;
+pub mod doctor;
+pub mod render;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Dirs;
+
+#[derive(Parser, Debug)]
+#[command(name = "reelsmith", version, about = "Turn scripts into finished videos on local GPUs")]
+pub struct Cli {
+    /// Where reelsmith keeps its database, artifacts and logs.
+    #[arg(long, global = true, env = "REELSMITH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Render a script into a finished video, short, captions, metadata and thumbnail.
+    Render(render::RenderArgs),
+    /// Check this machine: libraries, encoders, voices, fonts, GPUs, data dir, engines.
+    Doctor,
+    /// Measure performance against a baseline run in the same process.
+    Bench(bench::BenchArgs),
+}
+
+/// Sends `tracing` output to `<data>/logs/reelsmith.log` (never to the terminal).
+fn init_logging(dirs: &Dirs) {
+    let logs = dirs.logs();
+    if std::fs::create_dir_all(&logs).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("reelsmith.log"))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REELSMITH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let dirs = Dirs::resolve(cli.data_dir.as_deref());
+    init_logging(&dirs);
+    match cli.command {
+        Command::Render(args) => render::run(args, &dirs),
+        Command::Doctor => doctor::run(&dirs),
+        Command::Bench(args) => bench::run(args, &dirs),
+    }
+}

@@ -1,0 +1,407 @@
+//! Channels: a look, defaults and a stage graph per kind of video. Seven ship embedded in the
+//! binary (`channels/*.toml`); a file of the same name in `<config>/channels/` is merged over the
+//! embedded one key by key, and a new name adds a channel.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::graph::{GraphError, StageGraph};
+
+/// The channels compiled into the binary, as (file stem, TOML text).
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("anime", include_str!("../../channels/anime.toml")),
+    ("gaming", include_str!("../../channels/gaming.toml")),
+    ("superhero", include_str!("../../channels/superhero.toml")),
+    ("manga", include_str!("../../channels/manga.toml")),
+    ("marvel_dc", include_str!("../../channels/marvel_dc.toml")),
+    ("original_manga", include_str!("../../channels/original_manga.toml")),
+    ("explainer", include_str!("../../channels/explainer.toml")),
+];
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub name: String,
+    pub display_name: String,
+    pub style: Style,
+    pub defaults: Defaults,
+    /// Stage kind → the stages it runs after.
+    pub stages: BTreeMap<String, StageDecl>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Style {
+    /// Which procedural painter draws keyframes when no image model is installed.
+    pub look: String,
+    pub prompt_prefix: String,
+    pub prompt_suffix: String,
+    pub negative_prompt: String,
+    /// 3–8 colours as `#rrggbb`.
+    pub palette: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Final-quality frame size (draft renders scale it to 720 lines).
+    pub width: u32,
+    pub height: u32,
+    /// Native animation rate of generated clips (video models); the embedded engine draws
+    /// motion analytically at `output_fps` directly.
+    pub fps: u32,
+    pub output_fps: u32,
+    pub aspect: String,
+    pub music_mood: String,
+    pub transition: String,
+    pub transition_seconds: f64,
+    /// Camera moves cycled over scenes that don't name one.
+    pub motions: Vec<String>,
+    /// Silence before the first line and after the last line of a scene, and between lines.
+    pub lead_in: f64,
+    pub tail: f64,
+    pub line_gap: f64,
+    pub min_scene_seconds: f64,
+    pub tags: Vec<String>,
+    pub captions: CaptionStyle,
+    /// Narrator voice per language.
+    pub voices: BTreeMap<String, VoiceDefault>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionStyle {
+    /// Font size in pixels at 1080 lines (scaled with the frame).
+    pub font_size: u32,
+    pub primary: String,
+    pub outline: String,
+    pub outline_width: f32,
+    pub shadow: f32,
+    pub bold: bool,
+    pub boxed: bool,
+    /// `#rrggbbaa` box colour when `boxed`.
+    pub box_colour: String,
+    /// Bottom margin in pixels at 1080 lines.
+    pub margin_v: u32,
+    /// Draw captions into the picture. With `false` only the subtitle files are written
+    /// (for uploading as closed captions).
+    #[serde(default = "yes")]
+    pub burn_in: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceDefault {
+    /// espeak-ng voice name (e.g. `en-us`, `cmn`).
+    pub espeak: String,
+    /// espeak-ng variant (`m1`…`m7`, `f1`…`f5`).
+    pub variant: String,
+    pub pitch: u8,
+    pub rate: u16,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct StageDecl {
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("{origin}: {field}: {message}")]
+    Invalid {
+        origin: String,
+        field: String,
+        message: String,
+    },
+    #[error("{origin}: stage graph: {source}")]
+    Graph {
+        origin: String,
+        #[source]
+        source: GraphError,
+    },
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown channel `{name}`; known channels: {known}")]
+    Unknown { name: String, known: String },
+}
+
+/// Parses `#rrggbb` (or `#rrggbbaa`, alpha returned separately).
+pub fn parse_hex(s: &str) -> Option<([u8; 3], u8)> {
+    let h = s.strip_prefix('#')?;
+    if !(h.len() == 6 || h.len() == 8) || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let b = |i: usize| u8::from_str_radix(&h[i..i + 2], 16).ok();
+    let a = if h.len() == 8 { b(6)? } else { 255 };
+    Some(([b(0)?, b(2)?, b(4)?], a))
+}
+
+impl Channel {
+    /// The stage graph, validated.
+    pub fn graph(&self) -> Result<StageGraph, GraphError> {
+        StageGraph::from_decls(&self.stages)
+    }
+
+    pub fn palette(&self) -> Vec<[u8; 3]> {
+        self.style
+            .palette
+            .iter()
+            .filter_map(|c| parse_hex(c).map(|p| p.0))
+            .collect()
+    }
+
+    fn check(&self, origin: &str) -> Result<(), ChannelError> {
+        let bad = |field: &str, message: String| ChannelError::Invalid {
+            origin: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        if crate::engines::procedural::paint::Look::parse(&self.style.look).is_none() {
+            return Err(bad(
+                "style.look",
+                format!(
+                    "unknown look `{}`; use one of anime, gaming, superhero, manga, comic, ink, flat",
+                    self.style.look
+                ),
+            ));
+        }
+        if !(3..=8).contains(&self.style.palette.len()) {
+            return Err(bad("style.palette", "give 3 to 8 colours".into()));
+        }
+        for (i, c) in self.style.palette.iter().enumerate() {
+            if parse_hex(c).is_none() {
+                return Err(bad(
+                    &format!("style.palette[{i}]"),
+                    format!("`{c}` is not a #rrggbb colour"),
+                ));
+            }
+        }
+        let d = &self.defaults;
+        if d.width < 64 || d.height < 64 || d.width > 7680 || d.height > 4320 || d.width % 2 == 1 || d.height % 2 == 1 {
+            return Err(bad(
+                "defaults.width/height",
+                format!("{}x{} is not an even size between 64x64 and 7680x4320", d.width, d.height),
+            ));
+        }
+        for (f, v) in [("defaults.fps", d.fps), ("defaults.output_fps", d.output_fps)] {
+            if !(1..=120).contains(&v) {
+                return Err(bad(f, format!("{v} is outside 1..=120")));
+            }
+        }
+        if crate::engines::procedural::music::moods()
+            .iter()
+            .all(|m| *m != d.music_mood)
+        {
+            return Err(bad(
+                "defaults.music_mood",
+                format!(
+                    "unknown mood `{}`; known: {}",
+                    d.music_mood,
+                    crate::engines::procedural::music::moods().join(", ")
+                ),
+            ));
+        }
+        if !(0.0..=3.0).contains(&d.transition_seconds) {
+            return Err(bad("defaults.transition_seconds", "must be between 0 and 3".into()));
+        }
+        for (i, m) in d.motions.iter().enumerate() {
+            if crate::script::Motion::parse(m).is_none() {
+                return Err(bad(&format!("defaults.motions[{i}]"), format!("unknown motion `{m}`")));
+            }
+        }
+        if crate::script::Transition::parse(&d.transition).is_none() {
+            return Err(bad("defaults.transition", format!("unknown transition `{}`", d.transition)));
+        }
+        for (k, c) in [
+            ("defaults.captions.primary", &d.captions.primary),
+            ("defaults.captions.outline", &d.captions.outline),
+            ("defaults.captions.box_colour", &d.captions.box_colour),
+        ] {
+            if parse_hex(c).is_none() {
+                return Err(bad(k, format!("`{c}` is not a #rrggbb or #rrggbbaa colour")));
+            }
+        }
+        for lang in crate::script::LANGUAGES {
+            if !d.voices.contains_key(lang) {
+                return Err(bad(
+                    &format!("defaults.voices.{lang}"),
+                    "missing: every channel names a narrator voice for each of the 11 languages".into(),
+                ));
+            }
+        }
+        self.graph().map_err(|source| ChannelError::Graph {
+            origin: origin.to_string(),
+            source,
+        })?;
+        Ok(())
+    }
+}
+
+/// Merges `over` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// All channels known to this run: embedded ones with the user's overlay applied.
+#[derive(Clone, Debug)]
+pub struct ChannelSet {
+    channels: BTreeMap<String, Channel>,
+}
+
+impl ChannelSet {
+    /// Loads the embedded channels only.
+    pub fn embedded() -> Result<Self, ChannelError> {
+        Self::load(None)
+    }
+
+    /// Loads the embedded channels and merges `<config_dir>/channels/*.toml` over them.
+    pub fn load(config_dir: Option<&Path>) -> Result<Self, ChannelError> {
+        let mut values: BTreeMap<String, (toml::Value, String)> = BTreeMap::new();
+        for (name, text) in EMBEDDED {
+            let origin = format!("channels/{name}.toml (embedded)");
+            let v: toml::Value = toml::from_str(text).map_err(|e| ChannelError::Parse {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+            values.insert(name.to_string(), (v, origin));
+        }
+        if let Some(dir) = config_dir {
+            let dir = dir.join("channels");
+            if let Ok(rd) = std::fs::read_dir(&dir) {
+                let mut files: Vec<PathBuf> = rd
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                    .collect();
+                files.sort();
+                for path in files {
+                    let text = std::fs::read_to_string(&path).map_err(|source| ChannelError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let origin = path.display().to_string();
+                    let v: toml::Value = toml::from_str(&text).map_err(|e| ChannelError::Parse {
+                        origin: origin.clone(),
+                        message: e.to_string(),
+                    })?;
+                    let stem = path
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    match values.get_mut(&stem) {
+                        Some((base, o)) => {
+                            merge(base, v);
+                            *o = format!("{origin} (over the embedded {stem})");
+                        }
+                        None => {
+                            values.insert(stem, (v, origin));
+                        }
+                    }
+                }
+            }
+        }
+        let mut channels = BTreeMap::new();
+        for (stem, (value, origin)) in values {
+            let ch: Channel = value.try_into().map_err(|e: toml::de::Error| ChannelError::Parse {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+            if ch.name != stem {
+                return Err(ChannelError::Invalid {
+                    origin,
+                    field: "name".into(),
+                    message: format!("`{}` must match the file name `{stem}`", ch.name),
+                });
+            }
+            ch.check(&origin)?;
+            channels.insert(stem, ch);
+        }
+        Ok(Self { channels })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.channels.keys().cloned().collect()
+    }
+
+    pub fn get(&self, name: &str) -> Result<&Channel, ChannelError> {
+        self.channels.get(name).ok_or_else(|| ChannelError::Unknown {
+            name: name.to_string(),
+            known: self.names().join(", "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_seven_embedded_channels_load_and_validate() {
+        let set = ChannelSet::embedded().expect("embedded channels are valid");
+        assert_eq!(
+            set.names(),
+            ["anime", "explainer", "gaming", "manga", "marvel_dc", "original_manga", "superhero"]
+        );
+    }
+
+    #[test]
+    fn user_overlay_merges_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+        std::fs::write(
+            dir.path().join("channels/anime.toml"),
+            "[defaults]\nmusic_mood = \"calm\"\n",
+        )
+        .unwrap();
+        let set = ChannelSet::load(Some(dir.path())).unwrap();
+        let anime = set.get("anime").unwrap();
+        assert_eq!(anime.defaults.music_mood, "calm");
+        assert_eq!(anime.style.look, "anime", "untouched keys keep the embedded value");
+    }
+
+    #[test]
+    fn overlay_with_a_cycle_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+        std::fs::write(
+            dir.path().join("channels/gaming.toml"),
+            "[stages.plan]\nafter = [\"metadata\"]\n",
+        )
+        .unwrap();
+        let err = ChannelSet::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("gaming.toml"), "{err}");
+        assert!(err.contains("cycle"), "{err}");
+    }
+
+    #[test]
+    fn unknown_channel_lists_known_ones() {
+        let set = ChannelSet::embedded().unwrap();
+        let err = set.get("cooking").unwrap_err().to_string();
+        assert!(err.contains("unknown channel `cooking`") && err.contains("explainer"), "{err}");
+    }
+}

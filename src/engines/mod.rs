@@ -1,0 +1,77 @@
+//! Capability traits — one per kind of model — and their engines. `procedural/` holds the
+//! embedded defaults that need no weights; model engines (candle) implement the same traits.
+//! Engines know nothing of jobs, stages or the store.
+
+pub mod procedural;
+
+use crate::media::compose::CameraPath;
+use crate::media::image::RgbImage;
+use crate::media::wav::Audio;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{engine}: {message}")]
+    Failed { engine: String, message: String },
+    #[error("{engine} is not available: {hint}")]
+    Unavailable { engine: String, hint: String },
+}
+
+/// A voice to speak with.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct VoiceParams {
+    pub language: String,
+    /// Engine-specific voice name (espeak-ng: `en-us`, `cmn`, …).
+    pub voice: String,
+    pub variant: String,
+    pub pitch: u8,
+    pub rate: u16,
+}
+
+/// Text to speech.
+pub trait SpeechEngine: Send + Sync {
+    fn id(&self) -> String;
+    /// Speaks `text`, returning mono audio trimmed of leading and trailing silence.
+    fn synthesize(&self, text: &str, voice: &VoiceParams) -> Result<Audio, EngineError>;
+}
+
+/// What a keyframe should show.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageRequest {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub width: u32,
+    pub height: u32,
+    pub seed: u64,
+    pub look: String,
+    pub palette: Vec<[u8; 3]>,
+    pub motifs: Vec<String>,
+    pub scene_index: usize,
+    pub scene_count: usize,
+}
+
+/// Text to image.
+pub trait ImageEngine: Send + Sync {
+    fn id(&self) -> String;
+    fn generate(&self, req: &ImageRequest) -> Result<RgbImage, EngineError>;
+}
+
+/// How a still becomes a clip.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Clip {
+    /// A camera move over the still, drawn frame by frame at assembly (any duration, any fps).
+    Camera { path: CameraPath },
+}
+
+/// Image to video.
+pub trait VideoEngine: Send + Sync {
+    fn id(&self) -> String;
+    fn animate(&self, still: &RgbImage, motion: &str, seed: u64) -> Result<Clip, EngineError>;
+}
+
+/// Background music.
+pub trait MusicEngine: Send + Sync {
+    fn id(&self) -> String;
+    /// A seamless stereo loop for `mood`.
+    fn compose_loop(&self, mood: &str, rate: u32, seed: u64) -> Result<Audio, EngineError>;
+}

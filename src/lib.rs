@@ -1,0 +1,14 @@
+//! reelsmith: a terminal studio that turns scripts into finished videos on local GPUs.
+//!
+//! The library holds everything; `main.rs` only parses the command line and dispatches to
+//! [`cli`]. See `DESIGN.md` in the shared folder for the map.
+
+pub mod captions;
+pub mod cli;
+pub mod config;
+pub mod engines;
+pub mod media;
+pub mod pipeline;
+pub mod script;
+pub mod stages;
+pub mod store;

@@ -1,0 +1,298 @@
+//! The pipeline: the stage graph, the Stage trait and its context, the content-addressed
+//! artifact cache and the runner that executes a job's graph.
+
+pub mod cache;
+pub mod job;
+pub mod graph;
+pub mod runner;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Channel;
+use crate::script::Script;
+pub use cache::ArtifactCache;
+pub use graph::{Node, StageGraph, StageKind};
+
+/// Output quality presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Quality {
+    /// 720 lines, libx264 veryfast: quick previews and overnight batches.
+    Draft,
+    /// The channel's full size, libx264 medium at a lower CRF.
+    Final,
+}
+
+impl Quality {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quality::Draft => "draft",
+            Quality::Final => "final",
+        }
+    }
+
+    pub fn x264_preset(self) -> &'static str {
+        match self {
+            Quality::Draft => "veryfast",
+            Quality::Final => "medium",
+        }
+    }
+
+    pub fn crf(self) -> u8 {
+        match self {
+            Quality::Draft => 23,
+            Quality::Final => 19,
+        }
+    }
+}
+
+/// Frame geometry and encoding settings of one job, derived from script, channel and quality.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RenderSettings {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub quality: Quality,
+    pub seed: u64,
+    /// Vertical short size.
+    pub short_width: u32,
+    pub short_height: u32,
+    pub short_max_seconds: f64,
+    pub audio_rate: u32,
+}
+
+impl RenderSettings {
+    pub fn new(script: &Script, channel: &Channel, quality: Quality, seed: u64) -> Self {
+        let d = &channel.defaults;
+        let (aw, ah) = script.aspect.map(|a| a.ratio()).unwrap_or((16, 9));
+        // The long side of the frame follows the channel size; draft caps lines at 720.
+        let long = d.width.max(d.height);
+        let long = match quality {
+            Quality::Draft => long.min(1280),
+            Quality::Final => long,
+        };
+        let even = |v: f64| ((v / 2.0).round() as u32).max(16) * 2;
+        let (width, height) = if aw >= ah {
+            (even(long as f64), even(long as f64 * ah as f64 / aw as f64))
+        } else {
+            (even(long as f64 * aw as f64 / ah as f64), even(long as f64))
+        };
+        Self {
+            width,
+            height,
+            fps: script.fps.unwrap_or(d.output_fps),
+            quality,
+            seed,
+            short_width: 1080,
+            short_height: 1920,
+            short_max_seconds: 60.0,
+            audio_rate: 48_000,
+        }
+    }
+}
+
+/// Everything a job renders from. Only the plan stage reads `script` and `channel`; every other
+/// stage reads the plan artifact and `settings`, so cache keys follow what a stage really uses.
+#[derive(Clone, Debug)]
+pub struct JobSpec {
+    pub project: String,
+    pub script_path: PathBuf,
+    pub script: Script,
+    pub channel: Channel,
+    pub languages: Vec<String>,
+    pub settings: RenderSettings,
+}
+
+/// A finished artifact: its key and directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArtifactRef {
+    pub key: String,
+    pub dir: PathBuf,
+}
+
+impl ArtifactRef {
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// Why a stage failed. Messages say what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{0}")]
+    Media(#[from] crate::media::MediaError),
+    #[error("{0}")]
+    Engine(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: {message}")]
+    Data { what: String, message: String },
+    #[error("missing input `{0}` (the stage graph is wrong)")]
+    MissingInput(StageKind),
+}
+
+impl StageError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        StageError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub fn data(what: impl Into<String>, message: impl Into<String>) -> Self {
+        StageError::Data {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How many sub-items (scenes, lines, loops) a stage found cached or had to make.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemStats {
+    pub hits: u32,
+    pub made: u32,
+}
+
+/// What a stage sees while it runs.
+pub struct StageCtx<'a> {
+    pub job: &'a JobSpec,
+    pub lang: Option<&'a str>,
+    /// Artifacts of the stages this one runs after, directly or not (same language, or shared).
+    pub inputs: &'a BTreeMap<StageKind, ArtifactRef>,
+    /// The directory this stage writes its artifact into (renamed into the cache when done).
+    pub out: &'a Path,
+    pub cancel: &'a CancellationToken,
+    pub cache: &'a ArtifactCache,
+    progress: &'a (dyn Fn(f32) + Send + Sync),
+    items: Mutex<ItemStats>,
+    notes: Mutex<Vec<String>>,
+}
+
+impl<'a> StageCtx<'a> {
+    pub fn new(
+        job: &'a JobSpec,
+        lang: Option<&'a str>,
+        inputs: &'a BTreeMap<StageKind, ArtifactRef>,
+        out: &'a Path,
+        cancel: &'a CancellationToken,
+        cache: &'a ArtifactCache,
+        progress: &'a (dyn Fn(f32) + Send + Sync),
+    ) -> Self {
+        Self {
+            job,
+            lang,
+            inputs,
+            out,
+            cancel,
+            cache,
+            progress,
+            items: Mutex::new(ItemStats::default()),
+            notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn input(&self, kind: StageKind) -> Result<&ArtifactRef, StageError> {
+        self.inputs.get(&kind).ok_or(StageError::MissingInput(kind))
+    }
+
+    pub fn optional_input(&self, kind: StageKind) -> Option<&ArtifactRef> {
+        self.inputs.get(&kind)
+    }
+
+    /// The language of a per-language stage.
+    pub fn lang(&self) -> Result<&'a str, StageError> {
+        self.lang
+            .ok_or_else(|| StageError::data("stage", "per-language stage run without a language"))
+    }
+
+    /// Reports progress in 0..=1.
+    pub fn progress(&self, fraction: f32) {
+        (self.progress)(fraction.clamp(0.0, 1.0));
+    }
+
+    /// Returns `Err(Cancelled)` once the job was cancelled; call between frames, lines, steps.
+    pub fn check_cancel(&self) -> Result<(), StageError> {
+        if self.cancel.is_cancelled() {
+            Err(StageError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A note for the job's report (e.g. a fallback taken).
+    pub fn note(&self, message: impl Into<String>) {
+        if let Ok(mut n) = self.notes.lock() {
+            n.push(message.into());
+        }
+    }
+
+    /// A memoised sub-item (one scene's image, one line's voice): returns the directory of the
+    /// cached item with `params` as key, making it with `make` when absent. Items let a stage
+    /// whose inputs changed redo only the parts that changed.
+    pub fn item(
+        &self,
+        kind: &str,
+        params: &serde_json::Value,
+        make: impl FnOnce(&Path) -> Result<(), StageError>,
+    ) -> Result<PathBuf, StageError> {
+        let key = cache::key(&serde_json::json!({ "item": kind, "params": params }));
+        if let Some(dir) = self.cache.get(&key) {
+            if let Ok(mut s) = self.items.lock() {
+                s.hits += 1;
+            }
+            return Ok(dir);
+        }
+        let tmp = self.cache.begin(&key).map_err(|e| StageError::io(self.cache.root(), e))?;
+        make(tmp.path())?;
+        let dir = self
+            .cache
+            .commit(tmp, &key, kind)
+            .map_err(|e| StageError::io(self.cache.root(), e))?;
+        if let Ok(mut s) = self.items.lock() {
+            s.made += 1;
+        }
+        Ok(dir)
+    }
+
+    pub fn into_parts(self) -> (ItemStats, Vec<String>) {
+        (
+            self.items.into_inner().unwrap_or_default(),
+            self.notes.into_inner().unwrap_or_default(),
+        )
+    }
+}
+
+/// One kind of pipeline stage. Implementations pick an engine and produce files in `ctx.out`.
+pub trait Stage: Send + Sync {
+    fn kind(&self) -> StageKind;
+    /// The engine that will run, e.g. `procedural/ken-burns@1`; part of the cache key.
+    fn engine(&self) -> String;
+    /// Parameters the output depends on besides the inputs; part of the cache key.
+    fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value;
+    fn run(&self, ctx: &StageCtx) -> Result<(), StageError>;
+}
+
+/// Reads and parses a JSON file of an artifact.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| StageError::data(path.display().to_string(), e.to_string()))
+}
+
+/// Writes pretty JSON (stable key order) into a file.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StageError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| StageError::data(path.display().to_string(), e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| StageError::io(path, e))
+}

@@ -1,0 +1,365 @@
+//! Executes a job's stage graph: computes every node's cache key up front (a key depends only on
+//! the stage, its parameters, its engine and its inputs' keys), skips nodes whose artifact
+//! exists, and runs the rest on blocking threads, independent nodes concurrently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::cache::{self, ArtifactCache};
+use super::graph::{Node, StageGraph, StageKind};
+use super::{ArtifactRef, ItemStats, JobSpec, Stage, StageCtx, StageError};
+
+/// Bump when a change anywhere alters outputs for the same inputs, to invalidate old caches.
+pub const PIPELINE_VERSION: u32 = 1;
+
+/// What the runner reports while it works.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    Planned { node: String, key: String, cached: bool },
+    Started { node: String, engine: String },
+    Progress { node: String, fraction: f32 },
+    Finished(NodeReport),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeStatus {
+    Done,
+    Cached,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+/// The outcome of one node, for the job's report and the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub kind: StageKind,
+    pub lang: Option<String>,
+    pub status: NodeStatus,
+    pub key: String,
+    pub engine: String,
+    pub seconds: f64,
+    pub items: ItemStats,
+    pub notes: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// The result of running a whole graph.
+#[derive(Clone, Debug)]
+pub struct RunSummary {
+    pub nodes: Vec<NodeReport>,
+    pub artifacts: BTreeMap<String, ArtifactRef>,
+    pub seconds: f64,
+}
+
+impl RunSummary {
+    pub fn failed(&self) -> Vec<&NodeReport> {
+        self.nodes
+            .iter()
+            .filter(|n| matches!(n.status, NodeStatus::Failed | NodeStatus::Cancelled))
+            .collect()
+    }
+
+    pub fn artifact(&self, kind: StageKind, lang: Option<&str>) -> Option<&ArtifactRef> {
+        let node = Node {
+            kind,
+            lang: lang.map(str::to_string),
+        };
+        self.artifacts.get(&node.name())
+    }
+}
+
+/// The registry of stage implementations.
+pub type Stages = BTreeMap<StageKind, Arc<dyn Stage>>;
+
+struct Planned {
+    node: Node,
+    deps: Vec<Node>,
+    key: String,
+    engine: String,
+    /// All ancestors' nodes that this node may read (same language or shared).
+    inputs: Vec<(StageKind, String)>,
+}
+
+/// Computes keys for every node of `graph` expanded over `job.languages`.
+fn plan_nodes(job: &JobSpec, graph: &StageGraph, stages: &Stages) -> Result<Vec<Planned>, StageError> {
+    let expanded = graph.expand(&job.languages);
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (node, deps) in expanded {
+        let stage = stages
+            .get(&node.kind)
+            .ok_or_else(|| StageError::data("pipeline", format!("no implementation for stage `{}`", node.kind)))?;
+        let engine = stage.engine();
+        let params = stage.params(job, node.lang.as_deref());
+        let dep_keys: BTreeMap<String, String> = deps
+            .iter()
+            .map(|d| (d.name(), keys.get(&d.name()).cloned().unwrap_or_default()))
+            .collect();
+        let key = cache::key(&serde_json::json!({
+            "pipeline": PIPELINE_VERSION,
+            "stage": node.kind.as_str(),
+            "lang": node.lang,
+            "engine": engine,
+            "params": params,
+            "inputs": dep_keys,
+        }));
+        keys.insert(node.name(), key.clone());
+        let inputs = graph
+            .ancestors(node.kind)
+            .map(|k| {
+                let n = Node {
+                    kind: k,
+                    lang: if k.per_language() { node.lang.clone() } else { None },
+                };
+                (k, n.name())
+            })
+            .collect();
+        out.push(Planned {
+            node,
+            deps,
+            key,
+            engine,
+            inputs,
+        });
+    }
+    Ok(out)
+}
+
+fn panic_message(e: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = e.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = e.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// Runs the job's graph to completion (or failure/cancellation), reporting through `events`.
+/// Independent nodes run concurrently, at most `parallelism` at a time. A failed node skips
+/// its dependents; nodes that don't depend on it still run.
+pub async fn run(
+    job: Arc<JobSpec>,
+    graph: &StageGraph,
+    stages: &Stages,
+    cache: Arc<ArtifactCache>,
+    parallelism: usize,
+    cancel: CancellationToken,
+    events: mpsc::UnboundedSender<RunEvent>,
+) -> Result<RunSummary, StageError> {
+    let started = Instant::now();
+    let planned = plan_nodes(&job, graph, stages)?;
+    let mut artifacts: BTreeMap<String, ArtifactRef> = BTreeMap::new();
+    let mut reports: Vec<NodeReport> = Vec::new();
+    let mut done: BTreeSet<String> = BTreeSet::new();
+    let mut failed: BTreeSet<String> = BTreeSet::new();
+    let mut running: BTreeSet<String> = BTreeSet::new();
+
+    for p in &planned {
+        let _ = events.send(RunEvent::Planned {
+            node: p.node.name(),
+            key: p.key.clone(),
+            cached: cache.get(&p.key).is_some(),
+        });
+    }
+
+    let mut set = tokio::task::JoinSet::new();
+    loop {
+        // Launch every ready node, up to the parallelism limit.
+        for p in &planned {
+            let name = p.node.name();
+            if done.contains(&name) || failed.contains(&name) || running.contains(&name) {
+                continue;
+            }
+            if p.deps.iter().any(|d| failed.contains(&d.name())) {
+                failed.insert(name.clone());
+                reports.push(NodeReport {
+                    node: name,
+                    kind: p.node.kind,
+                    lang: p.node.lang.clone(),
+                    status: NodeStatus::Skipped,
+                    key: p.key.clone(),
+                    engine: p.engine.clone(),
+                    seconds: 0.0,
+                    items: ItemStats::default(),
+                    notes: vec![],
+                    error: Some("an earlier stage failed".into()),
+                });
+                continue;
+            }
+            if !p.deps.iter().all(|d| done.contains(&d.name())) {
+                continue;
+            }
+            if let Some(dir) = cache.get(&p.key) {
+                artifacts.insert(name.clone(), ArtifactRef { key: p.key.clone(), dir });
+                done.insert(name.clone());
+                let report = NodeReport {
+                    node: name,
+                    kind: p.node.kind,
+                    lang: p.node.lang.clone(),
+                    status: NodeStatus::Cached,
+                    key: p.key.clone(),
+                    engine: p.engine.clone(),
+                    seconds: 0.0,
+                    items: ItemStats::default(),
+                    notes: vec![],
+                    error: None,
+                };
+                let _ = events.send(RunEvent::Finished(report.clone()));
+                reports.push(report);
+                continue;
+            }
+            if running.len() >= parallelism.max(1) || cancel.is_cancelled() {
+                continue;
+            }
+            running.insert(name.clone());
+            let inputs: BTreeMap<StageKind, ArtifactRef> = p
+                .inputs
+                .iter()
+                .filter_map(|(k, n)| artifacts.get(n).map(|a| (*k, a.clone())))
+                .collect();
+            let stage = stages[&p.node.kind].clone();
+            let job = job.clone();
+            let cache = cache.clone();
+            let cancel = cancel.clone();
+            let events = events.clone();
+            let node = p.node.clone();
+            let key = p.key.clone();
+            let engine = p.engine.clone();
+            let _ = events.send(RunEvent::Started {
+                node: name.clone(),
+                engine: engine.clone(),
+            });
+            set.spawn_blocking(move || {
+                let t0 = Instant::now();
+                let name = node.name();
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_node(&job, stage.as_ref(), &node, &key, &inputs, &cache, &cancel, &events)
+                }));
+                let (result, items, notes) = match outcome {
+                    Ok((r, items, notes)) => (r, items, notes),
+                    Err(p) => (
+                        Err(StageError::Engine(format!(
+                            "the stage crashed ({}); this is a bug in reelsmith, please report it",
+                            panic_message(p.as_ref())
+                        ))),
+                        ItemStats::default(),
+                        vec![],
+                    ),
+                };
+                let (status, dir, error) = match result {
+                    Ok(dir) => (NodeStatus::Done, Some(dir), None),
+                    Err(StageError::Cancelled) => (NodeStatus::Cancelled, None, Some("cancelled".to_string())),
+                    Err(e) => (NodeStatus::Failed, None, Some(e.to_string())),
+                };
+                let report = NodeReport {
+                    node: name,
+                    kind: node.kind,
+                    lang: node.lang.clone(),
+                    status,
+                    key: key.clone(),
+                    engine,
+                    seconds: t0.elapsed().as_secs_f64(),
+                    items,
+                    notes,
+                    error,
+                };
+                (report, dir.map(|dir| ArtifactRef { key, dir }))
+            });
+        }
+        match set.join_next().await {
+            None => break,
+            Some(Ok((report, art))) => {
+                running.remove(&report.node);
+                match art {
+                    Some(a) => {
+                        done.insert(report.node.clone());
+                        artifacts.insert(report.node.clone(), a);
+                    }
+                    None => {
+                        failed.insert(report.node.clone());
+                    }
+                }
+                let _ = events.send(RunEvent::Finished(report.clone()));
+                reports.push(report);
+            }
+            Some(Err(e)) => {
+                return Err(StageError::Engine(format!("a stage thread was lost: {e}")));
+            }
+        }
+        if cancel.is_cancelled() && set.is_empty() {
+            break;
+        }
+    }
+    // Nodes never started because of cancellation.
+    for p in &planned {
+        let name = p.node.name();
+        if !done.contains(&name) && !failed.contains(&name) {
+            reports.push(NodeReport {
+                node: name,
+                kind: p.node.kind,
+                lang: p.node.lang.clone(),
+                status: NodeStatus::Cancelled,
+                key: p.key.clone(),
+                engine: p.engine.clone(),
+                seconds: 0.0,
+                items: ItemStats::default(),
+                notes: vec![],
+                error: Some("cancelled".into()),
+            });
+        }
+    }
+    Ok(RunSummary {
+        nodes: reports,
+        artifacts,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_node(
+    job: &JobSpec,
+    stage: &dyn Stage,
+    node: &Node,
+    key: &str,
+    inputs: &BTreeMap<StageKind, ArtifactRef>,
+    cache: &ArtifactCache,
+    cancel: &CancellationToken,
+    events: &mpsc::UnboundedSender<RunEvent>,
+) -> (Result<std::path::PathBuf, StageError>, ItemStats, Vec<String>) {
+    let name = node.name();
+    let tmp = match cache.begin(key) {
+        Ok(t) => t,
+        Err(e) => return (Err(StageError::io(cache.root(), e)), ItemStats::default(), vec![]),
+    };
+    // Progress is throttled to at most ~10 events a second per node.
+    let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
+    let progress = |f: f32| {
+        if let Ok(mut l) = last.lock() {
+            if l.elapsed() >= Duration::from_millis(100) || f >= 1.0 {
+                *l = Instant::now();
+                let _ = events.send(RunEvent::Progress {
+                    node: name.clone(),
+                    fraction: f,
+                });
+            }
+        }
+    };
+    let ctx = StageCtx::new(job, node.lang.as_deref(), inputs, tmp.path(), cancel, cache, &progress);
+    let result = stage.run(&ctx);
+    let (items, notes) = ctx.into_parts();
+    let result = result.and_then(|()| {
+        cache
+            .commit(tmp, key, node.kind.as_str())
+            .map_err(|e| StageError::io(cache.root(), e))
+    });
+    (result, items, notes)
+}

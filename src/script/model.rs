@@ -1,0 +1,280 @@
+//! Data model of a video script.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+fn default_language() -> String {
+    "en".to_string()
+}
+
+fn default_speaker() -> String {
+    crate::script::NARRATOR.to_string()
+}
+
+/// A whole video script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// Title of the video (required in YAML/JSON).
+    pub title: Localized,
+    /// Source language of `Localized::One` texts; default `"en"`.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Channel style; after validation always `Some`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Output languages; after validation never empty.
+    #[serde(default)]
+    pub languages: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aspect: Option<Aspect>,
+    /// Frames per second, 12..=60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Localized>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub characters: Vec<Character>,
+    #[serde(default)]
+    pub scenes: Vec<Scene>,
+}
+
+/// A speaking character.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Character {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// espeak variant such as `m3` or `f2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
+    /// 0..=99.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pitch: Option<u8>,
+    /// Words per minute, 80..=450.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u16>,
+    /// Reference image; absolute after validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<PathBuf>,
+}
+
+/// One scene (shot) of the video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scene {
+    /// Default `scene-N` (1-based), filled in by parsing/validation.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<Localized>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// Seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub motion: Option<Motion>,
+    #[serde(default)]
+    pub lines: Vec<Line>,
+    /// Music mood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub music: Option<String>,
+    /// Transition into the next scene.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<Transition>,
+    /// Image to use instead of generating one; absolute after validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<PathBuf>,
+}
+
+/// One spoken line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    /// `"narrator"` or a character id.
+    #[serde(default = "default_speaker")]
+    pub speaker: String,
+    pub text: Localized,
+}
+
+/// Text in the source language, or a map language code -> text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Localized {
+    One(String),
+    Many(BTreeMap<String, String>),
+}
+
+impl Localized {
+    /// Text for `lang`. `One` only answers for the source language.
+    pub fn get(&self, lang: &str, source_lang: &str) -> Option<&str> {
+        match self {
+            Localized::One(text) => (lang == source_lang).then_some(text.as_str()),
+            Localized::Many(map) => map.get(lang).map(String::as_str),
+        }
+    }
+
+    /// Text in the source language, or else the first entry.
+    pub fn source(&self, source_lang: &str) -> Option<&str> {
+        match self {
+            Localized::One(text) => Some(text),
+            Localized::Many(map) => map
+                .get(source_lang)
+                .or_else(|| map.values().next())
+                .map(String::as_str),
+        }
+    }
+}
+
+impl From<&str> for Localized {
+    fn from(text: &str) -> Self {
+        Localized::One(text.to_string())
+    }
+}
+
+impl From<String> for Localized {
+    fn from(text: String) -> Self {
+        Localized::One(text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Localized {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct LocalizedVisitor;
+
+        impl<'de> Visitor<'de> for LocalizedVisitor {
+            type Value = Localized;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a text, or a map of language code to text (e.g. {en: ..., ja: ...})")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Localized, E> {
+                Ok(Localized::One(v.to_string()))
+            }
+
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Localized, E> {
+                Ok(Localized::One(v))
+            }
+
+            // Unquoted YAML scalars such as `1984` or `3.5` are accepted as text.
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Localized, E> {
+                Ok(Localized::One(v.to_string()))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Localized, E> {
+                Ok(Localized::One(v.to_string()))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Localized, E> {
+                Ok(Localized::One(v.to_string()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Localized, A::Error> {
+                let mut map = BTreeMap::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    let value: String = access.next_value()?;
+                    if map.contains_key(&key) {
+                        return Err(de::Error::custom(format!("duplicate language `{key}`")));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(Localized::Many(map))
+            }
+        }
+
+        deserializer.deserialize_any(LocalizedVisitor)
+    }
+}
+
+macro_rules! str_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(
+                #[serde(rename = $text $(, alias = $alias)*)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The spelling used in script files.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// Parses the file spelling, e.g. `"zoom-in"`.
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|m| m.as_str() == s)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+str_enum!(
+    /// Camera motion over a scene's image.
+    Motion {
+        Static = "static",
+        ZoomIn = "zoom-in",
+        ZoomOut = "zoom-out",
+        PanLeft = "pan-left",
+        PanRight = "pan-right",
+        PanUp = "pan-up",
+        PanDown = "pan-down",
+    }
+);
+
+str_enum!(
+    /// Transition from a scene into the next one.
+    Transition {
+        Cut = "cut",
+        Crossfade = "crossfade",
+        FadeBlack = "fade-black",
+        WipeLeft = "wipe-left",
+        WipeRight = "wipe-right",
+    }
+);
+
+str_enum!(
+    /// Frame shape.
+    Aspect {
+        Landscape = "16:9" | "landscape",
+        Portrait = "9:16" | "portrait",
+        Square = "1:1" | "square",
+    }
+);
+
+impl Aspect {
+    /// Width:height ratio as a pair, e.g. (16, 9).
+    pub fn ratio(self) -> (u32, u32) {
+        match self {
+            Aspect::Landscape => (16, 9),
+            Aspect::Portrait => (9, 16),
+            Aspect::Square => (1, 1),
+        }
+    }
+}
+
+

@@ -1,0 +1,204 @@
+//! The artifacts stages hand each other, as JSON files in their artifact directories.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::channel::{CaptionStyle, VoiceDefault};
+use crate::engines::Clip;
+use crate::media::compose::Blend;
+use crate::script::Localized;
+
+/// `plan.json`: everything downstream stages need from the script and the channel.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Plan {
+    pub title: Localized,
+    pub description: Option<Localized>,
+    pub source_language: String,
+    pub channel: String,
+    pub look: String,
+    pub palette: Vec<[u8; 3]>,
+    pub negative_prompt: String,
+    pub tags: Vec<String>,
+    pub characters: Vec<PlannedCharacter>,
+    pub scenes: Vec<PlannedScene>,
+    pub timing: Timing,
+    pub captions: CaptionStyle,
+    pub voices: BTreeMap<String, VoiceDefault>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    pub lead_in: f64,
+    pub tail: f64,
+    pub line_gap: f64,
+    pub min_scene_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedCharacter {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub variant: String,
+    /// Pitch and rate overrides; the language's narrator defaults apply when absent.
+    pub pitch: Option<u8>,
+    pub rate: Option<u16>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedScene {
+    pub id: String,
+    pub index: usize,
+    pub title: Option<Localized>,
+    /// The full image prompt: channel prefix + scene prompt + channel suffix.
+    pub prompt: String,
+    pub motifs: Vec<String>,
+    pub seed: u64,
+    pub motion: String,
+    pub transition: Blend,
+    pub transition_seconds: f64,
+    pub min_duration: Option<f64>,
+    pub music: String,
+    pub image: Option<PathBuf>,
+    pub lines: Vec<PlannedLine>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedLine {
+    pub speaker: String,
+    pub text: Localized,
+}
+
+/// `text.json` (translate): one language's texts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Texts {
+    pub lang: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub scenes: Vec<SceneTexts>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SceneTexts {
+    pub id: String,
+    pub title: Option<String>,
+    pub lines: Vec<String>,
+}
+
+/// `voice.json`: one WAV per spoken line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Voices {
+    pub lang: String,
+    pub rate: u32,
+    pub lines: Vec<VoicedLine>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct VoicedLine {
+    pub scene: usize,
+    pub line: usize,
+    pub speaker: String,
+    pub file: String,
+    pub seconds: f64,
+    pub engine: String,
+}
+
+/// `timeline.json` (align): where every scene and line sits, per language.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Timeline {
+    pub lang: String,
+    pub fps: u32,
+    pub total: f64,
+    pub scenes: Vec<SceneSlot>,
+    pub lines: Vec<LineSlot>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SceneSlot {
+    pub id: String,
+    pub start: f64,
+    pub duration: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LineSlot {
+    pub scene: usize,
+    pub line: usize,
+    pub start: f64,
+    pub end: f64,
+}
+
+/// `keyframes.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Keyframes {
+    pub engine: String,
+    pub frames: Vec<KeyframeInfo>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct KeyframeInfo {
+    pub scene: usize,
+    pub file: String,
+    pub width: u32,
+    pub height: u32,
+    pub strength: f64,
+    pub source: String,
+}
+
+/// `clips.json` (animate).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Clips {
+    pub engine: String,
+    pub clips: Vec<SceneClip>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SceneClip {
+    pub scene: usize,
+    pub clip: Clip,
+    pub blend_out: Blend,
+    pub blend_seconds: f64,
+}
+
+/// `music.json`: one loop per mood used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Music {
+    pub engine: String,
+    pub rate: u32,
+    pub loops: BTreeMap<String, String>,
+}
+
+/// `mix.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MixInfo {
+    pub lang: String,
+    pub seconds: f64,
+    pub input_lufs: Option<f64>,
+    pub output_lufs: Option<f64>,
+    pub true_peak_dbtp: f64,
+}
+
+/// `metadata.json`: YouTube-ready metadata for one language.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    pub lang: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub chapters: Vec<Chapter>,
+    /// Whether the chapters meet YouTube's rules (first at 0:00, at least 3, each ≥ 10 s), so
+    /// YouTube will show them from the description.
+    pub youtube_chapters: bool,
+    pub duration: f64,
+    pub category: String,
+    pub default_language: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Chapter {
+    pub start: f64,
+    pub timestamp: String,
+    pub title: String,
+}

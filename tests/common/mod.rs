@@ -1,0 +1,72 @@
+//! Shared helpers for the integration tests: run the real binary, read its outputs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_reelsmith")
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples").join(name)
+}
+
+/// Runs `reelsmith` with a private data and config dir.
+pub fn reelsmith(data: &Path, config: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("REELSMITH_DATA_DIR", data)
+        .env("REELSMITH_CONFIG_DIR", config)
+        .output()
+        .expect("the reelsmith binary runs")
+}
+
+/// Renders `script` into `out` (draft), asserting success.
+pub fn render(data: &Path, config: &Path, script: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "render",
+        script.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quality",
+        "draft",
+    ];
+    args.extend_from_slice(extra);
+    let o = reelsmith(data, config, &args);
+    assert!(
+        o.status.success(),
+        "render {} failed ({}):\n{}",
+        script.display(),
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+pub fn read_json(p: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Mean absolute luma-ish difference (mean of RGB) over the rows `y0..y1` of two images.
+pub fn band_diff(a: &reelsmith::media::image::RgbImage, b: &reelsmith::media::image::RgbImage, y0: u32, y1: u32) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let row = a.width as usize * 3;
+    let (s, e) = (y0 as usize * row, y1 as usize * row);
+    let sum: u64 = a.data[s..e]
+        .iter()
+        .zip(&b.data[s..e])
+        .map(|(&x, &y)| (x as i32 - y as i32).unsigned_abs() as u64)
+        .sum();
+    sum as f64 / (e - s) as f64
+}
+
+/// RMS level in dBFS of interleaved stereo between two times.
+pub fn rms_db(stereo: &[f32], rate: u32, from: f64, to: f64) -> f64 {
+    let a = ((from * rate as f64) as usize * 2).min(stereo.len());
+    let b = ((to * rate as f64) as usize * 2).min(stereo.len());
+    let s = &stereo[a..b];
+    let ms = s.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / s.len().max(1) as f64;
+    10.0 * ms.max(1e-20).log10()
+}
