@@ -13,11 +13,20 @@ fn render_bad(name: &str, body: &str, extra: &[&str]) -> (i32, String, tempfile:
     std::fs::create_dir_all(script.parent().unwrap()).unwrap();
     std::fs::write(&script, body).unwrap();
     let out = tmp.path().join("out");
-    let mut args = vec!["render", script.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "render",
+        script.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let o = reelsmith(&tmp.path().join("data"), &tmp.path().join("cfg"), &args);
     assert!(!out.exists(), "{name}: output written despite the error");
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned(), tmp)
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        tmp,
+    )
 }
 
 fn expect(name: &str, body: &str, extra: &[&str], needles: &[&str]) {
@@ -32,49 +41,104 @@ const OK_SCENE: &str = "scenes:\n  - lines:\n      - text: Hello there.\n";
 
 #[test]
 fn yaml_syntax_error_names_line_and_column() {
-    expect("s.yaml", "title: T\nscenes:\n  - lines: [\n", &[], &["s.yaml:", ":3:"]);
+    expect(
+        "s.yaml",
+        "title: T\nscenes:\n  - lines: [\n",
+        &[],
+        &["s.yaml:", ":3:"],
+    );
 }
 
 #[test]
 fn json_syntax_error_names_line_and_column() {
-    expect("s.json", "{\n  \"title\": \"T\",\n  \"scenes\": [,]\n}\n", &[], &["s.json:3:"]);
+    expect(
+        "s.json",
+        "{\n  \"title\": \"T\",\n  \"scenes\": [,]\n}\n",
+        &[],
+        &["s.json:3:"],
+    );
 }
 
 #[test]
 fn unknown_field_is_named_with_its_path() {
-    expect("s.yaml", &format!("title: T\n{OK_SCENE}    colour: red\n"), &[], &["scenes[0]", "unknown field `colour`"]);
+    expect(
+        "s.yaml",
+        &format!("title: T\n{OK_SCENE}    colour: red\n"),
+        &[],
+        &["scenes[0]", "unknown field `colour`"],
+    );
 }
 
 #[test]
 fn wrong_type_is_named_with_its_path() {
-    expect("s.yaml", "title: T\nscenes:\n  - duration: soon\n    lines:\n      - text: Hi.\n", &[], &["scenes[0].duration", "invalid type"]);
+    expect(
+        "s.yaml",
+        "title: T\nscenes:\n  - duration: soon\n    lines:\n      - text: Hi.\n",
+        &[],
+        &["scenes[0].duration", "invalid type"],
+    );
 }
 
 #[test]
 fn negative_and_nan_durations_are_refused() {
-    expect("s.yaml", &format!("title: T\n{OK_SCENE}    duration: -3\n"), &[], &["scenes[0].duration", "positive"]);
-    expect("s.yaml", &format!("title: T\n{OK_SCENE}    duration: .nan\n"), &[], &["scenes[0].duration"]);
+    expect(
+        "s.yaml",
+        &format!("title: T\n{OK_SCENE}    duration: -3\n"),
+        &[],
+        &["scenes[0].duration", "positive"],
+    );
+    expect(
+        "s.yaml",
+        &format!("title: T\n{OK_SCENE}    duration: .nan\n"),
+        &[],
+        &["scenes[0].duration"],
+    );
 }
 
 #[test]
 fn empty_scene_is_refused() {
-    expect("s.yaml", "title: T\nscenes:\n  - prompt: nothing happens\n", &[], &["scenes[0]", "empty"]);
+    expect(
+        "s.yaml",
+        "title: T\nscenes:\n  - prompt: nothing happens\n",
+        &[],
+        &["scenes[0]", "empty"],
+    );
 }
 
 #[test]
 fn unknown_channel_lists_the_known_ones() {
-    expect("s.yaml", &format!("title: T\nchannel: cooking\n{OK_SCENE}"), &[], &["cooking", "explainer", "anime"]);
-    expect("s.txt", "Hello.\n", &["--channel", "cooking"], &["cooking", "explainer"]);
+    expect(
+        "s.yaml",
+        &format!("title: T\nchannel: cooking\n{OK_SCENE}"),
+        &[],
+        &["cooking", "explainer", "anime"],
+    );
+    expect(
+        "s.txt",
+        "Hello.\n",
+        &["--channel", "cooking"],
+        &["cooking", "explainer"],
+    );
 }
 
 #[test]
 fn unknown_language_is_refused() {
-    expect("s.yaml", &format!("title: T\n{OK_SCENE}"), &["--lang", "en,xx"], &["xx", "ja"]);
+    expect(
+        "s.yaml",
+        &format!("title: T\n{OK_SCENE}"),
+        &["--lang", "en,xx"],
+        &["xx", "ja"],
+    );
 }
 
 #[test]
 fn missing_translation_is_named() {
-    expect("s.yaml", &format!("title: T\n{OK_SCENE}"), &["--lang", "en,ja"], &["\"ja\""]);
+    expect(
+        "s.yaml",
+        &format!("title: T\n{OK_SCENE}"),
+        &["--lang", "en,ja"],
+        &["\"ja\""],
+    );
 }
 
 #[test]
@@ -108,13 +172,22 @@ fn too_many_scenes_are_refused_with_the_limit() {
 
 #[test]
 fn unknown_music_mood_is_refused() {
-    expect("s.yaml", &format!("title: T\n{OK_SCENE}    music: polka\n"), &[], &["scenes[0].music", "polka", "calm"]);
+    expect(
+        "s.yaml",
+        &format!("title: T\n{OK_SCENE}    music: polka\n"),
+        &[],
+        &["scenes[0].music", "polka", "calm"],
+    );
 }
 
 #[test]
 fn a_missing_script_is_an_input_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = reelsmith(&tmp.path().join("d"), &tmp.path().join("c"), &["render", "/nonexistent/x.yaml"]);
+    let o = reelsmith(
+        &tmp.path().join("d"),
+        &tmp.path().join("c"),
+        &["render", "/nonexistent/x.yaml"],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.yaml"));
     assert!(!Path::new("out/x").exists());

@@ -14,7 +14,12 @@ fn stage_statuses(report: &serde_json::Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["node"].as_str().unwrap().to_string(), s["status"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["node"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -38,12 +43,24 @@ fn same_script_same_bytes_cached_fresh_and_after_a_kill() {
     for (node, status) in stage_statuses(&report) {
         assert_eq!(status, "cached", "{node} was not a cache hit");
     }
-    assert_eq!(first, std::fs::read(tmp.path().join("b/anime-duel/en/final.mp4")).unwrap());
+    assert_eq!(
+        first,
+        std::fs::read(tmp.path().join("b/anime-duel/en/final.mp4")).unwrap()
+    );
     assert!(warm < cold / 2, "cached render took {warm:?} vs {cold:?}");
 
     // A fresh data dir: everything runs again, same bytes.
-    render(&tmp.path().join("data2"), &cfg, &script, &tmp.path().join("c"), &[]);
-    assert_eq!(first, std::fs::read(tmp.path().join("c/anime-duel/en/final.mp4")).unwrap());
+    render(
+        &tmp.path().join("data2"),
+        &cfg,
+        &script,
+        &tmp.path().join("c"),
+        &[],
+    );
+    assert_eq!(
+        first,
+        std::fs::read(tmp.path().join("c/anime-duel/en/final.mp4")).unwrap()
+    );
     assert_eq!(
         std::fs::read(tmp.path().join("a/anime-duel/en/short.mp4")).unwrap(),
         std::fs::read(tmp.path().join("c/anime-duel/en/short.mp4")).unwrap()
@@ -53,7 +70,14 @@ fn same_script_same_bytes_cached_fresh_and_after_a_kill() {
     let data3 = tmp.path().join("data3");
     let out3 = tmp.path().join("d");
     let mut child = Command::new(bin())
-        .args(["render", script.to_str().unwrap(), "--out", out3.to_str().unwrap(), "--quality", "draft"])
+        .args([
+            "render",
+            script.to_str().unwrap(),
+            "--out",
+            out3.to_str().unwrap(),
+            "--quality",
+            "draft",
+        ])
         .env("REELSMITH_DATA_DIR", &data3)
         .env("REELSMITH_CONFIG_DIR", &cfg)
         .stderr(std::process::Stdio::null())
@@ -61,7 +85,9 @@ fn same_script_same_bytes_cached_fresh_and_after_a_kill() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let n = std::fs::read_dir(data3.join("artifacts")).map(|r| r.count()).unwrap_or(0);
+        let n = std::fs::read_dir(data3.join("artifacts"))
+            .map(|r| r.count())
+            .unwrap_or(0);
         if n >= 12 || Instant::now() > deadline {
             break;
         }
@@ -69,10 +95,16 @@ fn same_script_same_bytes_cached_fresh_and_after_a_kill() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!out3.join("anime-duel/en/final.mp4").exists(), "killed too late to test resuming");
+    assert!(
+        !out3.join("anime-duel/en/final.mp4").exists(),
+        "killed too late to test resuming"
+    );
     let o = render(&data3, &cfg, &script, &out3, &[]);
     assert!(o.status.success());
-    assert_eq!(first, std::fs::read(out3.join("anime-duel/en/final.mp4")).unwrap());
+    assert_eq!(
+        first,
+        std::fs::read(out3.join("anime-duel/en/final.mp4")).unwrap()
+    );
     let leftovers: Vec<_> = std::fs::read_dir(data3.join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "temp dirs left behind: {leftovers:?}");
 }
@@ -90,7 +122,11 @@ fn editing_one_line_redoes_only_that_line() {
     // Change the text of one line (the last line of the file that has `text:`).
     let idx = text.rfind("text:").unwrap();
     let end = idx + text[idx..].find('\n').unwrap();
-    let edited = format!("{}text: \"And that is all there is to it.\"{}", &text[..idx], &text[end..]);
+    let edited = format!(
+        "{}text: \"And that is all there is to it.\"{}",
+        &text[..idx],
+        &text[end..]
+    );
     std::fs::write(&script, edited).unwrap();
     render(&data, &cfg, &script, &tmp.path().join("o2"), &[]);
     let report = read_json(&tmp.path().join("o2/ep/report.json"));
@@ -105,7 +141,10 @@ fn editing_one_line_redoes_only_that_line() {
     };
     let voice = stage("voice:en");
     assert_eq!(voice["status"], "done");
-    assert_eq!(voice["items"]["made"], 1, "only the edited line is voiced again: {voice}");
+    assert_eq!(
+        voice["items"]["made"], 1,
+        "only the edited line is voiced again: {voice}"
+    );
     assert!(voice["items"]["hits"].as_u64().unwrap() >= 3);
     let kf = stage("keyframes");
     assert_eq!(kf["items"]["made"], 0, "no keyframe is painted again: {kf}");

@@ -30,20 +30,39 @@ fn check_language(project: &Path, lang: &str, report: &serde_json::Value) {
     assert_eq!(a.codec, "aac");
     assert_eq!((v.width, v.height), (1280, 720));
     assert!((v.fps - 30.0).abs() < 1e-6, "fps {}", v.fps);
-    assert!((v.duration - scene_sum).abs() <= 0.1, "video {} s vs scenes {} s", v.duration, scene_sum);
-    assert!((a.duration - scene_sum).abs() <= 0.1, "audio {} s vs scenes {} s", a.duration, scene_sum);
+    assert!(
+        (v.duration - scene_sum).abs() <= 0.1,
+        "video {} s vs scenes {} s",
+        v.duration,
+        scene_sum
+    );
+    assert!(
+        (a.duration - scene_sum).abs() <= 0.1,
+        "audio {} s vs scenes {} s",
+        a.duration,
+        scene_sum
+    );
     assert_eq!(v.frames, (scene_sum * 30.0).round() as u64);
 
     // Loudness of the decoded AAC, and speech where lines are spoken.
     let audio = decode::decode_audio(&fin, 48_000).unwrap();
     let lufs = loudness::integrated_loudness(&audio, 2, 48_000).unwrap();
-    assert!((lufs + 14.0).abs() <= 1.0, "{lang}: integrated loudness {lufs:.2} LUFS");
+    assert!(
+        (lufs + 14.0).abs() <= 1.0,
+        "{lang}: integrated loudness {lufs:.2} LUFS"
+    );
     let tp = loudness::true_peak_dbtp(&audio, 2, 48_000);
     assert!(tp <= 0.0, "{lang}: true peak {tp:.2} dBTP clips");
     for line in timeline["lines"].as_array().unwrap() {
-        let (s, e) = (line["start"].as_f64().unwrap(), line["end"].as_f64().unwrap());
+        let (s, e) = (
+            line["start"].as_f64().unwrap(),
+            line["end"].as_f64().unwrap(),
+        );
         let db = rms_db(&audio, 48_000, s, e);
-        assert!(db > -30.0, "{lang}: line at {s:.2}-{e:.2} s is silent ({db:.1} dBFS)");
+        assert!(
+            db > -30.0,
+            "{lang}: line at {s:.2}-{e:.2} s is silent ({db:.1} dBFS)"
+        );
     }
 
     // Captions: parse, monotonic, non-overlapping, inside the video.
@@ -51,13 +70,23 @@ fn check_language(project: &Path, lang: &str, report: &serde_json::Value) {
     let cues = parse_srt(&srt).unwrap();
     assert!(!cues.is_empty());
     for w in cues.windows(2) {
-        assert!(w[0].start < w[0].end && w[0].end <= w[1].start + 1e-9, "{lang}: cues overlap: {w:?}");
+        assert!(
+            w[0].start < w[0].end && w[0].end <= w[1].start + 1e-9,
+            "{lang}: cues overlap: {w:?}"
+        );
     }
     assert!(cues.last().unwrap().end <= total + 1e-6);
     for c in &cues {
-        assert!(c.lines.len() <= 2, "{lang}: cue with {} lines", c.lines.len());
+        assert!(
+            c.lines.len() <= 2,
+            "{lang}: cue with {} lines",
+            c.lines.len()
+        );
         for l in &c.lines {
-            assert!(reelsmith::captions::display_width(l) <= 42, "{lang}: line too wide: {l}");
+            assert!(
+                reelsmith::captions::display_width(l) <= 42,
+                "{lang}: line too wide: {l}"
+            );
         }
     }
 
@@ -76,7 +105,11 @@ fn check_language(project: &Path, lang: &str, report: &serde_json::Value) {
     let short = decode::probe(&dir.join("short.mp4")).unwrap();
     let sv = short.video.as_ref().unwrap();
     assert_eq!((sv.width, sv.height), (1080, 1920));
-    assert!(sv.duration <= 60.0 + 1e-6 && sv.duration > 1.0, "short lasts {} s", sv.duration);
+    assert!(
+        sv.duration <= 60.0 + 1e-6 && sv.duration > 1.0,
+        "short lasts {} s",
+        sv.duration
+    );
     assert_eq!(short.audio.as_ref().unwrap().codec, "aac");
 
     // The thumbnail.
@@ -110,23 +143,46 @@ fn renders_every_example_with_all_outputs() {
 fn captions_are_burned_in_during_lines_and_absent_in_gaps() {
     let tmp = tempfile::tempdir().unwrap();
     let script = example("explainer.yaml");
-    render(&tmp.path().join("d1"), &tmp.path().join("c1"), &script, &tmp.path().join("with"), &[]);
+    render(
+        &tmp.path().join("d1"),
+        &tmp.path().join("c1"),
+        &script,
+        &tmp.path().join("with"),
+        &[],
+    );
     // The same video without burned-in captions, through a user channel overlay.
     let cfg = tmp.path().join("c2");
     std::fs::create_dir_all(cfg.join("channels")).unwrap();
-    std::fs::write(cfg.join("channels/explainer.toml"), "[defaults.captions]\nburn_in = false\n").unwrap();
-    render(&tmp.path().join("d2"), &cfg, &script, &tmp.path().join("without"), &[]);
+    std::fs::write(
+        cfg.join("channels/explainer.toml"),
+        "[defaults.captions]\nburn_in = false\n",
+    )
+    .unwrap();
+    render(
+        &tmp.path().join("d2"),
+        &cfg,
+        &script,
+        &tmp.path().join("without"),
+        &[],
+    );
 
     let with = tmp.path().join("with/explainer/en/final.mp4");
     let without = tmp.path().join("without/explainer/en/final.mp4");
     let report = read_json(&tmp.path().join("with/explainer/report.json"));
-    let lines = report["timelines"]["en"]["lines"].as_array().unwrap().clone();
-    let line_t = |i: usize| (lines[i]["start"].as_f64().unwrap() + lines[i]["end"].as_f64().unwrap()) / 2.0;
+    let lines = report["timelines"]["en"]["lines"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let line_t =
+        |i: usize| (lines[i]["start"].as_f64().unwrap() + lines[i]["end"].as_f64().unwrap()) / 2.0;
     // The widest silence between two lines.
     let (gap_t, _) = lines
         .windows(2)
         .map(|w| {
-            let (e, s) = (w[0]["end"].as_f64().unwrap(), w[1]["start"].as_f64().unwrap());
+            let (e, s) = (
+                w[0]["end"].as_f64().unwrap(),
+                w[1]["start"].as_f64().unwrap(),
+            );
             ((e + s) / 2.0, s - e)
         })
         .fold((0.0, 0.0), |best, g| if g.1 > best.1 { g } else { best });
@@ -138,6 +194,9 @@ fn captions_are_burned_in_during_lines_and_absent_in_gaps() {
     let during = band(line_t(0));
     let during2 = band(line_t(lines.len() - 1));
     let gap = band(gap_t);
-    assert!(during > 3.0 && during2 > 3.0, "no caption pixels during lines: {during:.2}, {during2:.2}");
+    assert!(
+        during > 3.0 && during2 > 3.0,
+        "no caption pixels during lines: {during:.2}, {during2:.2}"
+    );
     assert!(gap < 1.0, "caption pixels in a gap: {gap:.2}");
 }

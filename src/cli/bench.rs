@@ -73,13 +73,22 @@ fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> 
     };
     let job = job::prepare(&req, &dirs).map_err(|e| e.to_string())?;
     let settings = job.settings.clone();
-    let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let parallelism = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let outcome = rt
-        .block_on(job::execute(job, &dirs, &req.out, parallelism, CancellationToken::new(), Box::new(Quiet)))
+        .block_on(job::execute(
+            job,
+            &dirs,
+            &req.out,
+            parallelism,
+            CancellationToken::new(),
+            Box::new(Quiet),
+        ))
         .map_err(|e| e.to_string())?;
     Ok((settings, outcome))
 }
@@ -111,19 +120,37 @@ fn bench_render(work: &Path) -> Result<(), String> {
     let wall = t0.elapsed().as_secs_f64();
     let video = 60.0;
     println!("bench render: 60 s 720p30 (explainer, en), embedded engines, cold cache");
-    let mut rows: Vec<_> = o.summary.nodes.iter().filter(|n| n.status == NodeStatus::Done).collect();
+    let mut rows: Vec<_> = o
+        .summary
+        .nodes
+        .iter()
+        .filter(|n| n.status == NodeStatus::Done)
+        .collect();
     rows.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
     for n in rows {
         println!("  {:>12}  {:7.2} s", n.node, n.seconds);
     }
-    println!("  {:>12}  {:7.2} s  (stages overlap on {} cores)", "wall", wall, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "  {:>12}  {:7.2} s  (stages overlap on {} cores)",
+        "wall",
+        wall,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     let rtf = wall / video;
-    println!("realtime factor: {rtf:.3} (target ≤ 0.5: {})", if rtf <= 0.5 { "met" } else { "NOT met" });
+    println!(
+        "realtime factor: {rtf:.3} (target ≤ 0.5: {})",
+        if rtf <= 0.5 { "met" } else { "NOT met" }
+    );
     // A second render of the same script: everything is cached.
     let t1 = Instant::now();
     render_bench(work)?;
     let warm = t1.elapsed().as_secs_f64();
-    println!("cached re-render: {warm:.2} s ({:.1}% of the cold render)", warm / wall * 100.0);
+    println!(
+        "cached re-render: {warm:.2} s ({:.1}% of the cold render)",
+        warm / wall * 100.0
+    );
     Ok(())
 }
 
@@ -145,10 +172,12 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
     };
     let err = |e: crate::pipeline::StageError| e.to_string();
     let plan: Plan = read_json(&art(StageKind::Plan, None)?.file("plan.json")).map_err(err)?;
-    let timeline: Timeline = read_json(&art(StageKind::Align, Some("en"))?.file("timeline.json")).map_err(err)?;
+    let timeline: Timeline =
+        read_json(&art(StageKind::Align, Some("en"))?.file("timeline.json")).map_err(err)?;
     let kf_art = art(StageKind::Keyframes, None)?;
     let kf: Keyframes = read_json(&kf_art.file("keyframes.json")).map_err(err)?;
-    let clips: Clips = read_json(&art(StageKind::Animate, None)?.file("clips.json")).map_err(err)?;
+    let clips: Clips =
+        read_json(&art(StageKind::Animate, None)?.file("clips.json")).map_err(err)?;
     let stills_: Vec<Still> = kf
         .frames
         .iter()
@@ -176,7 +205,10 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
     let frames = (timeline.total * fps as f64).round() as usize;
     eprintln!("preparing: drawing {frames} frames of {w}x{h} into memory …");
     let renderer = TimelineRenderer::new(tclips, w, h);
-    let mut pre = Prerendered { a: Vec::with_capacity(frames), b: BTreeMap::new() };
+    let mut pre = Prerendered {
+        a: Vec::with_capacity(frames),
+        b: BTreeMap::new(),
+    };
     for n in 0..frames {
         let mut a = new_frame(w, h);
         let mut b = new_frame(w, h);
@@ -210,9 +242,17 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
     };
     let full = |path: &PathBuf| -> Result<f64, String> {
         let t = Instant::now();
-        let (audio, _) = mix_tracks(&plan, &timeline, &voice_dir, Some(&music_dir), s.audio_rate).map_err(|e| e.to_string())?;
+        let (audio, _) = mix_tracks(&plan, &timeline, &voice_dir, Some(&music_dir), s.audio_rate)
+            .map_err(|e| e.to_string())?;
         let mut wr = Mp4Writer::create(path, &enc, Some(audio)).map_err(|e| e.to_string())?;
-        let mut burner = AssBurner::new(w, h, ffmpeg_next::format::Pixel::YUV420P, (1, fps as i32), &ass).map_err(|e| e.to_string())?;
+        let mut burner = AssBurner::new(
+            w,
+            h,
+            ffmpeg_next::format::Pixel::YUV420P,
+            (1, fps as i32),
+            &ass,
+        )
+        .map_err(|e| e.to_string())?;
         for (n, a) in pre.a.iter().enumerate() {
             let mut f = a.clone();
             if let Some((b, alpha, kind)) = pre.b.get(&n) {
@@ -234,9 +274,15 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
         best_full = best_full.min(f);
     }
     let ratio = best_full / best_bare;
-    println!("bench assemble: {frames} frames {w}x{h}@{fps}, libx264 {} crf {}", enc.preset, enc.crf);
+    println!(
+        "bench assemble: {frames} frames {w}x{h}@{fps}, libx264 {} crf {}",
+        enc.preset, enc.crf
+    );
     println!("  bare (video only)                                    {best_bare:7.2} s");
     println!("  full (transitions, captions, ducked music, loudnorm, AAC) {best_full:7.2} s");
-    println!("ratio full/bare: {ratio:.3} (target ≤ 1.15: {})", if ratio <= 1.15 { "met" } else { "NOT met" });
+    println!(
+        "ratio full/bare: {ratio:.3} (target ≤ 1.15: {})",
+        if ratio <= 1.15 { "met" } else { "NOT met" }
+    );
     Ok(())
 }

@@ -17,8 +17,13 @@ fn mark(ok: bool) -> &'static str {
 
 /// The family fontconfig picks for `family`, if fontconfig is there.
 fn fc_match(family: &str) -> Option<String> {
-    let out = Command::new("fc-match").args(["-f", "%{family}", family]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    let out = Command::new("fc-match")
+        .args(["-f", "%{family}", family])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
 }
 
 /// Free bytes on the file system holding `path`.
@@ -80,7 +85,11 @@ pub fn run(dirs: &Dirs) -> i32 {
             Some(got) => {
                 let ok = got.split(',').any(|f| f.trim() == want);
                 problems += usize::from(!ok);
-                let hint = if ok { String::new() } else { format!(" (fontconfig picks {got}; install fonts-noto-core fonts-noto-cjk)") };
+                let hint = if ok {
+                    String::new()
+                } else {
+                    format!(" (fontconfig picks {got}; install fonts-noto-core fonts-noto-cjk)")
+                };
                 println!("  {} {lang}: {want}{hint}", mark(ok));
             }
             None => {
@@ -110,7 +119,9 @@ pub fn run(dirs: &Dirs) -> i32 {
             }
             Err(e) => println!("  --   NVML error ({e}): CPU-only mode"),
         },
-        Err(_) => println!("  --   no NVIDIA driver (NVML not found): CPU-only mode, embedded engines only"),
+        Err(_) => println!(
+            "  --   no NVIDIA driver (NVML not found): CPU-only mode, embedded engines only"
+        ),
     }
 
     println!("\ndata");
@@ -123,8 +134,12 @@ pub fn run(dirs: &Dirs) -> i32 {
     });
     match probe {
         Ok(()) => {
-            let free = free_bytes(&dirs.data).map(|b| format!("{:.1} GiB free", b as f64 / (1u64 << 30) as f64));
-            println!("  ok   writable{}", free.map(|f| format!(", {f}")).unwrap_or_default());
+            let free = free_bytes(&dirs.data)
+                .map(|b| format!("{:.1} GiB free", b as f64 / (1u64 << 30) as f64));
+            println!(
+                "  ok   writable{}",
+                free.map(|f| format!(", {f}")).unwrap_or_default()
+            );
         }
         Err(e) => {
             problems += 1;

@@ -1,6 +1,5 @@
 //! The command line: one file per subcommand.
 
-
 pub mod bench;
 pub mod doctor;
 pub mod render;
@@ -12,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Dirs;
 
 #[derive(Parser, Debug)]
-#[command(name = "reelsmith", version, about = "Turn scripts into finished videos on local GPUs")]
+#[command(
+    name = "reelsmith",
+    version,
+    about = "Turn scripts into finished videos on local GPUs"
+)]
 pub struct Cli {
     /// Where reelsmith keeps its database, artifacts and logs.
     #[arg(long, global = true, env = "REELSMITH_DATA_DIR")]

@@ -53,9 +53,14 @@ impl TerminalProgress {
     fn bar(&mut self, node: &str) -> Option<&ProgressBar> {
         let multi = self.multi.as_ref()?;
         if !self.bars.contains_key(node) {
-            let style = ProgressStyle::with_template("{prefix:>16} {bar:30.cyan/blue} {percent:>3}% {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar());
-            let b = multi.add(ProgressBar::new(1000).with_style(style).with_prefix(node.to_string()));
+            let style =
+                ProgressStyle::with_template("{prefix:>16} {bar:30.cyan/blue} {percent:>3}% {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let b = multi.add(
+                ProgressBar::new(1000)
+                    .with_style(style)
+                    .with_prefix(node.to_string()),
+            );
             self.bars.insert(node.to_string(), b);
         }
         self.bars.get(node)
@@ -79,7 +84,9 @@ impl Progress for TerminalProgress {
                 let what = match r.status {
                     NodeStatus::Done => format!("done in {:.1} s", r.seconds),
                     NodeStatus::Cached => "cached".to_string(),
-                    NodeStatus::Failed => format!("FAILED: {}", r.error.clone().unwrap_or_default()),
+                    NodeStatus::Failed => {
+                        format!("FAILED: {}", r.error.clone().unwrap_or_default())
+                    }
                     NodeStatus::Cancelled => "cancelled".into(),
                     NodeStatus::Skipped => "skipped".into(),
                 };
@@ -119,10 +126,15 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
             return e.exit_code();
         }
     };
-    let parallelism = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let parallelism = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -138,7 +150,15 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
                 c.cancel();
             }
         });
-        job::execute(job, dirs, &req.out, parallelism, cancel, Box::new(TerminalProgress::new())).await
+        job::execute(
+            job,
+            dirs,
+            &req.out,
+            parallelism,
+            cancel,
+            Box::new(TerminalProgress::new()),
+        )
+        .await
     });
     match outcome {
         Ok(o) => {

@@ -16,7 +16,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ("superhero", include_str!("../../channels/superhero.toml")),
     ("manga", include_str!("../../channels/manga.toml")),
     ("marvel_dc", include_str!("../../channels/marvel_dc.toml")),
-    ("original_manga", include_str!("../../channels/original_manga.toml")),
+    (
+        "original_manga",
+        include_str!("../../channels/original_manga.toml"),
+    ),
     ("explainer", include_str!("../../channels/explainer.toml")),
 ];
 
@@ -191,13 +194,25 @@ impl Channel {
             }
         }
         let d = &self.defaults;
-        if d.width < 64 || d.height < 64 || d.width > 7680 || d.height > 4320 || d.width % 2 == 1 || d.height % 2 == 1 {
+        if d.width < 64
+            || d.height < 64
+            || d.width > 7680
+            || d.height > 4320
+            || d.width % 2 == 1
+            || d.height % 2 == 1
+        {
             return Err(bad(
                 "defaults.width/height",
-                format!("{}x{} is not an even size between 64x64 and 7680x4320", d.width, d.height),
+                format!(
+                    "{}x{} is not an even size between 64x64 and 7680x4320",
+                    d.width, d.height
+                ),
             ));
         }
-        for (f, v) in [("defaults.fps", d.fps), ("defaults.output_fps", d.output_fps)] {
+        for (f, v) in [
+            ("defaults.fps", d.fps),
+            ("defaults.output_fps", d.output_fps),
+        ] {
             if !(1..=120).contains(&v) {
                 return Err(bad(f, format!("{v} is outside 1..=120")));
             }
@@ -216,15 +231,24 @@ impl Channel {
             ));
         }
         if !(0.0..=3.0).contains(&d.transition_seconds) {
-            return Err(bad("defaults.transition_seconds", "must be between 0 and 3".into()));
+            return Err(bad(
+                "defaults.transition_seconds",
+                "must be between 0 and 3".into(),
+            ));
         }
         for (i, m) in d.motions.iter().enumerate() {
             if crate::script::Motion::parse(m).is_none() {
-                return Err(bad(&format!("defaults.motions[{i}]"), format!("unknown motion `{m}`")));
+                return Err(bad(
+                    &format!("defaults.motions[{i}]"),
+                    format!("unknown motion `{m}`"),
+                ));
             }
         }
         if crate::script::Transition::parse(&d.transition).is_none() {
-            return Err(bad("defaults.transition", format!("unknown transition `{}`", d.transition)));
+            return Err(bad(
+                "defaults.transition",
+                format!("unknown transition `{}`", d.transition),
+            ));
         }
         for (k, c) in [
             ("defaults.captions.primary", &d.captions.primary),
@@ -232,14 +256,18 @@ impl Channel {
             ("defaults.captions.box_colour", &d.captions.box_colour),
         ] {
             if parse_hex(c).is_none() {
-                return Err(bad(k, format!("`{c}` is not a #rrggbb or #rrggbbaa colour")));
+                return Err(bad(
+                    k,
+                    format!("`{c}` is not a #rrggbb or #rrggbbaa colour"),
+                ));
             }
         }
         for lang in crate::script::LANGUAGES {
             if !d.voices.contains_key(lang) {
                 return Err(bad(
                     &format!("defaults.voices.{lang}"),
-                    "missing: every channel names a narrator voice for each of the 11 languages".into(),
+                    "missing: every channel names a narrator voice for each of the 11 languages"
+                        .into(),
                 ));
             }
         }
@@ -300,15 +328,17 @@ impl ChannelSet {
                     .collect();
                 files.sort();
                 for path in files {
-                    let text = std::fs::read_to_string(&path).map_err(|source| ChannelError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
+                    let text =
+                        std::fs::read_to_string(&path).map_err(|source| ChannelError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
                     let origin = path.display().to_string();
-                    let v: toml::Value = toml::from_str(&text).map_err(|e| ChannelError::Parse {
-                        origin: origin.clone(),
-                        message: e.to_string(),
-                    })?;
+                    let v: toml::Value =
+                        toml::from_str(&text).map_err(|e| ChannelError::Parse {
+                            origin: origin.clone(),
+                            message: e.to_string(),
+                        })?;
                     let stem = path
                         .file_stem()
                         .map(|s| s.to_string_lossy().into_owned())
@@ -327,10 +357,13 @@ impl ChannelSet {
         }
         let mut channels = BTreeMap::new();
         for (stem, (value, origin)) in values {
-            let ch: Channel = value.try_into().map_err(|e: toml::de::Error| ChannelError::Parse {
-                origin: origin.clone(),
-                message: e.to_string(),
-            })?;
+            let ch: Channel =
+                value
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ChannelError::Parse {
+                        origin: origin.clone(),
+                        message: e.to_string(),
+                    })?;
             if ch.name != stem {
                 return Err(ChannelError::Invalid {
                     origin,
@@ -349,10 +382,12 @@ impl ChannelSet {
     }
 
     pub fn get(&self, name: &str) -> Result<&Channel, ChannelError> {
-        self.channels.get(name).ok_or_else(|| ChannelError::Unknown {
-            name: name.to_string(),
-            known: self.names().join(", "),
-        })
+        self.channels
+            .get(name)
+            .ok_or_else(|| ChannelError::Unknown {
+                name: name.to_string(),
+                known: self.names().join(", "),
+            })
     }
 }
 
@@ -365,7 +400,15 @@ mod tests {
         let set = ChannelSet::embedded().expect("embedded channels are valid");
         assert_eq!(
             set.names(),
-            ["anime", "explainer", "gaming", "manga", "marvel_dc", "original_manga", "superhero"]
+            [
+                "anime",
+                "explainer",
+                "gaming",
+                "manga",
+                "marvel_dc",
+                "original_manga",
+                "superhero"
+            ]
         );
     }
 
@@ -381,7 +424,10 @@ mod tests {
         let set = ChannelSet::load(Some(dir.path())).unwrap();
         let anime = set.get("anime").unwrap();
         assert_eq!(anime.defaults.music_mood, "calm");
-        assert_eq!(anime.style.look, "anime", "untouched keys keep the embedded value");
+        assert_eq!(
+            anime.style.look, "anime",
+            "untouched keys keep the embedded value"
+        );
     }
 
     #[test]
@@ -402,6 +448,9 @@ mod tests {
     fn unknown_channel_lists_known_ones() {
         let set = ChannelSet::embedded().unwrap();
         let err = set.get("cooking").unwrap_err().to_string();
-        assert!(err.contains("unknown channel `cooking`") && err.contains("explainer"), "{err}");
+        assert!(
+            err.contains("unknown channel `cooking`") && err.contains("explainer"),
+            "{err}"
+        );
     }
 }

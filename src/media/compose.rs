@@ -5,8 +5,8 @@
 //! so slow pans and zooms move smoothly instead of stepping a pixel at a time (the jitter of
 //! integer-crop zoompan).
 
-use ffmpeg_next as ff;
 use ff::{format, frame};
+use ffmpeg_next as ff;
 
 use super::image::RgbImage;
 
@@ -363,15 +363,24 @@ impl<'a> TimelineRenderer<'a> {
         } else {
             0.0
         };
-        let win = c
-            .path
-            .window(u, c.still.width(), c.still.height(), self.width, self.height);
+        let win = c.path.window(
+            u,
+            c.still.width(),
+            c.still.height(),
+            self.width,
+            self.height,
+        );
         render_window(c.still, win, out);
     }
 
     /// Draws what is on screen at `t`: the clip into `a`, and during a transition the clip
     /// being blended to into `b`, returning how to blend (`a` is the outgoing clip).
-    pub fn layers(&self, t: f64, a: &mut frame::Video, b: &mut frame::Video) -> Option<(f64, Blend)> {
+    pub fn layers(
+        &self,
+        t: f64,
+        a: &mut frame::Video,
+        b: &mut frame::Video,
+    ) -> Option<(f64, Blend)> {
         let i = self.clips.iter().rposition(|c| c.start <= t).unwrap_or(0);
         let c = self.clips.get(i)?;
         let end = c.start + c.duration;
@@ -385,7 +394,10 @@ impl<'a> TimelineRenderer<'a> {
         if hi > 0.0 && t < c.start + hi {
             self.draw_clip(i - 1, t, a);
             self.draw_clip(i, t, b);
-            return Some(((t - (c.start - hi)) / (2.0 * hi), self.clips[i - 1].out_blend));
+            return Some((
+                (t - (c.start - hi)) / (2.0 * hi),
+                self.clips[i - 1].out_blend,
+            ));
         }
         self.draw_clip(i, t, a);
         None
@@ -449,8 +461,16 @@ mod tests {
     #[test]
     fn window_stays_inside_and_keeps_aspect() {
         let p = CameraPath {
-            from: CameraPose { cx: 0.0, cy: 0.0, zoom: 1.0 },
-            to: CameraPose { cx: 1.0, cy: 1.0, zoom: 2.0 },
+            from: CameraPose {
+                cx: 0.0,
+                cy: 0.0,
+                zoom: 1.0,
+            },
+            to: CameraPose {
+                cx: 1.0,
+                cy: 1.0,
+                zoom: 2.0,
+            },
         };
         for i in 0..=10 {
             let w = p.window(i as f64 / 10.0, 1600, 900, 1080, 1920);
@@ -466,8 +486,16 @@ mod tests {
         // frame (sub-pixel motion), never stand still and jump.
         let still = Still::from_rgb(&ramp(1600, 900));
         let path = CameraPath {
-            from: CameraPose { cx: 0.45, cy: 0.5, zoom: 1.2 },
-            to: CameraPose { cx: 0.55, cy: 0.5, zoom: 1.2 },
+            from: CameraPose {
+                cx: 0.45,
+                cy: 0.5,
+                zoom: 1.2,
+            },
+            to: CameraPose {
+                cx: 0.55,
+                cy: 0.5,
+                zoom: 1.2,
+            },
         };
         let mut f = new_frame(320, 180);
         let mut means = Vec::new();
@@ -495,7 +523,12 @@ mod tests {
         let mut b = new_frame(64, 36);
         let still_a = Still::from_rgb(&RgbImage::filled(64, 36, [0, 0, 0]));
         let still_b = Still::from_rgb(&RgbImage::filled(64, 36, [255, 255, 255]));
-        let full = Window { x: 0.0, y: 0.0, w: 64.0, h: 36.0 };
+        let full = Window {
+            x: 0.0,
+            y: 0.0,
+            w: 64.0,
+            h: 36.0,
+        };
         render_window(&still_a, full, &mut a);
         render_window(&still_b, full, &mut b);
         blend_into(&mut a, &b, 0.5, Blend::Crossfade);

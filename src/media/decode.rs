@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{codec, format, frame, media, software};
+use ffmpeg_next as ff;
 
 use super::image::RgbImage;
 use super::MediaError;
@@ -58,8 +58,11 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     let mut video = None;
     let mut audio = None;
     if let Some(i) = vidx {
-        let st = ictx.stream(i).ok_or_else(|| MediaError::Internal("stream vanished".into()))?;
-        let ctx = codec::context::Context::from_parameters(st.parameters()).map_err(|e| fferr(path, e))?;
+        let st = ictx
+            .stream(i)
+            .ok_or_else(|| MediaError::Internal("stream vanished".into()))?;
+        let ctx = codec::context::Context::from_parameters(st.parameters())
+            .map_err(|e| fferr(path, e))?;
         let dec = ctx.decoder().video().map_err(|e| fferr(path, e))?;
         let r = st.avg_frame_rate();
         video = Some(VideoInfo {
@@ -76,8 +79,11 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
         });
     }
     if let Some(i) = aidx {
-        let st = ictx.stream(i).ok_or_else(|| MediaError::Internal("stream vanished".into()))?;
-        let ctx = codec::context::Context::from_parameters(st.parameters()).map_err(|e| fferr(path, e))?;
+        let st = ictx
+            .stream(i)
+            .ok_or_else(|| MediaError::Internal("stream vanished".into()))?;
+        let ctx = codec::context::Context::from_parameters(st.parameters())
+            .map_err(|e| fferr(path, e))?;
         let dec = ctx.decoder().audio().map_err(|e| fferr(path, e))?;
         audio = Some(AudioInfo {
             codec: dec.id().name().to_string(),
@@ -114,7 +120,10 @@ pub fn probe(path: &Path) -> Result<MediaInfo, MediaError> {
     })
 }
 
-fn to_rgb(frame: &frame::Video, scaler: &mut Option<software::scaling::Context>) -> Result<RgbImage, MediaError> {
+fn to_rgb(
+    frame: &frame::Video,
+    scaler: &mut Option<software::scaling::Context>,
+) -> Result<RgbImage, MediaError> {
     let (w, h) = (frame.width(), frame.height());
     if scaler.is_none() {
         *scaler = Some(
@@ -173,21 +182,23 @@ pub fn for_each_frame(
         })?;
     let idx = st.index();
     let tb = st.time_base();
-    let ctx = codec::context::Context::from_parameters(st.parameters()).map_err(|e| fferr(path, e))?;
+    let ctx =
+        codec::context::Context::from_parameters(st.parameters()).map_err(|e| fferr(path, e))?;
     let mut dec = ctx.decoder().video().map_err(|e| fferr(path, e))?;
     let mut scaler = None;
     let mut n = 0u64;
     let mut frame = frame::Video::empty();
     let mut go_on = true;
-    let mut drain = |dec: &mut ff::decoder::Video, n: &mut u64, go_on: &mut bool| -> Result<(), MediaError> {
-        while *go_on && dec.receive_frame(&mut frame).is_ok() {
-            let t = secs(frame.timestamp().unwrap_or(0), tb);
-            let img = to_rgb(&frame, &mut scaler)?;
-            *go_on = visit(*n, t, &img);
-            *n += 1;
-        }
-        Ok(())
-    };
+    let mut drain =
+        |dec: &mut ff::decoder::Video, n: &mut u64, go_on: &mut bool| -> Result<(), MediaError> {
+            while *go_on && dec.receive_frame(&mut frame).is_ok() {
+                let t = secs(frame.timestamp().unwrap_or(0), tb);
+                let img = to_rgb(&frame, &mut scaler)?;
+                *go_on = visit(*n, t, &img);
+                *n += 1;
+            }
+            Ok(())
+        };
     for (s, pkt) in ictx.packets() {
         if s.index() != idx {
             continue;
@@ -232,12 +243,16 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
             kind: "audio",
         })?;
     let idx = st.index();
-    let ctx = codec::context::Context::from_parameters(st.parameters()).map_err(|e| fferr(path, e))?;
+    let ctx =
+        codec::context::Context::from_parameters(st.parameters()).map_err(|e| fferr(path, e))?;
     let mut dec = ctx.decoder().audio().map_err(|e| fferr(path, e))?;
     let mut out = Vec::new();
     let mut rs: Option<software::resampling::Context> = None;
     let mut frame = frame::Audio::empty();
-    let push = |frame: &frame::Audio, rs: &mut Option<software::resampling::Context>, out: &mut Vec<f32>| -> Result<(), MediaError> {
+    let push = |frame: &frame::Audio,
+                rs: &mut Option<software::resampling::Context>,
+                out: &mut Vec<f32>|
+     -> Result<(), MediaError> {
         if rs.is_none() {
             let layout = if frame.channel_layout().is_empty() {
                 ff::ChannelLayout::default(frame.channels() as i32)
@@ -253,13 +268,19 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
                     ff::ChannelLayout::STEREO,
                     rate,
                 )
-                .map_err(|e| MediaError::Ffmpeg { what: "resampling".into(), source: e })?,
+                .map_err(|e| MediaError::Ffmpeg {
+                    what: "resampling".into(),
+                    source: e,
+                })?,
             );
         }
         let mut converted = frame::Audio::empty();
         if let Some(r) = rs.as_mut() {
             r.run(frame, &mut converted)
-                .map_err(|e| MediaError::Ffmpeg { what: "resampling".into(), source: e })?;
+                .map_err(|e| MediaError::Ffmpeg {
+                    what: "resampling".into(),
+                    source: e,
+                })?;
         }
         let n = converted.samples() * 2;
         if n > 0 {

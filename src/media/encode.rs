@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{codec, encoder, format, frame, Dictionary, Packet, Rational};
+use ffmpeg_next as ff;
 
 use super::MediaError;
 
@@ -58,7 +58,11 @@ fn fferr(what: &str, e: ff::Error) -> MediaError {
 impl Mp4Writer {
     /// Creates `path` (written as MP4 whatever its extension) and opens the encoders.
     /// `audio` is interleaved stereo f32 at `settings.audio_rate`; `None` writes video only.
-    pub fn create(path: &Path, settings: &EncodeSettings, audio: Option<Vec<f32>>) -> Result<Self, MediaError> {
+    pub fn create(
+        path: &Path,
+        settings: &EncodeSettings,
+        audio: Option<Vec<f32>>,
+    ) -> Result<Self, MediaError> {
         super::init()?;
         let what = path.display().to_string();
         let mut octx = format::output_as(path, "mp4").map_err(|e| fferr(&what, e))?;
@@ -96,7 +100,9 @@ impl Mp4Writer {
         vopts.set("preset", &settings.preset);
         vopts.set("crf", &settings.crf.to_string());
         vopts.set("profile", "high");
-        let venc = vctx.open_as_with(x264, vopts).map_err(|e| fferr(&what, e))?;
+        let venc = vctx
+            .open_as_with(x264, vopts)
+            .map_err(|e| fferr(&what, e))?;
         let v_index = {
             let mut st = octx.add_stream(x264).map_err(|e| fferr(&what, e))?;
             st.set_parameters(&venc);
@@ -171,7 +177,9 @@ impl Mp4Writer {
     pub fn push_frame(&mut self, frame: &mut frame::Video) -> Result<(), MediaError> {
         frame.set_pts(Some(self.frames));
         frame.set_kind(ff::picture::Type::None);
-        self.venc.send_frame(frame).map_err(|e| fferr(&self.what, e))?;
+        self.venc
+            .send_frame(frame)
+            .map_err(|e| fferr(&self.what, e))?;
         self.frames += 1;
         self.drain_video()?;
         let fps = self.fps as u64;
@@ -183,7 +191,9 @@ impl Mp4Writer {
     }
 
     fn stream_tb(octx: &format::context::Output, index: usize) -> Rational {
-        octx.stream(index).map(|s| s.time_base()).unwrap_or(Rational::new(1, 1))
+        octx.stream(index)
+            .map(|s| s.time_base())
+            .unwrap_or(Rational::new(1, 1))
     }
 
     fn drain_video(&mut self) -> Result<(), MediaError> {
@@ -192,7 +202,8 @@ impl Mp4Writer {
         while self.venc.receive_packet(&mut pkt).is_ok() {
             pkt.set_stream(self.v_index);
             pkt.rescale_ts(self.v_tb, tb);
-            pkt.write_interleaved(&mut self.octx).map_err(|e| fferr(&self.what, e))?;
+            pkt.write_interleaved(&mut self.octx)
+                .map_err(|e| fferr(&self.what, e))?;
         }
         Ok(())
     }
@@ -206,7 +217,8 @@ impl Mp4Writer {
         while a.enc.receive_packet(&mut pkt).is_ok() {
             pkt.set_stream(a.index);
             pkt.rescale_ts(a.tb, tb);
-            pkt.write_interleaved(&mut self.octx).map_err(|e| fferr(&self.what, e))?;
+            pkt.write_interleaved(&mut self.octx)
+                .map_err(|e| fferr(&self.what, e))?;
         }
         Ok(())
     }
@@ -232,7 +244,11 @@ impl Mp4Writer {
             for ch in 0..2 {
                 let plane = af.plane_mut::<f32>(ch);
                 for (i, s) in plane.iter_mut().enumerate() {
-                    *s = if i < n { a.samples[(a.pos + i) * 2 + ch] } else { 0.0 };
+                    *s = if i < n {
+                        a.samples[(a.pos + i) * 2 + ch]
+                    } else {
+                        0.0
+                    };
                 }
             }
             if n < a.frame_size {
@@ -255,7 +271,9 @@ impl Mp4Writer {
             a.enc.send_eof().map_err(|e| fferr(&self.what, e))?;
         }
         self.drain_audio()?;
-        self.octx.write_trailer().map_err(|e| fferr(&self.what, e))?;
+        self.octx
+            .write_trailer()
+            .map_err(|e| fferr(&self.what, e))?;
         Ok(())
     }
 }

@@ -61,9 +61,9 @@ impl RgbImage {
         }
         let a = a.min(1.0);
         let i = self.index(x as u32, y as u32);
-        for c in 0..3 {
-            let d = self.data[i + c] as f32;
-            self.data[i + c] = (d + (rgb[c] as f32 - d) * a).round() as u8;
+        for (d, &s) in self.data[i..i + 3].iter_mut().zip(&rgb) {
+            let v = *d as f32;
+            *d = (v + (s as f32 - v) * a).round() as u8;
         }
     }
 }

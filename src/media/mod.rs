@@ -76,10 +76,22 @@ pub fn versions() -> Vec<(&'static str, String)> {
 pub fn capabilities() -> Vec<(&'static str, bool)> {
     let _ = init();
     vec![
-        ("libx264 encoder", ff::encoder::find_by_name("libx264").is_some()),
-        ("aac encoder", ff::encoder::find(ff::codec::Id::AAC).is_some()),
+        (
+            "libx264 encoder",
+            ff::encoder::find_by_name("libx264").is_some(),
+        ),
+        (
+            "aac encoder",
+            ff::encoder::find(ff::codec::Id::AAC).is_some(),
+        ),
         ("ass filter (libass)", ff::filter::find("ass").is_some()),
-        ("png decoder", ff::decoder::find(ff::codec::Id::PNG).is_some()),
-        ("mjpeg decoder", ff::decoder::find(ff::codec::Id::MJPEG).is_some()),
+        (
+            "png decoder",
+            ff::decoder::find(ff::codec::Id::PNG).is_some(),
+        ),
+        (
+            "mjpeg decoder",
+            ff::decoder::find(ff::codec::Id::MJPEG).is_some(),
+        ),
     ]
 }

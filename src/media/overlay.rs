@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{filter, format, frame};
+use ffmpeg_next as ff;
 
 use super::MediaError;
 
@@ -69,15 +69,25 @@ impl AssBurner {
         Ok(Self { graph, what })
     }
 
-    /// Draws the captions active at `frame`'s pts onto it and returns the result.
+    /// Draws the captions active at `frame`'s pts onto a copy of it and returns the copy.
     pub fn burn(&mut self, input: &frame::Video) -> Result<frame::Video, MediaError> {
         let what = self.what.clone();
-        self.graph
+        let mut src = self
+            .graph
             .get("in")
-            .ok_or_else(|| MediaError::Internal(format!("{what}: filter graph lost its input")))?
-            .source()
-            .add(input)
-            .map_err(|e| fferr(&what, e))?;
+            .ok_or_else(|| MediaError::Internal(format!("{what}: filter graph lost its input")))?;
+        // KEEP_REF: the filter takes its own reference, so `input` stays usable by the caller
+        // (plain av_buffersrc_add_frame would move the buffers out of it).
+        let rc = unsafe {
+            ff::ffi::av_buffersrc_add_frame_flags(
+                src.as_mut_ptr(),
+                input.as_ptr() as *mut _,
+                ff::ffi::AV_BUFFERSRC_FLAG_KEEP_REF as i32,
+            )
+        };
+        if rc < 0 {
+            return Err(fferr(&what, ff::Error::from(rc)));
+        }
         let mut out = frame::Video::empty();
         self.graph
             .get("out")

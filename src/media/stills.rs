@@ -5,8 +5,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{format, frame};
+use ffmpeg_next as ff;
 
 use super::image::RgbImage;
 use super::overlay::AssBurner;
@@ -47,7 +47,9 @@ pub fn read_png(path: &Path) -> Result<RgbImage, MediaError> {
     dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
     let mut reader = dec.read_info().map_err(|e| fmt(e.to_string()))?;
     let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).map_err(|e| fmt(e.to_string()))?;
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| fmt(e.to_string()))?;
     let (w, h) = (info.width, info.height);
     let px = (w * h) as usize;
     let data = match info.color_type {
@@ -145,7 +147,13 @@ pub fn draw_ass(img: &RgbImage, ass_path: &Path) -> Result<RgbImage, MediaError>
         }
     }
     f.set_pts(Some(0));
-    let mut burner = AssBurner::new(img.width, img.height, format::Pixel::RGB24, (1, 1000), ass_path)?;
+    let mut burner = AssBurner::new(
+        img.width,
+        img.height,
+        format::Pixel::RGB24,
+        (1, 1000),
+        ass_path,
+    )?;
     let out = burner.burn(&f)?;
     Ok(super::decode::frame_to_rgb(&out))
 }

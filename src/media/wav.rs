@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::{format, frame, software};
+use ffmpeg_next as ff;
 
 use super::MediaError;
 
@@ -59,13 +59,18 @@ pub fn read_bytes(bytes: &[u8], origin: &Path) -> Result<Audio, MediaError> {
     read_from(r, origin)
 }
 
-fn read_from<R: std::io::Read>(mut r: hound::WavReader<R>, path: &Path) -> Result<Audio, MediaError> {
+fn read_from<R: std::io::Read>(
+    mut r: hound::WavReader<R>,
+    path: &Path,
+) -> Result<Audio, MediaError> {
     let spec = r.spec();
     let samples: Result<Vec<f32>, hound::Error> = match spec.sample_format {
         hound::SampleFormat::Float => r.samples::<f32>().collect(),
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect()
+            r.samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect()
         }
     };
     Ok(Audio {
@@ -86,8 +91,15 @@ pub fn resample_mono(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, Medi
         source: e,
     };
     let fmt = format::Sample::F32(format::sample::Type::Packed);
-    let mut ctx = software::resampling::Context::get(fmt, ff::ChannelLayout::MONO, from, fmt, ff::ChannelLayout::MONO, to)
-        .map_err(err)?;
+    let mut ctx = software::resampling::Context::get(
+        fmt,
+        ff::ChannelLayout::MONO,
+        from,
+        fmt,
+        ff::ChannelLayout::MONO,
+        to,
+    )
+    .map_err(err)?;
     let mut out = Vec::with_capacity(input.len() * to as usize / from as usize + 64);
     let chunk = 8192;
     for part in input.chunks(chunk) {

@@ -201,7 +201,10 @@ mod tests {
         let a = serde_json::json!({"b": 1, "a": {"y": [1, 2], "x": "s"}});
         let b = serde_json::json!({"a": {"x": "s", "y": [1, 2]}, "b": 1});
         assert_eq!(key(&a), key(&b));
-        assert_ne!(key(&a), key(&serde_json::json!({"b": 2, "a": {"x": "s", "y": [1, 2]}})));
+        assert_ne!(
+            key(&a),
+            key(&serde_json::json!({"b": 2, "a": {"x": "s", "y": [1, 2]}}))
+        );
     }
 
     #[test]

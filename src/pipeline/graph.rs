@@ -165,7 +165,8 @@ impl StageGraph {
     pub fn from_decls(decls: &BTreeMap<String, StageDecl>) -> Result<Self, GraphError> {
         let mut after: BTreeMap<StageKind, BTreeSet<StageKind>> = BTreeMap::new();
         for (name, decl) in decls {
-            let kind = StageKind::parse(name).ok_or_else(|| GraphError::UnknownStage(name.clone()))?;
+            let kind =
+                StageKind::parse(name).ok_or_else(|| GraphError::UnknownStage(name.clone()))?;
             let mut deps = BTreeSet::new();
             for d in &decl.after {
                 let dk = StageKind::parse(d).ok_or_else(|| GraphError::UnknownStage(d.clone()))?;
@@ -180,9 +181,14 @@ impl StageGraph {
             after.insert(kind, deps);
         }
         // Kahn's algorithm, picking the lowest kind first for a stable order.
-        let mut indeg: BTreeMap<StageKind, usize> = after.iter().map(|(k, d)| (*k, d.len())).collect();
+        let mut indeg: BTreeMap<StageKind, usize> =
+            after.iter().map(|(k, d)| (*k, d.len())).collect();
         let mut order = Vec::new();
-        let mut ready: BTreeSet<StageKind> = indeg.iter().filter(|(_, &n)| n == 0).map(|(k, _)| *k).collect();
+        let mut ready: BTreeSet<StageKind> = indeg
+            .iter()
+            .filter(|(_, &n)| n == 0)
+            .map(|(k, _)| *k)
+            .collect();
         while let Some(k) = ready.pop_first() {
             order.push(k);
             for (other, deps) in &after {
@@ -257,14 +263,23 @@ impl StageGraph {
         let node_of = |k: StageKind, lang: Option<&String>| -> Vec<Node> {
             if k.per_language() {
                 match lang {
-                    Some(l) => vec![Node { kind: k, lang: Some(l.clone()) }],
+                    Some(l) => vec![Node {
+                        kind: k,
+                        lang: Some(l.clone()),
+                    }],
                     None => languages
                         .iter()
-                        .map(|l| Node { kind: k, lang: Some(l.clone()) })
+                        .map(|l| Node {
+                            kind: k,
+                            lang: Some(l.clone()),
+                        })
                         .collect(),
                 }
             } else {
-                vec![Node { kind: k, lang: None }]
+                vec![Node {
+                    kind: k,
+                    lang: None,
+                }]
             }
         };
         let mut out = Vec::new();
@@ -323,14 +338,24 @@ mod tests {
         let nodes = g.expand(&["en".into(), "ja".into()]);
         let names: Vec<String> = nodes.iter().map(|(n, _)| n.name()).collect();
         assert!(names.contains(&"voice:ja".to_string()));
-        assert_eq!(names.iter().filter(|n| n.starts_with("keyframes")).count(), 1);
-        let (_, deps) = nodes.iter().find(|(n, _)| n.name() == "assemble:ja").unwrap();
+        assert_eq!(
+            names.iter().filter(|n| n.starts_with("keyframes")).count(),
+            1
+        );
+        let (_, deps) = nodes
+            .iter()
+            .find(|(n, _)| n.name() == "assemble:ja")
+            .unwrap();
         let dn: Vec<String> = deps.iter().map(|d| d.name()).collect();
         assert_eq!(dn, ["animate", "captions:ja", "mix:ja"]);
         // Topological: every dependency comes earlier.
         for (i, (_, deps)) in nodes.iter().enumerate() {
             for d in deps {
-                assert!(nodes[..i].iter().any(|(n, _)| n == d), "{} before its dep", d.name());
+                assert!(
+                    nodes[..i].iter().any(|(n, _)| n == d),
+                    "{} before its dep",
+                    d.name()
+                );
             }
         }
     }
@@ -385,7 +410,13 @@ mod tests {
         let d: Vec<_> = full()
             .into_iter()
             .filter(|(k, _)| *k != "music")
-            .map(|(k, a)| if k == "mix" { (k, &["align"][..]) } else { (k, a) })
+            .map(|(k, a)| {
+                if k == "mix" {
+                    (k, &["align"][..])
+                } else {
+                    (k, a)
+                }
+            })
             .collect();
         let g = StageGraph::from_decls(&decls(&d)).unwrap();
         assert!(!g.contains(StageKind::Music));

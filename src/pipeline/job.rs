@@ -68,7 +68,8 @@ pub fn slug(s: &str) -> String {
 /// Loads channels and the script, validates everything the render will rely on, and builds the
 /// job. Every problem here is the user's input: `JobError::Input`.
 pub fn prepare(req: &RenderRequest, dirs: &Dirs) -> Result<JobSpec, JobError> {
-    let channels = ChannelSet::load(Some(&dirs.config)).map_err(|e| JobError::Input(e.to_string()))?;
+    let channels =
+        ChannelSet::load(Some(&dirs.config)).map_err(|e| JobError::Input(e.to_string()))?;
     let names = channels.names();
     let opts = ValidateOptions {
         known_channels: &names,
@@ -76,7 +77,10 @@ pub fn prepare(req: &RenderRequest, dirs: &Dirs) -> Result<JobSpec, JobError> {
         languages_override: req.languages.as_deref(),
     };
     let script = script::load(&req.script, &opts).map_err(|e| JobError::Input(e.to_string()))?;
-    let channel_name = script.channel.clone().unwrap_or_else(|| script::DEFAULT_CHANNEL.into());
+    let channel_name = script
+        .channel
+        .clone()
+        .unwrap_or_else(|| script::DEFAULT_CHANNEL.into());
     let channel = channels
         .get(&channel_name)
         .map_err(|e| JobError::Input(format!("{}: {e}", req.script.display())))?
@@ -137,7 +141,9 @@ pub trait Progress: Send {
 fn copy_atomic(src: &Path, dst: &Path) -> std::io::Result<()> {
     let tmp = dst.with_extension(format!(
         "{}.part",
-        dst.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default()
+        dst.extension()
+            .map(|e| e.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     std::fs::copy(src, &tmp)?;
     std::fs::File::open(&tmp)?.sync_all()?;
@@ -170,7 +176,8 @@ pub async fn execute(
     mut progress: Box<dyn Progress>,
 ) -> Result<RenderOutcome, JobError> {
     let failed = |m: String| JobError::Failed(m);
-    std::fs::create_dir_all(&dirs.data).map_err(|e| failed(format!("{}: {e}", dirs.data.display())))?;
+    std::fs::create_dir_all(&dirs.data)
+        .map_err(|e| failed(format!("{}: {e}", dirs.data.display())))?;
     let store = Store::open(&dirs.db_path()).map_err(|e| failed(e.to_string()))?;
     let cache = Arc::new(
         ArtifactCache::open(&dirs.artifacts(), &dirs.tmp())
@@ -181,19 +188,35 @@ pub async fn execute(
         .graph()
         .map_err(|e| JobError::Input(format!("channel {}: {e}", job.channel.name)))?;
     let project_id = store
-        .upsert_project(&job.project, &job.script_path.to_string_lossy(), &job.channel.name)
+        .upsert_project(
+            &job.project,
+            &job.script_path.to_string_lossy(),
+            &job.channel.name,
+        )
         .map_err(|e| failed(e.to_string()))?;
     let project_dir = out_root.join(&job.project);
     let params = serde_json::json!({
         "languages": job.languages, "quality": job.settings.quality, "seed": job.settings.seed,
     });
     let job_id = store
-        .create_job(project_id, "render", &params, &project_dir.to_string_lossy(), 0, JobStatus::Running)
+        .create_job(
+            project_id,
+            "render",
+            &params,
+            &project_dir.to_string_lossy(),
+            0,
+            JobStatus::Running,
+        )
         .map_err(|e| failed(e.to_string()))?;
     let mut tasks = BTreeMap::new();
     for (node, _) in graph.expand(&job.languages) {
         let id = store
-            .upsert_task(job_id, &node.name(), node.kind.as_str(), node.lang.as_deref())
+            .upsert_task(
+                job_id,
+                &node.name(),
+                node.kind.as_str(),
+                node.lang.as_deref(),
+            )
             .map_err(|e| failed(e.to_string()))?;
         tasks.insert(node.name(), id);
     }
@@ -205,7 +228,9 @@ pub async fn execute(
         let job = job.clone();
         let cache = cache.clone();
         let cancel = cancel.clone();
-        tokio::spawn(async move { runner::run(job, &graph, &stages, cache, parallelism, cancel, tx).await })
+        tokio::spawn(async move {
+            runner::run(job, &graph, &stages, cache, parallelism, cancel, tx).await
+        })
     };
     // The single writer of this job's state: every event goes to the store, then to the user.
     let mut last_progress: BTreeMap<String, Instant> = BTreeMap::new();
@@ -217,7 +242,9 @@ pub async fn execute(
                 None => Ok(()),
             },
             RunEvent::Progress { node, fraction } => {
-                let due = last_progress.get(node).is_none_or(|t| t.elapsed().as_secs_f64() >= 1.0);
+                let due = last_progress
+                    .get(node)
+                    .is_none_or(|t| t.elapsed().as_secs_f64() >= 1.0);
                 match (due, tasks.get(node)) {
                     (true, Some(&t)) => {
                         last_progress.insert(node.clone(), Instant::now());
@@ -237,13 +264,21 @@ pub async fn execute(
                 let t = tasks.get(&r.node).copied();
                 let mut res = Ok(());
                 if let Some(t) = t {
-                    let key = matches!(r.status, NodeStatus::Done | NodeStatus::Cached).then_some(r.key.as_str());
-                    res = store.task_finished(t, status, key, r.error.as_deref(), (r.seconds * 1000.0) as i64);
+                    let key = matches!(r.status, NodeStatus::Done | NodeStatus::Cached)
+                        .then_some(r.key.as_str());
+                    res = store.task_finished(
+                        t,
+                        status,
+                        key,
+                        r.error.as_deref(),
+                        (r.seconds * 1000.0) as i64,
+                    );
                 }
                 if r.status == NodeStatus::Done {
                     if let Some(dir) = cache.get(&r.key) {
                         let bytes = super::cache::dir_size(&dir).unwrap_or(0);
-                        res = res.and_then(|_| store.record_artifact(&r.key, r.kind.as_str(), bytes));
+                        res =
+                            res.and_then(|_| store.record_artifact(&r.key, r.kind.as_str(), bytes));
                     }
                 }
                 for n in &r.notes {
@@ -252,7 +287,12 @@ pub async fn execute(
                 if let Some(e) = &r.error {
                     if r.status == NodeStatus::Failed {
                         res = res.and_then(|_| {
-                            store.add_event(Some(job_id), t, EventLevel::Error, &format!("{}: {e}", r.node))
+                            store.add_event(
+                                Some(job_id),
+                                t,
+                                EventLevel::Error,
+                                &format!("{}: {e}", r.node),
+                            )
                         });
                     }
                 }
@@ -283,14 +323,19 @@ pub async fn execute(
         };
         let _ = store.set_job_status(
             job_id,
-            if cancelled { JobStatus::Cancelled } else { JobStatus::Failed },
+            if cancelled {
+                JobStatus::Cancelled
+            } else {
+                JobStatus::Failed
+            },
             Some(&msg),
         );
         return Err(failed(msg));
     }
 
     // Export: every file lands whole (temp name, then rename); the report goes last.
-    let exported = export(&job, &summary, &project_dir).map_err(|e| failed(format!("exporting to {}: {e}", project_dir.display())));
+    let exported = export(&job, &summary, &project_dir)
+        .map_err(|e| failed(format!("exporting to {}: {e}", project_dir.display())));
     let (outputs, report) = match exported {
         Ok(v) => v,
         Err(e) => {
@@ -314,14 +359,20 @@ fn export(
     summary: &RunSummary,
     project_dir: &Path,
 ) -> std::io::Result<(BTreeMap<String, LanguageOutputs>, PathBuf)> {
-    let missing = |what: &str| std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {what} artifact"));
+    let missing = |what: &str| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("no {what} artifact"))
+    };
     let mut outputs = BTreeMap::new();
     let mut timelines = BTreeMap::new();
     let mut mixes = BTreeMap::new();
     for lang in &job.languages {
         let dir = project_dir.join(lang);
         std::fs::create_dir_all(&dir)?;
-        let art = |k: StageKind| summary.artifact(k, Some(lang)).ok_or_else(|| missing(k.as_str()));
+        let art = |k: StageKind| {
+            summary
+                .artifact(k, Some(lang))
+                .ok_or_else(|| missing(k.as_str()))
+        };
         let files = [
             (StageKind::Assemble, "final.mp4"),
             (StageKind::Shorts, "short.mp4"),
@@ -339,7 +390,10 @@ fn export(
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or(serde_json::Value::Null)
         };
-        timelines.insert(lang.clone(), read(art(StageKind::Align)?.file("timeline.json")));
+        timelines.insert(
+            lang.clone(),
+            read(art(StageKind::Align)?.file("timeline.json")),
+        );
         mixes.insert(lang.clone(), read(art(StageKind::Mix)?.file("mix.json")));
         outputs.insert(
             lang.clone(),

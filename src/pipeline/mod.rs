@@ -2,8 +2,8 @@
 //! artifact cache and the runner that executes a job's graph.
 
 pub mod cache;
-pub mod job;
 pub mod graph;
+pub mod job;
 pub mod runner;
 
 use std::collections::BTreeMap;
@@ -254,7 +254,10 @@ impl<'a> StageCtx<'a> {
             }
             return Ok(dir);
         }
-        let tmp = self.cache.begin(&key).map_err(|e| StageError::io(self.cache.root(), e))?;
+        let tmp = self
+            .cache
+            .begin(&key)
+            .map_err(|e| StageError::io(self.cache.root(), e))?;
         make(tmp.path())?;
         let dir = self
             .cache
@@ -287,7 +290,8 @@ pub trait Stage: Send + Sync {
 /// Reads and parses a JSON file of an artifact.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, StageError> {
     let text = std::fs::read_to_string(path).map_err(|e| StageError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| StageError::data(path.display().to_string(), e.to_string()))
+    serde_json::from_str(&text)
+        .map_err(|e| StageError::data(path.display().to_string(), e.to_string()))
 }
 
 /// Writes pretty JSON (stable key order) into a file.

@@ -20,9 +20,19 @@ pub const PIPELINE_VERSION: u32 = 1;
 /// What the runner reports while it works.
 #[derive(Clone, Debug)]
 pub enum RunEvent {
-    Planned { node: String, key: String, cached: bool },
-    Started { node: String, engine: String },
-    Progress { node: String, fraction: f32 },
+    Planned {
+        node: String,
+        key: String,
+        cached: bool,
+    },
+    Started {
+        node: String,
+        engine: String,
+    },
+    Progress {
+        node: String,
+        fraction: f32,
+    },
     Finished(NodeReport),
 }
 
@@ -89,14 +99,21 @@ struct Planned {
 }
 
 /// Computes keys for every node of `graph` expanded over `job.languages`.
-fn plan_nodes(job: &JobSpec, graph: &StageGraph, stages: &Stages) -> Result<Vec<Planned>, StageError> {
+fn plan_nodes(
+    job: &JobSpec,
+    graph: &StageGraph,
+    stages: &Stages,
+) -> Result<Vec<Planned>, StageError> {
     let expanded = graph.expand(&job.languages);
     let mut keys: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::new();
     for (node, deps) in expanded {
-        let stage = stages
-            .get(&node.kind)
-            .ok_or_else(|| StageError::data("pipeline", format!("no implementation for stage `{}`", node.kind)))?;
+        let stage = stages.get(&node.kind).ok_or_else(|| {
+            StageError::data(
+                "pipeline",
+                format!("no implementation for stage `{}`", node.kind),
+            )
+        })?;
         let engine = stage.engine();
         let params = stage.params(job, node.lang.as_deref());
         let dep_keys: BTreeMap<String, String> = deps
@@ -117,7 +134,11 @@ fn plan_nodes(job: &JobSpec, graph: &StageGraph, stages: &Stages) -> Result<Vec<
             .map(|k| {
                 let n = Node {
                     kind: k,
-                    lang: if k.per_language() { node.lang.clone() } else { None },
+                    lang: if k.per_language() {
+                        node.lang.clone()
+                    } else {
+                        None
+                    },
                 };
                 (k, n.name())
             })
@@ -199,7 +220,13 @@ pub async fn run(
                 continue;
             }
             if let Some(dir) = cache.get(&p.key) {
-                artifacts.insert(name.clone(), ArtifactRef { key: p.key.clone(), dir });
+                artifacts.insert(
+                    name.clone(),
+                    ArtifactRef {
+                        key: p.key.clone(),
+                        dir,
+                    },
+                );
                 done.insert(name.clone());
                 let report = NodeReport {
                     node: name,
@@ -242,7 +269,16 @@ pub async fn run(
                 let t0 = Instant::now();
                 let name = node.name();
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_node(&job, stage.as_ref(), &node, &key, &inputs, &cache, &cancel, &events)
+                    run_node(
+                        &job,
+                        stage.as_ref(),
+                        &node,
+                        &key,
+                        &inputs,
+                        &cache,
+                        &cancel,
+                        &events,
+                    )
                 }));
                 let (result, items, notes) = match outcome {
                     Ok((r, items, notes)) => (r, items, notes),
@@ -257,7 +293,9 @@ pub async fn run(
                 };
                 let (status, dir, error) = match result {
                     Ok(dir) => (NodeStatus::Done, Some(dir), None),
-                    Err(StageError::Cancelled) => (NodeStatus::Cancelled, None, Some("cancelled".to_string())),
+                    Err(StageError::Cancelled) => {
+                        (NodeStatus::Cancelled, None, Some("cancelled".to_string()))
+                    }
                     Err(e) => (NodeStatus::Failed, None, Some(e.to_string())),
                 };
                 let report = NodeReport {
@@ -334,11 +372,21 @@ fn run_node(
     cache: &ArtifactCache,
     cancel: &CancellationToken,
     events: &mpsc::UnboundedSender<RunEvent>,
-) -> (Result<std::path::PathBuf, StageError>, ItemStats, Vec<String>) {
+) -> (
+    Result<std::path::PathBuf, StageError>,
+    ItemStats,
+    Vec<String>,
+) {
     let name = node.name();
     let tmp = match cache.begin(key) {
         Ok(t) => t,
-        Err(e) => return (Err(StageError::io(cache.root(), e)), ItemStats::default(), vec![]),
+        Err(e) => {
+            return (
+                Err(StageError::io(cache.root(), e)),
+                ItemStats::default(),
+                vec![],
+            )
+        }
     };
     // Progress is throttled to at most ~10 events a second per node.
     let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
@@ -353,7 +401,15 @@ fn run_node(
             }
         }
     };
-    let ctx = StageCtx::new(job, node.lang.as_deref(), inputs, tmp.path(), cancel, cache, &progress);
+    let ctx = StageCtx::new(
+        job,
+        node.lang.as_deref(),
+        inputs,
+        tmp.path(),
+        cancel,
+        cache,
+        &progress,
+    );
     let result = stage.run(&ctx);
     let (items, notes) = ctx.into_parts();
     let result = result.and_then(|()| {

@@ -58,7 +58,12 @@ impl Stage for AlignStage {
             let duration = whole_frames(duration, fps);
             // Speech sits after the lead-in, centred in any extra time the script asked for.
             let slack = (duration - needed).max(0.0);
-            let mut cursor = start + if mine.is_empty() { 0.0 } else { t.lead_in + slack / 2.0 };
+            let mut cursor = start
+                + if mine.is_empty() {
+                    0.0
+                } else {
+                    t.lead_in + slack / 2.0
+                };
             for l in &mine {
                 lines.push(LineSlot {
                     scene: si,
@@ -76,7 +81,10 @@ impl Stage for AlignStage {
             start += duration;
         }
         // Re-derive the total from frame counts to avoid drift.
-        let frames: u64 = scenes.iter().map(|s| (s.duration * fps as f64).round() as u64).sum();
+        let frames: u64 = scenes
+            .iter()
+            .map(|s| (s.duration * fps as f64).round() as u64)
+            .sum();
         write_json(
             &ctx.out.join("timeline.json"),
             &Timeline {

@@ -38,7 +38,12 @@ pub fn load_stills(ctx: &StageCtx) -> Result<Vec<Still>, StageError> {
 }
 
 /// Draws and encodes `job` from the timeline's clips.
-pub fn render_video(ctx: &StageCtx, stills: &[Still], timeline: &Timeline, job: VideoJob) -> Result<(), StageError> {
+pub fn render_video(
+    ctx: &StageCtx,
+    stills: &[Still],
+    timeline: &Timeline,
+    job: VideoJob,
+) -> Result<(), StageError> {
     let s = &ctx.job.settings;
     let clips: Clips = read_json(&ctx.input(StageKind::Animate)?.file("clips.json"))?;
     let mut tclips = Vec::new();
@@ -47,9 +52,9 @@ pub fn render_video(ctx: &StageCtx, stills: &[Still], timeline: &Timeline, job: 
             .clips
             .get(i)
             .ok_or_else(|| StageError::data("clips.json", format!("no clip for scene {i}")))?;
-        let still = stills
-            .get(i)
-            .ok_or_else(|| StageError::data("keyframes.json", format!("no keyframe for scene {i}")))?;
+        let still = stills.get(i).ok_or_else(|| {
+            StageError::data("keyframes.json", format!("no keyframe for scene {i}"))
+        })?;
         let Clip::Camera { path } = sc.clip.clone();
         tclips.push(TimelineClip {
             still,

@@ -13,7 +13,13 @@ pub struct CaptionsStage;
 pub const SHORT_MAX_WIDTH: usize = 26;
 
 /// The ASS layout for a frame of `width`×`height` in the channel's caption style.
-pub fn layout(style: &CaptionStyle, width: u32, height: u32, lang: &str, vertical: bool) -> AssLayout {
+pub fn layout(
+    style: &CaptionStyle,
+    width: u32,
+    height: u32,
+    lang: &str,
+    vertical: bool,
+) -> AssLayout {
     let mut l = AssLayout::for_video(width, height, lang);
     // Sizes in the channel are for 1080 lines of a landscape frame; scale by the short side.
     let scale = width.min(height) as f64 / 1080.0;
@@ -25,10 +31,15 @@ pub fn layout(style: &CaptionStyle, width: u32, height: u32, lang: &str, vertica
     let rgb = |s: &str, fallback: [u8; 3]| parse_hex(s).map(|c| c.0).unwrap_or(fallback);
     l.primary = rgb(&style.primary, [255, 255, 255]);
     l.outline_colour = rgb(&style.outline, [0, 0, 0]);
-    l.outline = px(style.outline_width as f64) as f32 * if style.outline_width > 0.0 { 1.0 } else { 0.0 };
+    l.outline =
+        px(style.outline_width as f64) as f32 * if style.outline_width > 0.0 { 1.0 } else { 0.0 };
     l.shadow = px(style.shadow as f64) as f32 * if style.shadow > 0.0 { 1.0 } else { 0.0 };
     l.bold = style.bold;
     l.boxed = style.boxed;
+    if l.boxed {
+        // libass pads the box by the outline width: give the text room to breathe.
+        l.outline = l.outline.max((l.font_size as f32 * 0.3).round());
+    }
     if let Some((c, a)) = parse_hex(&style.box_colour) {
         l.box_colour = [c[0], c[1], c[2], a];
     }
@@ -42,10 +53,20 @@ pub fn layout(style: &CaptionStyle, width: u32, height: u32, lang: &str, vertica
 }
 
 /// Caption cues of one language: each line chunked to fit and timed over its voice.
-pub fn cues(plan: &Plan, texts: &Texts, timeline: &Timeline, lang: &str, max_width: usize) -> Vec<Cue> {
+pub fn cues(
+    plan: &Plan,
+    texts: &Texts,
+    timeline: &Timeline,
+    lang: &str,
+    max_width: usize,
+) -> Vec<Cue> {
     let mut out = Vec::new();
     for slot in &timeline.lines {
-        let Some(text) = texts.scenes.get(slot.scene).and_then(|s| s.lines.get(slot.line)) else {
+        let Some(text) = texts
+            .scenes
+            .get(slot.scene)
+            .and_then(|s| s.lines.get(slot.line))
+        else {
             continue;
         };
         let _ = plan;

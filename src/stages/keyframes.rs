@@ -22,12 +22,20 @@ pub const OVERSCAN: f64 = 1.3;
 /// The keyframe size for a frame size.
 pub fn keyframe_size(width: u32, height: u32) -> (u32, u32) {
     let even = |v: f64| ((v / 2.0).round() as u32) * 2;
-    (even(width as f64 * OVERSCAN), even(height as f64 * OVERSCAN))
+    (
+        even(width as f64 * OVERSCAN),
+        even(height as f64 * OVERSCAN),
+    )
 }
 
 /// Draws the scene number in a corner with a real font (language-neutral: stills are shared
 /// by every language of the video).
-fn draw_label(img: &RgbImage, label: &str, dir: &Path, light: [u8; 3]) -> Result<RgbImage, StageError> {
+fn draw_label(
+    img: &RgbImage,
+    label: &str,
+    dir: &Path,
+    light: [u8; 3],
+) -> Result<RgbImage, StageError> {
     let mut layout = AssLayout::for_video(img.width, img.height, "en");
     layout.font_size = (img.height / 11).max(12);
     layout.alignment = 9;
@@ -45,7 +53,8 @@ fn draw_label(img: &RgbImage, label: &str, dir: &Path, light: [u8; 3]) -> Result
         lines: vec![label.to_string()],
     };
     let ass = dir.join("label.ass");
-    std::fs::write(&ass, captions::to_ass(&[cue], &layout, "en")).map_err(|e| StageError::io(&ass, e))?;
+    std::fs::write(&ass, captions::to_ass(&[cue], &layout, "en"))
+        .map_err(|e| StageError::io(&ass, e))?;
     let out = stills::draw_ass(img, &ass)?;
     std::fs::remove_file(&ass).map_err(|e| StageError::io(&ass, e))?;
     Ok(out)
@@ -84,7 +93,10 @@ impl Stage for KeyframesStage {
                 Some(path) => {
                     let bytes = std::fs::read(path).map_err(|e| StageError::io(path, e))?;
                     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
-                    (serde_json::json!({ "image": digest, "size": [kw, kh] }), "script image")
+                    (
+                        serde_json::json!({ "image": digest, "size": [kw, kh] }),
+                        "script image",
+                    )
                 }
                 None => {
                     let req = ImageRequest {
@@ -99,7 +111,10 @@ impl Stage for KeyframesStage {
                         scene_index: i,
                         scene_count: n,
                     };
-                    (serde_json::json!({ "engine": engine.id(), "request": req, "label": label }), "painted")
+                    (
+                        serde_json::json!({ "engine": engine.id(), "request": req, "label": label }),
+                        "painted",
+                    )
                 }
             };
             let item = ctx.item("keyframe", &params, |dir| {
@@ -108,13 +123,18 @@ impl Stage for KeyframesStage {
                     None => {
                         let req: ImageRequest = serde_json::from_value(params["request"].clone())
                             .map_err(|e| StageError::Engine(e.to_string()))?;
-                        let img = engine.generate(&req).map_err(|e| StageError::Engine(e.to_string()))?;
+                        let img = engine
+                            .generate(&req)
+                            .map_err(|e| StageError::Engine(e.to_string()))?;
                         draw_label(&img, &label, dir, light)?
                     }
                 };
                 stills::write_png(&img, &dir.join("keyframe.png"))?;
-                std::fs::write(dir.join("strength"), paint::visual_strength(&img).to_string())
-                    .map_err(|e| StageError::io(dir, e))?;
+                std::fs::write(
+                    dir.join("strength"),
+                    paint::visual_strength(&img).to_string(),
+                )
+                .map_err(|e| StageError::io(dir, e))?;
                 Ok(())
             })?;
             place(&item.join("keyframe.png"), &ctx.out.join(&file))?;

@@ -85,7 +85,10 @@ impl Stage for MetadataStage {
             });
         }
         let youtube_chapters = youtube_accepts(&chapters, timeline.total);
-        let mut description = texts.description.clone().unwrap_or_else(|| texts.title.clone());
+        let mut description = texts
+            .description
+            .clone()
+            .unwrap_or_else(|| texts.title.clone());
         if youtube_chapters {
             description.push_str("\n\n");
             for c in &chapters {

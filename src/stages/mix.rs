@@ -18,17 +18,23 @@ pub const CEILING_DBTP: f64 = -1.0;
 
 /// Lays the music loops along the timeline: each scene's mood, equal-power crossfades of one
 /// second where the mood changes. Returns interleaved stereo of exactly `frames` frames.
-fn music_bed(plan: &Plan, timeline: &Timeline, music: &Music, dir: &std::path::Path, rate: u32, frames: usize) -> Result<Vec<f32>, StageError> {
+fn music_bed(
+    plan: &Plan,
+    timeline: &Timeline,
+    music: &Music,
+    dir: &std::path::Path,
+    rate: u32,
+    frames: usize,
+) -> Result<Vec<f32>, StageError> {
     let seconds = frames as f64 / rate as f64;
     let mut beds: BTreeMap<&str, Vec<f32>> = BTreeMap::new();
     for s in &plan.scenes {
         if beds.contains_key(s.music.as_str()) {
             continue;
         }
-        let file = music
-            .loops
-            .get(&s.music)
-            .ok_or_else(|| StageError::data("music.json", format!("no loop for mood `{}`", s.music)))?;
+        let file = music.loops.get(&s.music).ok_or_else(|| {
+            StageError::data("music.json", format!("no loop for mood `{}`", s.music))
+        })?;
         let lp = wav::read(&dir.join(file))?;
         let mut bed = render_bed(&lp.samples, rate, seconds, 2.0);
         bed.resize(frames * 2, 0.0);
@@ -40,7 +46,12 @@ fn music_bed(plan: &Plan, timeline: &Timeline, music: &Music, dir: &std::path::P
     // Per-frame weight of each mood.
     let moods: Vec<&str> = beds.keys().copied().collect();
     let mut weight = vec![vec![0f32; frames]; moods.len()];
-    let mood_of = |si: usize| moods.iter().position(|m| *m == plan.scenes[si].music).unwrap_or(0);
+    let mood_of = |si: usize| {
+        moods
+            .iter()
+            .position(|m| *m == plan.scenes[si].music)
+            .unwrap_or(0)
+    };
     for (si, slot) in timeline.scenes.iter().enumerate() {
         let a = ((slot.start * rate as f64).round() as usize).min(frames);
         let b = (((slot.start + slot.duration) * rate as f64).round() as usize).min(frames);
@@ -88,7 +99,11 @@ pub fn mix_tracks(
     let frames = (timeline.total * rate as f64).round() as usize;
     let mut voice = vec![0f32; frames];
     for slot in &timeline.lines {
-        let Some(vl) = voices.lines.iter().find(|l| l.scene == slot.scene && l.line == slot.line) else {
+        let Some(vl) = voices
+            .lines
+            .iter()
+            .find(|l| l.scene == slot.scene && l.line == slot.line)
+        else {
             continue;
         };
         let a = wav::read(&voice_dir.join(&vl.file))?;
@@ -133,7 +148,9 @@ impl Stage for MixStage {
         let plan: Plan = read_json(&ctx.input(StageKind::Plan)?.file("plan.json"))?;
         let timeline: Timeline = read_json(&ctx.input(StageKind::Align)?.file("timeline.json"))?;
         let voice_dir = &ctx.input(StageKind::Voice)?.dir;
-        let music_dir = ctx.optional_input(StageKind::Music).map(|m| m.dir.as_path());
+        let music_dir = ctx
+            .optional_input(StageKind::Music)
+            .map(|m| m.dir.as_path());
         ctx.progress(0.1);
         let (mixed, report) = mix_tracks(&plan, &timeline, voice_dir, music_dir, rate)?;
         wav::write_f32(

@@ -2,8 +2,8 @@
 //! output). Turns the script and channel into scene prompts, motions, transitions, moods, seeds
 //! and character voices.
 
-use crate::pipeline::{write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
 use crate::media::compose::Blend;
+use crate::pipeline::{write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
 use crate::script::{Localized, Transition};
 
 use super::model::{Plan, PlannedCharacter, PlannedLine, PlannedScene, Timing};
@@ -91,7 +91,12 @@ impl Stage for PlanStage {
             let subject = sc
                 .prompt
                 .clone()
-                .or_else(|| sc.title.as_ref().and_then(|t| t.source(&s.language)).map(str::to_string))
+                .or_else(|| {
+                    sc.title
+                        .as_ref()
+                        .and_then(|t| t.source(&s.language))
+                        .map(str::to_string)
+                })
                 .or_else(|| {
                     sc.lines
                         .first()
@@ -99,7 +104,12 @@ impl Stage for PlanStage {
                         .map(str::to_string)
                 })
                 .unwrap_or_default();
-            let prompt = format!("{}{}{}", ch.style.prompt_prefix, subject.trim(), ch.style.prompt_suffix);
+            let prompt = format!(
+                "{}{}{}",
+                ch.style.prompt_prefix,
+                subject.trim(),
+                ch.style.prompt_suffix
+            );
             let mut motifs = Vec::new();
             words(&subject, &mut motifs);
             if let Some(t) = sc.title.as_ref().and_then(|t| t.source(&s.language)) {
@@ -113,13 +123,22 @@ impl Stage for PlanStage {
             let motion = sc
                 .motion
                 .map(|m| m.as_str().to_string())
-                .unwrap_or_else(|| d.motions.get(i % d.motions.len().max(1)).cloned().unwrap_or_else(|| "zoom-in".into()));
+                .unwrap_or_else(|| {
+                    d.motions
+                        .get(i % d.motions.len().max(1))
+                        .cloned()
+                        .unwrap_or_else(|| "zoom-in".into())
+                });
             let transition = if i + 1 == n {
                 Blend::Cut
             } else {
                 blend_of(sc.transition.unwrap_or(default_transition))
             };
-            let transition_seconds = if transition == Blend::Cut { 0.0 } else { d.transition_seconds };
+            let transition_seconds = if transition == Blend::Cut {
+                0.0
+            } else {
+                d.transition_seconds
+            };
             scenes.push(PlannedScene {
                 id: sc.id.clone(),
                 index: i,

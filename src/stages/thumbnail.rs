@@ -40,7 +40,12 @@ impl Stage for ThumbnailStage {
         layout.font_size = 84;
         layout.bold = true;
         layout.primary = [255, 255, 255];
-        layout.outline_colour = plan.palette.iter().copied().min_by_key(|c| c.iter().map(|&v| v as u32).sum::<u32>()).unwrap_or([0, 0, 0]);
+        layout.outline_colour = plan
+            .palette
+            .iter()
+            .copied()
+            .min_by_key(|c| c.iter().map(|&v| v as u32).sum::<u32>())
+            .unwrap_or([0, 0, 0]);
         layout.outline = 6.0;
         layout.shadow = 3.0;
         layout.boxed = false;
@@ -54,7 +59,8 @@ impl Stage for ThumbnailStage {
             lines,
         };
         let ass = ctx.out.join("title.ass");
-        std::fs::write(&ass, captions::to_ass(&[cue], &layout, lang)).map_err(|e| StageError::io(&ass, e))?;
+        std::fs::write(&ass, captions::to_ass(&[cue], &layout, lang))
+            .map_err(|e| StageError::io(&ass, e))?;
         let out = stills::draw_ass(&img, &ass)?;
         std::fs::remove_file(&ass).map_err(|e| StageError::io(&ass, e))?;
         stills::write_png(&out, &ctx.out.join("thumbnail.png"))?;

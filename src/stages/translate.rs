@@ -28,7 +28,9 @@ impl Stage for TranslateStage {
         let missing = |what: String| {
             StageError::data(
                 what,
-                format!("has no {lang:?} text; add it to the script or install a translation model"),
+                format!(
+                    "has no {lang:?} text; add it to the script or install a translation model"
+                ),
             )
         };
         let title = localized(&plan.title, lang, src).ok_or_else(|| missing("title".into()))?;
@@ -48,10 +50,9 @@ impl Stage for TranslateStage {
             }
             scenes.push(SceneTexts {
                 id: s.id.clone(),
-                title: s
-                    .title
-                    .as_ref()
-                    .and_then(|t| localized(t, lang, src).or_else(|| t.source(src).map(str::to_string))),
+                title: s.title.as_ref().and_then(|t| {
+                    localized(t, lang, src).or_else(|| t.source(src).map(str::to_string))
+                }),
                 lines,
             });
         }

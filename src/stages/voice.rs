@@ -18,7 +18,9 @@ pub fn place(src: &Path, dst: &Path) -> Result<(), StageError> {
     if std::fs::hard_link(src, dst).is_ok() {
         return Ok(());
     }
-    std::fs::copy(src, dst).map(|_| ()).map_err(|e| StageError::io(dst, e))
+    std::fs::copy(src, dst)
+        .map(|_| ())
+        .map_err(|e| StageError::io(dst, e))
 }
 
 /// The voice a speaker uses in `lang`.
@@ -78,15 +80,20 @@ impl Stage for VoiceStage {
                     .scenes
                     .get(si)
                     .and_then(|s| s.lines.get(li))
-                    .ok_or_else(|| StageError::data("text.json", format!("no text for scenes[{si}].lines[{li}]")))?;
+                    .ok_or_else(|| {
+                        StageError::data(
+                            "text.json",
+                            format!("no text for scenes[{si}].lines[{li}]"),
+                        )
+                    })?;
                 let voice = voice_for(&plan, &line.speaker, lang)?;
                 let params = serde_json::json!({
                     "engine": engine.id(), "text": text, "voice": voice, "rate": rate,
                 });
                 let item = ctx.item("voice-line", &params, |dir| {
-                    let audio = engine
-                        .synthesize(text, &voice)
-                        .map_err(|e| StageError::Engine(format!("scenes[{si}].lines[{li}] ({lang}): {e}")))?;
+                    let audio = engine.synthesize(text, &voice).map_err(|e| {
+                        StageError::Engine(format!("scenes[{si}].lines[{li}] ({lang}): {e}"))
+                    })?;
                     let samples = wav::resample_mono(&audio.samples, audio.rate, rate)?;
                     wav::write_f32(
                         &dir.join("line.wav"),

@@ -9,7 +9,9 @@ pub fn bin() -> &'static str {
 }
 
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/examples")
+        .join(name)
 }
 
 /// Runs `reelsmith` with a private data and config dir.
@@ -50,7 +52,12 @@ pub fn read_json(p: &Path) -> serde_json::Value {
 }
 
 /// Mean absolute luma-ish difference (mean of RGB) over the rows `y0..y1` of two images.
-pub fn band_diff(a: &reelsmith::media::image::RgbImage, b: &reelsmith::media::image::RgbImage, y0: u32, y1: u32) -> f64 {
+pub fn band_diff(
+    a: &reelsmith::media::image::RgbImage,
+    b: &reelsmith::media::image::RgbImage,
+    y0: u32,
+    y1: u32,
+) -> f64 {
     assert_eq!((a.width, a.height), (b.width, b.height));
     let row = a.width as usize * 3;
     let (s, e) = (y0 as usize * row, y1 as usize * row);

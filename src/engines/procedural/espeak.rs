@@ -47,8 +47,36 @@ pub fn trim_silence(samples: &[f32], rate: u32) -> &[f32] {
     let first = samples.iter().position(|s| s.abs() > thr);
     let last = samples.iter().rposition(|s| s.abs() > thr);
     match (first, last) {
-        (Some(a), Some(b)) => &samples[a.saturating_sub(margin)..(b + margin + 1).min(samples.len())],
+        (Some(a), Some(b)) => {
+            &samples[a.saturating_sub(margin)..(b + margin + 1).min(samples.len())]
+        }
         _ => &[],
+    }
+}
+
+/// espeak-ng streams its WAV to stdout before it knows the length, so the RIFF and `data` chunk
+/// sizes in the header are placeholders. Rewrites them from the bytes actually received.
+pub fn fix_streamed_wav_sizes(bytes: &mut [u8]) {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return;
+    }
+    let riff = (bytes.len() - 8) as u32;
+    bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+    let mut pos = 12;
+    while pos + 8 <= bytes.len() {
+        let id = [bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]];
+        if &id == b"data" {
+            let size = (bytes.len() - pos - 8) as u32;
+            bytes[pos + 4..pos + 8].copy_from_slice(&size.to_le_bytes());
+            return;
+        }
+        let size = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]) as usize;
+        pos += 8 + size + (size & 1);
     }
 }
 
@@ -77,7 +105,10 @@ impl SpeechEngine for Espeak {
             .spawn()
             .map_err(|e| EngineError::Unavailable {
                 engine: self.id(),
-                hint: format!("cannot run `{}` ({e}); install it with `apt-get install espeak-ng`", self.program),
+                hint: format!(
+                    "cannot run `{}` ({e}); install it with `apt-get install espeak-ng`",
+                    self.program
+                ),
             })?;
         if let Some(mut stdin) = child.stdin.take() {
             // A final newline makes espeak flush the last clause.
@@ -94,7 +125,9 @@ impl SpeechEngine for Espeak {
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
-        let audio = wav::read_bytes(&out.stdout, Path::new("espeak-ng output"))
+        let mut bytes = out.stdout;
+        fix_streamed_wav_sizes(&mut bytes);
+        let audio = wav::read_bytes(&bytes, Path::new("espeak-ng output"))
             .map_err(|e| fail(e.to_string()))?;
         let mono: Vec<f32> = if audio.channels > 1 {
             audio

@@ -44,10 +44,11 @@ impl MusicEngine for SynthEngine {
     }
 
     fn compose_loop(&self, mood: &str, rate: u32, seed: u64) -> Result<Audio, EngineError> {
-        let samples = music::synthesize_loop(mood, rate, seed).map_err(|e| EngineError::Failed {
-            engine: self.id(),
-            message: e.to_string(),
-        })?;
+        let samples =
+            music::synthesize_loop(mood, rate, seed).map_err(|e| EngineError::Failed {
+                engine: self.id(),
+                message: e.to_string(),
+            })?;
         Ok(Audio {
             rate,
             channels: 2,
