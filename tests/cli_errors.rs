@@ -45,7 +45,7 @@ fn yaml_syntax_error_names_line_and_column() {
         "s.yaml",
         "title: T\nscenes:\n  - lines: [\n",
         &[],
-        &["s.yaml:", ":3:"],
+        &["s.yaml:4:1:", "scenes[0].lines"],
     );
 }
 

@@ -9,7 +9,7 @@ use reelsmith::captions::parse_srt;
 use reelsmith::media::{decode, loudness, stills};
 
 /// Every property the issue asks of a finished render, for one language of one example.
-fn check_language(project: &Path, lang: &str, report: &serde_json::Value) {
+fn check_language(project: &Path, lang: &str, report: &serde_json::Value, size: (u32, u32)) {
     let dir = project.join(lang);
     let timeline = &report["timelines"][lang];
     let total = timeline["total"].as_f64().unwrap();
@@ -28,7 +28,7 @@ fn check_language(project: &Path, lang: &str, report: &serde_json::Value) {
     let a = info.audio.as_ref().expect("audio stream");
     assert_eq!(v.codec, "h264");
     assert_eq!(a.codec, "aac");
-    assert_eq!((v.width, v.height), (1280, 720));
+    assert_eq!((v.width, v.height), size);
     assert!((v.fps - 30.0).abs() < 1e-6, "fps {}", v.fps);
     assert!(
         (v.duration - scene_sum).abs() <= 0.1,
@@ -120,11 +120,11 @@ fn check_language(project: &Path, lang: &str, report: &serde_json::Value) {
 #[test]
 fn renders_every_example_with_all_outputs() {
     let tmp = tempfile::tempdir().unwrap();
-    for (name, langs) in [
-        ("explainer.yaml", vec!["en"]),
-        ("anime-duel.yaml", vec!["en"]),
-        ("multilingual.json", vec!["en", "ja", "ar"]),
-        ("notes.txt", vec!["en"]),
+    for (name, langs, size) in [
+        ("explainer.yaml", vec!["en"], (1280, 720)),
+        ("anime-duel.yaml", vec!["en"], (1280, 720)),
+        ("multilingual.json", vec!["en", "ja", "ar"], (720, 1280)),
+        ("notes.txt", vec!["en"], (1280, 720)),
     ] {
         let data = tmp.path().join("data");
         let out = tmp.path().join("out");
@@ -134,7 +134,7 @@ fn renders_every_example_with_all_outputs() {
         assert!(stdout.contains("final.mp4"), "{stdout}");
         let report = read_json(&project.join("report.json"));
         for lang in langs {
-            check_language(&project, lang, &report);
+            check_language(&project, lang, &report, size);
         }
     }
 }

@@ -56,10 +56,19 @@ fn init_logging(dirs: &Dirs) {
         .try_init();
 }
 
+/// Panics inside stages are caught and reported as that stage's failure; the hook only records
+/// where they happened in the log instead of spilling a backtrace over the progress display.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("panic: {info}");
+    }));
+}
+
 /// Runs a parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let dirs = Dirs::resolve(cli.data_dir.as_deref());
     init_logging(&dirs);
+    install_panic_hook();
     match cli.command {
         Command::Render(args) => render::run(args, &dirs),
         Command::Doctor => doctor::run(&dirs),

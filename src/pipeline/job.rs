@@ -162,6 +162,8 @@ struct Report<'a> {
     seconds: f64,
     stages: &'a [NodeReport],
     outputs: &'a BTreeMap<String, LanguageOutputs>,
+    /// Per scene: the seed, prompt, motion and mood the plan chose.
+    scenes: Vec<serde_json::Value>,
     timelines: BTreeMap<String, serde_json::Value>,
     mixes: BTreeMap<String, serde_json::Value>,
 }
@@ -407,6 +409,24 @@ fn export(
             },
         );
     }
+    let plan = summary
+        .artifact(StageKind::Plan, None)
+        .and_then(|a| std::fs::read_to_string(a.file("plan.json")).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let scenes = plan["scenes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "id": s["id"], "seed": s["seed"], "prompt": s["prompt"],
+                        "motion": s["motion"], "music": s["music"], "transition": s["transition"],
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let report = Report {
         reelsmith: env!("CARGO_PKG_VERSION"),
         pipeline_version: runner::PIPELINE_VERSION,
@@ -418,6 +438,7 @@ fn export(
         seconds: summary.seconds,
         stages: &summary.nodes,
         outputs: &outputs,
+        scenes,
         timelines,
         mixes,
     };

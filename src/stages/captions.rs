@@ -98,7 +98,14 @@ impl Stage for CaptionsStage {
         let plan: Plan = read_json(&ctx.input(StageKind::Plan)?.file("plan.json"))?;
         let texts: Texts = read_json(&ctx.input(StageKind::Translate)?.file("text.json"))?;
         let timeline: Timeline = read_json(&ctx.input(StageKind::Align)?.file("timeline.json"))?;
-        let main = cues(&plan, &texts, &timeline, lang, captions::DEFAULT_MAX_WIDTH);
+        // A portrait video is laid out like the short: narrower lines, higher up.
+        let portrait = s.height > s.width;
+        let width = if portrait {
+            SHORT_MAX_WIDTH
+        } else {
+            captions::DEFAULT_MAX_WIDTH
+        };
+        let main = cues(&plan, &texts, &timeline, lang, width);
         let vertical = cues(&plan, &texts, &timeline, lang, SHORT_MAX_WIDTH);
         let write = |name: &str, text: String| {
             let p = ctx.out.join(name);
@@ -106,7 +113,7 @@ impl Stage for CaptionsStage {
         };
         write("captions.srt", captions::to_srt(&main))?;
         write("captions.vtt", captions::to_vtt(&main))?;
-        let land = layout(&plan.captions, s.width, s.height, lang, false);
+        let land = layout(&plan.captions, s.width, s.height, lang, portrait);
         write("landscape.ass", captions::to_ass(&main, &land, lang))?;
         let port = layout(&plan.captions, s.short_width, s.short_height, lang, true);
         write("portrait.ass", captions::to_ass(&vertical, &port, lang))?;

@@ -112,13 +112,10 @@ impl Stage for PlanStage {
             );
             let mut motifs = Vec::new();
             words(&subject, &mut motifs);
+            // Pictures follow the visual description only, so rewording a line never repaints
+            // a scene (the subject falls back to the title or first line when there's no prompt).
             if let Some(t) = sc.title.as_ref().and_then(|t| t.source(&s.language)) {
                 words(t, &mut motifs);
-            }
-            for l in &sc.lines {
-                if let Some(t) = l.text.source(&s.language) {
-                    words(t, &mut motifs);
-                }
             }
             let motion = sc
                 .motion
