@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Dirs;
 use crate::engines::Clip;
 use crate::media::compose::{blend_into, new_frame, Blend, Still, TimelineClip, TimelineRenderer};
-use crate::media::encode::{EncodeSettings, Mp4Writer};
-use crate::media::overlay::AssBurner;
+use crate::media::encode::{AudioSource, EncodeSettings, Mp4Writer};
+use crate::media::overlay::CaptionTrack;
 use crate::media::stills;
 use crate::pipeline::job::{self, Progress, RenderOutcome, RenderRequest};
 use crate::pipeline::runner::{NodeStatus, RunEvent};
@@ -154,6 +154,16 @@ fn bench_render(work: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// CPU seconds this process has used (user + system, all threads).
+fn cpu_seconds() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 /// Frames drawn once before timing: each output frame's outgoing layer, and during a transition
 /// the incoming layer and how to blend them.
 struct Prerendered {
@@ -225,6 +235,7 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
         preset: s.quality.x264_preset().to_string(),
         audio_rate: s.audio_rate,
         audio_bitrate: 192_000,
+        aac_coder: s.quality.aac_coder().to_string(),
     };
     let ass = art(StageKind::Captions, Some("en"))?.file("landscape.ass");
     let voice_dir = art(StageKind::Voice, Some("en"))?.dir;
@@ -242,34 +253,47 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
     };
     let full = |path: &PathBuf| -> Result<f64, String> {
         let t = Instant::now();
-        let (audio, _) = mix_tracks(&plan, &timeline, &voice_dir, Some(&music_dir), s.audio_rate)
-            .map_err(|e| e.to_string())?;
-        let mut wr = Mp4Writer::create(path, &enc, Some(audio)).map_err(|e| e.to_string())?;
-        let mut burner = AssBurner::new(
-            w,
-            h,
-            ffmpeg_next::format::Pixel::YUV420P,
-            (1, fps as i32),
-            &ass,
-        )
-        .map_err(|e| e.to_string())?;
+        // The soundtrack is mixed and encoded on the writer's audio thread, as in a render.
+        let (plan, timeline, voice_dir, music_dir) = (
+            plan.clone(),
+            timeline.clone(),
+            voice_dir.clone(),
+            music_dir.clone(),
+        );
+        let rate = s.audio_rate;
+        let source: AudioSource = Box::new(move || {
+            mix_tracks(&plan, &timeline, &voice_dir, Some(&music_dir), rate)
+                .map(|(audio, _)| audio)
+                .map_err(|e| e.to_string())
+        });
+        let mut wr = Mp4Writer::create(path, &enc, Some(source)).map_err(|e| e.to_string())?;
+        let mut captions = CaptionTrack::render(&ass, w, h, fps).map_err(|e| e.to_string())?;
         for (n, a) in pre.a.iter().enumerate() {
             let mut f = a.clone();
             if let Some((b, alpha, kind)) = pre.b.get(&n) {
                 blend_into(&mut f, b, *alpha, *kind);
             }
-            f.set_pts(Some(n as i64));
-            let mut out = burner.burn(&f).map_err(|e| e.to_string())?;
-            wr.push_frame(&mut out).map_err(|e| e.to_string())?;
+            captions
+                .apply(n as i64, &mut f)
+                .map_err(|e| e.to_string())?;
+            wr.push_frame(&mut f).map_err(|e| e.to_string())?;
         }
         wr.finish().map_err(|e| e.to_string())?;
         Ok(t.elapsed().as_secs_f64())
     };
     let (mut best_bare, mut best_full) = (f64::MAX, f64::MAX);
     for i in 0..repeat {
+        let c0 = cpu_seconds();
         let b = bare(&work.join(format!("bare-{i}.mp4")))?;
+        let c1 = cpu_seconds();
         let f = full(&work.join(format!("full-{i}.mp4")))?;
-        eprintln!("  pair {}: bare {b:.2} s, full {f:.2} s", i + 1);
+        let c2 = cpu_seconds();
+        eprintln!(
+            "  pair {}: bare {b:.2} s ({:.2} CPU-s), full {f:.2} s ({:.2} CPU-s)",
+            i + 1,
+            c1 - c0,
+            c2 - c1
+        );
         best_bare = best_bare.min(b);
         best_full = best_full.min(f);
     }

@@ -153,34 +153,64 @@ impl CameraPath {
 }
 
 /// Samples `src` over the window into `dst` (`dw`×`dh`, stride `ds`), bilinear, 8-bit weights.
+///
+/// Separable: each source row needed is interpolated horizontally once into a 16-bit row (kept
+/// while consecutive output rows share it), then output rows are a vertical blend of two such
+/// rows — a plain loop the compiler vectorises.
 fn sample_plane(src: &Plane, win: Window, dst: &mut [u8], ds: usize, dw: usize, dh: usize) {
+    if src.width < 2 || src.height < 1 || dw == 0 {
+        return;
+    }
     let sx = win.w / dw as f64;
     let sy = win.h / dh as f64;
-    let max_x = src.width.saturating_sub(2);
+    let max_x = src.width - 2;
     let max_y = src.height.saturating_sub(2);
     let mut xi = Vec::with_capacity(dw);
     let mut xw = Vec::with_capacity(dw);
     for x in 0..dw {
         let fx = (win.x + (x as f64 + 0.5) * sx - 0.5).max(0.0);
         let x0 = (fx.floor() as usize).min(max_x);
-        let w = ((fx - x0 as f64) * 256.0).round().clamp(0.0, 256.0) as u32;
-        xi.push(x0);
+        let w = ((fx - x0 as f64) * 256.0).round().clamp(0.0, 256.0) as u16;
+        xi.push(x0 as u32);
         xw.push(w);
     }
+    let hrow = |y: usize, out: &mut [u16]| {
+        let r = &src.data[y * src.width..(y + 1) * src.width];
+        for ((o, &x0), &w) in out.iter_mut().zip(&xi).zip(&xw) {
+            let x0 = x0 as usize;
+            *o = r[x0] as u16 * (256 - w) + r[x0 + 1] as u16 * w;
+        }
+    };
+    // Two cached horizontal rows, tagged with their source row.
+    let mut rows = [(usize::MAX, vec![0u16; dw]), (usize::MAX, vec![0u16; dw])];
     for y in 0..dh {
         let fy = (win.y + (y as f64 + 0.5) * sy - 0.5).max(0.0);
         let y0 = (fy.floor() as usize).min(max_y);
+        let y1 = (y0 + 1).min(src.height - 1);
         let wy = ((fy - y0 as f64) * 256.0).round().clamp(0.0, 256.0) as u32;
-        let r0 = &src.data[y0 * src.width..(y0 + 1) * src.width];
-        let r1 = &src.data[(y0 + 1).min(src.height - 1) * src.width..];
+        // Make rows hold y0 and y1 (in either slot), computing only what is missing.
+        for need in [y0, y1] {
+            if rows[0].0 != need && rows[1].0 != need {
+                let other = if need == y0 { y1 } else { y0 };
+                let slot = if rows[0].0 == other { 1 } else { 0 };
+                hrow(need, &mut rows[slot].1);
+                rows[slot].0 = need;
+            }
+        }
+        let top = if rows[0].0 == y0 {
+            &rows[0].1
+        } else {
+            &rows[1].1
+        };
+        let bot = if rows[0].0 == y1 {
+            &rows[0].1
+        } else {
+            &rows[1].1
+        };
         let out = &mut dst[y * ds..y * ds + dw];
-        for x in 0..dw {
-            let x0 = xi[x];
-            let wx = xw[x];
-            let x1 = (x0 + 1).min(src.width - 1);
-            let top = r0[x0] as u32 * (256 - wx) + r0[x1] as u32 * wx;
-            let bot = r1[x0] as u32 * (256 - wx) + r1[x1] as u32 * wx;
-            out[x] = ((top * (256 - wy) + bot * wy + 32768) >> 16) as u8;
+        let (wt, wb) = (256 - wy, wy);
+        for ((o, &t), &b) in out.iter_mut().zip(top.iter()).zip(bot.iter()) {
+            *o = ((t as u32 * wt + b as u32 * wb + 32768) >> 16) as u8;
         }
     }
 }
@@ -201,6 +231,19 @@ pub fn render_window(still: &Still, win: Window, out: &mut frame::Video) {
     sample_plane(&still.u, cwin, out.data_mut(1), s1, cw, ch);
     let s2 = out.stride(2);
     sample_plane(&still.v, cwin, out.data_mut(2), s2, cw, ch);
+}
+
+/// Makes sure `frame`'s buffers are ours alone before drawing into them (an encoder may still
+/// hold a reference to the previous picture); copies only when they are shared.
+pub fn make_writable(frame: &mut frame::Video) -> Result<(), super::MediaError> {
+    let rc = unsafe { ff::ffi::av_frame_make_writable(frame.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(super::MediaError::Ffmpeg {
+            what: "frame buffer".into(),
+            source: ff::Error::from(rc),
+        });
+    }
+    Ok(())
 }
 
 /// A new YUV420P frame.

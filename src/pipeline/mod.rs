@@ -22,7 +22,7 @@ pub use graph::{Node, StageGraph, StageKind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Quality {
-    /// 720 lines, libx264 veryfast: quick previews and overnight batches.
+    /// 720 lines, libx264 superfast: quick previews and overnight batches.
     Draft,
     /// The channel's full size, libx264 medium at a lower CRF.
     Final,
@@ -38,8 +38,15 @@ impl Quality {
 
     pub fn x264_preset(self) -> &'static str {
         match self {
-            Quality::Draft => "veryfast",
+            Quality::Draft => "superfast",
             Quality::Final => "medium",
+        }
+    }
+
+    pub fn aac_coder(self) -> &'static str {
+        match self {
+            Quality::Draft => "fast",
+            Quality::Final => "twoloop",
         }
     }
 

@@ -5,9 +5,10 @@
 use std::path::Path;
 
 use crate::engines::Clip;
+use crate::media::compose::make_writable;
 use crate::media::compose::{new_frame, Still, TimelineClip, TimelineRenderer};
 use crate::media::encode::{EncodeSettings, Mp4Writer};
-use crate::media::overlay::AssBurner;
+use crate::media::overlay::CaptionTrack;
 use crate::media::{stills, wav};
 use crate::pipeline::{read_json, JobSpec, Stage, StageCtx, StageError, StageKind};
 
@@ -74,18 +75,14 @@ pub fn render_video(
         preset: s.quality.x264_preset().to_string(),
         audio_rate: s.audio_rate,
         audio_bitrate: 192_000,
+        aac_coder: s.quality.aac_coder().to_string(),
     };
     let frames = (job.seconds * s.fps as f64).round() as i64;
     let tmp = job.out.with_extension("mp4.part");
-    let mut writer = Mp4Writer::create(&tmp, &enc, Some(job.audio))?;
-    let mut burner = match job.captions {
-        Some(p) => Some(AssBurner::new(
-            job.width,
-            job.height,
-            ffmpeg_next::format::Pixel::YUV420P,
-            (1, s.fps as i32),
-            p,
-        )?),
+    let audio = job.audio;
+    let mut writer = Mp4Writer::create(&tmp, &enc, Some(Box::new(move || Ok(audio))))?;
+    let mut captions = match job.captions {
+        Some(p) => Some(CaptionTrack::render(p, job.width, job.height, s.fps)?),
         None => None,
     };
     let mut frame = new_frame(job.width, job.height);
@@ -94,26 +91,17 @@ pub fn render_video(
             ctx.check_cancel()?;
             ctx.progress(n as f32 / frames as f32);
         }
-        let t = n as f64 / s.fps as f64;
-        renderer.render(t, &mut frame);
-        frame.set_pts(Some(n));
-        match burner.as_mut() {
-            Some(b) => {
-                let mut out = b.burn(&frame)?;
-                writer.push_frame(&mut out)?;
-            }
-            None => writer.push_frame(&mut frame)?,
+        make_writable(&mut frame)?;
+        renderer.render(n as f64 / s.fps as f64, &mut frame);
+        if let Some(c) = captions.as_mut() {
+            c.apply(n, &mut frame)?;
         }
+        writer.push_frame(&mut frame)?;
     }
     writer.finish()?;
     std::fs::rename(&tmp, job.out).map_err(|e| StageError::io(job.out, e))?;
     ctx.progress(1.0);
     Ok(())
-}
-
-/// Whether the channel burns captions into the picture.
-pub fn burn_in(plan: &Plan) -> bool {
-    plan.captions.burn_in
 }
 
 impl Stage for AssembleStage {
@@ -148,7 +136,7 @@ impl Stage for AssembleStage {
                 width: s.width,
                 height: s.height,
                 seconds: timeline.total,
-                captions: burn_in(&plan).then_some(ass.as_path()),
+                captions: plan.captions.burn_in.then_some(ass.as_path()),
                 audio: mix.samples,
                 out: &ctx.out.join("final.mp4"),
             },

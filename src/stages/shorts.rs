@@ -6,7 +6,7 @@ use crate::media::mix::{fade, normalize_loudness};
 use crate::media::wav;
 use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
 
-use super::assemble::{burn_in, load_stills, render_video, VideoJob};
+use super::assemble::{load_stills, render_video, VideoJob};
 use super::mix::{CEILING_DBTP, TARGET_LUFS};
 use super::model::{Plan, Timeline};
 
@@ -74,7 +74,7 @@ impl Stage for ShortsStage {
                 width: s.short_width,
                 height: s.short_height,
                 seconds,
-                captions: burn_in(&plan).then_some(ass.as_path()),
+                captions: plan.captions.burn_in.then_some(ass.as_path()),
                 audio,
                 out: &ctx.out.join("short.mp4"),
             },

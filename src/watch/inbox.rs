@@ -1,0 +1,1176 @@
+//! The drop-folder inbox: `<data>/inbox/`.
+//!
+//! A user, a script or `scp` drops a script file into the inbox; [`Inbox::scan`] hands every file
+//! that has stopped changing to an `accept` callback (which validates and enqueues it) and then
+//! moves it to `done/` (accepted) or `rejected/` (with a sibling `<name>.error.txt` explaining
+//! what is wrong and what to do). Files are never deleted or overwritten.
+//!
+//! [`Inbox::watch`] starts a file-system watcher whose only job is to say "look now"; the scan is
+//! the single place that decides anything, so a missed event costs at most one safety-net scan
+//! period.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{Config, Event, EventKind, PollWatcher, RecursiveMode, Watcher};
+
+/// Extensions (compared case-insensitively) the inbox takes as scripts. Anything else that is not
+/// ignored is rejected with an explanation, without calling `accept`.
+pub const SCRIPT_EXTENSIONS: &[&str] = &["yaml", "yml", "json", "txt", "md"];
+
+/// Name suffixes (lowercased) of files that are still being written or are not ours: left alone.
+const IGNORED_SUFFIXES: &[&str] = &[
+    "~",
+    ".swp",
+    ".swo",
+    ".swx",
+    ".kate-swp",
+    ".part",
+    ".partial",
+    ".filepart",
+    ".tmp",
+    ".temp",
+    ".crdownload",
+    ".download",
+    // Our own error notes, in case someone moves a whole rejected/ folder back in.
+    ".error.txt",
+];
+
+/// A file whose size and mtime stayed the same for this long (across two scans) is complete.
+const STABLE_FOR: Duration = Duration::from_millis(300);
+/// A file whose mtime is at least this old when first seen is taken at once.
+const OLD_ENOUGH: Duration = Duration::from_secs(1);
+/// Poll period of the fallback watcher.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// After the last raw event, extra wake-ups so a file that was still settling gets picked up
+/// without waiting for the caller's safety-net scan.
+const FOLLOW_UPS: [Duration; 2] = [Duration::from_millis(400), Duration::from_millis(1200)];
+/// Give up looking for a free `<stem>.<n>.<ext>` after this many tries.
+const MAX_SUFFIX: u32 = 100_000;
+
+#[cfg(target_os = "linux")]
+const NATIVE_MODE: &str = "inotify";
+#[cfg(not(target_os = "linux"))]
+const NATIVE_MODE: &str = "native";
+
+/// What one scan did with one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `accept` returned `Ok`; the file now lives at `moved_to` (in `done/`).
+    Accepted { from: PathBuf, moved_to: PathBuf },
+    /// `accept` (or the inbox itself, for an unsupported extension or an empty file) refused the
+    /// file; it now lives at `moved_to` (in `rejected/`) next to `error_file`, which holds
+    /// `message` plus what to do.
+    Rejected {
+        from: PathBuf,
+        moved_to: PathBuf,
+        error_file: PathBuf,
+        message: String,
+    },
+    /// The verdict was reached (`accepted: true` means the job IS queued) but the file could not
+    /// be moved out of the inbox. It stays where it is; later scans retry the move without calling
+    /// `accept` again and report `Accepted`/`Rejected` once it succeeds. Reported once per file.
+    Stuck {
+        from: PathBuf,
+        accepted: bool,
+        error: String,
+    },
+}
+
+/// Why [`Inbox::watch`] could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch the inbox {}: {reason}", dir.display())]
+    Unavailable { dir: PathBuf, reason: String },
+    #[error("cannot start the inbox watch thread: {0}")]
+    Thread(#[source] io::Error),
+}
+
+/// Size and mtime: what "unchanged" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    size: u64,
+    mtime: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+struct Sighting {
+    fp: Fingerprint,
+    since: Instant,
+}
+
+#[derive(Debug, Clone)]
+enum Verdict {
+    Accept,
+    Reject(String),
+}
+
+#[derive(Debug)]
+struct Unmoved {
+    fp: Fingerprint,
+    verdict: Verdict,
+}
+
+enum Ready {
+    New(Fingerprint),
+    Retry,
+}
+
+/// The inbox folder and what the scans remember between passes.
+pub struct Inbox {
+    dir: PathBuf,
+    done: PathBuf,
+    rejected: PathBuf,
+    /// Files seen but not yet stable.
+    seen: HashMap<PathBuf, Sighting>,
+    /// Files whose verdict is final but whose move failed; retried without calling `accept`.
+    unmoved: HashMap<PathBuf, Unmoved>,
+    watcher: Option<Box<dyn Watcher + Send>>,
+    mode: &'static str,
+    fallback_reason: Option<String>,
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("dir", &self.dir)
+            .field("mode", &self.mode)
+            .field("settling", &self.seen.len())
+            .field("unmoved", &self.unmoved.len())
+            .finish()
+    }
+}
+
+impl Inbox {
+    /// Opens (creating if needed) `dir`, `dir/done/` and `dir/rejected/`.
+    pub fn open(dir: &Path) -> io::Result<Inbox> {
+        let done = dir.join("done");
+        let rejected = dir.join("rejected");
+        fs::create_dir_all(&done)?;
+        fs::create_dir_all(&rejected)?;
+        Ok(Inbox {
+            dir: dir.to_path_buf(),
+            done,
+            rejected,
+            seen: HashMap::new(),
+            unmoved: HashMap::new(),
+            watcher: None,
+            mode: "off",
+            fallback_reason: None,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// One pass over the inbox (a single `read_dir`; files are only `stat`ed if their name makes
+    /// them candidates).
+    ///
+    /// Every stable candidate is handed to `accept`, which validates and enqueues it (returning
+    /// `Err(message)` for bad input; the message should say what is wrong and what to do). `accept`
+    /// sees the file at its inbox path and must copy what it needs. The file is then moved to
+    /// `done/` or `rejected/`. Returns what happened, in file-name order.
+    ///
+    /// Only an unreadable inbox directory is an `Err`; trouble with one file never hides the
+    /// outcomes of the others (see [`Outcome::Stuck`]).
+    pub fn scan(
+        &mut self,
+        accept: &mut dyn FnMut(&Path) -> Result<(), String>,
+    ) -> io::Result<Vec<Outcome>> {
+        let now = Instant::now();
+        let wall_now = SystemTime::now();
+        let mut present: Vec<PathBuf> = Vec::new();
+        let mut ready: Vec<(OsString, PathBuf, Ready)> = Vec::new();
+
+        for entry in fs::read_dir(&self.dir)? {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name();
+            if is_ignored(&name) {
+                continue;
+            }
+            // Not followed: symlinks, directories, fifos and sockets are all left alone.
+            match entry.file_type() {
+                Ok(ft) if ft.is_file() => {}
+                _ => continue,
+            }
+            // Vanished or unreadable right now: look again next pass.
+            let Ok(meta) = entry.metadata() else { continue };
+            let fp = Fingerprint {
+                size: meta.len(),
+                mtime: meta.modified().ok(),
+            };
+            let path = entry.path();
+            present.push(path.clone());
+
+            if let Some(unmoved) = self.unmoved.get(&path) {
+                if unmoved.fp == fp {
+                    ready.push((name, path, Ready::Retry));
+                    continue;
+                }
+                // Replaced by a different file since the verdict: treat it as new.
+                self.unmoved.remove(&path);
+            }
+
+            let stable = match self.seen.get_mut(&path) {
+                None => {
+                    let old = fp.mtime.is_some_and(|m| {
+                        wall_now
+                            .duration_since(m)
+                            .is_ok_and(|age| age >= OLD_ENOUGH)
+                    });
+                    if !old {
+                        self.seen.insert(path.clone(), Sighting { fp, since: now });
+                    }
+                    old
+                }
+                Some(sighting) if sighting.fp == fp => {
+                    now.saturating_duration_since(sighting.since) >= STABLE_FOR
+                }
+                Some(sighting) => {
+                    sighting.fp = fp;
+                    sighting.since = now;
+                    false
+                }
+            };
+            if stable {
+                ready.push((name, path, Ready::New(fp)));
+            }
+        }
+
+        if !self.seen.is_empty() || !self.unmoved.is_empty() {
+            self.seen.retain(|p, _| present.contains(p));
+            self.unmoved.retain(|p, _| present.contains(p));
+        }
+        if ready.is_empty() {
+            return Ok(Vec::new());
+        }
+
+        ready.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut outcomes = Vec::with_capacity(ready.len());
+        for (name, path, kind) in ready {
+            match kind {
+                Ready::New(fp) => {
+                    self.seen.remove(&path);
+                    let verdict = match precheck(&name, fp) {
+                        Some(message) => Verdict::Reject(message),
+                        None => match accept(&path) {
+                            Ok(()) => Verdict::Accept,
+                            Err(message) => Verdict::Reject(message),
+                        },
+                    };
+                    match self.settle(&path, &name, &verdict) {
+                        Ok(outcome) => outcomes.push(outcome),
+                        Err(e) => {
+                            outcomes.push(Outcome::Stuck {
+                                from: path.clone(),
+                                accepted: matches!(verdict, Verdict::Accept),
+                                error: format!(
+                                    "could not move {} out of the inbox: {e}",
+                                    path.display()
+                                ),
+                            });
+                            self.unmoved.insert(path, Unmoved { fp, verdict });
+                        }
+                    }
+                }
+                Ready::Retry => {
+                    let Some(unmoved) = self.unmoved.get(&path) else {
+                        continue;
+                    };
+                    let verdict = unmoved.verdict.clone();
+                    if let Ok(outcome) = self.settle(&path, &name, &verdict) {
+                        self.unmoved.remove(&path);
+                        outcomes.push(outcome);
+                    }
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Starts watching the inbox directory and returns a receiver that gets a `()` whenever
+    /// something changed (coalesced: at most one is ever waiting) plus two follow-ups 0.4 s and
+    /// 1.2 s after the last change, so files that were still settling get picked up promptly. The
+    /// caller then calls [`Inbox::scan`].
+    ///
+    /// Uses the native watcher (inotify on Linux); if it cannot start (e.g. inotify limits) falls
+    /// back to polling every second, see [`Inbox::watch_mode`] and [`Inbox::fallback_reason`].
+    /// Calling it again replaces the previous watcher (whose receiver then disconnects).
+    pub fn watch(&mut self) -> Result<Receiver<()>, WatchError> {
+        self.start_watch(true)
+    }
+
+    /// Like [`Inbox::watch`] but always polls (every second). For inboxes on network file systems,
+    /// where inotify does not see changes made by other machines.
+    pub fn watch_polling(&mut self) -> Result<Receiver<()>, WatchError> {
+        self.start_watch(false)
+    }
+
+    /// `"inotify"` (`"native"` off Linux), `"poll"`, or `"off"` before a watch was started.
+    pub fn watch_mode(&self) -> &'static str {
+        self.mode
+    }
+
+    /// Why the native watcher could not be used, when [`Inbox::watch`] fell back to polling.
+    pub fn fallback_reason(&self) -> Option<&str> {
+        self.fallback_reason.as_deref()
+    }
+
+    fn start_watch(&mut self, native: bool) -> Result<Receiver<()>, WatchError> {
+        // Drop the old watcher first so a replaced receiver disconnects.
+        self.watcher = None;
+        self.mode = "off";
+        self.fallback_reason = None;
+
+        let (raw_tx, raw_rx) = mpsc::channel::<()>();
+        let (out_tx, out_rx) = mpsc::sync_channel::<()>(1);
+
+        let native_result = native.then(|| start_native(&self.dir, raw_tx.clone()));
+        let (watcher, mode, fallback_reason) = match native_result {
+            Some(Ok(w)) => {
+                drop(raw_tx);
+                (w, NATIVE_MODE, None)
+            }
+            other => {
+                let native_err = match other {
+                    Some(Err(e)) => Some(format!("{NATIVE_MODE} watcher unavailable: {e}")),
+                    _ => None,
+                };
+                match start_poll(&self.dir, raw_tx) {
+                    Ok(w) => (w, "poll", native_err),
+                    Err(e) => {
+                        let reason = match native_err {
+                            Some(n) => format!("{n}; polling failed too: {e}"),
+                            None => format!("polling failed: {e}"),
+                        };
+                        return Err(WatchError::Unavailable {
+                            dir: self.dir.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+        };
+
+        thread::Builder::new()
+            .name("reelsmith-inbox-watch".into())
+            .spawn(move || forward(raw_rx, out_tx))
+            .map_err(WatchError::Thread)?;
+
+        self.watcher = Some(watcher);
+        self.mode = mode;
+        self.fallback_reason = fallback_reason;
+        Ok(out_rx)
+    }
+
+    /// Moves the file according to the verdict.
+    fn settle(&self, path: &Path, name: &OsStr, verdict: &Verdict) -> io::Result<Outcome> {
+        match verdict {
+            Verdict::Accept => {
+                let moved_to = self.move_to_done(path, name)?;
+                Ok(Outcome::Accepted {
+                    from: path.to_path_buf(),
+                    moved_to,
+                })
+            }
+            Verdict::Reject(message) => {
+                let (moved_to, error_file) = self.move_to_rejected(path, name, message)?;
+                Ok(Outcome::Rejected {
+                    from: path.to_path_buf(),
+                    moved_to,
+                    error_file,
+                    message: message.clone(),
+                })
+            }
+        }
+    }
+
+    fn move_to_done(&self, path: &Path, name: &OsStr) -> io::Result<PathBuf> {
+        fs::create_dir_all(&self.done)?;
+        for n in 0..=MAX_SUFFIX {
+            let target = self.done.join(numbered(name, n));
+            match move_no_clobber(path, &target) {
+                Ok(()) => return Ok(target),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(no_free_name(&self.done, name))
+    }
+
+    fn move_to_rejected(
+        &self,
+        path: &Path,
+        name: &OsStr,
+        message: &str,
+    ) -> io::Result<(PathBuf, PathBuf)> {
+        fs::create_dir_all(&self.rejected)?;
+        for n in 0..=MAX_SUFFIX {
+            let target = self.rejected.join(numbered(name, n));
+            let error_file = error_file_for(&target);
+            if exists(&target) {
+                continue;
+            }
+            // Claim the error file name first; it is ours from here on.
+            let mut file = match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&error_file)
+            {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            };
+            let text = error_text(name, &self.dir, message);
+            if let Err(e) = file
+                .write_all(text.as_bytes())
+                .and_then(|()| file.sync_all())
+            {
+                drop(file);
+                let _ = fs::remove_file(&error_file);
+                return Err(e);
+            }
+            drop(file);
+            match move_no_clobber(path, &target) {
+                Ok(()) => return Ok((target, error_file)),
+                Err(e) => {
+                    let _ = fs::remove_file(&error_file);
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(no_free_name(&self.rejected, name))
+    }
+}
+
+/// Names the inbox leaves alone: dotfiles, editor/download temp files, our own error notes.
+fn is_ignored(name: &OsStr) -> bool {
+    let lower = name.to_string_lossy().to_lowercase();
+    lower.starts_with('.')
+        || (lower.len() > 1 && lower.starts_with('#') && lower.ends_with('#'))
+        || IGNORED_SUFFIXES.iter().any(|s| lower.ends_with(s))
+}
+
+/// Rejections the inbox makes itself, before `accept` is bothered.
+fn precheck(name: &OsStr, fp: Fingerprint) -> Option<String> {
+    let ext = Path::new(name)
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase());
+    let supported = ext
+        .as_deref()
+        .is_some_and(|e| SCRIPT_EXTENSIONS.contains(&e));
+    if !supported {
+        let what = match ext.as_deref() {
+            Some(e) => format!("files ending in .{e} are not scripts"),
+            None => "a file without an extension is not recognised as a script".to_string(),
+        };
+        return Some(format!(
+            "{what}. The inbox takes script files ending in {}. Save the script with one of \
+             those extensions and drop it into the inbox again.",
+            SCRIPT_EXTENSIONS
+                .iter()
+                .map(|e| format!(".{e}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if fp.size == 0 {
+        return Some(
+            "the file is empty. Write the script first (or copy it in when it is finished), \
+             then drop it into the inbox again."
+                .to_string(),
+        );
+    }
+    None
+}
+
+fn error_text(name: &OsStr, inbox: &Path, message: &str) -> String {
+    format!(
+        "reelsmith could not accept \"{}\" from the inbox.\n\n\
+         What is wrong:\n{}\n\n\
+         What to do: fix the script and drop it into {} again. This copy stays in rejected/ \
+         for reference and is never picked up again.\n",
+        name.to_string_lossy(),
+        indent(message),
+        inbox.display()
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `name` for n = 0, else `<stem>.<n>.<ext>` (or `<name>.<n>` without an extension).
+fn numbered(name: &OsStr, n: u32) -> OsString {
+    if n == 0 {
+        return name.to_os_string();
+    }
+    let p = Path::new(name);
+    let mut out = OsString::new();
+    match (p.file_stem(), p.extension()) {
+        (Some(stem), Some(ext)) => {
+            out.push(stem);
+            out.push(format!(".{n}."));
+            out.push(ext);
+        }
+        _ => {
+            out.push(name);
+            out.push(format!(".{n}"));
+        }
+    }
+    out
+}
+
+fn error_file_for(target: &Path) -> PathBuf {
+    let mut s = target.as_os_str().to_os_string();
+    s.push(".error.txt");
+    PathBuf::from(s)
+}
+
+fn exists(path: &Path) -> bool {
+    // A dangling symlink counts as taken too.
+    fs::symlink_metadata(path).is_ok()
+}
+
+fn no_free_name(dir: &Path, name: &OsStr) -> io::Error {
+    io::Error::other(format!(
+        "no free name for {} in {} after {MAX_SUFFIX} tries",
+        name.to_string_lossy(),
+        dir.display()
+    ))
+}
+
+/// Moves `from` to `to` without ever replacing an existing `to` (`AlreadyExists` instead).
+///
+/// A hard link fails atomically if `to` exists; where links are not possible (some file systems,
+/// `fs.protected_hardlinks` with a file owned by someone else) it falls back to check-then-rename,
+/// which is only racy against another process writing into the same folder.
+fn move_no_clobber(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::hard_link(from, to) {
+        Ok(()) => match fs::remove_file(from) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Undo: `to` is our own second name for the same file, nothing is lost.
+                let _ = fs::remove_file(to);
+                Err(e)
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+        Err(_) => {
+            if exists(to) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} already exists", to.display()),
+                ));
+            }
+            fs::rename(from, to)
+        }
+    }
+}
+
+/// The raw notify callback: any event that may mean "a file appeared or changed" (and any
+/// watcher error, since events may have been lost) becomes a wake-up.
+fn raw_handler(tx: Sender<()>) -> impl FnMut(notify::Result<Event>) + Send + 'static {
+    move |res: notify::Result<Event>| {
+        let wanted = match &res {
+            Ok(ev) => !matches!(
+                ev.kind,
+                EventKind::Access(AccessKind::Open(_))
+                    | EventKind::Access(AccessKind::Read)
+                    | EventKind::Access(AccessKind::Close(AccessMode::Read))
+            ),
+            Err(_) => true,
+        };
+        if wanted {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn start_native(dir: &Path, tx: Sender<()>) -> notify::Result<Box<dyn Watcher + Send>> {
+    let mut w = notify::recommended_watcher(raw_handler(tx))?;
+    w.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(Box::new(w))
+}
+
+fn start_poll(dir: &Path, tx: Sender<()>) -> notify::Result<Box<dyn Watcher + Send>> {
+    // PollWatcher::watch silently skips a path it cannot stat; check ourselves.
+    fs::metadata(dir).map_err(notify::Error::io)?;
+    let config = Config::default().with_poll_interval(POLL_INTERVAL);
+    let mut w = PollWatcher::new(raw_handler(tx), config)?;
+    w.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(Box::new(w))
+}
+
+/// Coalesces raw events into wake-ups on `out` (capacity 1) and adds the follow-ups. Ends when
+/// the watcher (every raw sender) or the caller's receiver goes away.
+fn forward(raw: Receiver<()>, out: SyncSender<()>) {
+    let mut follow_ups: Vec<Instant> = Vec::new();
+    loop {
+        let got = match follow_ups.first() {
+            Some(&at) => raw.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => raw.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(()) => {
+                while raw.try_recv().is_ok() {}
+                let now = Instant::now();
+                follow_ups = FOLLOW_UPS.iter().map(|d| now + *d).collect();
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                follow_ups.remove(0);
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(TrySendError::Disconnected(())) = out.try_send(()) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// Writes a file whose mtime is 5 s in the past, so the first scan takes it.
+    fn drop_old(dir: &Path, name: &str, content: &[u8]) -> io::Result<PathBuf> {
+        let path = dir.join(name);
+        fs::write(&path, content)?;
+        let old = SystemTime::now() - Duration::from_secs(5);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)?
+            .set_modified(old)?;
+        Ok(path)
+    }
+
+    fn accept_all(path: &Path) -> Result<(), String> {
+        fs::read(path).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Every regular file under `dir` (recursively) with its content.
+    fn all_files(dir: &Path) -> io::Result<Vec<(PathBuf, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                out.extend(all_files(&entry.path())?);
+            } else {
+                out.push((entry.path(), fs::read(entry.path())?));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    #[test]
+    fn open_creates_folders_and_empty_scan_is_empty() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("inbox");
+        let mut inbox = Inbox::open(&dir)?;
+        assert!(dir.join("done").is_dir());
+        assert!(dir.join("rejected").is_dir());
+        assert_eq!(inbox.dir(), dir);
+        assert_eq!(inbox.watch_mode(), "off");
+        let out = inbox.scan(&mut |_| panic!("nothing to accept"))?;
+        assert!(out.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn valid_file_is_accepted_and_moved_intact() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let content = b"title: hello\nscenes:\n  - say: hi\n";
+        let from = drop_old(tmp.path(), "clip.yaml", content)?;
+
+        let mut seen = Vec::new();
+        let out = inbox.scan(&mut |p| {
+            seen.push((p.to_path_buf(), fs::read(p).map_err(|e| e.to_string())?));
+            Ok(())
+        })?;
+
+        let moved_to = tmp.path().join("done").join("clip.yaml");
+        assert_eq!(
+            out,
+            vec![Outcome::Accepted {
+                from: from.clone(),
+                moved_to: moved_to.clone()
+            }]
+        );
+        assert_eq!(seen, vec![(from.clone(), content.to_vec())]);
+        assert!(!from.exists());
+        assert_eq!(fs::read(&moved_to)?, content);
+        // Nothing left to do.
+        assert!(inbox.scan(&mut |_| panic!("already taken"))?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn rejected_file_gets_error_note() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let from = drop_old(tmp.path(), "bad.json", b"{ not json")?;
+        let msg = "line 1: expected a string key. Quote the key and drop the file in again.";
+
+        let out = inbox.scan(&mut |_| Err(msg.to_string()))?;
+
+        let moved_to = tmp.path().join("rejected").join("bad.json");
+        let error_file = tmp.path().join("rejected").join("bad.json.error.txt");
+        assert_eq!(
+            out,
+            vec![Outcome::Rejected {
+                from: from.clone(),
+                moved_to: moved_to.clone(),
+                error_file: error_file.clone(),
+                message: msg.to_string(),
+            }]
+        );
+        assert!(!from.exists());
+        assert_eq!(fs::read(&moved_to)?, b"{ not json");
+        let note = fs::read_to_string(&error_file)?;
+        assert!(note.contains(msg), "{note}");
+        assert!(note.contains("bad.json"), "{note}");
+        Ok(())
+    }
+
+    #[test]
+    fn unsupported_and_empty_files_are_rejected_without_accept() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        drop_old(tmp.path(), "photo.PNG", b"\x89PNG")?;
+        drop_old(tmp.path(), "README", b"hello")?;
+        drop_old(tmp.path(), "empty.yaml", b"")?;
+        drop_old(tmp.path(), "UPPER.YML", b"title: x")?;
+
+        let mut called = Vec::new();
+        let out = inbox.scan(&mut |p| {
+            called.push(p.to_path_buf());
+            Ok(())
+        })?;
+
+        assert_eq!(called, vec![tmp.path().join("UPPER.YML")]);
+        assert_eq!(out.len(), 4);
+        for o in &out {
+            match o {
+                Outcome::Rejected {
+                    from,
+                    message,
+                    error_file,
+                    ..
+                } => {
+                    let name = from.file_name().map(|n| n.to_string_lossy().into_owned());
+                    match name.as_deref() {
+                        Some("photo.PNG") => assert!(message.contains(".png"), "{message}"),
+                        Some("README") => assert!(message.contains("extension"), "{message}"),
+                        Some("empty.yaml") => assert!(message.contains("empty"), "{message}"),
+                        other => panic!("unexpected rejection of {other:?}"),
+                    }
+                    assert!(error_file.exists());
+                }
+                Outcome::Accepted { from, .. } => {
+                    assert_eq!(from, &tmp.path().join("UPPER.YML"))
+                }
+                Outcome::Stuck { .. } => panic!("stuck: {o:?}"),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn name_collisions_get_numbered_and_nothing_is_overwritten() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let done = tmp.path().join("done");
+        let rejected = tmp.path().join("rejected");
+        let mut inbox = Inbox::open(tmp.path())?;
+        fs::write(done.join("a.yaml"), b"old 0")?;
+        fs::write(done.join("a.1.yaml"), b"old 1")?;
+        fs::write(rejected.join("b.md"), b"old b")?;
+        // Only the note's name is taken: b.1.md must be skipped too.
+        fs::write(rejected.join("b.1.md.error.txt"), b"old note")?;
+
+        let mut accepted_to = Vec::new();
+        for round in 0..3 {
+            let content = format!("new {round}");
+            drop_old(tmp.path(), "a.yaml", content.as_bytes())?;
+            drop_old(tmp.path(), "b.md", content.as_bytes())?;
+            let out = inbox.scan(&mut |p| {
+                if p.extension() == Some(OsStr::new("md")) {
+                    Err(format!("bad round {round}"))
+                } else {
+                    Ok(())
+                }
+            })?;
+            assert_eq!(out.len(), 2, "{out:?}");
+            for o in out {
+                match o {
+                    Outcome::Accepted { moved_to, .. } => {
+                        assert_eq!(fs::read(&moved_to)?, content.as_bytes());
+                        accepted_to.push(moved_to);
+                    }
+                    Outcome::Rejected {
+                        moved_to,
+                        error_file,
+                        ..
+                    } => {
+                        assert_eq!(fs::read(&moved_to)?, content.as_bytes());
+                        assert!(
+                            fs::read_to_string(&error_file)?.contains(&format!("round {round}"))
+                        );
+                    }
+                    Outcome::Stuck { .. } => panic!("stuck: {o:?}"),
+                }
+            }
+        }
+
+        assert_eq!(
+            accepted_to,
+            vec![
+                done.join("a.2.yaml"),
+                done.join("a.3.yaml"),
+                done.join("a.4.yaml")
+            ]
+        );
+        assert_eq!(fs::read(done.join("a.yaml"))?, b"old 0");
+        assert_eq!(fs::read(done.join("a.1.yaml"))?, b"old 1");
+        assert_eq!(fs::read(rejected.join("b.md"))?, b"old b");
+        assert_eq!(fs::read(rejected.join("b.1.md.error.txt"))?, b"old note");
+        assert!(!rejected.join("b.1.md").exists());
+        for n in 2..=4 {
+            assert!(rejected.join(format!("b.{n}.md")).exists());
+            assert!(rejected.join(format!("b.{n}.md.error.txt")).exists());
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn inbox_can_move_to_the_scheduler_thread() {
+        fn is_send<T: Send>() {}
+        is_send::<Inbox>();
+        is_send::<WatchError>();
+    }
+
+    #[test]
+    fn numbered_names() {
+        assert_eq!(numbered(OsStr::new("a.yaml"), 0), "a.yaml");
+        assert_eq!(numbered(OsStr::new("a.yaml"), 2), "a.2.yaml");
+        assert_eq!(numbered(OsStr::new("a.b.json"), 1), "a.b.1.json");
+        assert_eq!(numbered(OsStr::new("README"), 3), "README.3");
+    }
+
+    #[test]
+    fn ignored_names_are_left_alone() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let names = [
+            ".hidden.yaml",
+            "notes.yaml~",
+            ".notes.yaml.swp",
+            "notes.yaml.swp",
+            "clip.yaml.part",
+            "clip.yaml.tmp",
+            "clip.yaml.crdownload",
+            "clip.yaml.filepart",
+            "#clip.yaml#",
+            "old.yaml.error.txt",
+        ];
+        for n in names {
+            drop_old(tmp.path(), n, b"title: x")?;
+        }
+        fs::create_dir(tmp.path().join("folder.yaml"))?;
+        drop_old(&tmp.path().join("folder.yaml"), "inner.yaml", b"title: y")?;
+        let before = all_files(tmp.path())?;
+
+        for _ in 0..2 {
+            let out = inbox.scan(&mut |p| panic!("must not be offered: {}", p.display()))?;
+            assert!(out.is_empty(), "{out:?}");
+        }
+        assert_eq!(all_files(tmp.path())?, before);
+        for n in names {
+            assert!(tmp.path().join(n).exists(), "{n}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ignore_rules() {
+        for n in ["a.yaml", "a.YAML", "a.txt", "x~y.md", "#a.yaml"] {
+            assert!(!is_ignored(OsStr::new(n)), "{n}");
+        }
+        for n in [
+            ".a.yaml",
+            "a~",
+            "a.SWP",
+            "a.Part",
+            "a.tmp",
+            "a.crdownload",
+            "#a#",
+        ] {
+            assert!(is_ignored(OsStr::new(n)), "{n}");
+        }
+    }
+
+    #[test]
+    fn fresh_file_waits_for_two_unchanged_sightings() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        fs::write(tmp.path().join("new.txt"), b"say hello")?;
+
+        assert!(inbox.scan(&mut |_| panic!("too early"))?.is_empty());
+        thread::sleep(Duration::from_millis(100));
+        assert!(inbox.scan(&mut |_| panic!("still too early"))?.is_empty());
+        thread::sleep(Duration::from_millis(250));
+        let out = inbox.scan(&mut accept_all)?;
+        assert!(
+            matches!(out.as_slice(), [Outcome::Accepted { .. }]),
+            "{out:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn growing_file_is_taken_only_when_complete() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let path = tmp.path().join("long.md");
+        let chunks: Vec<Vec<u8>> = (0..7)
+            .map(|i| format!("## part {i}\n{}\n", "lorem ipsum ".repeat(50)).into_bytes())
+            .collect();
+        let expected: Vec<u8> = chunks.concat();
+        let finished = Arc::new(AtomicBool::new(false));
+
+        let writer = {
+            let path = path.clone();
+            let finished = Arc::clone(&finished);
+            thread::spawn(move || -> io::Result<()> {
+                let mut f = fs::File::create(&path)?;
+                for (i, chunk) in chunks.iter().enumerate() {
+                    if i > 0 {
+                        thread::sleep(Duration::from_millis(100));
+                    }
+                    f.write_all(chunk)?;
+                    f.flush()?;
+                }
+                finished.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+        };
+
+        let start = Instant::now();
+        let mut taken: Option<Vec<u8>> = None;
+        let mut early = false;
+        while taken.is_none() && start.elapsed() < Duration::from_secs(5) {
+            let out = inbox.scan(&mut |p| {
+                if !finished.load(Ordering::SeqCst) {
+                    early = true;
+                }
+                taken = Some(fs::read(p).map_err(|e| e.to_string())?);
+                Ok(())
+            })?;
+            if !out.is_empty() {
+                assert!(
+                    matches!(out.as_slice(), [Outcome::Accepted { .. }]),
+                    "{out:?}"
+                );
+            }
+            thread::sleep(Duration::from_millis(30));
+        }
+        writer.join().map_err(|_| "writer panicked")??;
+
+        assert!(!early, "file was taken while still being written");
+        let taken = taken.ok_or("file never taken")?;
+        assert_eq!(taken.len(), expected.len());
+        assert_eq!(taken, expected);
+        assert_eq!(fs::read(tmp.path().join("done").join("long.md"))?, expected);
+        Ok(())
+    }
+
+    #[test]
+    fn vanished_file_is_forgotten() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let p = tmp.path().join("gone.yaml");
+        fs::write(&p, b"title: x")?;
+        assert!(inbox.scan(&mut accept_all)?.is_empty());
+        assert_eq!(inbox.seen.len(), 1);
+        fs::remove_file(&p)?;
+        assert!(inbox.scan(&mut accept_all)?.is_empty());
+        assert!(inbox.seen.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn failed_move_is_reported_once_and_retried_without_reaccepting() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("inbox");
+        let mut inbox = Inbox::open(&dir)?;
+        // Make done/ unusable: a file where the folder should be. (That file is itself a fresh
+        // inbox entry, so the scans below only sight it; it is moved away before it settles.)
+        fs::remove_dir(dir.join("done"))?;
+        fs::write(dir.join("done"), b"in the way")?;
+        drop_old(&dir, "ok.yaml", b"title: x")?;
+
+        let mut calls = 0;
+        let out = inbox.scan(&mut |_| {
+            calls += 1;
+            Ok(())
+        })?;
+        assert!(
+            matches!(out.as_slice(), [Outcome::Stuck { accepted: true, .. }]),
+            "{out:?}"
+        );
+        assert!(dir.join("ok.yaml").exists());
+        // Still stuck: not reported again, not re-accepted.
+        let out = inbox.scan(&mut |_| {
+            calls += 1;
+            Ok(())
+        })?;
+        assert!(out.is_empty(), "{out:?}");
+
+        fs::rename(dir.join("done"), tmp.path().join("blocker"))?;
+        fs::create_dir(dir.join("done"))?;
+        let out = inbox.scan(&mut |_| {
+            calls += 1;
+            Ok(())
+        })?;
+        assert_eq!(
+            out,
+            vec![Outcome::Accepted {
+                from: dir.join("ok.yaml"),
+                moved_to: dir.join("done").join("ok.yaml")
+            }]
+        );
+        assert_eq!(calls, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn scan_never_deletes_anything() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        fs::write(tmp.path().join("done").join("x.yaml"), b"earlier x")?;
+        fs::write(tmp.path().join("rejected").join("y.json"), b"earlier y")?;
+        drop_old(tmp.path(), "x.yaml", b"title: x")?;
+        drop_old(tmp.path(), "y.json", b"{}")?;
+        drop_old(tmp.path(), "z.txt", b"plain words")?;
+        drop_old(tmp.path(), "image.png", b"png")?;
+        drop_old(tmp.path(), "empty.md", b"")?;
+        drop_old(tmp.path(), ".dot.yaml", b"hidden")?;
+        drop_old(tmp.path(), "w.yaml.part", b"partial")?;
+        fs::write(tmp.path().join("fresh.yaml"), b"just now")?;
+
+        let before = all_files(tmp.path())?;
+        let out = inbox.scan(&mut |p| {
+            if p.extension() == Some(OsStr::new("json")) {
+                Err("json rejected in this test".into())
+            } else {
+                Ok(())
+            }
+        })?;
+        let after = all_files(tmp.path())?;
+
+        let notes = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::Rejected { .. }))
+            .count();
+        assert_eq!(notes, 3, "{out:?}");
+        assert_eq!(out.len(), 5, "{out:?}");
+        assert_eq!(after.len(), before.len() + notes);
+        // Every original content is still somewhere.
+        let mut before_contents: Vec<&Vec<u8>> = before.iter().map(|(_, c)| c).collect();
+        let mut after_contents: Vec<&Vec<u8>> = after
+            .iter()
+            .filter(|(p, _)| !p.to_string_lossy().ends_with(".error.txt"))
+            .map(|(_, c)| c)
+            .collect();
+        before_contents.sort();
+        after_contents.sort();
+        assert_eq!(before_contents, after_contents);
+        Ok(())
+    }
+
+    fn watch_end_to_end(polling: bool) -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let rx = if polling {
+            inbox.watch_polling()?
+        } else {
+            inbox.watch()?
+        };
+        if polling {
+            assert_eq!(inbox.watch_mode(), "poll");
+            assert_eq!(inbox.fallback_reason(), None);
+        } else if inbox.watch_mode() == "poll" {
+            // Allowed (e.g. inotify limits on the test machine), but it must say why.
+            assert!(inbox.fallback_reason().is_some());
+        } else {
+            assert_eq!(inbox.watch_mode(), NATIVE_MODE);
+        }
+        // Settle: drain anything the setup produced.
+        thread::sleep(Duration::from_millis(100));
+        while rx.try_recv().is_ok() {}
+
+        let written = Instant::now();
+        fs::write(tmp.path().join("dropped.yaml"), b"title: dropped")?;
+        let deadline = written + Duration::from_secs(2);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            rx.recv_timeout(left)
+                .map_err(|e| format!("no notification within 2 s of the drop: {e}"))?;
+            let out = inbox.scan(&mut accept_all)?;
+            if let [Outcome::Accepted { moved_to, .. }] = out.as_slice() {
+                assert_eq!(fs::read(moved_to)?, b"title: dropped");
+                assert!(written.elapsed() <= Duration::from_secs(2));
+                return Ok(());
+            }
+            assert!(out.is_empty(), "{out:?}");
+        }
+    }
+
+    #[test]
+    fn watch_notifies_within_two_seconds() -> TestResult {
+        watch_end_to_end(false)
+    }
+
+    #[test]
+    fn polling_watch_notifies_within_two_seconds() -> TestResult {
+        watch_end_to_end(true)
+    }
+
+    #[test]
+    fn dropping_the_inbox_ends_the_receiver() -> TestResult {
+        let tmp = tempfile::tempdir()?;
+        let mut inbox = Inbox::open(tmp.path())?;
+        let rx = inbox.watch()?;
+        drop(inbox);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(()) => continue,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Timeout) => return Err("receiver never disconnected".into()),
+            }
+        }
+    }
+}
