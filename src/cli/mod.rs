@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod queue;
 pub mod render;
 
 use std::path::PathBuf;
@@ -32,6 +33,27 @@ pub enum Command {
     Doctor,
     /// Measure performance against a baseline run in the same process.
     Bench(bench::BenchArgs),
+    /// Queue a script (or a directory of scripts) for the scheduler.
+    Add(queue::AddArgs),
+    /// Run the queue (headless; one line per event; Ctrl-C or SIGTERM stops gracefully).
+    Run(queue::RunArgs),
+    /// Show the queue.
+    Status(queue::StatusArgs),
+    /// Cancel a job (the running stage stops within a second).
+    Cancel(queue::JobArg),
+    /// Queue a failed or cancelled job again; finished stages are reused.
+    Retry(queue::JobArg),
+    /// Pause a job: running stages finish, no new ones start.
+    Pause(queue::JobArg),
+    /// Resume a paused job.
+    Resume(queue::JobArg),
+    /// Pause or resume the whole queue.
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
+    /// Change a job's priority (higher runs first).
+    Priority(queue::PriorityArgs),
+    /// Print a job's log (-f to follow it).
+    Logs(queue::LogsArgs),
 }
 
 /// Sends `tracing` output to `<data>/logs/reelsmith.log` (never to the terminal).
@@ -73,5 +95,15 @@ pub fn run(cli: Cli) -> i32 {
         Command::Render(args) => render::run(args, &dirs),
         Command::Doctor => doctor::run(&dirs),
         Command::Bench(args) => bench::run(args, &dirs),
+        Command::Add(a) => queue::add(a, &dirs),
+        Command::Run(a) => queue::run(a, &dirs),
+        Command::Status(a) => queue::status(a, &dirs),
+        Command::Cancel(a) => queue::cancel(a, &dirs),
+        Command::Retry(a) => queue::retry(a, &dirs),
+        Command::Pause(a) => queue::pause(a, &dirs),
+        Command::Resume(a) => queue::resume(a, &dirs),
+        Command::Queue(c) => queue::queue(c, &dirs),
+        Command::Priority(a) => queue::priority(a, &dirs),
+        Command::Logs(a) => queue::logs(a, &dirs),
     }
 }

@@ -35,6 +35,7 @@ pub struct Mp4Writer {
     v_index: usize,
     v_tb: Rational,
     frames: i64,
+    fps: u32,
     audio: Option<AudioTrack>,
     what: String,
 }
@@ -46,7 +47,10 @@ pub type AudioSource = Box<dyn FnOnce() -> Result<Vec<f32>, String> + Send>;
 struct AudioTrack {
     index: usize,
     tb: Rational,
+    rate: u32,
     packets: mpsc::Receiver<Result<Packet, MediaError>>,
+    /// A packet received but not yet due.
+    pending: Option<Packet>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -223,7 +227,9 @@ impl Mp4Writer {
                 Some(AudioTrack {
                     index,
                     tb,
+                    rate,
                     packets,
+                    pending: None,
                     thread: Some(thread),
                 })
             }
@@ -238,6 +244,7 @@ impl Mp4Writer {
             v_index,
             v_tb,
             frames: 0,
+            fps: settings.fps,
             audio,
             what,
         })
@@ -252,7 +259,14 @@ impl Mp4Writer {
             .map_err(|e| fferr(&self.what, e))?;
         self.frames += 1;
         self.drain_video()?;
-        self.mux_audio(false)
+        // Audio is muxed up to this frame's end time: the same calls in the same order on every
+        // run, so the file's layout does not depend on how fast the audio thread was.
+        let until = self
+            .audio
+            .as_ref()
+            .map(|a| self.frames * a.rate as i64 / self.fps as i64)
+            .unwrap_or(0);
+        self.mux_audio(Some(until))
     }
 
     fn stream_tb(octx: &format::context::Output, index: usize) -> Rational {
@@ -273,28 +287,34 @@ impl Mp4Writer {
         Ok(())
     }
 
-    /// Writes the audio packets the encoder thread has made; with `all`, waits for the rest.
-    fn mux_audio(&mut self, all: bool) -> Result<(), MediaError> {
+    /// Writes audio packets with pts before `until` (in samples), waiting for the encoder
+    /// thread when it is behind; `None` writes all that remain.
+    fn mux_audio(&mut self, until: Option<i64>) -> Result<(), MediaError> {
         let Some(a) = self.audio.as_mut() else {
             return Ok(());
         };
         let tb = Self::stream_tb(&self.octx, a.index);
         loop {
-            let next = if all {
-                a.packets.recv().ok()
-            } else {
-                a.packets.try_recv().ok()
+            let pkt = match a.pending.take() {
+                Some(p) => p,
+                None => match a.packets.recv() {
+                    Ok(p) => p?,
+                    Err(_) => break,
+                },
             };
-            let Some(pkt) = next else {
-                break;
-            };
-            let mut pkt = pkt?;
+            if let Some(limit) = until {
+                if pkt.pts().unwrap_or(0) >= limit {
+                    a.pending = Some(pkt);
+                    break;
+                }
+            }
+            let mut pkt = pkt;
             pkt.set_stream(a.index);
             pkt.rescale_ts(a.tb, tb);
             pkt.write_interleaved(&mut self.octx)
                 .map_err(|e| fferr(&self.what, e))?;
         }
-        if all {
+        if until.is_none() {
             if let Some(t) = a.thread.take() {
                 t.join().map_err(|_| {
                     MediaError::Internal(format!("{}: the audio encoder thread crashed", self.what))
@@ -308,7 +328,7 @@ impl Mp4Writer {
     pub fn finish(mut self) -> Result<(), MediaError> {
         self.venc.send_eof().map_err(|e| fferr(&self.what, e))?;
         self.drain_video()?;
-        self.mux_audio(true)?;
+        self.mux_audio(None)?;
         self.octx
             .write_trailer()
             .map_err(|e| fferr(&self.what, e))?;

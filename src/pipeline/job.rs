@@ -70,13 +70,25 @@ pub fn slug(s: &str) -> String {
 pub fn prepare(req: &RenderRequest, dirs: &Dirs) -> Result<JobSpec, JobError> {
     let channels =
         ChannelSet::load(Some(&dirs.config)).map_err(|e| JobError::Input(e.to_string()))?;
+    let text = script::read_text(&req.script).map_err(|e| JobError::Input(e.to_string()))?;
+    prepare_text(req, &text, &channels)
+}
+
+/// Like [`prepare`], for script text read earlier from `req.script` (a queued job's snapshot;
+/// relative paths in it still resolve against the script's directory).
+pub fn prepare_text(
+    req: &RenderRequest,
+    text: &str,
+    channels: &ChannelSet,
+) -> Result<JobSpec, JobError> {
     let names = channels.names();
     let opts = ValidateOptions {
         known_channels: &names,
         channel_override: req.channel.as_deref(),
         languages_override: req.languages.as_deref(),
     };
-    let script = script::load(&req.script, &opts).map_err(|e| JobError::Input(e.to_string()))?;
+    let script =
+        script::load_text(text, &req.script, &opts).map_err(|e| JobError::Input(e.to_string()))?;
     let channel_name = script
         .channel
         .clone()
@@ -356,7 +368,8 @@ pub async fn execute(
     })
 }
 
-fn export(
+/// Copies a finished job's outputs into `<out>/<project>/<lang>/` and writes `report.json`.
+pub fn export(
     job: &JobSpec,
     summary: &RunSummary,
     project_dir: &Path,

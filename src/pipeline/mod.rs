@@ -284,6 +284,28 @@ impl<'a> StageCtx<'a> {
     }
 }
 
+/// What a stage task needs while it runs; the scheduler starts it only when these fit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resources {
+    pub cpu_slots: usize,
+    pub ram_bytes: u64,
+    /// GPU memory, from the model registry's estimate for the job's size; 0 for CPU engines.
+    pub vram_bytes: u64,
+    /// The model the task loads (tasks sharing a model prefer the device that holds it).
+    pub model: Option<String>,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self {
+            cpu_slots: 1,
+            ram_bytes: 0,
+            vram_bytes: 0,
+            model: None,
+        }
+    }
+}
+
 /// One kind of pipeline stage. Implementations pick an engine and produce files in `ctx.out`.
 pub trait Stage: Send + Sync {
     fn kind(&self) -> StageKind;
@@ -292,6 +314,10 @@ pub trait Stage: Send + Sync {
     /// Parameters the output depends on besides the inputs; part of the cache key.
     fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value;
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError>;
+    /// What one task of this stage needs (the embedded engines: one CPU slot, no GPU).
+    fn resources(&self, _job: &JobSpec) -> Resources {
+        Resources::default()
+    }
 }
 
 /// Reads and parses a JSON file of an artifact.

@@ -89,17 +89,19 @@ impl RunSummary {
 /// The registry of stage implementations.
 pub type Stages = BTreeMap<StageKind, Arc<dyn Stage>>;
 
-struct Planned {
-    node: Node,
-    deps: Vec<Node>,
-    key: String,
-    engine: String,
+/// A node of a job with everything needed to run it.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub node: Node,
+    pub deps: Vec<Node>,
+    pub key: String,
+    pub engine: String,
     /// All ancestors' nodes that this node may read (same language or shared).
-    inputs: Vec<(StageKind, String)>,
+    pub inputs: Vec<(StageKind, String)>,
 }
 
-/// Computes keys for every node of `graph` expanded over `job.languages`.
-fn plan_nodes(
+/// Computes keys for every node of `graph` expanded over `job.languages`, in topological order.
+pub fn plan_nodes(
     job: &JobSpec,
     graph: &StageGraph,
     stages: &Stages,
@@ -266,51 +268,24 @@ pub async fn run(
                 engine: engine.clone(),
             });
             set.spawn_blocking(move || {
-                let t0 = Instant::now();
                 let name = node.name();
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    run_node(
-                        &job,
-                        stage.as_ref(),
-                        &node,
-                        &key,
-                        &inputs,
-                        &cache,
-                        &cancel,
-                        &events,
-                    )
-                }));
-                let (result, items, notes) = match outcome {
-                    Ok((r, items, notes)) => (r, items, notes),
-                    Err(p) => (
-                        Err(StageError::Engine(format!(
-                            "the stage crashed ({}); this is a bug in reelsmith, please report it",
-                            panic_message(p.as_ref())
-                        ))),
-                        ItemStats::default(),
-                        vec![],
-                    ),
+                let progress = |fraction: f32| {
+                    let _ = events.send(RunEvent::Progress {
+                        node: name.clone(),
+                        fraction,
+                    });
                 };
-                let (status, dir, error) = match result {
-                    Ok(dir) => (NodeStatus::Done, Some(dir), None),
-                    Err(StageError::Cancelled) => {
-                        (NodeStatus::Cancelled, None, Some("cancelled".to_string()))
-                    }
-                    Err(e) => (NodeStatus::Failed, None, Some(e.to_string())),
-                };
-                let report = NodeReport {
-                    node: name,
-                    kind: node.kind,
-                    lang: node.lang.clone(),
-                    status,
-                    key: key.clone(),
-                    engine,
-                    seconds: t0.elapsed().as_secs_f64(),
-                    items,
-                    notes,
-                    error,
-                };
-                (report, dir.map(|dir| ArtifactRef { key, dir }))
+                execute_node(
+                    &job,
+                    stage.as_ref(),
+                    &node,
+                    &key,
+                    &engine,
+                    &inputs,
+                    &cache,
+                    &cancel,
+                    &progress,
+                )
             });
         }
         match set.join_next().await {
@@ -362,6 +337,60 @@ pub async fn run(
     })
 }
 
+/// Runs one node: the stage writes into a temp dir that is committed into the cache on
+/// success. Panics are caught and reported as the node's failure. Progress is throttled to
+/// about ten reports a second.
+#[allow(clippy::too_many_arguments)]
+pub fn execute_node(
+    job: &JobSpec,
+    stage: &dyn Stage,
+    node: &Node,
+    key: &str,
+    engine: &str,
+    inputs: &BTreeMap<StageKind, ArtifactRef>,
+    cache: &ArtifactCache,
+    cancel: &CancellationToken,
+    progress: &(dyn Fn(f32) + Send + Sync),
+) -> (NodeReport, Option<ArtifactRef>) {
+    let t0 = Instant::now();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_node(job, stage, node, key, inputs, cache, cancel, progress)
+    }));
+    let (result, items, notes) = match outcome {
+        Ok(r) => r,
+        Err(p) => (
+            Err(StageError::Engine(format!(
+                "the stage crashed ({}); this is a bug in reelsmith, please report it",
+                panic_message(p.as_ref())
+            ))),
+            ItemStats::default(),
+            vec![],
+        ),
+    };
+    let (status, dir, error) = match result {
+        Ok(dir) => (NodeStatus::Done, Some(dir), None),
+        Err(StageError::Cancelled) => (NodeStatus::Cancelled, None, Some("cancelled".to_string())),
+        Err(e) => (NodeStatus::Failed, None, Some(e.to_string())),
+    };
+    let report = NodeReport {
+        node: node.name(),
+        kind: node.kind,
+        lang: node.lang.clone(),
+        status,
+        key: key.to_string(),
+        engine: engine.to_string(),
+        seconds: t0.elapsed().as_secs_f64(),
+        items,
+        notes,
+        error,
+    };
+    let art = dir.map(|dir| ArtifactRef {
+        key: key.to_string(),
+        dir,
+    });
+    (report, art)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_node(
     job: &JobSpec,
@@ -371,13 +400,12 @@ fn run_node(
     inputs: &BTreeMap<StageKind, ArtifactRef>,
     cache: &ArtifactCache,
     cancel: &CancellationToken,
-    events: &mpsc::UnboundedSender<RunEvent>,
+    report: &(dyn Fn(f32) + Send + Sync),
 ) -> (
     Result<std::path::PathBuf, StageError>,
     ItemStats,
     Vec<String>,
 ) {
-    let name = node.name();
     let tmp = match cache.begin(key) {
         Ok(t) => t,
         Err(e) => {
@@ -388,16 +416,12 @@ fn run_node(
             )
         }
     };
-    // Progress is throttled to at most ~10 events a second per node.
     let last = std::sync::Mutex::new(Instant::now() - Duration::from_secs(1));
     let progress = |f: f32| {
         if let Ok(mut l) = last.lock() {
             if l.elapsed() >= Duration::from_millis(100) || f >= 1.0 {
                 *l = Instant::now();
-                let _ = events.send(RunEvent::Progress {
-                    node: name.clone(),
-                    fraction: f,
-                });
+                report(f);
             }
         }
     };

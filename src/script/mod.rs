@@ -70,6 +70,20 @@ pub struct ValidateOptions<'a> {
 
 /// Reads, parses, applies overrides and validates a script file.
 pub fn load(path: &Path, opts: &ValidateOptions) -> Result<Script, ScriptError> {
+    let text = read_text(path)?;
+    load_text(&text, path, opts)
+}
+
+/// Parses and validates script text that was read from `origin` (relative paths in it resolve
+/// against `origin`'s directory) — e.g. a snapshot kept in the job queue.
+pub fn load_text(text: &str, origin: &Path, opts: &ValidateOptions) -> Result<Script, ScriptError> {
+    let mut script = parse_str(text, Format::from_path(origin), origin)?;
+    validate(&mut script, origin, opts)?;
+    Ok(script)
+}
+
+/// Reads a script file as UTF-8 text, with errors that name the file (and the bad line).
+pub fn read_text(path: &Path) -> Result<String, ScriptError> {
     let bytes = std::fs::read(path).map_err(|source| ScriptError::Io {
         path: path.to_path_buf(),
         source,
@@ -90,9 +104,7 @@ pub fn load(path: &Path, opts: &ValidateOptions) -> Result<Script, ScriptError> 
             });
         }
     };
-    let mut script = parse_str(&text, Format::from_path(path), path)?;
-    validate(&mut script, path, opts)?;
-    Ok(script)
+    Ok(text)
 }
 
 /// Parses script text (syntax and schema only; no semantic checks, no

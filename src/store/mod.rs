@@ -23,12 +23,15 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::types::Type;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::{Type, ValueRef};
+use rusqlite::{
+    params, Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 
 pub use error::StoreError;
 pub use types::{
-    EventLevel, EventRow, JobId, JobRow, JobStatus, ProjectId, TaskId, TaskRow, TaskStatus,
+    EventLevel, EventRow, JobId, JobRow, JobStatus, NewJob, NewTask, ProjectId, Recovered, TaskId,
+    TaskRow, TaskStatus,
 };
 
 use schema::MIGRATIONS;
@@ -289,11 +292,12 @@ impl Store {
             _ => (None, None),
         };
         let attempts = i64::from(status == JobStatus::Running);
+        let queued = (status == JobStatus::Queued).then_some(now);
         self.conn
             .query_row(
                 "INSERT INTO jobs (project_id, kind, status, priority, params, out_dir,
-                                   attempts, created_ms, started_ms, finished_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                   attempts, created_ms, started_ms, finished_ms, queued_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  RETURNING id",
                 params![
                     project,
@@ -305,7 +309,8 @@ impl Store {
                     attempts,
                     now,
                     started,
-                    finished
+                    finished,
+                    queued
                 ],
                 |r| r.get(0),
             )
@@ -325,6 +330,7 @@ impl Store {
     /// - → done/failed/cancelled: `finished_ms` is set to now.
     /// - → queued/running/paused: `finished_ms` is cleared (a re-queued job is
     ///   not finished).
+    /// - → queued from any other status: `queued_ms` becomes now.
     pub fn set_job_status(
         &self,
         job: JobId,
@@ -336,6 +342,8 @@ impl Store {
             .execute(
                 "UPDATE jobs SET
                      attempts = attempts + (?2 = 'running' AND status <> 'running'),
+                     queued_ms = CASE WHEN ?2 = 'queued' AND status <> 'queued' THEN ?4
+                                      ELSE queued_ms END,
                      status = ?2,
                      error = ?3,
                      started_ms = CASE WHEN ?2 = 'running' THEN COALESCE(started_ms, ?4)
@@ -382,13 +390,14 @@ impl Store {
     }
 
     /// Marks a task running on `engine`: progress back to 0, start time now,
-    /// previous finish/error cleared.
+    /// previous finish/error cleared, `attempts` up by one.
     pub fn task_started(&self, task: TaskId, engine: &str) -> Result<(), StoreError> {
         let n = self
             .conn
-            .execute(
+            .prepare_cached(
                 "UPDATE tasks SET
                      status = 'running',
+                     attempts = attempts + 1,
                      engine = ?2,
                      progress = 0,
                      error = NULL,
@@ -396,8 +405,8 @@ impl Store {
                      finished_ms = NULL,
                      elapsed_ms = NULL
                  WHERE id = ?1",
-                params![task, engine, now_ms()],
             )
+            .and_then(|mut st| st.execute(params![task, engine, now_ms()]))
             .map_err(|e| self.err(e))?;
         if n == 0 {
             return Err(self.not_found("task", task));
@@ -415,10 +424,8 @@ impl Store {
         }
         let n = self
             .conn
-            .execute(
-                "UPDATE tasks SET progress = ?2 WHERE id = ?1",
-                params![task, progress.clamp(0.0, 1.0)],
-            )
+            .prepare_cached("UPDATE tasks SET progress = ?2 WHERE id = ?1")
+            .and_then(|mut st| st.execute(params![task, progress.clamp(0.0, 1.0)]))
             .map_err(|e| self.err(e))?;
         if n == 0 {
             return Err(self.not_found("task", task));
@@ -442,7 +449,7 @@ impl Store {
         let complete = matches!(status, TaskStatus::Done | TaskStatus::Cached);
         let n = self
             .conn
-            .execute(
+            .prepare_cached(
                 "UPDATE tasks SET
                      status = ?2,
                      artifact_key = ?3,
@@ -451,7 +458,9 @@ impl Store {
                      finished_ms = ?6,
                      progress = CASE WHEN ?7 THEN 1.0 ELSE progress END
                  WHERE id = ?1",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     task,
                     status.as_str(),
                     artifact_key,
@@ -459,8 +468,8 @@ impl Store {
                     elapsed_ms,
                     now_ms(),
                     complete
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.err(e))?;
         if n == 0 {
             return Err(self.not_found("task", task));
@@ -501,11 +510,11 @@ impl Store {
         message: &str,
     ) -> Result<(), StoreError> {
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO events (job_id, task_id, at_ms, level, message)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![job, task, now_ms(), level.as_str(), message],
             )
+            .and_then(|mut st| st.execute(params![job, task, now_ms(), level.as_str(), message]))
             .map_err(|e| {
                 if is_foreign_key_violation(&e) {
                     match (job, task) {
@@ -521,6 +530,483 @@ impl Store {
                 }
             })?;
         Ok(())
+    }
+
+    /// Starts a write transaction on this connection (`BEGIN IMMEDIATE`, so
+    /// a busy database is reported up front rather than at the first write).
+    fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
+        Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Puts a job on the queue (status queued, `queued_ms` now) together with
+    /// its script snapshot and its pending tasks, in one transaction.
+    pub fn enqueue_job(&self, new: &NewJob) -> Result<JobId, StoreError> {
+        let ids = self.enqueue_jobs(std::slice::from_ref(new))?;
+        Ok(ids[0])
+    }
+
+    /// [`Store::enqueue_job`] for many jobs in one transaction: either all of
+    /// them are queued or none is. Returns their ids in order.
+    pub fn enqueue_jobs(&self, new: &[NewJob]) -> Result<Vec<JobId>, StoreError> {
+        let tx = self.write_tx()?;
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(new.len());
+        {
+            let mut insert_job = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (project_id, kind, status, priority, params, out_dir,
+                                       script, script_name, created_ms, queued_ms)
+                     VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                     RETURNING id",
+                )
+                .map_err(|e| self.err(e))?;
+            let mut insert_task = tx
+                .prepare_cached(UPSERT_TASK_NO_ID)
+                .map_err(|e| self.err(e))?;
+            for job in new {
+                let params_text =
+                    serde_json::to_string(&job.params).map_err(|source| StoreError::Json {
+                        path: self.path.clone(),
+                        what: "job params",
+                        source,
+                    })?;
+                let id: JobId = insert_job
+                    .query_row(
+                        params![
+                            job.project,
+                            job.kind,
+                            job.priority,
+                            params_text,
+                            job.out_dir,
+                            job.script,
+                            job.script_name,
+                            now
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| {
+                        if is_foreign_key_violation(&e) {
+                            self.not_found("project", job.project)
+                        } else {
+                            self.err(e)
+                        }
+                    })?;
+                for task in &job.tasks {
+                    insert_task
+                        .execute(params![id, task.stage, task.kind, task.lang])
+                        .map_err(|e| self.err(e))?;
+                }
+                ids.push(id);
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(ids)
+    }
+
+    /// Asks for a job to be cancelled and returns the job as it is after:
+    ///
+    /// - queued or paused: cancelled at once (`finished_ms` now), and its
+    ///   pending tasks become cancelled. A task of a paused job that is still
+    ///   running is left to whoever runs it; it sees `cancel_requested`.
+    /// - running: only `cancel_requested` is set; the scheduler stops it.
+    /// - done, failed, cancelled: nothing changes.
+    pub fn request_cancel(&self, job: JobId) -> Result<JobRow, StoreError> {
+        let tx = self.write_tx()?;
+        let now = now_ms();
+        let cancelled_now: Option<bool> = tx
+            .query_row(
+                "UPDATE jobs SET
+                     cancel_requested = 1,
+                     status = CASE WHEN status = 'running' THEN status ELSE 'cancelled' END,
+                     finished_ms = CASE WHEN status = 'running' THEN finished_ms ELSE ?2 END
+                 WHERE id = ?1 AND status IN ('queued','running','paused')
+                 RETURNING status = 'cancelled'",
+                params![job, now],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if cancelled_now == Some(true) {
+            tx.execute(
+                "UPDATE tasks SET status = 'cancelled', finished_ms = ?2
+                 WHERE job_id = ?1 AND status = 'pending'",
+                params![job, now],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        let row = tx
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                params![job],
+                job_from_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| self.not_found("job", job))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(row)
+    }
+
+    /// Changes a job's priority (any status).
+    pub fn set_priority(&self, job: JobId, priority: i64) -> Result<(), StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE jobs SET priority = ?2 WHERE id = ?1",
+                params![job, priority],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(self.not_found("job", job));
+        }
+        Ok(())
+    }
+
+    /// Moves a job's status from one of `from` to `to`. A job that already
+    /// has status `to` is left alone; otherwise NotFound, or InvalidArgument
+    /// naming its status.
+    fn move_job(
+        &self,
+        job: JobId,
+        from: &[JobStatus],
+        to: JobStatus,
+        verb: &str,
+    ) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM jobs WHERE id = ?1", [job], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(status) = status else {
+            return Err(self.not_found("job", job));
+        };
+        if status == to.as_str() {
+            return Ok(());
+        }
+        if !from.iter().any(|s| s.as_str() == status) {
+            let allowed: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+            return Err(self.invalid(
+                "job status",
+                format!(
+                    "job {job} is {status}; only {} jobs can be {verb}",
+                    allowed.join(" or ")
+                ),
+            ));
+        }
+        tx.execute(
+            "UPDATE jobs SET
+                 status = ?2,
+                 finished_ms = NULL,
+                 queued_ms = CASE WHEN ?2 = 'queued' THEN ?3 ELSE queued_ms END
+             WHERE id = ?1",
+            params![job, to.as_str(), now_ms()],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    /// Pauses a queued or running job: the scheduler starts none of its
+    /// tasks until it is resumed (running tasks finish). Pausing a paused job
+    /// does nothing; a finished job is an InvalidArgument.
+    pub fn pause_job(&self, job: JobId) -> Result<(), StoreError> {
+        self.move_job(
+            job,
+            &[JobStatus::Queued, JobStatus::Running],
+            JobStatus::Paused,
+            "paused",
+        )
+    }
+
+    /// Puts a paused job back on the queue (`queued_ms` now). Resuming a
+    /// queued job does nothing; any other status is an InvalidArgument.
+    pub fn resume_job(&self, job: JobId) -> Result<(), StoreError> {
+        self.move_job(job, &[JobStatus::Paused], JobStatus::Queued, "resumed")
+    }
+
+    /// Re-queues a failed or cancelled job: `cancel_requested`, `error` and
+    /// `finished_ms` cleared, `queued_ms` now. Its failed, cancelled, skipped
+    /// and running tasks go back to pending (error, artifact key, finish
+    /// time cleared; crashes and progress 0); done and cached tasks are kept.
+    /// Returns how many tasks were reset. Any other job status is an
+    /// InvalidArgument.
+    pub fn retry_job(&self, job: JobId) -> Result<usize, StoreError> {
+        let tx = self.write_tx()?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM jobs WHERE id = ?1", [job], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(status) = status else {
+            return Err(self.not_found("job", job));
+        };
+        if status != "failed" && status != "cancelled" {
+            return Err(self.invalid(
+                "job status",
+                format!(
+                    "job {job} is {status}, not failed or cancelled; only those can be retried"
+                ),
+            ));
+        }
+        tx.execute(
+            "UPDATE jobs SET status = 'queued', cancel_requested = 0, error = NULL,
+                             queued_ms = ?2, finished_ms = NULL
+             WHERE id = ?1",
+            params![job, now_ms()],
+        )
+        .map_err(|e| self.err(e))?;
+        let reset = tx
+            .execute(
+                "UPDATE tasks SET status = 'pending', error = NULL, crashes = 0, progress = 0,
+                                  artifact_key = NULL, finished_ms = NULL, elapsed_ms = NULL
+                 WHERE job_id = ?1 AND status IN ('failed','cancelled','skipped','running')",
+                [job],
+            )
+            .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(reset)
+    }
+
+    /// A global setting, or `None` if it was never set.
+    pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")
+            .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a global setting.
+    pub fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .and_then(|mut st| st.execute([key, value]))
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Whether the whole queue is paused (no job starts). False by default.
+    pub fn queue_paused(&self) -> Result<bool, StoreError> {
+        Ok(self.setting(QUEUE_PAUSED_KEY)?.as_deref() == Some("1"))
+    }
+
+    /// Pauses or unpauses the whole queue.
+    pub fn set_queue_paused(&self, paused: bool) -> Result<(), StoreError> {
+        self.set_setting(QUEUE_PAUSED_KEY, if paused { "1" } else { "0" })
+    }
+
+    /// `PRAGMA data_version`: changes whenever *another* connection commits
+    /// to the file (never for this connection's own commits). Cheap enough to
+    /// poll to decide whether to re-read anything.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Crash recovery, for a scheduler starting up; one transaction. Every
+    /// task still `running` was interrupted by a dead studio:
+    ///
+    /// - its `crashes` goes up by one (and its progress back to 0);
+    /// - once it reaches `limit` it becomes failed ("crashed the studio
+    ///   {limit} times") and so does its job (unless already finished), with
+    ///   an error that names the stage and says how to retry;
+    /// - otherwise it goes back to pending.
+    ///
+    /// Then every job still `running` goes back to the queue (`queued_ms`
+    /// now) — or, if a cancel was requested, becomes cancelled along with its
+    /// pending tasks. Paused jobs stay paused. Returns what happened to each
+    /// interrupted task, ordered by task id.
+    pub fn recover_after_crash(&self, limit: i64) -> Result<Vec<Recovered>, StoreError> {
+        if limit < 1 {
+            return Err(self.invalid("crash limit", format!("{limit} must be at least 1")));
+        }
+        let tx = self.write_tx()?;
+        let now = now_ms();
+        let task_error = format!("crashed the studio {limit} times");
+        let mut report = {
+            let mut st = tx
+                .prepare(
+                    "UPDATE tasks SET
+                         crashes = crashes + 1,
+                         status = CASE WHEN crashes + 1 >= ?1 THEN 'failed' ELSE 'pending' END,
+                         error = CASE WHEN crashes + 1 >= ?1 THEN ?2 ELSE NULL END,
+                         finished_ms = CASE WHEN crashes + 1 >= ?1 THEN ?3 ELSE NULL END,
+                         progress = 0
+                     WHERE status = 'running'
+                     RETURNING id, job_id, stage, crashes, status = 'failed'",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map(params![limit, task_error, now], |r| {
+                    Ok(Recovered {
+                        task: r.get(0)?,
+                        job: r.get(1)?,
+                        stage: r.get(2)?,
+                        crashes: r.get(3)?,
+                        failed: r.get(4)?,
+                    })
+                })
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| self.err(e))?
+        };
+        report.sort_by_key(|r| r.task);
+        {
+            // Only unfinished jobs fail, so the first failed task (by id) of
+            // a job names the job's error.
+            let mut fail_job = tx
+                .prepare(
+                    "UPDATE jobs SET status = 'failed', error = ?2, finished_ms = ?3
+                     WHERE id = ?1 AND status IN ('queued','running','paused')",
+                )
+                .map_err(|e| self.err(e))?;
+            for r in report.iter().filter(|r| r.failed) {
+                let error = format!(
+                    "stage {} crashed the studio {limit} times; fix or remove it, \
+                     then `reelsmith retry {}`",
+                    r.stage, r.job
+                );
+                fail_job
+                    .execute(params![r.job, error, now])
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.execute(
+            "UPDATE tasks SET status = 'cancelled', finished_ms = ?1
+             WHERE status = 'pending' AND job_id IN
+                   (SELECT id FROM jobs WHERE status = 'running' AND cancel_requested = 1)",
+            [now],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.execute(
+            "UPDATE jobs SET
+                 status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                 finished_ms = CASE WHEN cancel_requested THEN ?1 ELSE NULL END,
+                 queued_ms = CASE WHEN cancel_requested THEN queued_ms ELSE ?1 END
+             WHERE status = 'running'",
+            [now],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(report)
+    }
+
+    /// Puts a running task back to pending (error cleared, progress 0), for
+    /// a graceful stop. A pending task is left alone; a finished one is an
+    /// InvalidArgument.
+    pub fn reset_task(&self, task: TaskId) -> Result<(), StoreError> {
+        let status: Option<String> = self
+            .conn
+            .query_row(
+                "UPDATE tasks SET
+                     status = CASE WHEN status = 'running' THEN 'pending' ELSE status END,
+                     error = CASE WHEN status = 'running' THEN NULL ELSE error END,
+                     progress = CASE WHEN status = 'running' THEN 0 ELSE progress END
+                 WHERE id = ?1
+                 RETURNING status",
+                [task],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match status.as_deref() {
+            None => Err(self.not_found("task", task)),
+            Some("pending") => Ok(()),
+            Some(other) => Err(self.invalid(
+                "task status",
+                format!("task {task} is {other}; only a running task can be reset to pending"),
+            )),
+        }
+    }
+
+    /// Jobs that are queued, running or paused, with their scripts, oldest
+    /// first.
+    pub fn active_jobs(&self) -> Result<Vec<JobRow>, StoreError> {
+        // Only active rows, already in id order: the partial index
+        // `jobs_active` (the WHERE term repeats its own verbatim). Left to
+        // itself the planner picks `jobs_status_priority` and sorts.
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs INDEXED BY jobs_active
+                 WHERE status IN ('queued','running','paused') ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map([], job_from_row).map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every job (or only the newest `limit`), oldest first, each with its
+    /// tasks in upsert order: what `reelsmith status` shows. Two queries in
+    /// one read transaction, so jobs and tasks are one consistent snapshot.
+    /// Scripts are not loaded (`script` is `None`); use [`Store::job`] for a
+    /// job's script.
+    pub fn job_summaries(
+        &self,
+        limit: Option<usize>,
+    ) -> Result<Vec<(JobRow, Vec<TaskRow>)>, StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let mut out: Vec<(JobRow, Vec<TaskRow>)> = {
+            let mut stmt = match limit {
+                Some(_) => tx.prepare_cached(&format!(
+                    "SELECT * FROM (SELECT {JOB_COLUMNS_NO_SCRIPT} FROM jobs
+                                    ORDER BY id DESC LIMIT ?1)
+                     ORDER BY id"
+                )),
+                None => tx.prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS_NO_SCRIPT} FROM jobs ORDER BY id"
+                )),
+            }
+            .map_err(|e| self.err(e))?;
+            let map = |r: &Row<'_>| Ok((job_from_row(r)?, Vec::new()));
+            let rows = match limit {
+                Some(n) => stmt.query_map([i64::try_from(n).unwrap_or(i64::MAX)], map),
+                None => stmt.query_map([], map),
+            }
+            .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
+        };
+        let Some(first) = out.first().map(|(j, _)| j.id) else {
+            return Ok(out);
+        };
+        {
+            // The selection is a suffix of all jobs by id, so `job_id >=
+            // first` is exactly the selected jobs' tasks. For every job, read
+            // the table in rowid order (no index lookups); tasks' ids rise
+            // in upsert order, so each job's tasks stay in order.
+            let mut stmt = match limit {
+                Some(_) => tx.prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks WHERE job_id >= ?1 ORDER BY job_id, id"
+                )),
+                None => tx.prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE job_id >= ?1 ORDER BY id"
+                )),
+            }
+            .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([first]).map_err(|e| self.err(e))?;
+            let mut slot = 0;
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                let task = task_from_row(row).map_err(|e| self.err(e))?;
+                // Tasks come grouped by job; look the job up only when it
+                // changes (`out` is sorted by id).
+                if out.get(slot).is_none_or(|(j, _)| j.id != task.job_id) {
+                    let Ok(i) = out.binary_search_by_key(&task.job_id, |(j, _)| j.id) else {
+                        continue;
+                    };
+                    // Jobs tend to have as many tasks as the one before.
+                    let hint = out.get(slot).map_or(0, |(_, t)| t.len());
+                    slot = i;
+                    out[slot].1.reserve(hint);
+                }
+                out[slot].1.push(task);
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
     }
 
     /// One job, or `None` if there is no such id.
@@ -550,30 +1036,12 @@ impl Store {
     pub fn tasks(&self, job: JobId) -> Result<Vec<TaskRow>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id, job_id, stage, kind, lang, status, engine, artifact_key, error,
-                        progress, started_ms, finished_ms, elapsed_ms
-                 FROM tasks WHERE job_id = ?1 ORDER BY id",
-            )
+            .prepare_cached(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE job_id = ?1 ORDER BY id"
+            ))
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(params![job], |r| {
-                Ok(TaskRow {
-                    id: r.get(0)?,
-                    job_id: r.get(1)?,
-                    stage: r.get(2)?,
-                    kind: r.get(3)?,
-                    lang: r.get(4)?,
-                    status: parse_column(r, 5, TaskStatus::parse)?,
-                    engine: r.get(6)?,
-                    artifact_key: r.get(7)?,
-                    error: r.get(8)?,
-                    progress: r.get(9)?,
-                    started_ms: r.get(10)?,
-                    finished_ms: r.get(11)?,
-                    elapsed_ms: r.get(12)?,
-                })
-            })
+            .query_map(params![job], task_from_row)
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
@@ -627,12 +1095,52 @@ impl Store {
     }
 }
 
+/// The settings key of the queue-wide pause flag.
+const QUEUE_PAUSED_KEY: &str = "queue_paused";
+
+/// Upserts a task by `(job, stage)` without returning its id.
+const UPSERT_TASK_NO_ID: &str = "INSERT INTO tasks (job_id, stage, kind, lang)
+     VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (job_id, stage) DO UPDATE SET
+         kind = excluded.kind,
+         lang = excluded.lang";
+
 const JOB_COLUMNS: &str = "id, project_id, kind, status, priority, params, out_dir, error, \
-                           attempts, created_ms, started_ms, finished_ms";
+                           attempts, created_ms, started_ms, finished_ms, \
+                           script_name, cancel_requested, queued_ms, script";
+
+/// [`JOB_COLUMNS`] without the script text (read as NULL; as the last
+/// column of the table, its pages are never read).
+const JOB_COLUMNS_NO_SCRIPT: &str = "id, project_id, kind, status, priority, params, out_dir, \
+                                     error, attempts, created_ms, started_ms, finished_ms, \
+                                     script_name, cancel_requested, queued_ms, NULL";
+
+const TASK_COLUMNS: &str = "id, job_id, stage, kind, lang, status, engine, artifact_key, error, \
+                            progress, started_ms, finished_ms, elapsed_ms, crashes, attempts";
+
+fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
+    Ok(TaskRow {
+        id: r.get(0)?,
+        job_id: r.get(1)?,
+        stage: r.get(2)?,
+        kind: r.get(3)?,
+        lang: r.get(4)?,
+        status: parse_column(r, 5, TaskStatus::parse)?,
+        engine: r.get(6)?,
+        artifact_key: r.get(7)?,
+        error: r.get(8)?,
+        progress: r.get(9)?,
+        started_ms: r.get(10)?,
+        finished_ms: r.get(11)?,
+        elapsed_ms: r.get(12)?,
+        crashes: r.get(13)?,
+        attempts: r.get(14)?,
+    })
+}
 
 fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
-    let params_text: String = r.get(5)?;
-    let params = serde_json::from_str(&params_text)
+    let params_text = text_column(r, 5)?;
+    let params = serde_json::from_str(params_text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, Type::Text, Box::new(e)))?;
     Ok(JobRow {
         id: r.get(0)?,
@@ -647,14 +1155,19 @@ fn job_from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         created_ms: r.get(9)?,
         started_ms: r.get(10)?,
         finished_ms: r.get(11)?,
+        script_name: r.get(12)?,
+        cancel_requested: r.get(13)?,
+        queued_ms: r.get(14)?,
+        script: r.get(15)?,
     })
 }
 
 /// Reads a text column and parses it with `parse`, reporting unknown values
 /// as a conversion error that names the column and the value.
 fn parse_column<T>(r: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let text: String = r.get(idx)?;
-    parse(&text).ok_or_else(|| {
+    // Borrowed, not copied: this runs for every row of a status listing.
+    let text = text_column(r, idx)?;
+    parse(text).ok_or_else(|| {
         let name = r.as_ref().column_name(idx).unwrap_or("?").to_string();
         rusqlite::Error::FromSqlConversionFailure(
             idx,
@@ -662,4 +1175,17 @@ fn parse_column<T>(r: &Row<'_>, idx: usize, parse: fn(&str) -> Option<T>) -> rus
             format!("unknown {name} value {text:?}").into(),
         )
     })
+}
+
+/// Borrows a text column without copying it.
+fn text_column<'r>(r: &'r Row<'_>, idx: usize) -> rusqlite::Result<&'r str> {
+    match r.get_ref(idx)? {
+        ValueRef::Text(bytes) => std::str::from_utf8(bytes)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, Box::new(e))),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            idx,
+            r.as_ref().column_name(idx).unwrap_or("?").to_string(),
+            other.data_type(),
+        )),
+    }
 }

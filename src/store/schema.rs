@@ -17,6 +17,21 @@
 //!   migration (create new table, copy, drop, rename) — plan for that.
 //! - Leases/heartbeats for workers are deliberately not here yet; add them as
 //!   a new migration (`ALTER TABLE jobs ADD COLUMN ...`) when the queue lands.
+//! - Migration 2 (the durable queue): a job carries a snapshot of its script
+//!   (`script`, `script_name`) so a queued job never depends on the user's
+//!   file; `cancel_requested` is the flag a running job's scheduler polls;
+//!   `queued_ms` is when it last entered the queue (for priority aging).
+//!   Tasks count `attempts` (starts) and `crashes` (times they were running
+//!   when the studio died). `settings` holds small global key/value state
+//!   (the queue-wide pause flag). `jobs_active` is a partial index over the
+//!   jobs that are not finished, so "active jobs" never scans history; a
+//!   query uses it only when it repeats the index's `WHERE` term verbatim
+//!   (`status IN ('queued','running','paused')`), and the planner prefers
+//!   `jobs_status_priority` unless told `INDEXED BY jobs_active`.
+//! - `jobs.script` is the table's last column on purpose: SQLite reads a row
+//!   only up to the last column a query asks for, so listings that skip the
+//!   script never touch its overflow pages. Keep it last (or move scripts to
+//!   their own table) when adding job columns.
 
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: initial schema.
@@ -86,5 +101,26 @@ CREATE TABLE events (
 ) STRICT;
 CREATE INDEX events_job ON events(job_id, id);
 CREATE INDEX events_task ON events(task_id);
+"#,
+    // 2: durable queue — script snapshots, cancel flag, aging, crash counts.
+    r#"
+ALTER TABLE jobs ADD COLUMN script_name TEXT;
+ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0
+    CHECK (cancel_requested IN (0, 1));
+ALTER TABLE jobs ADD COLUMN queued_ms INTEGER;
+-- Last on purpose: a query that does not ask for the script never reads its
+-- overflow pages.
+ALTER TABLE jobs ADD COLUMN script TEXT;
+UPDATE jobs SET queued_ms = created_ms WHERE status = 'queued';
+
+ALTER TABLE tasks ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0 CHECK (crashes >= 0);
+ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0);
+
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX jobs_active ON jobs(id) WHERE status IN ('queued','running','paused');
 "#,
 ];

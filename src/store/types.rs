@@ -115,6 +115,17 @@ pub struct JobRow {
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
+    /// The script text snapshot taken at enqueue time (`None` for jobs made
+    /// with [`Store::create_job`](super::Store::create_job), and always
+    /// `None` in [`Store::job_summaries`](super::Store::job_summaries), which
+    /// does not load scripts).
+    pub script: Option<String>,
+    /// The script's original file name (for format detection).
+    pub script_name: Option<String>,
+    /// Someone asked to cancel this job; a running job's scheduler stops it.
+    pub cancel_requested: bool,
+    /// When the job last entered the queue (for priority aging).
+    pub queued_ms: Option<i64>,
 }
 
 /// One row of `tasks`.
@@ -133,6 +144,49 @@ pub struct TaskRow {
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub elapsed_ms: Option<i64>,
+    /// Times the task was running when the studio died.
+    pub crashes: i64,
+    /// Times the task was started.
+    pub attempts: i64,
+}
+
+/// A job to put on the queue with [`Store::enqueue_job`](super::Store::enqueue_job).
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub project: ProjectId,
+    pub kind: String,
+    pub params: serde_json::Value,
+    pub out_dir: String,
+    pub priority: i64,
+    /// The script's text, stored with the job.
+    pub script: String,
+    /// The script's original file name.
+    pub script_name: String,
+    /// Tasks created pending together with the job (a repeated stage is
+    /// upserted: the last kind/lang wins).
+    pub tasks: Vec<NewTask>,
+}
+
+/// A task created together with its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    pub stage: String,
+    pub kind: String,
+    pub lang: Option<String>,
+}
+
+/// What [`Store::recover_after_crash`](super::Store::recover_after_crash) did
+/// to one task that was still running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recovered {
+    pub job: JobId,
+    pub task: TaskId,
+    pub stage: String,
+    /// The task's crash count after this recovery.
+    pub crashes: i64,
+    /// The task reached the limit: it and its job are now failed. Otherwise
+    /// it is pending again.
+    pub failed: bool,
 }
 
 /// One row of `events`.

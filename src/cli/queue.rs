@@ -1,0 +1,491 @@
+//! The queue from the command line: `add`, `run`, `status`, `cancel`, `retry`, `pause`,
+//! `resume`, `queue pause|resume`, `priority`, `logs`. Every command but `run` only writes the
+//! store; a running scheduler picks the change up within a poll interval.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ChannelSet, Dirs};
+use crate::pipeline::job::{JobError, RenderRequest};
+use crate::pipeline::Quality;
+use crate::scheduler::{self, Scheduler, SchedulerConfig, SchedulerLock};
+use crate::store::{JobStatus, Store};
+use crate::watch::SCRIPT_EXTENSIONS;
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// A script, or a directory of scripts (every .yaml/.yml/.json/.txt/.md in it).
+    pub path: PathBuf,
+    #[arg(long)]
+    pub channel: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub lang: Option<Vec<String>>,
+    /// Higher runs first; waiting jobs gain one level a minute.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i64,
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value = "draft")]
+    pub quality: Quality,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Tasks running at once (default: the number of CPU cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Stop when the queue is empty instead of waiting for more.
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// Don't watch <data>/inbox/.
+    #[arg(long)]
+    pub no_inbox: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Only the most recent N jobs.
+    #[arg(long)]
+    pub last: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct JobArg {
+    pub job: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct PriorityArgs {
+    pub job: i64,
+    #[arg(allow_negative_numbers = true)]
+    pub priority: i64,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    pub job: i64,
+    /// Keep printing new lines until the job ends.
+    #[arg(short, long)]
+    pub follow: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCmd {
+    /// Start no new tasks (running ones finish).
+    Pause,
+    /// Start tasks again.
+    Resume,
+}
+
+fn open_store(dirs: &Dirs) -> Result<Store, i32> {
+    if let Err(e) = std::fs::create_dir_all(&dirs.data) {
+        eprintln!("error: {}: {e}", dirs.data.display());
+        return Err(1);
+    }
+    Store::open(&dirs.db_path()).map_err(|e| {
+        eprintln!("error: {e}");
+        1
+    })
+}
+
+fn is_script(p: &Path) -> bool {
+    p.is_file()
+        && p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| SCRIPT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
+pub fn add(args: AddArgs, dirs: &Dirs) -> i32 {
+    let scripts: Vec<PathBuf> = if args.path.is_dir() {
+        let mut v: Vec<PathBuf> = match std::fs::read_dir(&args.path) {
+            Ok(rd) => rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| is_script(p))
+                .collect(),
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.path.display());
+                return 2;
+            }
+        };
+        v.sort();
+        if v.is_empty() {
+            eprintln!(
+                "error: {}: no scripts (.yaml, .yml, .json, .txt, .md) in this directory",
+                args.path.display()
+            );
+            return 2;
+        }
+        v
+    } else {
+        vec![args.path.clone()]
+    };
+    let channels = match ChannelSet::load(Some(&dirs.config)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let req_for = |script: &Path| RenderRequest {
+        script: script.to_path_buf(),
+        channel: args.channel.clone(),
+        languages: args.lang.clone(),
+        out: args.out.clone(),
+        quality: args.quality,
+        seed: args.seed,
+    };
+    // Validate everything first: a directory with one bad script queues nothing.
+    let mut bad = 0;
+    for s in &scripts {
+        let text = crate::script::read_text(s).map_err(|e| JobError::Input(e.to_string()));
+        if let Err(e) =
+            text.and_then(|t| crate::pipeline::job::prepare_text(&req_for(s), &t, &channels))
+        {
+            eprintln!("error: {e}");
+            bad += 1;
+        }
+    }
+    if bad > 0 {
+        eprintln!("nothing was queued: fix the script(s) above and add again");
+        return 2;
+    }
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    for s in &scripts {
+        match scheduler::enqueue(&store, &channels, &req_for(s), args.priority) {
+            Ok(id) => println!("job {id}: queued {}", s.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return e.exit_code();
+            }
+        }
+    }
+    0
+}
+
+pub fn run(args: RunArgs, dirs: &Dirs) -> i32 {
+    let lock = match SchedulerLock::acquire(&dirs.data) {
+        Ok(l) => l,
+        Err(e @ scheduler::LockError::Held { .. }) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let mut cfg = SchedulerConfig::default();
+    if let Some(j) = args.jobs {
+        cfg.cpu_slots = j.max(1);
+        cfg.window = (j * 2).max(4);
+    }
+    cfg.exit_when_idle = args.exit_when_idle;
+    cfg.inbox = !args.no_inbox;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let shutdown = CancellationToken::new();
+    let code = rt.block_on(async {
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                        s.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            s.cancel();
+        });
+        let log: Box<dyn FnMut(&str) + Send> = Box::new(|line| println!("{line}"));
+        let mut sched = match Scheduler::new(
+            dirs.clone(),
+            crate::stages::registry(),
+            cfg,
+            shutdown.clone(),
+            log,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        match sched.run().await {
+            Ok(st) => {
+                println!(
+                    "{} job(s) done, {} failed; {} task(s) run, {} from cache",
+                    st.jobs_done, st.jobs_failed, st.tasks_run, st.tasks_cached
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        }
+    });
+    drop(lock);
+    code
+}
+
+pub fn status(args: StatusArgs, dirs: &Dirs) -> i32 {
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let jobs = match store.job_summaries(args.last) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "queue_paused": store.queue_paused().unwrap_or(false),
+            "jobs": jobs.iter().map(|(j, tasks)| serde_json::json!({
+                "id": j.id,
+                "status": j.status,
+                "priority": j.priority,
+                "out_dir": j.out_dir,
+                "script": j.script_name,
+                "error": j.error,
+                "created_ms": j.created_ms,
+                "started_ms": j.started_ms,
+                "finished_ms": j.finished_ms,
+                "cancel_requested": j.cancel_requested,
+                "stages": tasks.iter().map(|t| serde_json::json!({
+                    "stage": t.stage, "kind": t.kind, "lang": t.lang, "status": t.status,
+                    "progress": t.progress, "engine": t.engine, "error": t.error,
+                    "elapsed_ms": t.elapsed_ms, "attempts": t.attempts, "crashes": t.crashes,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return 0;
+    }
+    if store.queue_paused().unwrap_or(false) {
+        println!("queue paused (reelsmith queue resume)");
+    }
+    println!(
+        "{:>6}  {:<9} {:>4}  {:>5}  {:<28} note",
+        "job", "status", "pri", "done", "script"
+    );
+    for (j, tasks) in &jobs {
+        let finished = tasks.iter().filter(|t| t.status.is_terminal()).count();
+        let running: Vec<&str> = tasks
+            .iter()
+            .filter(|t| t.status == crate::store::TaskStatus::Running)
+            .map(|t| t.stage.as_str())
+            .collect();
+        let note = match (&j.error, running.is_empty()) {
+            (Some(e), _) => e.lines().next().unwrap_or("").to_string(),
+            (None, false) => format!("running {}", running.join(", ")),
+            _ => String::new(),
+        };
+        let name = j
+            .script_name
+            .as_deref()
+            .and_then(|p| Path::new(p).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        println!(
+            "{:>6}  {:<9} {:>4}  {:>2}/{:<2}  {:<28} {note}",
+            j.id,
+            j.status.as_str(),
+            j.priority,
+            finished,
+            tasks.len(),
+            name
+        );
+    }
+    0
+}
+
+fn job_cmd(
+    dirs: &Dirs,
+    job: i64,
+    f: impl FnOnce(&Store) -> Result<String, crate::store::StoreError>,
+) -> i32 {
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match store.job(job) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            eprintln!("error: no job {job}; see `reelsmith status`");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    }
+    match f(&store) {
+        Ok(msg) => {
+            println!("{msg}");
+            0
+        }
+        Err(e @ crate::store::StoreError::InvalidArgument { .. }) => {
+            eprintln!("error: {e}");
+            2
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn cancel(a: JobArg, dirs: &Dirs) -> i32 {
+    job_cmd(dirs, a.job, |s| {
+        let row = s.request_cancel(a.job)?;
+        Ok(match row.status {
+            JobStatus::Cancelled => format!("job {}: cancelled", a.job),
+            JobStatus::Running => format!(
+                "job {}: cancelling (the running stage stops within a second)",
+                a.job
+            ),
+            other => format!("job {}: already {}", a.job, other.as_str()),
+        })
+    })
+}
+
+pub fn retry(a: JobArg, dirs: &Dirs) -> i32 {
+    job_cmd(dirs, a.job, |s| {
+        let n = s.retry_job(a.job)?;
+        Ok(format!(
+            "job {}: queued again; {n} stage(s) will run, finished ones are reused",
+            a.job
+        ))
+    })
+}
+
+pub fn pause(a: JobArg, dirs: &Dirs) -> i32 {
+    job_cmd(dirs, a.job, |s| {
+        s.pause_job(a.job)?;
+        Ok(format!(
+            "job {}: paused (running stages finish, no new ones start)",
+            a.job
+        ))
+    })
+}
+
+pub fn resume(a: JobArg, dirs: &Dirs) -> i32 {
+    job_cmd(dirs, a.job, |s| {
+        s.resume_job(a.job)?;
+        Ok(format!("job {}: resumed", a.job))
+    })
+}
+
+pub fn priority(a: PriorityArgs, dirs: &Dirs) -> i32 {
+    job_cmd(dirs, a.job, |s| {
+        s.set_priority(a.job, a.priority)?;
+        Ok(format!("job {}: priority {}", a.job, a.priority))
+    })
+}
+
+pub fn queue(cmd: QueueCmd, dirs: &Dirs) -> i32 {
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let paused = matches!(cmd, QueueCmd::Pause);
+    match store.set_queue_paused(paused) {
+        Ok(()) => {
+            println!(
+                "queue {}",
+                if paused {
+                    "paused: running stages finish, no new ones start"
+                } else {
+                    "resumed"
+                }
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+pub fn logs(a: LogsArgs, dirs: &Dirs) -> i32 {
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match store.job(a.job) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            eprintln!("error: no job {}; see `reelsmith status`", a.job);
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    }
+    let mut after = 0;
+    loop {
+        match store.events(a.job, after, 1000) {
+            Ok(evs) => {
+                for e in &evs {
+                    let secs = e.at_ms / 1000;
+                    println!(
+                        "{:02}:{:02}:{:02} {:<5} {}",
+                        (secs / 3600) % 24,
+                        (secs / 60) % 60,
+                        secs % 60,
+                        e.level.as_str(),
+                        e.message
+                    );
+                    after = e.id;
+                }
+                if !evs.is_empty() {
+                    continue;
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+        if !a.follow {
+            return 0;
+        }
+        match store.job(a.job) {
+            Ok(Some(j)) if j.status.is_terminal() => return 0,
+            Ok(_) => std::thread::sleep(Duration::from_millis(500)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,1023 @@
+//! The durable scheduler: runs the queue stored in SQLite, stage task by stage task, across jobs.
+//!
+//! - The store is the truth. Every state change is committed before it is acted on; another
+//!   process talks to the scheduler by writing the store (`add`, `cancel`, `pause` …), and the
+//!   scheduler notices through `PRAGMA data_version` within one poll interval.
+//! - One reducer: this loop alone owns job and task state. Workers (blocking threads) run a stage
+//!   and hand back a report; the loop records it, unlocks dependents and starts what fits.
+//! - Tasks, not jobs, are scheduled: a window of jobs is live at once and their ready tasks
+//!   interleave (one job's encoding overlaps another's drawing), best job first by priority
+//!   with aging, first come first served within a level.
+//! - Admission is a ledger: CPU slots and RAM for every task, VRAM on a device for GPU tasks.
+//! - On start, tasks that were running when the studio died are resumed (finished stages are
+//!   cache hits); a task that was running through `crash_limit` consecutive crashes is failed.
+
+pub mod lock;
+pub mod policy;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ChannelSet, Dirs};
+use crate::gpu::{Admission, CpuBudget, GpuMonitor, Ledger, LedgerConfig};
+use crate::pipeline::job::{self, RenderRequest};
+use crate::pipeline::runner::{self, NodeReport, NodeStatus, Planned, RunSummary, Stages};
+use crate::pipeline::{ArtifactCache, ArtifactRef, JobSpec, Quality};
+use crate::store::{EventLevel, JobId, JobRow, JobStatus, Store, StoreError, TaskId, TaskStatus};
+use crate::watch::{Inbox, Outcome};
+
+pub use lock::{LockError, SchedulerLock};
+
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// CPU slots (tasks running at once on the CPU side).
+    pub cpu_slots: usize,
+    /// How often the store, the inbox and finished tasks are looked at.
+    pub poll: Duration,
+    /// Waiting this long raises a job by one priority level (no starvation).
+    pub aging: Duration,
+    /// Consecutive crashes a task may be running through before it is failed.
+    pub crash_limit: i64,
+    /// How many jobs are live (planned, with tasks interleaving) at once.
+    pub window: usize,
+    /// Watch `<data>/inbox/`.
+    pub inbox: bool,
+    /// Stop when nothing is queued or running (tests, benchmarks, batch use).
+    pub exit_when_idle: bool,
+    /// Copy outputs to the job's out dir when it finishes (off only for benchmarks with no-op stages).
+    pub export: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Self {
+            cpu_slots: cores,
+            poll: Duration::from_millis(250),
+            aging: Duration::from_secs(60),
+            crash_limit: 3,
+            window: (cores * 2).max(4),
+            inbox: true,
+            exit_when_idle: false,
+            export: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// The parameters a job was queued with (stored as the job's `params`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct JobParams {
+    pub channel: Option<String>,
+    pub languages: Option<Vec<String>>,
+    pub quality: Quality,
+    pub seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeState {
+    Pending,
+    Running,
+    Finished(NodeStatus),
+}
+
+struct LiveNode {
+    planned: Planned,
+    task: TaskId,
+    state: NodeState,
+    slot: Option<u64>,
+}
+
+struct LiveJob {
+    row: JobRow,
+    spec: Arc<JobSpec>,
+    nodes: Vec<LiveNode>,
+    artifacts: BTreeMap<String, ArtifactRef>,
+    reports: Vec<NodeReport>,
+    cancel: CancellationToken,
+    started: Instant,
+}
+
+impl LiveJob {
+    fn running(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Running)
+            .count()
+    }
+
+    fn user_cancelled(&self) -> bool {
+        self.row.cancel_requested
+    }
+}
+
+/// What a run of the scheduler did (for `run`'s summary and the benchmark).
+#[derive(Clone, Debug, Default)]
+pub struct RunStats {
+    pub jobs_done: usize,
+    pub jobs_failed: usize,
+    pub tasks_run: usize,
+    pub tasks_cached: usize,
+}
+
+type TaskResult = (JobId, usize, NodeReport, Option<ArtifactRef>);
+
+pub struct Scheduler {
+    dirs: Dirs,
+    store: Store,
+    cache: Arc<ArtifactCache>,
+    stages: Stages,
+    channels: ChannelSet,
+    cfg: SchedulerConfig,
+    cpu: CpuBudget,
+    gpus: GpuMonitor,
+    ledger: Ledger,
+    /// Active jobs not yet in the window.
+    queue: BTreeMap<JobId, JobRow>,
+    live: BTreeMap<JobId, LiveJob>,
+    queue_paused: bool,
+    last_version: Option<i64>,
+    shutdown: CancellationToken,
+    progress: Arc<Mutex<BTreeMap<TaskId, f32>>>,
+    log: Box<dyn FnMut(&str) + Send>,
+    inbox: Option<(Inbox, std::sync::mpsc::Receiver<()>)>,
+    last_inbox_scan: Instant,
+    next_slot: u64,
+    stats: RunStats,
+}
+
+fn clock() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!(
+        "{:02}:{:02}:{:02}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60
+    )
+}
+
+impl Scheduler {
+    /// A scheduler over `dirs` with the given stage implementations. `shutdown` stops it
+    /// gracefully: no new tasks, running ones are cancelled and checkpointed.
+    pub fn new(
+        dirs: Dirs,
+        stages: Stages,
+        cfg: SchedulerConfig,
+        shutdown: CancellationToken,
+        log: Box<dyn FnMut(&str) + Send>,
+    ) -> Result<Self, SchedError> {
+        std::fs::create_dir_all(&dirs.data)
+            .map_err(|e| SchedError::Io(format!("{}: {e}", dirs.data.display())))?;
+        let store = Store::open(&dirs.db_path())?;
+        let cache = Arc::new(
+            ArtifactCache::open(&dirs.artifacts(), &dirs.tmp())
+                .map_err(|e| SchedError::Io(format!("{}: {e}", dirs.artifacts().display())))?,
+        );
+        let channels =
+            ChannelSet::load(Some(&dirs.config)).map_err(|e| SchedError::Io(e.to_string()))?;
+        let gpus = GpuMonitor::from_env();
+        let ledger = Ledger::new(&gpus.sample(), LedgerConfig::default());
+        let inbox = if cfg.inbox {
+            let mut ib = Inbox::open(&dirs.data.join("inbox")).map_err(|e| {
+                SchedError::Io(format!("{}: {e}", dirs.data.join("inbox").display()))
+            })?;
+            let rx = ib.watch().map_err(|e| SchedError::Io(e.to_string()))?;
+            Some((ib, rx))
+        } else {
+            None
+        };
+        let cpu = CpuBudget::new(cfg.cpu_slots.max(1), CpuBudget::from_system().free_ram());
+        Ok(Self {
+            dirs,
+            store,
+            cache,
+            stages,
+            channels,
+            cfg,
+            cpu,
+            gpus,
+            ledger,
+            queue: BTreeMap::new(),
+            live: BTreeMap::new(),
+            queue_paused: false,
+            last_version: None,
+            shutdown,
+            progress: Arc::new(Mutex::new(BTreeMap::new())),
+            log,
+            inbox,
+            last_inbox_scan: Instant::now() - Duration::from_secs(10),
+            next_slot: 1,
+            stats: RunStats::default(),
+        })
+    }
+
+    fn say(&mut self, line: String) {
+        (self.log)(&format!("{} {line}", clock()));
+    }
+
+    fn event(&mut self, job: Option<JobId>, task: Option<TaskId>, level: EventLevel, msg: &str) {
+        if let Err(e) = self.store.add_event(job, task, level, msg) {
+            tracing::error!("store: {e}");
+        }
+    }
+
+    /// Runs until `shutdown` (or, with `exit_when_idle`, until nothing is left to do).
+    pub async fn run(&mut self) -> Result<RunStats, SchedError> {
+        let desc = self.gpus.describe();
+        self.say(format!(
+            "scheduler started on {} ({} CPU slots; GPUs: {desc})",
+            self.dirs.data.display(),
+            self.cfg.cpu_slots
+        ));
+        for r in self.store.recover_after_crash(self.cfg.crash_limit)? {
+            let line = if r.failed {
+                format!(
+                    "job {} {}: crashed the studio {} times; failed",
+                    r.job, r.stage, r.crashes
+                )
+            } else {
+                format!(
+                    "job {} {}: was running when the studio stopped; resuming",
+                    r.job, r.stage
+                )
+            };
+            self.say(line);
+        }
+        let mut set: JoinSet<TaskResult> = JoinSet::new();
+        let mut stopping = false;
+        let mut last_flush = Instant::now();
+        loop {
+            self.refresh()?;
+            self.poll_inbox();
+            if !self.shutdown.is_cancelled() {
+                self.fill_window()?;
+                self.launch(&mut set)?;
+            }
+            if self.shutdown.is_cancelled() && set.is_empty() {
+                break;
+            }
+            if self.cfg.exit_when_idle
+                && set.is_empty()
+                && self.live.is_empty()
+                && self.queue.is_empty()
+            {
+                break;
+            }
+            if last_flush.elapsed() >= Duration::from_secs(1) {
+                self.flush_progress();
+                last_flush = Instant::now();
+            }
+            tokio::select! {
+                r = set.join_next(), if !set.is_empty() => {
+                    match r {
+                        Some(Ok(res)) => self.reduce(res)?,
+                        Some(Err(e)) => self.say(format!("a worker thread was lost: {e}")),
+                        None => {}
+                    }
+                    // Reap everything else that finished meanwhile before scheduling again.
+                    while let Some(r) = set.try_join_next() {
+                        match r {
+                            Ok(res) => self.reduce(res)?,
+                            Err(e) => self.say(format!("a worker thread was lost: {e}")),
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(self.cfg.poll) => {}
+                _ = self.shutdown.cancelled(), if !stopping => {
+                    stopping = true;
+                    let n = set.len();
+                    self.say(format!("stopping: {n} running task(s) will be checkpointed and resumed next time"));
+                }
+            }
+        }
+        self.flush_progress();
+        self.say("scheduler stopped".into());
+        Ok(self.stats.clone())
+    }
+
+    fn flush_progress(&mut self) {
+        let batch: Vec<(TaskId, f32)> = match self.progress.lock() {
+            Ok(mut p) => std::mem::take(&mut *p).into_iter().collect(),
+            Err(_) => return,
+        };
+        for (task, f) in batch {
+            if let Err(e) = self.store.task_progress(task, f as f64) {
+                tracing::warn!("progress of task {task}: {e}");
+            }
+        }
+    }
+
+    /// Picks up what other processes changed: new jobs, cancels, pauses, priorities.
+    fn refresh(&mut self) -> Result<(), SchedError> {
+        let v = self.store.data_version()?;
+        if self.last_version == Some(v) {
+            return Ok(());
+        }
+        self.last_version = Some(v);
+        self.queue_paused = self.store.queue_paused()?;
+        let rows = self.store.active_jobs()?;
+        let active: BTreeSet<JobId> = rows.iter().map(|r| r.id).collect();
+        for row in rows {
+            if let Some(l) = self.live.get_mut(&row.id) {
+                if row.cancel_requested && !l.row.cancel_requested {
+                    l.cancel.cancel();
+                }
+                l.row = row;
+            } else {
+                self.queue.insert(row.id, row);
+            }
+        }
+        self.queue.retain(|id, _| active.contains(id));
+        // Live jobs that left the active set elsewhere (cancelled while waiting, say).
+        let gone: Vec<JobId> = self
+            .live
+            .keys()
+            .filter(|id| !active.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            if let Some(l) = self.live.get_mut(&id) {
+                l.row.cancel_requested = true;
+                l.cancel.cancel();
+                if l.running() == 0 {
+                    self.live.remove(&id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn poll_inbox(&mut self) {
+        let Some((_, rx)) = self.inbox.as_ref() else {
+            return;
+        };
+        let woke = rx.try_recv().is_ok();
+        if !woke && self.last_inbox_scan.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.last_inbox_scan = Instant::now();
+        let Some((mut inbox, rx)) = self.inbox.take() else {
+            return;
+        };
+        let dirs = self.dirs.clone();
+        let out = dirs.data.join("out");
+        let mut accept = |path: &std::path::Path| -> Result<(), String> {
+            let req = RenderRequest {
+                script: path.to_path_buf(),
+                channel: None,
+                languages: None,
+                out: out.clone(),
+                quality: Quality::Draft,
+                seed: 1,
+            };
+            enqueue(&self.store, &self.channels, &req, 0)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        let outcomes = inbox.scan(&mut accept);
+        self.inbox = Some((inbox, rx));
+        match outcomes {
+            Ok(list) => {
+                for o in list {
+                    match o {
+                        Outcome::Accepted { from, moved_to } => self.say(format!(
+                            "inbox: queued {} (moved to {})",
+                            from.display(),
+                            moved_to.display()
+                        )),
+                        Outcome::Rejected {
+                            from, error_file, ..
+                        } => self.say(format!(
+                            "inbox: rejected {} (see {})",
+                            from.display(),
+                            error_file.display()
+                        )),
+                        Outcome::Stuck { from, error, .. } => {
+                            self.say(format!("inbox: cannot move {}: {error}", from.display()))
+                        }
+                    }
+                }
+            }
+            Err(e) => self.say(format!("inbox: {e}")),
+        }
+        // The jobs we just queued were written by this connection: look at them now.
+        self.last_version = None;
+    }
+
+    fn score(&self, row: &JobRow) -> i64 {
+        let aging = self.cfg.aging.as_millis().max(1) as i64;
+        row.priority.saturating_mul(aging) - row.queued_ms.unwrap_or(row.created_ms)
+    }
+
+    /// Brings the best waiting jobs into the window, planning their tasks.
+    fn fill_window(&mut self) -> Result<(), SchedError> {
+        if self.queue_paused {
+            return Ok(());
+        }
+        // Paused live jobs with nothing running make room.
+        let idle_paused: Vec<JobId> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.row.status == JobStatus::Paused && l.running() == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle_paused {
+            if let Some(l) = self.live.remove(&id) {
+                self.queue.insert(id, l.row);
+            }
+        }
+        while self.live.len() < self.cfg.window {
+            let best = self
+                .queue
+                .values()
+                .filter(|r| r.status != JobStatus::Paused && !r.cancel_requested)
+                .max_by(|a, b| self.score(a).cmp(&self.score(b)).then(b.id.cmp(&a.id)))
+                .map(|r| r.id);
+            let Some(id) = best else {
+                break;
+            };
+            let Some(row) = self.queue.remove(&id) else {
+                break;
+            };
+            self.load_job(row)?;
+        }
+        Ok(())
+    }
+
+    fn load_job(&mut self, row: JobRow) -> Result<(), SchedError> {
+        let id = row.id;
+        let prepared = self.prepare(&row);
+        let (spec, planned) = match prepared {
+            Ok(v) => v,
+            Err(msg) => {
+                self.store
+                    .set_job_status(id, JobStatus::Failed, Some(&msg))?;
+                self.event(Some(id), None, EventLevel::Error, &msg);
+                self.say(format!("job {id}: failed: {msg}"));
+                self.stats.jobs_failed += 1;
+                return Ok(());
+            }
+        };
+        let mut nodes = Vec::with_capacity(planned.len());
+        for p in planned {
+            let task = self.store.upsert_task(
+                id,
+                &p.node.name(),
+                p.node.kind.as_str(),
+                p.node.lang.as_deref(),
+            )?;
+            nodes.push(LiveNode {
+                planned: p,
+                task,
+                state: NodeState::Pending,
+                slot: None,
+            });
+        }
+        let cancel = self.shutdown.child_token();
+        if row.cancel_requested {
+            cancel.cancel();
+        }
+        self.live.insert(
+            id,
+            LiveJob {
+                row,
+                spec,
+                nodes,
+                artifacts: BTreeMap::new(),
+                reports: Vec::new(),
+                cancel,
+                started: Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    fn prepare(&self, row: &JobRow) -> Result<(Arc<JobSpec>, Vec<Planned>), String> {
+        let params: JobParams = serde_json::from_value(row.params.clone()).map_err(|e| {
+            format!(
+                "job {}: unreadable parameters ({e}); re-add the script",
+                row.id
+            )
+        })?;
+        let text = row
+            .script
+            .clone()
+            .ok_or_else(|| format!("job {} has no script snapshot; re-add the script", row.id))?;
+        let script_name = row
+            .script_name
+            .clone()
+            .unwrap_or_else(|| "script.yaml".into());
+        let req = RenderRequest {
+            script: script_name.into(),
+            channel: params.channel,
+            languages: params.languages,
+            out: row.out_dir.clone().into(),
+            quality: params.quality,
+            seed: params.seed,
+        };
+        let spec = job::prepare_text(&req, &text, &self.channels).map_err(|e| e.to_string())?;
+        let graph = spec
+            .channel
+            .graph()
+            .map_err(|e| format!("channel {}: {e}", spec.channel.name))?;
+        let planned = runner::plan_nodes(&spec, &graph, &self.stages).map_err(|e| e.to_string())?;
+        Ok((Arc::new(spec), planned))
+    }
+
+    /// Starts every ready task that fits, best job first; cache hits finish at once.
+    fn launch(&mut self, set: &mut JoinSet<TaskResult>) -> Result<(), SchedError> {
+        if self.queue_paused {
+            return Ok(());
+        }
+        // Cache hits first (they unlock more nodes), until none are left.
+        loop {
+            let mut hits = Vec::new();
+            for (id, l) in &self.live {
+                if l.row.status == JobStatus::Paused || l.user_cancelled() {
+                    continue;
+                }
+                for (i, n) in l.nodes.iter().enumerate() {
+                    if n.state == NodeState::Pending && self.deps_done(l, i) {
+                        if let Some(dir) = self.cache.get(&n.planned.key) {
+                            hits.push((*id, i, dir));
+                        }
+                    }
+                }
+            }
+            if hits.is_empty() {
+                break;
+            }
+            for (id, i, dir) in hits {
+                self.finish_cached(id, i, dir)?;
+            }
+        }
+        let mut order: Vec<(i64, JobId)> = self
+            .live
+            .iter()
+            .filter(|(_, l)| l.row.status != JobStatus::Paused && !l.user_cancelled())
+            .map(|(id, l)| (self.score(&l.row), *id))
+            .collect();
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, id) in order {
+            let ready: Vec<usize> = match self.live.get(&id) {
+                Some(l) => (0..l.nodes.len())
+                    .filter(|&i| l.nodes[i].state == NodeState::Pending && self.deps_done(l, i))
+                    .collect(),
+                None => continue,
+            };
+            for i in ready {
+                if !self.try_start(id, i, set)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn deps_done(&self, l: &LiveJob, i: usize) -> bool {
+        l.nodes[i].planned.deps.iter().all(|d| {
+            let name = d.name();
+            l.nodes.iter().any(|n| {
+                n.planned.node.name() == name
+                    && matches!(
+                        n.state,
+                        NodeState::Finished(NodeStatus::Done | NodeStatus::Cached)
+                    )
+            })
+        })
+    }
+
+    fn finish_cached(
+        &mut self,
+        id: JobId,
+        i: usize,
+        dir: std::path::PathBuf,
+    ) -> Result<(), SchedError> {
+        let Some(l) = self.live.get_mut(&id) else {
+            return Ok(());
+        };
+        let n = &mut l.nodes[i];
+        n.state = NodeState::Finished(NodeStatus::Cached);
+        let name = n.planned.node.name();
+        let report = NodeReport {
+            node: name.clone(),
+            kind: n.planned.node.kind,
+            lang: n.planned.node.lang.clone(),
+            status: NodeStatus::Cached,
+            key: n.planned.key.clone(),
+            engine: n.planned.engine.clone(),
+            seconds: 0.0,
+            items: Default::default(),
+            notes: vec![],
+            error: None,
+        };
+        let task = n.task;
+        l.artifacts.insert(
+            name,
+            ArtifactRef {
+                key: report.key.clone(),
+                dir,
+            },
+        );
+        l.reports.push(report.clone());
+        self.store
+            .task_finished(task, TaskStatus::Cached, Some(&report.key), None, 0)?;
+        self.stats.tasks_cached += 1;
+        self.maybe_finish_job(id)
+    }
+
+    /// Starts node `i` of job `id` if resources allow; false when the CPU side is full.
+    fn try_start(
+        &mut self,
+        id: JobId,
+        i: usize,
+        set: &mut JoinSet<TaskResult>,
+    ) -> Result<bool, SchedError> {
+        let Some(l) = self.live.get(&id) else {
+            return Ok(true);
+        };
+        let kind = l.nodes[i].planned.node.kind;
+        let Some(stage) = self.stages.get(&kind).cloned() else {
+            return Ok(true);
+        };
+        let res = stage.resources(&l.spec);
+        let slot = self.next_slot;
+        if !self
+            .cpu
+            .try_acquire(slot, res.cpu_slots.max(1), res.ram_bytes)
+        {
+            return Ok(false);
+        }
+        if res.vram_bytes > 0 {
+            self.ledger.update_samples(&self.gpus.sample());
+            match self
+                .ledger
+                .try_admit(slot, res.vram_bytes, res.model.as_deref())
+            {
+                Admission::Admitted(_) | Admission::CpuOnly => {}
+                Admission::Never { reason } => {
+                    self.cpu.release(slot);
+                    let msg = format!("needs {} MiB of GPU memory: {reason}", res.vram_bytes >> 20);
+                    self.fail_unstartable(id, i, &msg)?;
+                    return Ok(true);
+                }
+                Admission::AfterEvicting { .. } | Admission::Wait { .. } => {
+                    self.cpu.release(slot);
+                    return Ok(true);
+                }
+            }
+        }
+        self.next_slot += 1;
+        let Some(l) = self.live.get_mut(&id) else {
+            return Ok(true);
+        };
+        let n = &mut l.nodes[i];
+        n.state = NodeState::Running;
+        n.slot = Some(slot);
+        let planned = n.planned.clone();
+        let task = n.task;
+        let inputs: BTreeMap<_, _> = planned
+            .inputs
+            .iter()
+            .filter_map(|(k, name)| l.artifacts.get(name).map(|a| (*k, a.clone())))
+            .collect();
+        let spec = l.spec.clone();
+        let cancel = l.cancel.clone();
+        let first = l.row.status == JobStatus::Queued;
+        if first {
+            l.row.status = JobStatus::Running;
+        }
+        self.store.task_started(task, &planned.engine)?;
+        if first {
+            self.store.set_job_status(id, JobStatus::Running, None)?;
+        }
+        let cache = self.cache.clone();
+        let progress = self.progress.clone();
+        self.stats.tasks_run += 1;
+        set.spawn_blocking(move || {
+            let report_progress = move |f: f32| {
+                if let Ok(mut p) = progress.lock() {
+                    p.insert(task, f);
+                }
+            };
+            let (report, art) = runner::execute_node(
+                &spec,
+                stage.as_ref(),
+                &planned.node,
+                &planned.key,
+                &planned.engine,
+                &inputs,
+                &cache,
+                &cancel,
+                &report_progress,
+            );
+            (id, i, report, art)
+        });
+        Ok(true)
+    }
+
+    fn fail_unstartable(&mut self, id: JobId, i: usize, msg: &str) -> Result<(), SchedError> {
+        let Some(l) = self.live.get_mut(&id) else {
+            return Ok(());
+        };
+        let n = &mut l.nodes[i];
+        n.state = NodeState::Finished(NodeStatus::Failed);
+        let task = n.task;
+        let name = n.planned.node.name();
+        self.store
+            .task_finished(task, TaskStatus::Failed, None, Some(msg), 0)?;
+        self.event(
+            Some(id),
+            Some(task),
+            EventLevel::Error,
+            &format!("{name}: {msg}"),
+        );
+        self.skip_dependents(id)?;
+        self.maybe_finish_job(id)
+    }
+
+    /// Marks pending nodes whose dependencies can no longer finish as skipped.
+    fn skip_dependents(&mut self, id: JobId) -> Result<(), SchedError> {
+        let Some(l) = self.live.get_mut(&id) else {
+            return Ok(());
+        };
+        loop {
+            let dead: BTreeSet<String> = l
+                .nodes
+                .iter()
+                .filter(|n| {
+                    matches!(
+                        n.state,
+                        NodeState::Finished(
+                            NodeStatus::Failed | NodeStatus::Skipped | NodeStatus::Cancelled
+                        )
+                    )
+                })
+                .map(|n| n.planned.node.name())
+                .collect();
+            let mut changed = false;
+            for n in l.nodes.iter_mut() {
+                if n.state == NodeState::Pending
+                    && n.planned.deps.iter().any(|d| dead.contains(&d.name()))
+                {
+                    n.state = NodeState::Finished(NodeStatus::Skipped);
+                    self.store.task_finished(
+                        n.task,
+                        TaskStatus::Skipped,
+                        None,
+                        Some("an earlier stage failed"),
+                        0,
+                    )?;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records a finished task and what follows from it.
+    fn reduce(&mut self, (id, i, report, art): TaskResult) -> Result<(), SchedError> {
+        let shutting = self.shutdown.is_cancelled();
+        let Some(l) = self.live.get_mut(&id) else {
+            return Ok(());
+        };
+        let user_cancel = l.user_cancelled();
+        let project = l.spec.project.clone();
+        let n = &mut l.nodes[i];
+        if let Some(slot) = n.slot.take() {
+            self.cpu.release(slot);
+            self.ledger.release(slot);
+        }
+        let task = n.task;
+        let ms = (report.seconds * 1000.0) as i64;
+        let name = report.node.clone();
+        let line = match report.status {
+            NodeStatus::Done => {
+                n.state = NodeState::Finished(NodeStatus::Done);
+                if let Some(a) = &art {
+                    l.artifacts.insert(name.clone(), a.clone());
+                }
+                self.store
+                    .task_finished(task, TaskStatus::Done, Some(&report.key), None, ms)?;
+                if let Some(a) = &art {
+                    let bytes = crate::pipeline::cache::dir_size(&a.dir).unwrap_or(0);
+                    self.store
+                        .record_artifact(&report.key, report.kind.as_str(), bytes)?;
+                }
+                for note in &report.notes {
+                    self.store
+                        .add_event(Some(id), Some(task), EventLevel::Warn, note)?;
+                }
+                let items = if report.items.made + report.items.hits > 0 {
+                    format!(
+                        " [{} made, {} reused]",
+                        report.items.made, report.items.hits
+                    )
+                } else {
+                    String::new()
+                };
+                let msg = format!("{name} done in {:.2} s{items}", report.seconds);
+                self.store
+                    .add_event(Some(id), Some(task), EventLevel::Info, &msg)?;
+                format!("job {id} ({project}) {msg}")
+            }
+            NodeStatus::Cancelled if shutting && !user_cancel => {
+                // Checkpoint: finished stages are in the cache; this one starts over next time.
+                n.state = NodeState::Pending;
+                self.store.reset_task(task)?;
+                format!("job {id} ({project}) {name} checkpointed")
+            }
+            NodeStatus::Cancelled => {
+                n.state = NodeState::Finished(NodeStatus::Cancelled);
+                self.store.task_finished(
+                    task,
+                    TaskStatus::Cancelled,
+                    None,
+                    Some("cancelled"),
+                    ms,
+                )?;
+                format!("job {id} ({project}) {name} cancelled")
+            }
+            _ => {
+                n.state = NodeState::Finished(NodeStatus::Failed);
+                let err = report.error.clone().unwrap_or_else(|| "failed".into());
+                self.store
+                    .task_finished(task, TaskStatus::Failed, None, Some(&err), ms)?;
+                self.store.add_event(
+                    Some(id),
+                    Some(task),
+                    EventLevel::Error,
+                    &format!("{name}: {err}"),
+                )?;
+                format!("job {id} ({project}) {name} FAILED: {err}")
+            }
+        };
+        l.reports.push(report);
+        self.say(line);
+        self.skip_dependents(id)?;
+        self.maybe_finish_job(id)
+    }
+
+    /// Closes a job whose nodes are all finished (or, when stopping, that has nothing running).
+    fn maybe_finish_job(&mut self, id: JobId) -> Result<(), SchedError> {
+        let Some(l) = self.live.get(&id) else {
+            return Ok(());
+        };
+        if l.running() > 0 {
+            return Ok(());
+        }
+        if self.shutdown.is_cancelled() && !l.user_cancelled() {
+            // Stopping: the job stays queued and resumes on the next start.
+            if l.nodes.iter().any(|n| n.state == NodeState::Pending) {
+                if let Some(l) = self.live.remove(&id) {
+                    if l.row.status == JobStatus::Running {
+                        self.store.set_job_status(id, JobStatus::Queued, None)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        if l.user_cancelled() {
+            for n in &l.nodes {
+                if n.state == NodeState::Pending {
+                    self.store.task_finished(
+                        n.task,
+                        TaskStatus::Cancelled,
+                        None,
+                        Some("cancelled"),
+                        0,
+                    )?;
+                }
+            }
+            self.store
+                .set_job_status(id, JobStatus::Cancelled, Some("cancelled by the user"))?;
+            self.event(Some(id), None, EventLevel::Info, "cancelled");
+            self.say(format!("job {id} cancelled"));
+            self.live.remove(&id);
+            return Ok(());
+        }
+        if l.nodes.iter().any(|n| n.state == NodeState::Pending) {
+            return Ok(());
+        }
+        let Some(l) = self.live.remove(&id) else {
+            return Ok(());
+        };
+        let failures: Vec<String> = l
+            .reports
+            .iter()
+            .filter(|r| r.status == NodeStatus::Failed)
+            .map(|r| format!("{}: {}", r.node, r.error.clone().unwrap_or_default()))
+            .collect();
+        let failed_nodes = l
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.state, NodeState::Finished(NodeStatus::Failed)))
+            .count();
+        if failed_nodes > 0 {
+            let msg = if failures.is_empty() {
+                "a stage failed; see `reelsmith logs`".to_string()
+            } else {
+                failures.join("\n")
+            };
+            self.store
+                .set_job_status(id, JobStatus::Failed, Some(&msg))?;
+            self.say(format!("job {id} ({}) failed", l.spec.project));
+            self.stats.jobs_failed += 1;
+            return Ok(());
+        }
+        if self.cfg.export {
+            let summary = RunSummary {
+                nodes: l.reports.clone(),
+                artifacts: l.artifacts.clone(),
+                seconds: l.started.elapsed().as_secs_f64(),
+            };
+            let project_dir = std::path::PathBuf::from(&l.row.out_dir);
+            if let Err(e) = job::export(&l.spec, &summary, &project_dir) {
+                let msg = format!("exporting to {}: {e}", project_dir.display());
+                self.store
+                    .set_job_status(id, JobStatus::Failed, Some(&msg))?;
+                self.say(format!("job {id} failed: {msg}"));
+                self.stats.jobs_failed += 1;
+                return Ok(());
+            }
+        }
+        self.store.set_job_status(id, JobStatus::Done, None)?;
+        self.event(Some(id), None, EventLevel::Info, "done");
+        self.say(format!(
+            "job {id} ({}) done -> {}",
+            l.spec.project, l.row.out_dir
+        ));
+        self.stats.jobs_done += 1;
+        Ok(())
+    }
+}
+
+/// Validates a script and queues a render job for it (the script's text is kept in the store,
+/// so the job never depends on the file). Returns the job id.
+pub fn enqueue(
+    store: &Store,
+    channels: &ChannelSet,
+    req: &RenderRequest,
+    priority: i64,
+) -> Result<JobId, job::JobError> {
+    let text =
+        crate::script::read_text(&req.script).map_err(|e| job::JobError::Input(e.to_string()))?;
+    let spec = job::prepare_text(req, &text, channels)?;
+    let graph = spec
+        .channel
+        .graph()
+        .map_err(|e| job::JobError::Input(format!("channel {}: {e}", spec.channel.name)))?;
+    let script_path = std::fs::canonicalize(&req.script).unwrap_or_else(|_| req.script.clone());
+    let fail = |e: StoreError| job::JobError::Failed(e.to_string());
+    let project = store
+        .upsert_project(
+            &spec.project,
+            &script_path.to_string_lossy(),
+            &spec.channel.name,
+        )
+        .map_err(fail)?;
+    let params = JobParams {
+        channel: req.channel.clone(),
+        languages: req.languages.clone(),
+        quality: req.quality,
+        seed: req.seed,
+    };
+    let tasks = graph
+        .expand(&spec.languages)
+        .into_iter()
+        .map(|(n, _)| crate::store::NewTask {
+            stage: n.name(),
+            kind: n.kind.as_str().to_string(),
+            lang: n.lang.clone(),
+        })
+        .collect();
+    let new = crate::store::NewJob {
+        project,
+        kind: "render".into(),
+        params: serde_json::to_value(&params).map_err(|e| job::JobError::Failed(e.to_string()))?,
+        out_dir: req.out.join(&spec.project).to_string_lossy().into_owned(),
+        priority,
+        script: text,
+        script_name: script_path.to_string_lossy().into_owned(),
+        tasks,
+    };
+    store.enqueue_job(&new).map_err(fail)
+}
