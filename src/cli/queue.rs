@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Don't watch <data>/inbox/.
     #[arg(long)]
     pub no_inbox: bool,
+    /// Fail a task that was running through this many consecutive crashes of the studio.
+    #[arg(long, default_value_t = 3)]
+    pub crash_limit: i64,
 }
 
 #[derive(Args, Debug)]
@@ -191,6 +194,7 @@ pub fn run(args: RunArgs, dirs: &Dirs) -> i32 {
     }
     cfg.exit_when_idle = args.exit_when_idle;
     cfg.inbox = !args.no_inbox;
+    cfg.crash_limit = args.crash_limit.max(1);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

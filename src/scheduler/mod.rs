@@ -227,6 +227,12 @@ impl Scheduler {
         })
     }
 
+    /// Uses these GPUs instead of what the environment says (tests, demos).
+    pub fn set_gpus(&mut self, gpus: GpuMonitor) {
+        self.ledger = Ledger::new(&gpus.sample(), LedgerConfig::default());
+        self.gpus = gpus;
+    }
+
     fn say(&mut self, line: String) {
         (self.log)(&format!("{} {line}", clock()));
     }
