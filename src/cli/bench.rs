@@ -16,7 +16,7 @@ use crate::media::overlay::CaptionTrack;
 use crate::media::stills;
 use crate::pipeline::job::{self, Progress, RenderOutcome, RenderRequest};
 use crate::pipeline::runner::{NodeStatus, RunEvent};
-use crate::pipeline::{read_json, Quality, RenderSettings, StageKind};
+use crate::pipeline::{read_json, JobSpec, Quality, RenderSettings, Stage, StageKind};
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
 
@@ -41,6 +41,155 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 2)]
         repeat: usize,
     },
+    /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
+    /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
+    /// ≤ 100 ms).
+    Queue {
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+    },
+}
+
+/// A stage that does nothing: what is left is the scheduler's own cost.
+struct Noop(StageKind);
+
+impl Stage for Noop {
+    fn kind(&self) -> StageKind {
+        self.0
+    }
+    fn engine(&self) -> String {
+        "noop@1".into()
+    }
+    fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
+        serde_json::json!({ "lang": lang, "seed": job.settings.seed })
+    }
+    fn run(&self, _ctx: &crate::pipeline::StageCtx) -> Result<(), crate::pipeline::StageError> {
+        Ok(())
+    }
+}
+
+fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
+    let dirs = Dirs {
+        data: work.join("data"),
+        config: work.join("config"),
+    };
+    std::fs::create_dir_all(&dirs.data).map_err(|e| e.to_string())?;
+    let script = work.join("sixty-seconds.yaml");
+    std::fs::write(&script, BENCH_SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
+    let store = crate::store::Store::open(&dirs.db_path()).map_err(|e| e.to_string())?;
+
+    // Enqueue: validate the script once, then one transaction for all jobs (each with its own
+    // seed, so no job's stages are cache hits of another's).
+    let t0 = Instant::now();
+    let req = RenderRequest {
+        script: script.clone(),
+        channel: None,
+        languages: None,
+        out: work.join("out"),
+        quality: Quality::Draft,
+        seed: 0,
+    };
+    let spec = job::prepare(&req, &dirs).map_err(|e| e.to_string())?;
+    let graph = spec.channel.graph().map_err(|e| e.to_string())?;
+    let project = store
+        .upsert_project(&spec.project, &script.to_string_lossy(), &spec.channel.name)
+        .map_err(|e| e.to_string())?;
+    let tasks: Vec<crate::store::NewTask> = graph
+        .expand(&spec.languages)
+        .into_iter()
+        .map(|(n, _)| crate::store::NewTask {
+            stage: n.name(),
+            kind: n.kind.as_str().into(),
+            lang: n.lang.clone(),
+        })
+        .collect();
+    let per_job = tasks.len();
+    let new: Vec<crate::store::NewJob> = (0..jobs)
+        .map(|i| crate::store::NewJob {
+            project,
+            kind: "render".into(),
+            params: serde_json::json!({ "channel": null, "languages": null, "quality": "draft", "seed": i }),
+            out_dir: work.join("out").join(format!("job-{i}")).to_string_lossy().into_owned(),
+            priority: (i % 3) as i64,
+            script: BENCH_SCRIPT.to_string(),
+            script_name: script.to_string_lossy().into_owned(),
+            tasks: tasks.clone(),
+        })
+        .collect();
+    store.enqueue_jobs(&new).map_err(|e| e.to_string())?;
+    let enqueue = t0.elapsed().as_secs_f64();
+
+    // status with the whole queue waiting.
+    let t1 = Instant::now();
+    let summaries = store.job_summaries(None).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(
+        &summaries
+            .iter()
+            .map(|(j, t)| (j.id, j.status, t.len()))
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| e.to_string())?;
+    let status_ms = t1.elapsed().as_secs_f64() * 1000.0;
+    drop(json);
+
+    // Run everything with no-op stages.
+    let stages: crate::pipeline::runner::Stages = StageKind::ALL
+        .into_iter()
+        .map(|k| (k, std::sync::Arc::new(Noop(k)) as std::sync::Arc<dyn Stage>))
+        .collect();
+    let cfg = crate::scheduler::SchedulerConfig {
+        inbox: false,
+        exit_when_idle: true,
+        export: false,
+        poll: std::time::Duration::from_millis(50),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let t2 = Instant::now();
+    let stats = rt.block_on(async {
+        let mut sched = crate::scheduler::Scheduler::new(
+            dirs.clone(),
+            stages,
+            cfg,
+            CancellationToken::new(),
+            Box::new(|_| {}),
+        )
+        .map_err(|e| e.to_string())?;
+        sched.run().await.map_err(|e| e.to_string())
+    })?;
+    let run = t2.elapsed().as_secs_f64();
+    let total_tasks = jobs * per_job;
+    let per_task_ms = run * 1000.0 / total_tasks as f64;
+    if stats.jobs_done != jobs {
+        return Err(format!("only {} of {jobs} jobs finished", stats.jobs_done));
+    }
+    let t3 = Instant::now();
+    let after = store.job_summaries(None).map_err(|e| e.to_string())?;
+    let status_done_ms = t3.elapsed().as_secs_f64() * 1000.0;
+    println!("bench queue: {jobs} jobs × {per_job} stages, no-op stages");
+    println!(
+        "  enqueue            {enqueue:7.3} s  ({:.0} jobs/s; target ≤ 2 s: {})",
+        jobs as f64 / enqueue,
+        if enqueue <= 2.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "  run                {run:7.3} s  ({:.0} jobs/s, {} tasks run)",
+        jobs as f64 / run,
+        stats.tasks_run
+    );
+    println!(
+        "  overhead per task  {per_task_ms:7.3} ms (target ≤ 1 ms: {})",
+        if per_task_ms <= 1.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "  status             {status_ms:7.1} ms queued, {status_done_ms:.1} ms done ({} jobs; target ≤ 100 ms: {})",
+        after.len(),
+        if status_ms.max(status_done_ms) <= 100.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
 }
 
 struct Quiet;
@@ -104,6 +253,7 @@ pub fn run(args: BenchArgs, _dirs: &Dirs) -> i32 {
     let r = match args.what {
         BenchWhat::Render => bench_render(work.path()),
         BenchWhat::Assemble { repeat } => bench_assemble(work.path(), repeat.max(1)),
+        BenchWhat::Queue { jobs } => bench_queue(work.path(), jobs.max(1)),
     };
     match r {
         Ok(()) => 0,

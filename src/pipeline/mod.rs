@@ -182,6 +182,8 @@ pub struct StageCtx<'a> {
     pub out: &'a Path,
     pub cancel: &'a CancellationToken,
     pub cache: &'a ArtifactCache,
+    /// The GPU the scheduler placed this task on (None: CPU).
+    pub device: Option<u32>,
     progress: &'a (dyn Fn(f32) + Send + Sync),
     items: Mutex<ItemStats>,
     notes: Mutex<Vec<String>>,
@@ -204,6 +206,7 @@ impl<'a> StageCtx<'a> {
             out,
             cancel,
             cache,
+            device: None,
             progress,
             items: Mutex::new(ItemStats::default()),
             notes: Mutex::new(Vec::new()),

@@ -284,6 +284,7 @@ pub async fn run(
                     &inputs,
                     &cache,
                     &cancel,
+                    None,
                     &progress,
                 )
             });
@@ -350,11 +351,14 @@ pub fn execute_node(
     inputs: &BTreeMap<StageKind, ArtifactRef>,
     cache: &ArtifactCache,
     cancel: &CancellationToken,
+    device: Option<u32>,
     progress: &(dyn Fn(f32) + Send + Sync),
 ) -> (NodeReport, Option<ArtifactRef>) {
     let t0 = Instant::now();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_node(job, stage, node, key, inputs, cache, cancel, progress)
+        run_node(
+            job, stage, node, key, inputs, cache, cancel, device, progress,
+        )
     }));
     let (result, items, notes) = match outcome {
         Ok(r) => r,
@@ -400,6 +404,7 @@ fn run_node(
     inputs: &BTreeMap<StageKind, ArtifactRef>,
     cache: &ArtifactCache,
     cancel: &CancellationToken,
+    device: Option<u32>,
     report: &(dyn Fn(f32) + Send + Sync),
 ) -> (
     Result<std::path::PathBuf, StageError>,
@@ -425,7 +430,7 @@ fn run_node(
             }
         }
     };
-    let ctx = StageCtx::new(
+    let mut ctx = StageCtx::new(
         job,
         node.lang.as_deref(),
         inputs,
@@ -434,6 +439,7 @@ fn run_node(
         cache,
         &progress,
     );
+    ctx.device = device;
     let result = stage.run(&ctx);
     let (items, notes) = ctx.into_parts();
     let result = result.and_then(|()| {

@@ -271,9 +271,23 @@ impl Scheduler {
         loop {
             self.refresh()?;
             self.poll_inbox();
+            let mut progressed = false;
             if !self.shutdown.is_cancelled() {
+                let before = (
+                    self.live.len(),
+                    self.queue.len(),
+                    self.stats.tasks_cached,
+                    set.len(),
+                );
                 self.fill_window()?;
                 self.launch(&mut set)?;
+                let after = (
+                    self.live.len(),
+                    self.queue.len(),
+                    self.stats.tasks_cached,
+                    set.len(),
+                );
+                progressed = before != after;
             }
             if self.shutdown.is_cancelled() && set.is_empty() {
                 break;
@@ -287,7 +301,16 @@ impl Scheduler {
             }
             if last_flush.elapsed() >= Duration::from_secs(1) {
                 self.flush_progress();
+                // GPU samples at ≤ 1 Hz; admissions since the last one are counted as pending
+                // by the ledger until the next sample shows their memory.
+                if !self.gpus.is_cpu_only() {
+                    self.ledger.update_samples(&self.gpus.sample());
+                }
                 last_flush = Instant::now();
+            }
+            if progressed && set.is_empty() {
+                // Jobs finished from the cache or entered the window: schedule again at once.
+                continue;
             }
             tokio::select! {
                 r = set.join_next(), if !set.is_empty() => {
@@ -670,13 +693,24 @@ impl Scheduler {
         {
             return Ok(false);
         }
+        let mut device = None;
         if res.vram_bytes > 0 {
-            self.ledger.update_samples(&self.gpus.sample());
-            match self
+            let mut admission = self
                 .ledger
-                .try_admit(slot, res.vram_bytes, res.model.as_deref())
-            {
-                Admission::Admitted(_) | Admission::CpuOnly => {}
+                .try_admit(slot, res.vram_bytes, res.model.as_deref());
+            if let Admission::AfterEvicting { device, models } = &admission {
+                // Idle models make room: drop them from the ledger (the loaded-model cache
+                // frees them) and ask again.
+                for m in models.clone() {
+                    self.ledger.evict(*device, &m);
+                }
+                admission = self
+                    .ledger
+                    .try_admit(slot, res.vram_bytes, res.model.as_deref());
+            }
+            match admission {
+                Admission::Admitted(r) => device = Some(r.device),
+                Admission::CpuOnly => {}
                 Admission::Never { reason } => {
                     self.cpu.release(slot);
                     let msg = format!("needs {} MiB of GPU memory: {reason}", res.vram_bytes >> 20);
@@ -731,6 +765,7 @@ impl Scheduler {
                 &inputs,
                 &cache,
                 &cancel,
+                device,
                 &report_progress,
             );
             (id, i, report, art)
