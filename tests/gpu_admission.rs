@@ -160,3 +160,125 @@ fn gpu_tasks_never_overcommit_fake_devices_and_all_jobs_finish() {
     // Both devices were used, and tasks ran side by side on them.
     assert!(peak[0] > 0 && peak[1] > 6 * GIB, "peaks {peak:?}");
 }
+
+/// A stage that runs out of GPU memory: once for every task of even seeds, always for seed 5's
+/// keyframes.
+struct FlakyGpu {
+    kind: StageKind,
+    tries: Arc<Mutex<std::collections::BTreeMap<(u64, StageKind), u32>>>,
+}
+
+impl Stage for FlakyGpu {
+    fn kind(&self) -> StageKind {
+        self.kind
+    }
+    fn engine(&self) -> String {
+        "flaky-gpu@1".into()
+    }
+    fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
+        serde_json::json!({ "lang": lang, "seed": job.settings.seed })
+    }
+    fn resources(&self, job: &JobSpec) -> Resources {
+        Resources {
+            vram_bytes: 2 * GIB,
+            model: Some(format!("model-{}", job.settings.seed)),
+            ..Resources::default()
+        }
+    }
+    fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
+        let seed = ctx.job.settings.seed;
+        let n = {
+            let mut t = self.tries.lock().unwrap();
+            let e = t.entry((seed, self.kind)).or_insert(0);
+            *e += 1;
+            *e
+        };
+        if (seed == 5 && self.kind == StageKind::Keyframes) || (seed % 2 == 0 && n == 1) {
+            return Err(StageError::OutOfMemory("CUDA_ERROR_OUT_OF_MEMORY".into()));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn out_of_memory_is_retried_with_backoff_then_fails_naming_model_estimate_and_free_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = Dirs {
+        data: tmp.path().join("data"),
+        config: tmp.path().join("cfg"),
+    };
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    let tries = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+    let stages: Stages = StageKind::ALL
+        .into_iter()
+        .map(|k| {
+            let s: Arc<dyn Stage> = Arc::new(FlakyGpu {
+                kind: k,
+                tries: tries.clone(),
+            });
+            (k, s)
+        })
+        .collect();
+    let script = tmp.path().join("s.yaml");
+    std::fs::write(
+        &script,
+        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
+    )
+    .unwrap();
+    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
+    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
+    let mut ids = Vec::new();
+    for seed in [2u64, 3, 5] {
+        let req = reelsmith::pipeline::job::RenderRequest {
+            script: script.clone(),
+            channel: None,
+            languages: None,
+            out: tmp.path().join("out"),
+            quality: reelsmith::pipeline::Quality::Draft,
+            seed,
+        };
+        ids.push(reelsmith::scheduler::enqueue(&store, &channels, &req, 0).unwrap());
+    }
+    let cfg = SchedulerConfig {
+        cpu_slots: 4,
+        inbox: false,
+        exit_when_idle: true,
+        export: false,
+        oom_retries: 2,
+        poll: Duration::from_millis(20),
+        ..SchedulerConfig::default()
+    };
+    let fakes = FakeGpus::parse("16GiB").unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let stats = rt.block_on(async {
+        let mut s = Scheduler::new(
+            dirs.clone(),
+            stages,
+            cfg,
+            CancellationToken::new(),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        s.set_gpus(GpuMonitor::with_fakes(fakes));
+        s.run().await.unwrap()
+    });
+    assert_eq!((stats.jobs_done, stats.jobs_failed), (2, 1), "{stats:?}");
+    let failed = store.job(ids[2]).unwrap().unwrap();
+    let err = failed.error.unwrap_or_default();
+    for needle in [
+        "out of GPU memory",
+        "model-5",
+        "estimate 2048 MiB",
+        "MiB free",
+        "gave up after 2 retries",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    }
+    // Seed 2's stages each failed once and succeeded on the retry.
+    let t = tries.lock().unwrap();
+    assert_eq!(t.get(&(2, StageKind::Plan)), Some(&2));
+    assert_eq!(t.get(&(5, StageKind::Keyframes)), Some(&3));
+}

@@ -147,6 +147,9 @@ pub enum StageError {
     Data { what: String, message: String },
     #[error("missing input `{0}` (the stage graph is wrong)")]
     MissingInput(StageKind),
+    /// The GPU ran out of memory; the scheduler frees cached models and retries with back-off.
+    #[error("out of GPU memory: {0}")]
+    OutOfMemory(String),
 }
 
 impl StageError {

@@ -59,6 +59,9 @@ pub struct NodeReport {
     pub items: ItemStats,
     pub notes: Vec<String>,
     pub error: Option<String>,
+    /// The failure was the GPU running out of memory (worth retrying after freeing memory).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub oom: bool,
 }
 
 /// The result of running a whole graph.
@@ -215,6 +218,7 @@ pub async fn run(
                     items: ItemStats::default(),
                     notes: vec![],
                     error: Some("an earlier stage failed".into()),
+                    oom: false,
                 });
                 continue;
             }
@@ -241,6 +245,7 @@ pub async fn run(
                     items: ItemStats::default(),
                     notes: vec![],
                     error: None,
+                    oom: false,
                 };
                 let _ = events.send(RunEvent::Finished(report.clone()));
                 reports.push(report);
@@ -328,6 +333,7 @@ pub async fn run(
                 items: ItemStats::default(),
                 notes: vec![],
                 error: Some("cancelled".into()),
+                oom: false,
             });
         }
     }
@@ -371,6 +377,7 @@ pub fn execute_node(
             vec![],
         ),
     };
+    let oom = matches!(result, Err(StageError::OutOfMemory(_)));
     let (status, dir, error) = match result {
         Ok(dir) => (NodeStatus::Done, Some(dir), None),
         Err(StageError::Cancelled) => (NodeStatus::Cancelled, None, Some("cancelled".to_string())),
@@ -387,6 +394,7 @@ pub fn execute_node(
         items,
         notes,
         error,
+        oom,
     };
     let art = dir.map(|dir| ArtifactRef {
         key: key.to_string(),

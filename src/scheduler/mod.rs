@@ -48,6 +48,9 @@ pub struct SchedulerConfig {
     pub inbox: bool,
     /// Stop when nothing is queued or running (tests, benchmarks, batch use).
     pub exit_when_idle: bool,
+    /// Times a task that ran out of GPU memory is retried (after freeing cached models,
+    /// waiting 1 s, 2 s, 4 s …) before it fails.
+    pub oom_retries: u32,
     /// Copy outputs to the job's out dir when it finishes (off only for benchmarks with no-op stages).
     pub export: bool,
 }
@@ -66,6 +69,7 @@ impl Default for SchedulerConfig {
             inbox: true,
             exit_when_idle: false,
             export: true,
+            oom_retries: 3,
         }
     }
 }
@@ -99,6 +103,12 @@ struct LiveNode {
     task: TaskId,
     state: NodeState,
     slot: Option<u64>,
+    /// Where it runs and what it declared, for out-of-memory handling.
+    device: Option<u32>,
+    resources: crate::pipeline::Resources,
+    oom_tries: u32,
+    /// Back-off: not started again before this.
+    not_before: Option<Instant>,
 }
 
 struct LiveJob {
@@ -450,8 +460,11 @@ impl Scheduler {
     }
 
     fn score(&self, row: &JobRow) -> i64 {
-        let aging = self.cfg.aging.as_millis().max(1) as i64;
-        row.priority.saturating_mul(aging) - row.queued_ms.unwrap_or(row.created_ms)
+        policy::score(
+            row.priority,
+            row.queued_ms.unwrap_or(row.created_ms),
+            self.cfg.aging.as_millis() as i64,
+        )
     }
 
     /// Brings the best waiting jobs into the window, planning their tasks.
@@ -516,6 +529,10 @@ impl Scheduler {
                 task,
                 state: NodeState::Pending,
                 slot: None,
+                device: None,
+                resources: Default::default(),
+                oom_tries: 0,
+                not_before: None,
             });
         }
         let cancel = self.shutdown.child_token();
@@ -604,9 +621,15 @@ impl Scheduler {
             .collect();
         order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, id) in order {
+            let now = Instant::now();
             let ready: Vec<usize> = match self.live.get(&id) {
                 Some(l) => (0..l.nodes.len())
-                    .filter(|&i| l.nodes[i].state == NodeState::Pending && self.deps_done(l, i))
+                    .filter(|&i| {
+                        let n = &l.nodes[i];
+                        n.state == NodeState::Pending
+                            && n.not_before.is_none_or(|t| t <= now)
+                            && self.deps_done(l, i)
+                    })
                     .collect(),
                 None => continue,
             };
@@ -655,6 +678,7 @@ impl Scheduler {
             items: Default::default(),
             notes: vec![],
             error: None,
+            oom: false,
         };
         let task = n.task;
         l.artifacts.insert(
@@ -730,6 +754,8 @@ impl Scheduler {
         let n = &mut l.nodes[i];
         n.state = NodeState::Running;
         n.slot = Some(slot);
+        n.device = device;
+        n.resources = res.clone();
         let planned = n.planned.clone();
         let task = n.task;
         let inputs: BTreeMap<_, _> = planned
@@ -850,6 +876,54 @@ impl Scheduler {
         let task = n.task;
         let ms = (report.seconds * 1000.0) as i64;
         let name = report.node.clone();
+        if report.oom {
+            let dev = n.device;
+            let res = n.resources.clone();
+            let free = dev
+                .and_then(|d| self.gpus.sample().into_iter().find(|s| s.index == d))
+                .map(|s| s.free >> 20)
+                .unwrap_or(0);
+            let model = res.model.clone().unwrap_or_else(|| "(no model)".into());
+            let what = format!(
+                "{name} ran out of GPU memory on GPU {} running {model} (estimate {} MiB, {free} MiB free)",
+                dev.map(|d| d.to_string()).unwrap_or_else(|| "?".into()),
+                res.vram_bytes >> 20
+            );
+            if n.oom_tries < self.cfg.oom_retries {
+                n.oom_tries += 1;
+                let wait = Duration::from_secs(1 << (n.oom_tries - 1).min(6));
+                n.state = NodeState::Pending;
+                n.not_before = Some(Instant::now() + wait);
+                if let Some(d) = dev {
+                    for m in self.ledger.evictable(d, res.vram_bytes) {
+                        self.ledger.evict(d, &m);
+                    }
+                }
+                self.store.reset_task(task)?;
+                let msg = format!(
+                    "{what}; freed cached models, retrying in {} s ({}/{})",
+                    wait.as_secs(),
+                    n.oom_tries,
+                    self.cfg.oom_retries
+                );
+                self.store
+                    .add_event(Some(id), Some(task), EventLevel::Warn, &msg)?;
+                self.say(format!("job {id} ({project}) {msg}"));
+                return Ok(());
+            }
+            let msg = format!("{what}; gave up after {} retries", self.cfg.oom_retries);
+            n.state = NodeState::Finished(NodeStatus::Failed);
+            self.store
+                .task_finished(task, TaskStatus::Failed, None, Some(&msg), ms)?;
+            self.store
+                .add_event(Some(id), Some(task), EventLevel::Error, &msg)?;
+            let mut r = report;
+            r.error = Some(msg.clone());
+            l.reports.push(r);
+            self.say(format!("job {id} ({project}) FAILED: {msg}"));
+            self.skip_dependents(id)?;
+            return self.maybe_finish_job(id);
+        }
         let line = match report.status {
             NodeStatus::Done => {
                 n.state = NodeState::Finished(NodeStatus::Done);
