@@ -2,6 +2,7 @@
 #   make demo   install what is missing, build, render the examples into out/
 #   make test   install what is missing, run the whole test suite
 SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 EXAMPLES := data/examples/explainer.yaml data/examples/anime-duel.yaml data/examples/multilingual.json data/examples/notes.txt
 
@@ -9,7 +10,7 @@ EXAMPLES := data/examples/explainer.yaml data/examples/anime-duel.yaml data/exam
 
 deps:
 	@bash scripts/install-deps.sh
-	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+	@command -v $(CARGO) >/dev/null || bash scripts/install-rust.sh
 
 build: deps
 	$(CARGO) build --release

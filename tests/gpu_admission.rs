@@ -193,7 +193,7 @@ impl Stage for FlakyGpu {
             *e += 1;
             *e
         };
-        if (seed == 5 && self.kind == StageKind::Keyframes) || (seed % 2 == 0 && n == 1) {
+        if (seed == 5 && self.kind == StageKind::Keyframes) || (seed.is_multiple_of(2) && n == 1) {
             return Err(StageError::OutOfMemory("CUDA_ERROR_OUT_OF_MEMORY".into()));
         }
         Ok(())

@@ -195,35 +195,16 @@ pub fn run(args: RunArgs, dirs: &Dirs) -> i32 {
     cfg.exit_when_idle = args.exit_when_idle;
     cfg.inbox = !args.no_inbox;
     cfg.crash_limit = args.crash_limit.max(1);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     let code = rt.block_on(async {
-        let s = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(t) => t,
-                    Err(_) => {
-                        let _ = tokio::signal::ctrl_c().await;
-                        s.cancel();
-                        return;
-                    }
-                };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            s.cancel();
-        });
+        super::cancel_on_signals(
+            shutdown.clone(),
+            "stopping: running stages are checkpointed and resume on the next `reelsmith run`",
+        );
         let log: Box<dyn FnMut(&str) + Send> = Box::new(|line| println!("{line}"));
         let mut sched = match Scheduler::new(
             dirs.clone(),

@@ -131,25 +131,16 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return 1;
-        }
+        Err(code) => return code,
     };
     let cancel = CancellationToken::new();
     let outcome = rt.block_on(async {
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: stopping after the current frame; run again to resume");
-                c.cancel();
-            }
-        });
+        super::cancel_on_signals(
+            cancel.clone(),
+            "interrupted: stopping after the current frame; run again to resume",
+        );
         job::execute(
             job,
             dirs,
