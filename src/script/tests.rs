@@ -18,12 +18,14 @@ fn channels() -> Vec<String> {
     .collect()
 }
 
-/// A fresh, empty directory under the system temp dir.
+/// A fresh, empty directory under `target/test-tmp/` (not the system temp dir, which these
+/// tests would otherwise litter: each run replaces its own directories).
 fn temp_dir() -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir =
-        std::env::temp_dir().join(format!("reelsmith-script-test-{}-{n}", std::process::id()));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-tmp")
+        .join(format!("script-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
