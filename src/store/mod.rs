@@ -942,8 +942,9 @@ impl Store {
     /// Every job (or only the newest `limit`), oldest first, each with its
     /// tasks in upsert order: what `reelsmith status` shows. Two queries in
     /// one read transaction, so jobs and tasks are one consistent snapshot.
-    /// Scripts are not loaded (`script` is `None`); use [`Store::job`] for a
-    /// job's script.
+    /// Scripts, params and artifact keys are not loaded (`script` is `None`,
+    /// `params` is JSON null, `artifact_key` is `None`); use [`Store::job`] /
+    /// [`Store::tasks`] for those.
     pub fn job_summaries(
         &self,
         limit: Option<usize>,
@@ -952,12 +953,12 @@ impl Store {
         let mut out: Vec<(JobRow, Vec<TaskRow>)> = {
             let mut stmt = match limit {
                 Some(_) => tx.prepare_cached(&format!(
-                    "SELECT * FROM (SELECT {JOB_COLUMNS_NO_SCRIPT} FROM jobs
+                    "SELECT * FROM (SELECT {JOB_COLUMNS_SUMMARY} FROM jobs
                                     ORDER BY id DESC LIMIT ?1)
                      ORDER BY id"
                 )),
                 None => tx.prepare_cached(&format!(
-                    "SELECT {JOB_COLUMNS_NO_SCRIPT} FROM jobs ORDER BY id"
+                    "SELECT {JOB_COLUMNS_SUMMARY} FROM jobs ORDER BY id"
                 )),
             }
             .map_err(|e| self.err(e))?;
@@ -980,10 +981,10 @@ impl Store {
             // in upsert order, so each job's tasks stay in order.
             let mut stmt = match limit {
                 Some(_) => tx.prepare_cached(&format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks WHERE job_id >= ?1 ORDER BY job_id, id"
+                    "SELECT {TASK_COLUMNS_SUMMARY} FROM tasks WHERE job_id >= ?1 ORDER BY job_id, id"
                 )),
                 None => tx.prepare_cached(&format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks NOT INDEXED WHERE job_id >= ?1 ORDER BY id"
+                    "SELECT {TASK_COLUMNS_SUMMARY} FROM tasks NOT INDEXED WHERE job_id >= ?1 ORDER BY id"
                 )),
             }
             .map_err(|e| self.err(e))?;
@@ -1114,6 +1115,14 @@ const JOB_COLUMNS: &str = "id, project_id, kind, status, priority, params, out_d
 const JOB_COLUMNS_NO_SCRIPT: &str = "id, project_id, kind, status, priority, params, out_dir, \
                                      error, attempts, created_ms, started_ms, finished_ms, \
                                      script_name, cancel_requested, queued_ms, NULL";
+
+/// What `job_summaries` reads: no script, no params (NULL JSON), no artifact keys — the queue
+/// overview needs none of them and parsing 10,000 params documents dominated its time.
+const JOB_COLUMNS_SUMMARY: &str = "id, project_id, kind, status, priority, 'null', out_dir, \
+                                   error, attempts, created_ms, started_ms, finished_ms, \
+                                   script_name, cancel_requested, queued_ms, NULL";
+const TASK_COLUMNS_SUMMARY: &str = "id, job_id, stage, kind, lang, status, engine, NULL, error, \
+                                    progress, started_ms, finished_ms, elapsed_ms, crashes, attempts";
 
 const TASK_COLUMNS: &str = "id, job_id, stage, kind, lang, status, engine, artifact_key, error, \
                             progress, started_ms, finished_ms, elapsed_ms, crashes, attempts";
