@@ -23,7 +23,7 @@ demo: build
 	@echo; echo "outputs:"; find out -type f \( -name '*.mp4' -o -name '*.png' -o -name '*.srt' -o -name '*.json' \) | sort
 
 test: deps
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --no-fail-fast --all-targets -- --test-threads=2
 
 lint:
 	$(CARGO) fmt --check

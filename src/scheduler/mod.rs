@@ -383,6 +383,17 @@ impl Scheduler {
             }
         }
         self.queue.retain(|id, _| active.contains(id));
+        // A cancelled job with nothing running (between two stages) has no task to come back
+        // and close it: close it now.
+        let idle_cancelled: Vec<JobId> = self
+            .live
+            .iter()
+            .filter(|(id, l)| active.contains(id) && l.user_cancelled() && l.running() == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in idle_cancelled {
+            self.maybe_finish_job(id)?;
+        }
         // Live jobs that left the active set elsewhere (cancelled while waiting, say).
         let gone: Vec<JobId> = self
             .live

@@ -1110,12 +1110,6 @@ const JOB_COLUMNS: &str = "id, project_id, kind, status, priority, params, out_d
                            attempts, created_ms, started_ms, finished_ms, \
                            script_name, cancel_requested, queued_ms, script";
 
-/// [`JOB_COLUMNS`] without the script text (read as NULL; as the last
-/// column of the table, its pages are never read).
-const JOB_COLUMNS_NO_SCRIPT: &str = "id, project_id, kind, status, priority, params, out_dir, \
-                                     error, attempts, created_ms, started_ms, finished_ms, \
-                                     script_name, cancel_requested, queued_ms, NULL";
-
 /// What `job_summaries` reads: no script, no params (NULL JSON), no artifact keys — the queue
 /// overview needs none of them and parsing 10,000 params documents dominated its time.
 const JOB_COLUMNS_SUMMARY: &str = "id, project_id, kind, status, priority, 'null', out_dir, \
