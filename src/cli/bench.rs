@@ -94,15 +94,7 @@ fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
     let project = store
         .upsert_project(&spec.project, &script.to_string_lossy(), &spec.channel.name)
         .map_err(|e| e.to_string())?;
-    let tasks: Vec<crate::store::NewTask> = graph
-        .expand(&spec.languages)
-        .into_iter()
-        .map(|(n, _)| crate::store::NewTask {
-            stage: n.name(),
-            kind: n.kind.as_str().into(),
-            lang: n.lang.clone(),
-        })
-        .collect();
+    let tasks = crate::scheduler::new_tasks(&graph, &spec.languages);
     let per_job = tasks.len();
     let new: Vec<crate::store::NewJob> = (0..jobs)
         .map(|i| crate::store::NewJob {

@@ -1096,6 +1096,22 @@ impl Scheduler {
     }
 }
 
+/// The task rows a job of `graph` over `languages` starts with (all pending).
+pub fn new_tasks(
+    graph: &crate::pipeline::StageGraph,
+    languages: &[String],
+) -> Vec<crate::store::NewTask> {
+    graph
+        .expand(languages)
+        .into_iter()
+        .map(|(n, _)| crate::store::NewTask {
+            stage: n.name(),
+            kind: n.kind.as_str().to_string(),
+            lang: n.lang.clone(),
+        })
+        .collect()
+}
+
 /// Validates a script and queues a render job for it (the script's text is kept in the store,
 /// so the job never depends on the file). Returns the job id.
 pub fn enqueue(
@@ -1126,15 +1142,7 @@ pub fn enqueue(
         quality: req.quality,
         seed: req.seed,
     };
-    let tasks = graph
-        .expand(&spec.languages)
-        .into_iter()
-        .map(|(n, _)| crate::store::NewTask {
-            stage: n.name(),
-            kind: n.kind.as_str().to_string(),
-            lang: n.lang.clone(),
-        })
-        .collect();
+    let tasks = new_tasks(&graph, &spec.languages);
     let new = crate::store::NewJob {
         project,
         kind: "render".into(),
