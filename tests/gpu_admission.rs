@@ -11,7 +11,7 @@ use reelsmith::config::Dirs;
 use reelsmith::gpu::{FakeGpus, GpuMonitor, LedgerConfig};
 use reelsmith::pipeline::runner::Stages;
 use reelsmith::pipeline::{JobSpec, Resources, Stage, StageCtx, StageError, StageKind};
-use reelsmith::scheduler::{Scheduler, SchedulerConfig};
+use reelsmith::scheduler::{RunStats, Scheduler, SchedulerConfig};
 use tokio_util::sync::CancellationToken;
 
 const GIB: u64 = 1 << 30;
@@ -67,14 +67,69 @@ impl Stage for GpuStage {
     }
 }
 
+/// A data dir with one render job queued per seed (a one-line script); returns the job ids.
+fn queue_jobs(root: &std::path::Path, seeds: &[u64]) -> (Dirs, reelsmith::store::Store, Vec<i64>) {
+    let dirs = Dirs {
+        data: root.join("data"),
+        config: root.join("cfg"),
+    };
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    let script = root.join("s.yaml");
+    std::fs::write(
+        &script,
+        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
+    )
+    .unwrap();
+    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
+    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
+    let ids = seeds
+        .iter()
+        .map(|&seed| {
+            let req = reelsmith::pipeline::job::RenderRequest {
+                script: script.clone(),
+                channel: None,
+                languages: None,
+                out: root.join("out"),
+                quality: reelsmith::pipeline::Quality::Draft,
+                seed,
+            };
+            reelsmith::scheduler::enqueue(&store, &channels, &req, 0).unwrap()
+        })
+        .collect();
+    (dirs, store, ids)
+}
+
+/// Runs the queue to completion with `stages` on `fakes`, no inbox and no export.
+fn run_on_fakes(dirs: &Dirs, stages: Stages, cfg: SchedulerConfig, fakes: FakeGpus) -> RunStats {
+    let cfg = SchedulerConfig {
+        inbox: false,
+        exit_when_idle: true,
+        export: false,
+        ..cfg
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = Scheduler::new(
+            dirs.clone(),
+            stages,
+            cfg,
+            CancellationToken::new(),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+        s.set_gpus(GpuMonitor::with_fakes(fakes));
+        s.run().await.unwrap()
+    })
+}
+
 #[test]
 fn gpu_tasks_never_overcommit_fake_devices_and_all_jobs_finish() {
     let tmp = tempfile::tempdir().unwrap();
-    let dirs = Dirs {
-        data: tmp.path().join("data"),
-        config: tmp.path().join("cfg"),
-    };
-    std::fs::create_dir_all(&dirs.data).unwrap();
+    // Twelve jobs with different seeds (so different estimates and models).
+    let (dirs, _store, _ids) = queue_jobs(tmp.path(), &(0..12).collect::<Vec<_>>());
     let fakes = FakeGpus::parse("12GiB:used=1GiB,24GiB").unwrap();
     let trace = Arc::new(Mutex::new(Vec::new()));
     let stages: Stages = StageKind::ALL
@@ -89,51 +144,13 @@ fn gpu_tasks_never_overcommit_fake_devices_and_all_jobs_finish() {
         })
         .collect();
 
-    // Twelve jobs with different seeds (so different estimates and models).
-    let script = tmp.path().join("s.yaml");
-    std::fs::write(
-        &script,
-        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
-    )
-    .unwrap();
-    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
-    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
-    for seed in 0..12u64 {
-        let req = reelsmith::pipeline::job::RenderRequest {
-            script: script.clone(),
-            channel: None,
-            languages: None,
-            out: tmp.path().join("out"),
-            quality: reelsmith::pipeline::Quality::Draft,
-            seed,
-        };
-        reelsmith::scheduler::enqueue(&store, &channels, &req, 0).unwrap();
-    }
     let cfg = SchedulerConfig {
         cpu_slots: 6,
         window: 12,
-        inbox: false,
-        exit_when_idle: true,
-        export: false,
         poll: Duration::from_millis(10),
         ..SchedulerConfig::default()
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stats = rt.block_on(async {
-        let mut s = Scheduler::new(
-            dirs.clone(),
-            stages,
-            cfg,
-            CancellationToken::new(),
-            Box::new(|_| {}),
-        )
-        .unwrap();
-        s.set_gpus(GpuMonitor::with_fakes(fakes.clone()));
-        s.run().await.unwrap()
-    });
+    let stats = run_on_fakes(&dirs, stages, cfg, fakes.clone());
     assert_eq!(stats.jobs_done, 12, "{stats:?}");
     assert_eq!(stats.jobs_failed, 0);
     let trace = trace.lock().unwrap();
@@ -203,11 +220,7 @@ impl Stage for FlakyGpu {
 #[test]
 fn out_of_memory_is_retried_with_backoff_then_fails_naming_model_estimate_and_free_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    let dirs = Dirs {
-        data: tmp.path().join("data"),
-        config: tmp.path().join("cfg"),
-    };
-    std::fs::create_dir_all(&dirs.data).unwrap();
+    let (dirs, store, ids) = queue_jobs(tmp.path(), &[2, 3, 5]);
     let tries = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
     let stages: Stages = StageKind::ALL
         .into_iter()
@@ -219,52 +232,13 @@ fn out_of_memory_is_retried_with_backoff_then_fails_naming_model_estimate_and_fr
             (k, s)
         })
         .collect();
-    let script = tmp.path().join("s.yaml");
-    std::fs::write(
-        &script,
-        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
-    )
-    .unwrap();
-    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
-    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
-    let mut ids = Vec::new();
-    for seed in [2u64, 3, 5] {
-        let req = reelsmith::pipeline::job::RenderRequest {
-            script: script.clone(),
-            channel: None,
-            languages: None,
-            out: tmp.path().join("out"),
-            quality: reelsmith::pipeline::Quality::Draft,
-            seed,
-        };
-        ids.push(reelsmith::scheduler::enqueue(&store, &channels, &req, 0).unwrap());
-    }
     let cfg = SchedulerConfig {
         cpu_slots: 4,
-        inbox: false,
-        exit_when_idle: true,
-        export: false,
         oom_retries: 2,
         poll: Duration::from_millis(20),
         ..SchedulerConfig::default()
     };
-    let fakes = FakeGpus::parse("16GiB").unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let stats = rt.block_on(async {
-        let mut s = Scheduler::new(
-            dirs.clone(),
-            stages,
-            cfg,
-            CancellationToken::new(),
-            Box::new(|_| {}),
-        )
-        .unwrap();
-        s.set_gpus(GpuMonitor::with_fakes(fakes));
-        s.run().await.unwrap()
-    });
+    let stats = run_on_fakes(&dirs, stages, cfg, FakeGpus::parse("16GiB").unwrap());
     assert_eq!((stats.jobs_done, stats.jobs_failed), (2, 1), "{stats:?}");
     let failed = store.job(ids[2]).unwrap().unwrap();
     let err = failed.error.unwrap_or_default();
