@@ -14,4 +14,5 @@ pub mod scheduler;
 pub mod script;
 pub mod stages;
 pub mod store;
+pub mod tui;
 pub mod watch;

@@ -48,6 +48,18 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 10_000)]
         jobs: usize,
     },
+    /// Draw the queue pane with 10,000 jobs (ms/frame, target ≤ 5 ms, and the ratio to an
+    /// empty frame), then run an idle studio with its scheduler and print its CPU use (target
+    /// ≤ 1 %) and the bytes it wrote to the terminal (target ≤ 50 KB).
+    Tui {
+        #[arg(long, default_value_t = 10_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 300)]
+        frames: usize,
+        /// How long the idle studio is measured.
+        #[arg(long, default_value_t = 60)]
+        idle_seconds: u64,
+    },
 }
 
 /// A stage that does nothing: what is left is the scheduler's own cost.
@@ -246,6 +258,11 @@ pub fn run(args: BenchArgs, _dirs: &Dirs) -> i32 {
         BenchWhat::Render => bench_render(work.path()),
         BenchWhat::Assemble { repeat } => bench_assemble(work.path(), repeat.max(1)),
         BenchWhat::Queue { jobs } => bench_queue(work.path(), jobs.max(1)),
+        BenchWhat::Tui {
+            jobs,
+            frames,
+            idle_seconds,
+        } => crate::tui::bench::run(work.path(), jobs, frames.max(1), idle_seconds),
     };
     match r {
         Ok(()) => 0,

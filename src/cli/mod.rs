@@ -21,12 +21,16 @@ pub struct Cli {
     /// Where reelsmith keeps its database, artifacts and logs.
     #[arg(long, global = true, env = "REELSMITH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Nothing: open the studio (the TUI).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Open the studio: projects, queue, models, GPUs and previews in one terminal UI
+    /// (what `reelsmith` with no command does).
+    Studio(StudioArgs),
     /// Render a script into a finished video, short, captions, metadata and thumbnail.
     Render(render::RenderArgs),
     /// Check this machine: libraries, encoders, voices, fonts, GPUs, data dir, engines.
@@ -56,6 +60,17 @@ pub enum Command {
     Logs(queue::LogsArgs),
 }
 
+#[derive(clap::Args, Debug, Default)]
+pub struct StudioArgs {
+    /// Colour theme: dark, light, high-contrast, catppuccin-mocha, gruvbox-dark, or one in
+    /// <config>/themes/ (default: `theme` in <config>/studio.toml, else dark).
+    #[arg(long)]
+    pub theme: Option<String>,
+    /// Report mouse clicks and the wheel (hold Shift to select text); M toggles it.
+    #[arg(long)]
+    pub mouse: bool,
+}
+
 /// Sends `tracing` output to `<data>/logs/reelsmith.log` (never to the terminal).
 fn init_logging(dirs: &Dirs) {
     let logs = dirs.logs();
@@ -79,7 +94,7 @@ fn init_logging(dirs: &Dirs) {
 }
 
 /// A multi-threaded tokio runtime, or the exit code after saying why there is none.
-fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,7 +106,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, i32> {
 
 /// Cancels `token` on Ctrl-C (SIGINT) or SIGTERM, printing `message` to stderr first.
 /// Must be called inside the runtime.
-fn cancel_on_signals(token: tokio_util::sync::CancellationToken, message: &'static str) {
+pub(crate) fn cancel_on_signals(token: tokio_util::sync::CancellationToken, message: &'static str) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::terminate()) {
@@ -123,7 +138,17 @@ pub fn run(cli: Cli) -> i32 {
     let dirs = Dirs::resolve(cli.data_dir.as_deref());
     init_logging(&dirs);
     install_panic_hook();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return crate::tui::run(&dirs, crate::tui::StudioOptions::default());
+    };
+    match command {
+        Command::Studio(a) => crate::tui::run(
+            &dirs,
+            crate::tui::StudioOptions {
+                theme: a.theme,
+                mouse: a.mouse.then_some(true),
+            },
+        ),
         Command::Render(args) => render::run(args, &dirs),
         Command::Doctor => doctor::run(&dirs),
         Command::Bench(args) => bench::run(args, &dirs),

@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// Fail a task that was running through this many consecutive crashes of the studio.
     #[arg(long, default_value_t = 3)]
     pub crash_limit: i64,
+    /// If another scheduler runs the queue, wait for it to stop and then take over
+    /// (what the studio starts when you quit it and keep rendering headless).
+    #[arg(long)]
+    pub wait_lock: bool,
 }
 
 #[derive(Args, Debug)]
@@ -176,7 +180,12 @@ pub fn add(args: AddArgs, dirs: &Dirs) -> i32 {
 }
 
 pub fn run(args: RunArgs, dirs: &Dirs) -> i32 {
-    let lock = match SchedulerLock::acquire(&dirs.data) {
+    let lock = if args.wait_lock {
+        SchedulerLock::acquire_waiting(&dirs.data)
+    } else {
+        SchedulerLock::acquire(&dirs.data)
+    };
+    let lock = match lock {
         Ok(l) => l,
         Err(e @ scheduler::LockError::Held { .. }) => {
             eprintln!("error: {e}");

@@ -90,7 +90,7 @@ pub enum Admission {
 }
 
 /// A reservation as shown in a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ReservationView {
     pub task: u64,
     pub bytes: u64,
@@ -98,7 +98,7 @@ pub struct ReservationView {
 }
 
 /// A loaded model as shown in a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LoadedModelView {
     pub model: String,
     pub bytes: u64,
@@ -109,7 +109,7 @@ pub struct LoadedModelView {
 }
 
 /// One device's ledger, for the TUI and status output.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DeviceLedger {
     pub index: u32,
     pub name: String,

@@ -27,6 +27,25 @@ pub struct SchedulerLock {
 
 impl SchedulerLock {
     pub fn acquire(data_dir: &Path) -> Result<Self, LockError> {
+        Self::lock(data_dir, false)
+    }
+
+    /// Waits until the lock is free, then takes it (a hand-over: the studio drains its
+    /// scheduler while a headless one waits here to take the queue over).
+    pub fn acquire_waiting(data_dir: &Path) -> Result<Self, LockError> {
+        Self::lock(data_dir, true)
+    }
+
+    /// The pid written by whoever holds (or last held) the lock on `data_dir`.
+    pub fn holder_pid(data_dir: &Path) -> Option<u32> {
+        std::fs::read_to_string(data_dir.join("scheduler.lock"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn lock(data_dir: &Path, wait: bool) -> Result<Self, LockError> {
         let path = data_dir.join("scheduler.lock");
         let io = |source| LockError::Io {
             path: path.clone(),
@@ -40,7 +59,20 @@ impl SchedulerLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        let op = if wait {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_EX | libc::LOCK_NB
+        };
+        let rc = loop {
+            // SAFETY: flock on a descriptor this function owns.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+            if rc != 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+            {
+                continue;
+            }
+            break rc;
+        };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
@@ -82,5 +114,21 @@ mod tests {
         assert!(err.contains(&std::process::id().to_string()), "{err}");
         drop(first);
         SchedulerLock::acquire(d.path()).expect("free again after the holder is gone");
+    }
+
+    #[test]
+    fn a_waiting_lock_is_taken_when_the_holder_lets_go() {
+        let d = tempfile::tempdir().unwrap();
+        let first = SchedulerLock::acquire(d.path()).unwrap();
+        assert_eq!(
+            SchedulerLock::holder_pid(d.path()),
+            Some(std::process::id())
+        );
+        let dir = d.path().to_path_buf();
+        let waiter = std::thread::spawn(move || SchedulerLock::acquire_waiting(&dir).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "waits while the lock is held");
+        drop(first);
+        assert!(waiter.join().unwrap(), "takes it once free");
     }
 }

@@ -167,6 +167,22 @@ pub struct Scheduler {
     last_inbox_scan: Instant,
     next_slot: u64,
     stats: RunStats,
+    /// Start nothing new; stop once the running tasks are done (a hand-over to another process).
+    drain: CancellationToken,
+    /// The VRAM ledger as last written to the store (for monitors: the studio's GPU pane).
+    published_ledger: Option<String>,
+}
+
+/// The settings key under which the running scheduler publishes its VRAM ledger as JSON
+/// ([`LedgerSnapshot`]), so a monitor in another process can draw reservations.
+pub const LEDGER_SETTING: &str = "gpu_ledger";
+
+/// What the scheduler publishes about GPU memory.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct LedgerSnapshot {
+    /// The scheduler's process (its own GPU memory use is this pid's).
+    pub pid: u32,
+    pub devices: Vec<crate::gpu::DeviceLedger>,
 }
 
 fn clock() -> String {
@@ -234,6 +250,8 @@ impl Scheduler {
             last_inbox_scan: Instant::now() - Duration::from_secs(10),
             next_slot: 1,
             stats: RunStats::default(),
+            drain: CancellationToken::new(),
+            published_ledger: None,
         })
     }
 
@@ -241,6 +259,34 @@ impl Scheduler {
     pub fn set_gpus(&mut self, gpus: GpuMonitor) {
         self.ledger = Ledger::new(&gpus.sample(), LedgerConfig::default());
         self.gpus = gpus;
+    }
+
+    /// Cancelling `token` drains the scheduler: it starts nothing new and returns from
+    /// [`Scheduler::run`] once the running tasks have finished (nothing is checkpointed or lost;
+    /// the jobs stay queued for whoever runs the queue next).
+    pub fn set_drain(&mut self, token: CancellationToken) {
+        self.drain = token;
+    }
+
+    /// Writes the ledger to the store when it changed (at most once per loop turn).
+    fn publish_ledger(&mut self) {
+        if self.gpus.is_cpu_only() && self.published_ledger.is_some() {
+            return;
+        }
+        let snap = LedgerSnapshot {
+            pid: std::process::id(),
+            devices: self.ledger.snapshot(),
+        };
+        let Ok(json) = serde_json::to_string(&snap) else {
+            return;
+        };
+        if self.published_ledger.as_deref() == Some(json.as_str()) {
+            return;
+        }
+        match self.store.set_setting(LEDGER_SETTING, &json) {
+            Ok(()) => self.published_ledger = Some(json),
+            Err(e) => tracing::warn!("publishing the GPU ledger: {e}"),
+        }
     }
 
     fn say(&mut self, line: String) {
@@ -282,7 +328,8 @@ impl Scheduler {
             self.refresh()?;
             self.poll_inbox();
             let mut progressed = false;
-            if !self.shutdown.is_cancelled() {
+            let draining = self.drain.is_cancelled();
+            if !self.shutdown.is_cancelled() && !draining {
                 let before = (
                     self.live.len(),
                     self.queue.len(),
@@ -299,7 +346,8 @@ impl Scheduler {
                 );
                 progressed = before != after;
             }
-            if self.shutdown.is_cancelled() && set.is_empty() {
+            self.publish_ledger();
+            if (self.shutdown.is_cancelled() || draining) && set.is_empty() {
                 break;
             }
             if self.cfg.exit_when_idle
@@ -780,7 +828,7 @@ impl Scheduler {
         if first {
             l.row.status = JobStatus::Running;
         }
-        self.store.task_started(task, &planned.engine)?;
+        self.store.task_started_on(task, &planned.engine, device)?;
         if first {
             self.store.set_job_status(id, JobStatus::Running, None)?;
         }

@@ -30,11 +30,14 @@ use rusqlite::{
 
 pub use error::StoreError;
 pub use types::{
-    EventLevel, EventRow, JobId, JobRow, JobStatus, NewJob, NewTask, ProjectId, Recovered, TaskId,
-    TaskRow, TaskStatus,
+    EventLevel, EventRow, JobId, JobRow, JobStatus, NewJob, NewTask, ProjectId, ProjectRow,
+    Recovered, TaskId, TaskRow, TaskStatus,
 };
 
 use schema::MIGRATIONS;
+
+/// A job with its tasks, as the queue overviews load them.
+pub type JobWithTasks = (JobRow, Vec<TaskRow>);
 
 /// The schema version this build writes (the number of migrations it knows).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -135,19 +138,32 @@ impl Store {
         let found = read_user_version(&store.conn).map_err(|e| store.open_err(e))?;
         store.check_not_newer(found)?;
 
+        // Switching a fresh file to WAL and migrating it race with other
+        // processes opening it at the same moment; SQLite answers some of
+        // those races with SQLITE_BUSY without waiting (it would deadlock
+        // otherwise), so the whole setup is retried for up to BUSY_TIMEOUT.
+        let started = std::time::Instant::now();
+        loop {
+            match store.setup() {
+                Err(StoreError::Busy { .. }) if started.elapsed() < BUSY_TIMEOUT => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                r => return r.map(|()| store),
+            }
+        }
+    }
+
+    fn setup(&mut self) -> Result<(), StoreError> {
         // `journal_mode` returns the resulting mode ("memory" for in-memory
         // databases, which cannot use WAL); it persists in the file.
-        let _mode: String = store
+        let _mode: String = self
             .conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| store.err(e))?;
-        store
-            .conn
+            .map_err(|e| self.err(e))?;
+        self.conn
             .execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
-            .map_err(|e| store.err(e))?;
-
-        store.migrate()?;
-        Ok(store)
+            .map_err(|e| self.err(e))?;
+        self.migrate()
     }
 
     fn check_not_newer(&self, found: u32) -> Result<(), StoreError> {
@@ -392,6 +408,16 @@ impl Store {
     /// Marks a task running on `engine`: progress back to 0, start time now,
     /// previous finish/error cleared, `attempts` up by one.
     pub fn task_started(&self, task: TaskId, engine: &str) -> Result<(), StoreError> {
+        self.task_started_on(task, engine, None)
+    }
+
+    /// [`Store::task_started`] on a GPU (`Some(index)`) or the CPU (`None`).
+    pub fn task_started_on(
+        &self,
+        task: TaskId,
+        engine: &str,
+        device: Option<u32>,
+    ) -> Result<(), StoreError> {
         let n = self
             .conn
             .prepare_cached(
@@ -403,10 +429,11 @@ impl Store {
                      error = NULL,
                      started_ms = ?3,
                      finished_ms = NULL,
-                     elapsed_ms = NULL
+                     elapsed_ms = NULL,
+                     device = ?4
                  WHERE id = ?1",
             )
-            .and_then(|mut st| st.execute(params![task, engine, now_ms()]))
+            .and_then(|mut st| st.execute(params![task, engine, now_ms(), device]))
             .map_err(|e| self.err(e))?;
         if n == 0 {
             return Err(self.not_found("task", task));
@@ -1080,6 +1107,76 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Every project, most recently updated first.
+    pub fn projects(&self) -> Result<Vec<ProjectRow>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, name, script_path, channel, created_ms, updated_ms
+                 FROM projects ORDER BY updated_ms DESC, id DESC",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ProjectRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    script_path: r.get(2)?,
+                    channel: r.get(3)?,
+                    created_ms: r.get(4)?,
+                    updated_ms: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The jobs (as in [`Store::job_summaries`], with their tasks) that changed after revision
+    /// `after`, and the newest revision. Every insert or update of a job, and every update of
+    /// one of its tasks, gives the job a new revision, so a monitor that passes back the
+    /// revision it got reloads only what changed (pass 0 for everything).
+    pub fn job_changes(&self, after: i64) -> Result<(i64, Vec<JobWithTasks>), StoreError> {
+        let tx = self.conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let rev: i64 = tx
+            .query_row("SELECT COALESCE(MAX(rev), 0) FROM jobs", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let mut out: Vec<(JobRow, Vec<TaskRow>)> = {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS_SUMMARY} FROM jobs WHERE rev > ?1 ORDER BY id"
+                ))
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([after], |r| Ok((job_from_row(r)?, Vec::new())))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.err(e))?
+        };
+        if !out.is_empty() {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {TASK_COLUMNS_SUMMARY} FROM tasks
+                     WHERE job_id IN (SELECT id FROM jobs WHERE rev > ?1) ORDER BY job_id, id"
+                ))
+                .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([after]).map_err(|e| self.err(e))?;
+            let mut slot = 0;
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                let task = task_from_row(row).map_err(|e| self.err(e))?;
+                if out[slot].0.id != task.job_id {
+                    match out.binary_search_by_key(&task.job_id, |(j, _)| j.id) {
+                        Ok(i) => slot = i,
+                        Err(_) => continue,
+                    }
+                }
+                out[slot].1.push(task);
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok((rev, out))
+    }
+
     /// Runs `PRAGMA integrity_check`; `"ok"` when the file is sound, otherwise
     /// the problems found, one per line.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
@@ -1116,10 +1213,12 @@ const JOB_COLUMNS_SUMMARY: &str = "id, project_id, kind, status, priority, 'null
                                    error, attempts, created_ms, started_ms, finished_ms, \
                                    script_name, cancel_requested, queued_ms, NULL";
 const TASK_COLUMNS_SUMMARY: &str = "id, job_id, stage, kind, lang, status, engine, NULL, error, \
-                                    progress, started_ms, finished_ms, elapsed_ms, crashes, attempts";
+                                    progress, started_ms, finished_ms, elapsed_ms, crashes, attempts, \
+                                    device";
 
 const TASK_COLUMNS: &str = "id, job_id, stage, kind, lang, status, engine, artifact_key, error, \
-                            progress, started_ms, finished_ms, elapsed_ms, crashes, attempts";
+                            progress, started_ms, finished_ms, elapsed_ms, crashes, attempts, \
+                            device";
 
 fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     Ok(TaskRow {
@@ -1138,6 +1237,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         elapsed_ms: r.get(12)?,
         crashes: r.get(13)?,
         attempts: r.get(14)?,
+        device: r.get(15)?,
     })
 }
 

@@ -123,4 +123,25 @@ CREATE TABLE settings (
 
 CREATE INDEX jobs_active ON jobs(id) WHERE status IN ('queued','running','paused');
 "#,
+    // 3: the studio's view — where a task runs, and a change counter so a monitor reloads only
+    // the jobs that changed since it last looked.
+    r#"
+ALTER TABLE tasks ADD COLUMN device INTEGER CHECK (device IS NULL OR device >= 0);
+ALTER TABLE jobs ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+UPDATE jobs SET rev = id;
+CREATE INDEX jobs_rev ON jobs(rev);
+
+CREATE TRIGGER jobs_rev_insert AFTER INSERT ON jobs BEGIN
+    UPDATE jobs SET rev = (SELECT MAX(rev) FROM jobs) + 1 WHERE id = NEW.id;
+END;
+CREATE TRIGGER jobs_rev_update
+AFTER UPDATE OF status, priority, error, attempts, started_ms, finished_ms, cancel_requested,
+                queued_ms, out_dir
+ON jobs BEGIN
+    UPDATE jobs SET rev = (SELECT MAX(rev) FROM jobs) + 1 WHERE id = NEW.id;
+END;
+CREATE TRIGGER tasks_rev_update AFTER UPDATE ON tasks BEGIN
+    UPDATE jobs SET rev = (SELECT MAX(rev) FROM jobs) + 1 WHERE id = NEW.job_id;
+END;
+"#,
 ];

@@ -747,7 +747,7 @@ fn query_plan(store: &Store, sql: &str) -> String {
 }
 
 #[test]
-fn migrates_a_version_1_database_to_2_keeping_data() {
+fn migrates_a_version_1_database_to_the_latest_keeping_data() {
     let db = TempDb::new("v1-to-v2");
     let (job, task, created) = {
         let conn = Connection::open(&db.path).unwrap();
@@ -787,7 +787,7 @@ fn migrates_a_version_1_database_to_2_keeping_data() {
     for _ in 0..2 {
         // The first open applies migration 2, the second finds nothing to do.
         let store = Store::open(&db.path).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         let row = store.job(job).unwrap().unwrap();
         assert_eq!(row.params["seed"], 7);
         assert_eq!(row.status, JobStatus::Queued);
@@ -803,7 +803,7 @@ fn migrates_a_version_1_database_to_2_keeping_data() {
         assert!(!store.queue_paused().unwrap());
         assert_eq!(store.integrity_check().unwrap(), "ok");
     }
-    assert_eq!(user_version_raw(&db.path), 2);
+    assert_eq!(user_version_raw(&db.path), i64::from(SCHEMA_VERSION));
 }
 
 #[test]
@@ -1491,4 +1491,78 @@ fn data_version_changes_only_for_other_connections_commits() {
     assert!(a.queue_paused().unwrap());
     b.enqueue_job(&new_job(p, "theirs", &["plan"])).unwrap();
     assert_ne!(a.data_version().unwrap(), v1);
+}
+
+#[test]
+fn job_changes_returns_only_what_changed_since_a_revision() {
+    let store = Store::open_in_memory().unwrap();
+    let p = project(&store);
+    let ids = store
+        .enqueue_jobs(&[
+            new_job(p, "a", &["plan", "voice"]),
+            new_job(p, "b", &["plan", "voice"]),
+            new_job(p, "c", &["plan"]),
+        ])
+        .unwrap();
+    let (rev0, all) = store.job_changes(0).unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].1.len(), 2, "tasks come with their job");
+    assert_eq!(all[2].1.len(), 1);
+    let (same, none) = store.job_changes(rev0).unwrap();
+    assert_eq!(same, rev0);
+    assert!(none.is_empty(), "nothing changed: nothing reloaded");
+
+    // A task update moves its job; a priority change moves another; a third stays put.
+    let voice = task_id(&store, ids[1], "voice");
+    store.task_started_on(voice, "espeak", Some(1)).unwrap();
+    store.task_progress(voice, 0.5).unwrap();
+    store.set_priority(ids[2], 7).unwrap();
+    let (rev1, changed) = store.job_changes(rev0).unwrap();
+    assert!(rev1 > rev0);
+    let got: Vec<JobId> = changed.iter().map(|(j, _)| j.id).collect();
+    assert_eq!(got, vec![ids[1], ids[2]]);
+    let t = changed[0].1.iter().find(|t| t.id == voice).unwrap();
+    assert_eq!(t.device, Some(1));
+    assert!((t.progress - 0.5).abs() < 1e-9);
+    assert_eq!(changed[1].0.priority, 7);
+
+    // A new job shows up after the last revision too.
+    let d = store.enqueue_job(&new_job(p, "d", &["plan"])).unwrap();
+    let (_, changed) = store.job_changes(rev1).unwrap();
+    assert_eq!(
+        changed.iter().map(|(j, _)| j.id).collect::<Vec<_>>(),
+        vec![d]
+    );
+}
+
+#[test]
+fn projects_are_listed_newest_first() {
+    let store = Store::open_in_memory().unwrap();
+    let a = store.upsert_project("a", "/s/a.yaml", "anime").unwrap();
+    let b = store.upsert_project("b", "/s/b.yaml", "gaming").unwrap();
+    let rows = store.projects().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().any(|r| r.id == a && r.channel == "anime"));
+    assert_eq!(
+        rows[0].id, b,
+        "the newer (or, within a millisecond, higher) one first"
+    );
+}
+
+#[test]
+fn migration_3_gives_existing_jobs_a_revision_and_tasks_no_device() {
+    let store = Store::open_in_memory().unwrap();
+    let p = project(&store);
+    let ids = store
+        .enqueue_jobs(&[new_job(p, "a", &["plan"]), new_job(p, "b", &["plan"])])
+        .unwrap();
+    let (rev, all) = store.job_changes(0).unwrap();
+    assert!(rev >= 2);
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|(_, t)| t[0].device.is_none()));
+    // Each job's revision is distinct: a change to one is seen alone.
+    store.pause_job(ids[0]).unwrap();
+    let (_, changed) = store.job_changes(rev).unwrap();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(changed[0].0.id, ids[0]);
 }

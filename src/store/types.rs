@@ -15,7 +15,7 @@ macro_rules! text_enum {
         $name:ident { $($variant:ident => $text:literal),+ $(,)? }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(rename_all = "lowercase")]
         pub enum $name {
             $($variant),+
@@ -101,7 +101,7 @@ text_enum! {
 }
 
 /// One row of `jobs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRow {
     pub id: JobId,
     pub project_id: ProjectId,
@@ -129,7 +129,7 @@ pub struct JobRow {
 }
 
 /// One row of `tasks`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskRow {
     pub id: TaskId,
     pub job_id: JobId,
@@ -148,6 +148,19 @@ pub struct TaskRow {
     pub crashes: i64,
     /// Times the task was started.
     pub attempts: i64,
+    /// The GPU the task runs (or last ran) on; `None` for CPU work.
+    pub device: Option<u32>,
+}
+
+/// One row of `projects`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectRow {
+    pub id: ProjectId,
+    pub name: String,
+    pub script_path: String,
+    pub channel: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
 }
 
 /// A job to put on the queue with [`Store::enqueue_job`](super::Store::enqueue_job).
@@ -190,7 +203,7 @@ pub struct Recovered {
 }
 
 /// One row of `events`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EventRow {
     pub id: i64,
     pub job_id: Option<JobId>,
