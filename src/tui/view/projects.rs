@@ -109,11 +109,11 @@ fn detail(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
     f.render_widget(b, area);
     let mut lines = vec![
         Line::from(vec![
-            Span::styled("script   ", theme.style(Role::Dim)),
+            Span::styled("script    ", theme.style(Role::Dim)),
             Span::raw(p.script_path.clone()),
         ]),
         Line::from(vec![
-            Span::styled("channel  ", theme.style(Role::Dim)),
+            Span::styled("channel   ", theme.style(Role::Dim)),
             Span::raw(p.channel.clone()),
         ]),
     ];
@@ -124,7 +124,7 @@ fn detail(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Ok(fields) => {
                     for (k, v) in fields {
                         lines.push(Line::from(vec![
-                            Span::styled(format!("{k:<9}"), theme.style(Role::Dim)),
+                            Span::styled(format!("{k:<10}"), theme.style(Role::Dim)),
                             Span::raw(v.clone()),
                         ]));
                     }
