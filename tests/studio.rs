@@ -14,7 +14,10 @@ struct Tmux {
 
 impl Tmux {
     fn start(dir: &Path, width: u16, height: u16, command: &str) -> Tmux {
-        let socket = format!("reelsmith-test-{}", std::process::id());
+        // One server per test: tests of this binary run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("reelsmith-test-{}-{n}", std::process::id());
         let t = Tmux { socket };
         let status = t
             .cmd()
@@ -156,4 +159,171 @@ fn make_a_project_with_keys_only_and_watch_it_render() {
     });
     assert!(end.contains("STUDIO-EXIT=0"), "{end}");
     assert!(!end.contains("Queue ·"), "left the alternate screen: {end}");
+}
+
+/// `reelsmith status --json` of a data dir.
+fn status(data: &Path, config: &Path) -> serde_json::Value {
+    let out = common::reelsmith(data, config, &["status", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn wait_status(
+    data: &Path,
+    config: &Path,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let s = status(data, config);
+        if ok(&s) {
+            return s;
+        }
+        assert!(t0.elapsed() < timeout, "timed out waiting for {what}: {s}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Kills a child process when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_second_studio_attaches_as_a_monitor_and_commands_through_the_store() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (data, config) = (dir.join("data"), dir.join("config"));
+    std::fs::create_dir_all(&data).unwrap();
+    // Someone else runs the queue.
+    let runner = Child(
+        Command::new(common::bin())
+            .args(["run", "--no-inbox"])
+            .env("REELSMITH_DATA_DIR", &data)
+            .env("REELSMITH_CONFIG_DIR", &config)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = runner.0.id();
+    let command = format!(
+        "env REELSMITH_DATA_DIR={} REELSMITH_CONFIG_DIR={} {}; echo STUDIO-EXIT=$?; sleep 60",
+        shell_quote(&data),
+        shell_quote(&config),
+        shell_quote(Path::new(common::bin())),
+    );
+    // The runner takes its lock first.
+    let t0 = Instant::now();
+    while reelsmith::scheduler::SchedulerLock::holder_pid(&data) != Some(pid) {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the runner never locked");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tmux = Tmux::start(dir, 100, 24, &command);
+    tmux.wait_for("the monitor badge", Duration::from_secs(20), |s| {
+        s.contains(&format!("monitor of pid {pid}"))
+    });
+    // A job queued from a shell shows up; pausing the queue from the studio reaches the store.
+    let add = common::reelsmith(
+        &data,
+        &config,
+        &[
+            "add",
+            common::example("notes.txt").to_str().unwrap(),
+            "--out",
+            dir.join("out").to_str().unwrap(),
+        ],
+    );
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    tmux.wait_for("the job queued from a shell", Duration::from_secs(20), |s| {
+        s.contains("Queue · 1 jobs")
+    });
+    tmux.keys(&["P"]);
+    wait_status(&data, &config, "the queue paused", Duration::from_secs(10), |s| {
+        s["queue_paused"] == true
+    });
+    tmux.wait_for("the paused badge", Duration::from_secs(10), |s| {
+        s.contains("queue paused")
+    });
+    tmux.keys(&["P"]);
+    wait_status(&data, &config, "the job done", Duration::from_secs(300), |s| {
+        s["queue_paused"] == false && s["jobs"][0]["status"] == "done"
+    });
+    tmux.wait_for("done on screen", Duration::from_secs(10), |s| {
+        s.lines().any(|l| l.contains("notes") && l.contains("done"))
+    });
+    // A monitor never asks: it leaves, and the runner keeps the queue.
+    tmux.keys(&["q"]);
+    tmux.wait_for("the monitor to exit", Duration::from_secs(10), |s| {
+        s.contains("STUDIO-EXIT=0")
+    });
+    assert_eq!(
+        reelsmith::scheduler::SchedulerLock::holder_pid(&data),
+        Some(pid)
+    );
+}
+
+#[test]
+fn quitting_while_rendering_hands_the_queue_to_a_headless_scheduler() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    let (data, config) = (dir.join("data"), dir.join("config"));
+    std::fs::create_dir_all(&data).unwrap();
+    // Two jobs queued before the studio starts: it runs them.
+    for name in ["explainer.yaml", "anime-duel.yaml"] {
+        let add = common::reelsmith(
+            &data,
+            &config,
+            &[
+                "add",
+                common::example(name).to_str().unwrap(),
+                "--out",
+                dir.join("out").to_str().unwrap(),
+            ],
+        );
+        assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    }
+    let command = format!(
+        "env REELSMITH_DATA_DIR={} REELSMITH_CONFIG_DIR={} {}; echo STUDIO-EXIT=$?; sleep 120",
+        shell_quote(&data),
+        shell_quote(&config),
+        shell_quote(Path::new(common::bin())),
+    );
+    let tmux = Tmux::start(dir, 100, 24, &command);
+    tmux.wait_for("a running job", Duration::from_secs(30), |s| {
+        s.contains("running")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for("the quit question", Duration::from_secs(5), |s| {
+        s.contains("keep rendering headless")
+    });
+    tmux.keys(&["k"]);
+    // The studio leaves; a headless scheduler takes over and finishes both jobs.
+    tmux.wait_for("the studio to exit", Duration::from_secs(300), |s| {
+        s.contains("STUDIO-EXIT=0")
+    });
+    let done = wait_status(&data, &config, "both jobs done", Duration::from_secs(600), |s| {
+        s["jobs"]
+            .as_array()
+            .is_some_and(|j| j.len() == 2 && j.iter().all(|j| j["status"] == "done"))
+    });
+    let log = std::fs::read_to_string(data.join("logs/headless.log")).unwrap_or_default();
+    assert!(log.contains("scheduler started"), "{log}\n{done}");
+    // The headless scheduler keeps the lock (it runs until stopped): stop it.
+    let pid = reelsmith::scheduler::SchedulerLock::holder_pid(&data).expect("a holder");
+    assert_ne!(pid, std::process::id());
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let t0 = Instant::now();
+    while reelsmith::scheduler::SchedulerLock::acquire(&data).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the headless scheduler did not stop");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
