@@ -192,3 +192,49 @@ fn a_missing_script_is_an_input_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/x.yaml"));
     assert!(!Path::new("out/x").exists());
 }
+
+#[test]
+fn the_studio_reports_config_mistakes_and_a_missing_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cfg) = (tmp.path().join("data"), tmp.path().join("cfg"));
+    std::fs::create_dir_all(&cfg).unwrap();
+    let run = |args: &[&str]| {
+        let o = reelsmith(&data, &cfg, args);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // No terminal (a test's stdout is a pipe): say what to use instead.
+    let (code, err) = run(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("needs a terminal") && err.contains("reelsmith run"),
+        "{err}"
+    );
+    // An unknown theme lists the real ones.
+    let (code, err) = run(&["studio", "--theme", "solarised"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("solarised") && err.contains("catppuccin-mocha"),
+        "{err}"
+    );
+    // A keymap mistake names the file and the field.
+    std::fs::write(cfg.join("keymap.toml"), "[queue]\ncancle_job = [\"x\"]\n").unwrap();
+    let (code, err) = run(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("keymap.toml") && err.contains("queue.cancle_job"),
+        "{err}"
+    );
+    std::fs::remove_file(cfg.join("keymap.toml")).unwrap();
+    // So does a studio.toml mistake.
+    std::fs::write(cfg.join("studio.toml"), "colour = \"dark\"\n").unwrap();
+    let (code, err) = run(&[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("studio.toml") && err.contains("colour"),
+        "{err}"
+    );
+    assert!(!data.join("scheduler.lock").exists(), "nothing started");
+}

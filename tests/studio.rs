@@ -164,7 +164,11 @@ fn make_a_project_with_keys_only_and_watch_it_render() {
 /// `reelsmith status --json` of a data dir.
 fn status(data: &Path, config: &Path) -> serde_json::Value {
     let out = common::reelsmith(data, config, &["status", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -222,7 +226,10 @@ fn a_second_studio_attaches_as_a_monitor_and_commands_through_the_store() {
     // The runner takes its lock first.
     let t0 = Instant::now();
     while reelsmith::scheduler::SchedulerLock::holder_pid(&data) != Some(pid) {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the runner never locked");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the runner never locked"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let tmux = Tmux::start(dir, 100, 24, &command);
@@ -240,21 +247,35 @@ fn a_second_studio_attaches_as_a_monitor_and_commands_through_the_store() {
             dir.join("out").to_str().unwrap(),
         ],
     );
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
-    tmux.wait_for("the job queued from a shell", Duration::from_secs(20), |s| {
-        s.contains("Queue · 1 jobs")
-    });
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    tmux.wait_for(
+        "the job queued from a shell",
+        Duration::from_secs(20),
+        |s| s.contains("Queue · 1 jobs"),
+    );
     tmux.keys(&["P"]);
-    wait_status(&data, &config, "the queue paused", Duration::from_secs(10), |s| {
-        s["queue_paused"] == true
-    });
+    wait_status(
+        &data,
+        &config,
+        "the queue paused",
+        Duration::from_secs(10),
+        |s| s["queue_paused"] == true,
+    );
     tmux.wait_for("the paused badge", Duration::from_secs(10), |s| {
         s.contains("queue paused")
     });
     tmux.keys(&["P"]);
-    wait_status(&data, &config, "the job done", Duration::from_secs(300), |s| {
-        s["queue_paused"] == false && s["jobs"][0]["status"] == "done"
-    });
+    wait_status(
+        &data,
+        &config,
+        "the job done",
+        Duration::from_secs(300),
+        |s| s["queue_paused"] == false && s["jobs"][0]["status"] == "done",
+    );
     tmux.wait_for("done on screen", Duration::from_secs(10), |s| {
         s.lines().any(|l| l.contains("notes") && l.contains("done"))
     });
@@ -287,7 +308,11 @@ fn quitting_while_rendering_hands_the_queue_to_a_headless_scheduler() {
                 dir.join("out").to_str().unwrap(),
             ],
         );
-        assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
     }
     let command = format!(
         "env REELSMITH_DATA_DIR={} REELSMITH_CONFIG_DIR={} {}; echo STUDIO-EXIT=$?; sleep 120",
@@ -308,11 +333,17 @@ fn quitting_while_rendering_hands_the_queue_to_a_headless_scheduler() {
     tmux.wait_for("the studio to exit", Duration::from_secs(300), |s| {
         s.contains("STUDIO-EXIT=0")
     });
-    let done = wait_status(&data, &config, "both jobs done", Duration::from_secs(600), |s| {
-        s["jobs"]
-            .as_array()
-            .is_some_and(|j| j.len() == 2 && j.iter().all(|j| j["status"] == "done"))
-    });
+    let done = wait_status(
+        &data,
+        &config,
+        "both jobs done",
+        Duration::from_secs(600),
+        |s| {
+            s["jobs"]
+                .as_array()
+                .is_some_and(|j| j.len() == 2 && j.iter().all(|j| j["status"] == "done"))
+        },
+    );
     let log = std::fs::read_to_string(data.join("logs/headless.log")).unwrap_or_default();
     assert!(log.contains("scheduler started"), "{log}\n{done}");
     // The headless scheduler keeps the lock (it runs until stopped): stop it.
@@ -323,7 +354,10 @@ fn quitting_while_rendering_hands_the_queue_to_a_headless_scheduler() {
     }
     let t0 = Instant::now();
     while reelsmith::scheduler::SchedulerLock::acquire(&data).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "the headless scheduler did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the headless scheduler did not stop"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -191,6 +191,7 @@ impl Studio {
         let has_gpus = !self.gpus.is_cpu_only();
         let mut hangup = signal(tokio::signal::unix::SignalKind::hangup());
         let mut term_sig = signal(tokio::signal::unix::SignalKind::terminate());
+        let mut int_sig = signal(tokio::signal::unix::SignalKind::interrupt());
         let mut poll_errors = 0u32;
         loop {
             if self.state.dirty && !self.state.detached {
@@ -239,6 +240,9 @@ impl Studio {
                 _ = clock.tick() => self.dispatch(Action::Tick(now_ms())),
                 _ = recv(&mut hangup) => self.dispatch(Action::Detached),
                 _ = recv(&mut term_sig) => {
+                    self.state.quit = Some(QuitHow::Stop);
+                }
+                _ = recv(&mut int_sig) => {
                     self.state.quit = Some(QuitHow::Stop);
                 }
                 _ = stop.cancelled() => return Ok(()),
@@ -351,9 +355,27 @@ fn install_panic_hook() {
     }));
 }
 
+/// Reads `studio.toml`, `keymap.toml` and the theme without touching anything.
+fn check_config(dirs: &Dirs, opts: &StudioOptions) -> Result<(), String> {
+    let cfg = StudioConfig::load(&dirs.config)?;
+    Keymap::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
+    let name = opts
+        .theme
+        .clone()
+        .or(cfg.theme)
+        .unwrap_or_else(|| "dark".into());
+    Theme::load(&name, Some(&dirs.config), ColorSupport::from_env()).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// `reelsmith` with no arguments: the studio. Returns the exit code.
 pub fn run(dirs: &Dirs, opts: StudioOptions) -> i32 {
     use std::io::IsTerminal;
+    // Configuration mistakes first: they are what the user can fix right now.
+    if let Err(e) = check_config(dirs, &opts) {
+        eprintln!("error: {e}");
+        return 2;
+    }
     if !io::stdout().is_terminal() || !io::stdin().is_terminal() {
         eprintln!(
             "error: the studio needs a terminal; for scripts and services use `reelsmith run` \
