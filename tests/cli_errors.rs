@@ -238,3 +238,75 @@ fn the_studio_reports_config_mistakes_and_a_missing_terminal() {
     );
     assert!(!data.join("scheduler.lock").exists(), "nothing started");
 }
+
+#[test]
+fn models_commands_name_mistakes_and_work_offline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cfg) = (tmp.path().join("data"), tmp.path().join("cfg"));
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(bin());
+        c.args(args)
+            .env("REELSMITH_DATA_DIR", &data)
+            .env("REELSMITH_CONFIG_DIR", &cfg)
+            .env("HF_HUB_CACHE", tmp.path().join("hub"));
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["models", "pull", "smollm"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("smollm") && err.contains("smollm2-135m-instruct-q4"),
+        "{err}"
+    );
+    let (code, out, err) = run(&["models", "list", "--kind", "asr", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let list = v.as_array().unwrap();
+    assert!(
+        !list.is_empty()
+            && list
+                .iter()
+                .all(|m| m["kind"] == "asr" && m["installed"] == false)
+    );
+    let (code, _, err) = run(&["models", "list", "--kind", "sound"], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--kind sound") && err.contains("interpolation"),
+        "{err}"
+    );
+    // Offline with an empty cache: a clear error, nothing downloaded.
+    let (code, _, err) = run(
+        &["models", "pull", "smollm2-135m-instruct-q4"],
+        &[("HF_HUB_OFFLINE", "1")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("offline"), "{err}");
+    // Recommendations follow the GPUs.
+    let (code, out, err) = run(
+        &["models", "recommend", "--json"],
+        &[("REELSMITH_FAKE_GPUS", "24GiB")],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tier"], "extreme");
+    let llm = v["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "llm")
+        .unwrap();
+    assert!(!llm["models"].as_array().unwrap().is_empty());
+    // A broken user registry file is named.
+    std::fs::create_dir_all(cfg.join("models")).unwrap();
+    std::fs::write(cfg.join("models/mine.toml"), "[[model]]\nid = \"x\"\n").unwrap();
+    let (code, _, err) = run(&["models", "list"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("mine.toml"), "{err}");
+}

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod doctor;
+pub mod models;
 pub mod queue;
 pub mod render;
 
@@ -58,6 +59,8 @@ pub enum Command {
     Priority(queue::PriorityArgs),
     /// Print a job's log (-f to follow it).
     Logs(queue::LogsArgs),
+    /// The model registry and the local model cache: list, recommend, pull, verify, rm.
+    Models(models::ModelsArgs),
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -162,5 +165,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Queue(c) => queue::queue(c, &dirs),
         Command::Priority(a) => queue::priority(a, &dirs),
         Command::Logs(a) => queue::logs(a, &dirs),
+        Command::Models(a) => models::run(a, &dirs),
     }
 }

@@ -38,7 +38,7 @@ mod cache;
 mod download;
 pub mod registry;
 #[cfg(test)]
-mod server_tests;
+pub(crate) mod server_tests;
 pub mod vram;
 
 pub use registry::{ModelEntry, ModelFile, ModelKind, Registry, RegistryError};

@@ -257,11 +257,34 @@ impl Registry {
             .map(|m| m.id.as_str())
             .filter(|m| {
                 let m = m.to_lowercase();
-                m.contains(&id) || id.contains(&m) || m.split('-').next() == id.split('-').next()
+                let head: String = id.chars().take(4).collect();
+                m.contains(&id)
+                    || id.contains(&m)
+                    || m.split('-').next() == id.split('-').next()
+                    || (head.chars().count() == 4 && m.starts_with(&head))
             })
             .collect();
         v.truncate(8);
         v
+    }
+}
+
+impl ModelEntry {
+    /// What the hub client fetches for this entry.
+    pub fn spec(&self) -> super::ModelSpec {
+        super::ModelSpec {
+            repo: self.repo.clone(),
+            revision: self.revision.clone(),
+            files: self
+                .files
+                .iter()
+                .map(|f| super::FileSpec {
+                    path: f.path.clone(),
+                    size: f.size,
+                    sha256: f.sha256.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

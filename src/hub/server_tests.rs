@@ -20,14 +20,14 @@ const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 const MB: usize = 1_000_000;
 
 /// A repo the server knows: (path, bytes, stored in LFS).
-struct Fixture {
+pub(crate) struct Fixture {
     repo: String,
     files: Vec<(String, Vec<u8>, bool)>,
 }
 
 /// How the server misbehaves or guards access.
 #[derive(Default)]
-struct Behaviour {
+pub(crate) struct Behaviour {
     token: Option<String>,
     gated: Vec<String>,
     /// sha256 of an LFS file → ascending byte offsets at which to drop the connection.
@@ -56,13 +56,13 @@ struct Hub {
     stop: AtomicBool,
 }
 
-struct Server {
+pub(crate) struct Server {
     hub: Arc<Hub>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    fn start(repos: Vec<Fixture>, behaviour: Behaviour) -> Self {
+    pub(crate) fn start(repos: Vec<Fixture>, behaviour: Behaviour) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let hub = Arc::new(Hub {
@@ -90,7 +90,7 @@ impl Server {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.hub.addr)
     }
 
@@ -308,12 +308,12 @@ fn rng(mut state: u64) -> impl FnMut() -> u64 {
     }
 }
 
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut next = rng(seed);
     (0..len).map(|_| next() as u8).collect()
 }
 
-fn fixture(repo: &str, files: &[(&str, &[u8], bool)]) -> Fixture {
+pub(crate) fn fixture(repo: &str, files: &[(&str, &[u8], bool)]) -> Fixture {
     let files = files
         .iter()
         .map(|(p, d, lfs)| (p.to_string(), d.to_vec(), *lfs))
@@ -324,7 +324,7 @@ fn fixture(repo: &str, files: &[(&str, &[u8], bool)]) -> Fixture {
     }
 }
 
-fn config(server: &Server, dir: &Path) -> HubConfig {
+pub(crate) fn config(server: &Server, dir: &Path) -> HubConfig {
     let mut cfg = HubConfig::new(server.url(), dir.join("hub"));
     cfg.retry_delay = Duration::from_millis(5);
     cfg.read_timeout = Duration::from_secs(10);

@@ -146,9 +146,11 @@ pub fn estimate(m: &ModelEntry, job: &JobSize) -> u64 {
         ModelKind::Image | ModelKind::Upscale => {
             (act_per_megapixel(&m.arch) as f64 * mp) as u64 * batch
         }
-        ModelKind::Video | ModelKind::Interpolation => {
+        ModelKind::Video => {
             (act_per_megapixel(&m.arch) as f64 * mp) as u64 * u64::from(job.frames.max(1)) * batch
         }
+        // Interpolation looks at one pair of frames at a time.
+        ModelKind::Interpolation => (act_per_megapixel(&m.arch) as f64 * mp) as u64 * 2 * batch,
         ModelKind::Asr => 600 * MIB * batch,
         ModelKind::Tts => 200 * MIB * batch,
     };

@@ -6,7 +6,7 @@ use crate::gpu::DeviceSample;
 use crate::scheduler::LedgerSnapshot;
 use crate::store::{JobId, JobRow, ProjectRow, TaskRow};
 
-use super::catalog::ModelView;
+use super::catalog::{Download, ModelView};
 use super::state::{JobDetail, PreviewImage, ProjectDetail};
 
 /// The studio's panes, in tab order (digits 1–5 jump to them).
@@ -273,4 +273,8 @@ pub enum Action {
     FormError(String),
     /// The studio lost its terminal (SSH dropped): stop drawing, keep running.
     Detached,
+    /// A background model download moved on.
+    PullProgress(String, Download),
+    /// A background model download ended: `Ok(where)` or `Err(why)`.
+    PullDone(String, Result<String, String>),
 }

@@ -8,6 +8,8 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, MouseButton, MouseEventKind};
@@ -71,6 +73,11 @@ pub struct Studio {
     pub gpus: GpuMonitor,
     /// Mouse capture and similar escape sequences go to the real terminal.
     pub real_terminal: bool,
+    /// Background work (model downloads) reports here.
+    tx: tokio::sync::mpsc::UnboundedSender<Action>,
+    rx: tokio::sync::mpsc::UnboundedReceiver<Action>,
+    /// Cancel flags of running downloads, by model id.
+    pulls: std::collections::HashMap<String, Arc<AtomicBool>>,
 }
 
 impl Studio {
@@ -93,13 +100,15 @@ impl Studio {
             .map_err(|e| e.to_string())?;
         let channels = ChannelSet::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
         let names = channels.names();
-        let data = DataSource::open(dirs, channels).map_err(|e| e.to_string())?;
+        let registry = crate::hub::Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
+        let data = DataSource::open(dirs, channels, registry).map_err(|e| e.to_string())?;
         let gpus = GpuMonitor::from_env();
         let mut state = AppState::new(mode, names, now_ms);
         state.mouse = opts.mouse.or(cfg.mouse).unwrap_or(false);
         if gpus.is_cpu_only() {
             state.gpu.cpu_only = Some(gpus.describe());
         }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Studio {
             state,
             data,
@@ -108,6 +117,9 @@ impl Studio {
             images,
             gpus,
             real_terminal: false,
+            tx,
+            rx,
+            pulls: std::collections::HashMap::new(),
         })
     }
 
@@ -152,7 +164,13 @@ impl Studio {
                             };
                         }
                     }
-                    Effect::Quit(_) => {}
+                    Effect::Quit(_) => {
+                        // Downloads stop; their partial files resume next time.
+                        for flag in self.pulls.values() {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Effect::PullModel(id) => self.start_pull(id),
                     Effect::LoadPreview(id) => {
                         self.images.clear();
                         pending.extend(self.data.perform(Effect::LoadPreview(id)));
@@ -160,6 +178,60 @@ impl Studio {
                     other => pending.extend(self.data.perform(other)),
                 }
             }
+        }
+    }
+
+    /// The next report of background work, waiting up to `timeout` (for tests).
+    #[cfg(test)]
+    pub(crate) fn wait_background(&mut self, timeout: Duration) -> Option<Action> {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(a) = self.rx.try_recv() {
+                return Some(a);
+            }
+            if t0.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Downloads a registry model on a thread, reporting progress at most 4 times a second.
+    fn start_pull(&mut self, id: String) {
+        let Some(entry) = self.data.registry.get(&id).cloned() else {
+            return;
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.pulls.insert(id.clone(), cancel.clone());
+        let cfg = self.data.hub.clone();
+        let tx = self.tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("pull {id}"))
+            .spawn(move || {
+                let tracker = Mutex::new((
+                    crate::hub::ProgressTracker::new(Duration::from_secs(5)),
+                    Instant::now() - Duration::from_secs(1),
+                ));
+                let progress = |e: &crate::hub::ProgressEvent| {
+                    let Ok(mut t) = tracker.lock() else { return };
+                    t.0.observe(e);
+                    if t.1.elapsed() >= Duration::from_millis(250) {
+                        t.1 = Instant::now();
+                        let d = super::catalog::Download {
+                            done: t.0.done(),
+                            total: t.0.total().unwrap_or(0),
+                            bytes_per_s: t.0.speed(),
+                        };
+                        let _ = tx.send(Action::PullProgress(id.clone(), d));
+                    }
+                };
+                let r = crate::hub::pull(&cfg, &entry.spec(), &progress, &cancel)
+                    .map(|p| p.dir.display().to_string())
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(Action::PullDone(id, r));
+            });
+        if let Err(e) = spawned {
+            self.dispatch(Action::Done(Err(format!("cannot start a download: {e}"))));
         }
     }
 
@@ -238,6 +310,12 @@ impl Studio {
                     self.dispatch(Action::Gpu(self.gpus.sample(), now));
                 }
                 _ = clock.tick() => self.dispatch(Action::Tick(now_ms())),
+                Some(a) = self.rx.recv() => {
+                    if let Action::PullDone(id, _) = &a {
+                        self.pulls.remove(id);
+                    }
+                    self.dispatch(a);
+                }
                 _ = recv(&mut hangup) => self.dispatch(Action::Detached),
                 _ = recv(&mut term_sig) => {
                     self.state.quit = Some(QuitHow::Stop);
@@ -365,6 +443,7 @@ fn check_config(dirs: &Dirs, opts: &StudioOptions) -> Result<(), String> {
         .or(cfg.theme)
         .unwrap_or_else(|| "dark".into());
     Theme::load(&name, Some(&dirs.config), ColorSupport::from_env()).map_err(|e| e.to_string())?;
+    crate::hub::Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
     Ok(())
 }
 

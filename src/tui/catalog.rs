@@ -2,8 +2,8 @@
 //! installed, no weights), and the models found in the standard Hugging Face cache on this
 //! machine (shared with Python tools), with their size on disk and a VRAM estimate.
 //!
-//! Downloads, verification and the curated registry (`models/*.toml`) belong to the model
-//! hub; until it lands the pane shows what is really here and says so for pull/remove.
+//! Registry entries (`models/*.toml`) come first with their installed state in the cache; `p`
+//! pulls one in the background (progress in the pane), `D` removes its files.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 pub enum Source {
     /// Embedded in reelsmith (no weights).
     BuiltIn,
+    /// A registry entry (downloadable from this hub repository).
+    Registry { repo: String },
     /// A repository folder in the Hugging Face cache.
     HfCache(PathBuf),
 }
@@ -111,21 +113,6 @@ pub fn kind_of_repo(repo: &str) -> &'static str {
     }
 }
 
-/// The hub cache folder: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
-pub fn hf_cache_dir(get: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    if let Some(p) = get("HF_HUB_CACHE").filter(|s| !s.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    if let Some(p) = get("HF_HOME").filter(|s| !s.is_empty()) {
-        return Some(PathBuf::from(p).join("hub"));
-    }
-    let base = get("XDG_CACHE_HOME")
-        .filter(|s| !s.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("huggingface").join("hub"))
-}
-
 /// Models in a hub cache folder (`models--org--name/blobs/*`), sorted by id. A repository with
 /// no complete blob (only `.incomplete` files) is listed as not installed.
 pub fn scan_hf_cache(dir: &Path) -> Vec<ModelView> {
@@ -178,42 +165,39 @@ pub fn vram_estimate(kind: &str, weights: u64) -> u64 {
     (weights as f64 * overhead) as u64
 }
 
-/// Everything the pane lists.
-pub fn scan(get: impl Fn(&str) -> Option<String>) -> Vec<ModelView> {
+/// Everything the pane lists: the built-in engines, the registry (installed or not), then
+/// anything else found in the hub cache.
+pub fn scan(cfg: &crate::hub::HubConfig, registry: &crate::hub::Registry) -> Vec<ModelView> {
+    let job = crate::hub::JobSize::default();
     let mut all = builtin();
-    if let Some(dir) = hf_cache_dir(get) {
-        all.extend(scan_hf_cache(&dir));
+    for m in registry.models() {
+        let installed = crate::hub::installed(cfg, &m.spec()).is_some();
+        all.push(ModelView {
+            id: m.id.clone(),
+            kind: m.kind.as_str().into(),
+            stage: None,
+            source: Source::Registry {
+                repo: m.repo.clone(),
+            },
+            installed,
+            size: m.download_size().or(Some(m.weight_bytes())),
+            vram: m.vram(&job),
+            download: None,
+        });
     }
+    let known: std::collections::BTreeSet<&str> =
+        registry.models().iter().map(|m| m.repo.as_str()).collect();
+    all.extend(
+        scan_hf_cache(&cfg.cache_dir)
+            .into_iter()
+            .filter(|m| !known.contains(m.id.as_str())),
+    );
     all
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_cache_dir_follows_the_hub_conventions() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        assert_eq!(
-            hf_cache_dir(env(&[("HF_HUB_CACHE", "/c"), ("HF_HOME", "/h")])),
-            Some(PathBuf::from("/c"))
-        );
-        assert_eq!(
-            hf_cache_dir(env(&[("HF_HOME", "/h"), ("HOME", "/home/u")])),
-            Some(PathBuf::from("/h/hub"))
-        );
-        assert_eq!(
-            hf_cache_dir(env(&[("HOME", "/home/u")])),
-            Some(PathBuf::from("/home/u/.cache/huggingface/hub"))
-        );
-    }
 
     #[test]
     fn cached_repositories_are_listed_with_their_sizes() {

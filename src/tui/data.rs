@@ -28,10 +28,16 @@ pub struct DataSource {
     log: Option<(JobId, Vec<EventRow>)>,
     /// Artifact sizes never change: measured once.
     artifact_sizes: HashMap<String, u64>,
+    pub registry: crate::hub::Registry,
+    pub hub: crate::hub::HubConfig,
 }
 
 impl DataSource {
-    pub fn open(dirs: &Dirs, channels: ChannelSet) -> Result<DataSource, StoreError> {
+    pub fn open(
+        dirs: &Dirs,
+        channels: ChannelSet,
+        registry: crate::hub::Registry,
+    ) -> Result<DataSource, StoreError> {
         let _ = std::fs::create_dir_all(&dirs.data);
         let store = Store::open(&dirs.db_path())?;
         Ok(DataSource {
@@ -43,6 +49,8 @@ impl DataSource {
             projects: Vec::new(),
             log: None,
             artifact_sizes: HashMap::new(),
+            registry,
+            hub: crate::hub::HubConfig::from_env(|k| std::env::var(k).ok()),
         })
     }
 
@@ -118,10 +126,18 @@ impl DataSource {
             }
             Effect::LoadPreview(id) => vec![Action::Preview(id, self.preview(id))],
             Effect::Complete(prefix) => vec![Action::Completions(complete_path(&prefix))],
-            Effect::RescanModels => vec![Action::Models(super::catalog::scan(|k| {
-                std::env::var(k).ok()
-            }))],
-            Effect::SetMouse(_) | Effect::Quit(_) => vec![],
+            Effect::RescanModels => vec![Action::Models(super::catalog::scan(
+                &self.hub,
+                &self.registry,
+            ))],
+            Effect::RemoveModel(repo) => match crate::hub::remove(&self.hub, &repo) {
+                Ok(n) => vec![
+                    Action::Done(Ok(format!("{repo}: removed {}", crate::hub::human(n)))),
+                    Action::Models(super::catalog::scan(&self.hub, &self.registry)),
+                ],
+                Err(e) => vec![Action::Done(Err(format!("{repo}: {e}")))],
+            },
+            Effect::SetMouse(_) | Effect::Quit(_) | Effect::PullModel(_) => vec![],
         };
         self.touched();
         out

@@ -379,6 +379,8 @@ pub enum Mode {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Confirm {
     CancelJob(JobId, String),
+    /// Delete a model's files: `(id, repo)`.
+    RemoveModel(String, String),
 }
 
 /// A field of the new-project form.

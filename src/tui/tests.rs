@@ -198,6 +198,18 @@ fn new_project_form() {
 fn models() -> Vec<ModelView> {
     let mut m = super::catalog::builtin();
     m.push(ModelView {
+        id: "qwen2.5-1.5b-instruct-q4".into(),
+        kind: "llm".into(),
+        stage: None,
+        source: Source::Registry {
+            repo: "Qwen/Qwen2.5-1.5B-Instruct-GGUF".into(),
+        },
+        installed: false,
+        size: Some(1_120_000_000),
+        vram: 2_000_000_000,
+        download: None,
+    });
+    m.push(ModelView {
         id: "openai/whisper-base".into(),
         kind: "asr".into(),
         stage: None,
@@ -473,4 +485,107 @@ fn every_theme_draws_every_pane() {
             }
         }
     }
+}
+
+#[test]
+fn the_models_pane_pulls_and_removes_through_the_hub() {
+    use crate::hub::server_tests::{config, fixture, random_bytes, Behaviour, Server};
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = crate::config::Dirs {
+        data: tmp.path().join("data"),
+        config: tmp.path().join("config"),
+    };
+    let weights = random_bytes(1_500_000, 7);
+    let sha = hex::encode(sha2::Sha256::digest(&weights));
+    std::fs::create_dir_all(dirs.config.join("models")).unwrap();
+    std::fs::write(
+        dirs.config.join("models/test.toml"),
+        format!(
+            "[[model]]\nid = \"tiny-test\"\nname = \"Tiny\"\nkind = \"asr\"\nrepo = \"test/tiny\"\n\
+             license = \"mit\"\narch = \"whisper\"\nformat = \"safetensors\"\ndtype = \"f16\"\n\
+             tier = \"low\"\n[[model.files]]\npath = \"model.safetensors\"\nsize = {}\nsha256 = \"{sha}\"\n\
+             [[model.files]]\npath = \"config.json\"\n",
+            weights.len()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        vec![fixture(
+            "test/tiny",
+            &[
+                ("model.safetensors", &weights, true),
+                ("config.json", b"{}", false),
+            ],
+        )],
+        Behaviour::default(),
+    );
+    let mut studio = super::Studio::new(
+        &dirs,
+        &super::StudioOptions::default(),
+        Mode::Owner,
+        Images::halfblocks(),
+        NOW,
+    )
+    .unwrap();
+    studio.data.hub = config(&server, tmp.path());
+    studio.dispatch(Action::Cmd(Command::GoModels));
+    let idx = studio
+        .state
+        .models
+        .iter()
+        .position(|m| m.id == "tiny-test")
+        .expect("the user's registry entry is listed");
+    assert!(!studio.state.models[idx].installed);
+    studio.state.model_cursor.sel = idx;
+    studio.dispatch(Action::Cmd(Command::Pull));
+    let mut progress = 0;
+    loop {
+        let a = studio
+            .wait_background(std::time::Duration::from_secs(30))
+            .expect("the download reports");
+        let done = matches!(a, Action::PullDone(..));
+        if matches!(a, Action::PullProgress(..)) {
+            progress += 1;
+        }
+        studio.dispatch(a);
+        if done {
+            break;
+        }
+    }
+    let m = &studio.state.models[idx];
+    assert!(
+        m.installed && m.download.is_none(),
+        "{:?}",
+        studio.state.message
+    );
+    assert!(progress >= 1, "progress was reported");
+    let pulled = crate::hub::installed(
+        &studio.data.hub,
+        &studio.data.registry.get("tiny-test").unwrap().spec(),
+    )
+    .expect("in the cache");
+    assert_eq!(
+        std::fs::read(pulled.dir.join("model.safetensors")).unwrap(),
+        weights
+    );
+    // Remove asks, then deletes.
+    studio.dispatch(Action::Cmd(Command::Remove));
+    assert!(matches!(
+        studio.state.overlay,
+        Overlay::Confirm(Confirm::RemoveModel(..))
+    ));
+    studio.dispatch(Action::Answer('y'));
+    let m = studio
+        .state
+        .models
+        .iter()
+        .find(|m| m.id == "tiny-test")
+        .unwrap();
+    assert!(!m.installed);
+    assert!(crate::hub::installed(
+        &studio.data.hub,
+        &studio.data.registry.get("tiny-test").unwrap().spec()
+    )
+    .is_none());
 }

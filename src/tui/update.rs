@@ -9,6 +9,7 @@ use crate::pipeline::Quality;
 use crate::store::{JobId, JobStatus, ProjectId};
 
 use super::action::{Action, Command, Context, Pane, QuitHow};
+use super::catalog::Source;
 use super::keymap::Keymap;
 use super::state::{AppState, Confirm, FormField, Level, Message, Overlay, ProjectForm};
 use super::view::layout;
@@ -39,6 +40,10 @@ pub enum Effect {
     LoadPreview(JobId),
     Complete(String),
     RescanModels,
+    /// Download a registry model in the background.
+    PullModel(String),
+    /// Delete a repository's files from the cache.
+    RemoveModel(String),
     SetMouse(bool),
     Quit(QuitHow),
 }
@@ -336,6 +341,9 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             Overlay::Confirm(Confirm::CancelJob(id, _)) if c == 'y' => {
                 fx.push(Effect::CancelJob(id))
             }
+            Overlay::Confirm(Confirm::RemoveModel(_, repo)) if c == 'y' => {
+                fx.push(Effect::RemoveModel(repo))
+            }
             Overlay::Quit => match c {
                 'k' | 'h' => {
                     state.quit = Some(QuitHow::Headless);
@@ -474,6 +482,22 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::Detached => state.detached = true,
+        Action::PullProgress(id, d) => {
+            if let Some(m) = state.models.iter_mut().find(|m| m.id == id) {
+                m.download = Some(d);
+            }
+            dirty = state.pane == Pane::Models;
+        }
+        Action::PullDone(id, r) => {
+            if let Some(m) = state.models.iter_mut().find(|m| m.id == id) {
+                m.download = None;
+                m.installed = r.is_ok();
+            }
+            match r {
+                Ok(dir) => say(state, Level::Info, format!("{id} installed in {dir}")),
+                Err(e) => say(state, Level::Error, format!("{id}: {e}")),
+            }
+        }
     }
     state.dirty |= dirty;
     fx
@@ -655,12 +679,46 @@ fn command(state: &mut AppState, cmd: Command, fx: &mut Vec<Effect>) {
                 state.queue.sel = 0;
             }
         }
-        Command::Pull | Command::Remove => say(
-            state,
-            Level::Warn,
-            "downloads and removal come with the model hub (`reelsmith models`); \
-             files already in the Hugging Face cache are listed: R rescans",
-        ),
+        Command::Pull => {
+            if let Some(m) = state.models.get(state.model_cursor.sel) {
+                let msg = match (&m.source, m.installed, &m.download) {
+                    (Source::Registry { .. }, false, None) => {
+                        fx.push(Effect::PullModel(m.id.clone()));
+                        format!("pulling {} in the background", m.id)
+                    }
+                    (_, _, Some(_)) => format!("{} is already downloading", m.id),
+                    (Source::BuiltIn, ..) => format!("{} is built in: nothing to download", m.id),
+                    (Source::HfCache(_), ..) => format!(
+                        "{} is not in the registry: add it to <config>/models/*.toml to pull it",
+                        m.id
+                    ),
+                    (Source::Registry { .. }, true, None) => format!("{} is installed", m.id),
+                };
+                say(state, Level::Info, msg);
+            }
+        }
+        Command::Remove => {
+            if let Some(m) = state.models.get(state.model_cursor.sel) {
+                match &m.source {
+                    Source::Registry { repo } if m.installed => {
+                        state.overlay =
+                            Overlay::Confirm(Confirm::RemoveModel(m.id.clone(), repo.clone()));
+                    }
+                    Source::HfCache(_) => {
+                        state.overlay =
+                            Overlay::Confirm(Confirm::RemoveModel(m.id.clone(), m.id.clone()));
+                    }
+                    Source::BuiltIn => {
+                        let msg = format!("{} is built in", m.id);
+                        say(state, Level::Warn, msg);
+                    }
+                    Source::Registry { .. } => {
+                        let msg = format!("{} is not installed", m.id);
+                        say(state, Level::Warn, msg);
+                    }
+                }
+            }
+        }
         Command::Rescan => fx.push(Effect::RescanModels),
     }
 }

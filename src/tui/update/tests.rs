@@ -409,3 +409,52 @@ fn common_prefix_respects_characters() {
     assert_eq!(common_prefix(&["x".into()]), "x");
     assert_eq!(common_prefix(&[]), "");
 }
+
+#[test]
+fn pull_and_remove_depend_on_what_the_model_is() {
+    use crate::tui::catalog::{ModelView, Source};
+    let row = |id: &str, source: Source, installed: bool| ModelView {
+        id: id.into(),
+        kind: "llm".into(),
+        stage: None,
+        source,
+        installed,
+        size: Some(10),
+        vram: 10,
+        download: None,
+    };
+    let mut s = AppState::new(Mode::Owner, vec![], NOW);
+    s.models = vec![
+        row("espeak-ng@1", Source::BuiltIn, true),
+        row(
+            "qwen",
+            Source::Registry {
+                repo: "Qwen/q".into(),
+            },
+            false,
+        ),
+        row("smol", Source::Registry { repo: "H/s".into() }, true),
+    ];
+    s.pane = Pane::Models;
+    assert!(
+        press(&mut s, &[KeyCode::Char('p')]).is_empty(),
+        "built-ins are not pulled"
+    );
+    press(&mut s, &[KeyCode::Down]);
+    assert_eq!(
+        press(&mut s, &[KeyCode::Char('p')]),
+        vec![Effect::PullModel("qwen".into())]
+    );
+    assert!(press(&mut s, &[KeyCode::Char('D')]).is_empty());
+    assert_eq!(s.overlay, Overlay::None, "nothing to remove");
+    press(&mut s, &[KeyCode::Down]);
+    assert!(
+        press(&mut s, &[KeyCode::Char('p')]).is_empty(),
+        "installed already"
+    );
+    press(&mut s, &[KeyCode::Char('D')]);
+    assert_eq!(
+        press(&mut s, &[KeyCode::Char('y')]),
+        vec![Effect::RemoveModel("H/s".into())]
+    );
+}

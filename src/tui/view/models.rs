@@ -22,6 +22,11 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         Layout::vertical([Constraint::Min(2), Constraint::Length(2)]).areas(inner);
     // The biggest GPU decides what can ever run here.
     let biggest = state.gpu.devices.iter().map(|g| g.sample.total).max();
+    let size_w = if state.models.iter().any(|m| m.download.is_some()) {
+        24
+    } else {
+        10
+    };
     let h = usize::from(table_area.height.saturating_sub(1));
     let mut cursor = state.model_cursor;
     let offset = cursor.scroll_into_view(h);
@@ -36,15 +41,18 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 (_, _, Some(_)) => ("pulling", Role::StatusRunning),
                 (Source::BuiltIn, ..) => ("built-in", Role::Ok),
                 (_, true, _) => ("installed", Role::Ok),
+                (Source::Registry { .. }, false, _) => ("available", Role::Dim),
                 (_, false, _) => ("partial", Role::Warn),
             };
             let size = match (&m.download, m.size) {
                 (Some(d), _) => {
-                    let mut spans = bar(theme, d.done as f64 / d.total.max(1) as f64, 6);
+                    let mut spans = bar(theme, d.done as f64 / d.total.max(1) as f64, 5);
                     spans.push(Span::raw(format!(
-                        " {}/s eta {}s",
+                        " {}/s {}",
                         fmt_bytes(d.bytes_per_s as u64),
-                        d.eta_s().unwrap_or(0)
+                        d.eta_s()
+                            .map(|s| super::fmt_duration(s as i64 * 1000))
+                            .unwrap_or_default()
                     )));
                     Line::from(spans)
                 }
@@ -62,6 +70,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             };
             let origin = match &m.source {
                 Source::BuiltIn => m.stage.clone().unwrap_or_default(),
+                Source::Registry { .. } => "registry".into(),
                 Source::HfCache(_) => "hf cache".into(),
             };
             let row = Row::new(vec![
@@ -92,7 +101,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 Constraint::Length(6),
                 Constraint::Length(10),
                 Constraint::Length(9),
-                Constraint::Length(10),
+                Constraint::Length(size_w),
                 Constraint::Length(10),
                 Constraint::Length(7),
             ],
@@ -115,7 +124,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 theme.style(Role::Dim),
             )),
             Line::from(Span::styled(
-                "models in the Hugging Face cache are listed; pulling arrives with `reelsmith models`",
+                "p pulls the selected model into the Hugging Face cache (resumable) · D removes it · R rescans",
                 theme.style(Role::Dim),
             )),
         ]),

@@ -91,6 +91,13 @@ pub fn confirm(f: &mut Frame, c: &Confirm, theme: &Theme) {
                  finished stages stay cached, so `retry` resumes it."
             ),
         ),
+        Confirm::RemoveModel(id, repo) => (
+            "Remove model",
+            format!(
+                "Delete {id} ({repo}) from the Hugging Face cache? Python tools sharing the cache \
+                 lose it too; `p` downloads it again."
+            ),
+        ),
     };
     let inner = popup(f, 60, 7, theme, title);
     f.render_widget(
@@ -99,7 +106,7 @@ pub fn confirm(f: &mut Frame, c: &Confirm, theme: &Theme) {
             Line::default(),
             Line::from(vec![
                 Span::styled(" y ", theme.style(Role::KeyHint)),
-                Span::raw("yes, cancel   "),
+                Span::raw("yes   "),
                 Span::styled(" n ", theme.style(Role::KeyHint)),
                 Span::raw("no"),
             ]),
