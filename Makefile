@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 EXAMPLES := data/examples/explainer.yaml data/examples/anime-duel.yaml data/examples/multilingual.json data/examples/notes.txt
 
-.PHONY: demo test deps build lint bench
+.PHONY: demo test test-models deps build lint bench
 
 deps:
 	@bash scripts/install-deps.sh
@@ -22,12 +22,16 @@ demo: build
 	done
 	@echo; echo "outputs:"; find out -type f \( -name '*.mp4' -o -name '*.png' -o -name '*.srt' -o -name '*.json' \) | sort
 
-test: deps
-	$(CARGO) test --no-fail-fast --all-targets -- --test-threads=2
+test-models:
+	@bash scripts/fetch-test-models.sh
+	@bash scripts/fetch-llm-test-model.sh
+
+test: deps test-models
+	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 bench: build
 	./target/release/reelsmith bench render

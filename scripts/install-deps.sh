@@ -10,6 +10,7 @@ PKGS=(
   espeak-ng fontconfig
   fonts-noto-core fonts-noto-cjk
   tmux
+  python3 python3-pip unzip
 )
 
 missing=()

@@ -1,10 +1,12 @@
 //! The command line: one file per subcommand.
 
 pub mod bench;
+pub mod chat;
 pub mod doctor;
 pub mod models;
 pub mod queue;
 pub mod render;
+pub mod transcribe;
 
 use std::path::PathBuf;
 
@@ -59,8 +61,12 @@ pub enum Command {
     Priority(queue::PriorityArgs),
     /// Print a job's log (-f to follow it).
     Logs(queue::LogsArgs),
-    /// The model registry and the local model cache: list, recommend, pull, verify, rm.
+    /// The model registry and the local model cache: list, recommend, pull, verify, rm, import.
     Models(models::ModelsArgs),
+    /// Transcribe speech with Whisper (prints the text; --srt/--vtt write captions).
+    Transcribe(transcribe::TranscribeArgs),
+    /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
+    Chat(chat::ChatArgs),
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -166,5 +172,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Priority(a) => queue::priority(a, &dirs),
         Command::Logs(a) => queue::logs(a, &dirs),
         Command::Models(a) => models::run(a, &dirs),
+        Command::Transcribe(a) => transcribe::run(a, &dirs),
+        Command::Chat(a) => chat::run(a, &dirs),
     }
 }

@@ -50,6 +50,14 @@ pub enum ModelsCmd {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Register a model already on disk: a .gguf file, a safetensors folder, a faster-whisper
+    /// (CTranslate2) folder, or a Piper voice (.onnx + .onnx.json). Nothing is copied.
+    Import {
+        path: std::path::PathBuf,
+        /// The id to use (default: the file or folder name).
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 fn entries<'a>(reg: &'a Registry, ids: &[String]) -> Result<Vec<&'a ModelEntry>, String> {
@@ -97,6 +105,7 @@ pub fn run(args: ModelsArgs, dirs: &Dirs) -> i32 {
                 2
             }
         },
+        ModelsCmd::Import { path, id } => import(&path, id, dirs),
         ModelsCmd::Rm { ids } => match entries(&reg, &ids) {
             Ok(ms) => rm(&cfg, &ms),
             Err(e) => {
@@ -122,7 +131,13 @@ fn list(reg: &Registry, cfg: &HubConfig, kind: Option<&str>, only: bool, json: b
         .models()
         .iter()
         .filter(|m| kind.is_none_or(|k| m.kind.as_str() == k))
-        .map(|m| (m, hub::installed(cfg, &m.spec()).is_some(), m.vram(&job)))
+        .map(|m| {
+            let inst = match &m.local {
+                Some(l) => l.exists(),
+                None => hub::installed(cfg, &m.spec()).is_some(),
+            };
+            (m, inst, m.vram(&job))
+        })
         .filter(|(_, inst, _)| !only || *inst)
         .collect();
     if json {
@@ -210,6 +225,13 @@ fn recommend(reg: &Registry, json: bool) -> i32 {
 }
 
 fn pull(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
+    if let Some(m) = models.iter().find(|m| m.local.is_some()) {
+        eprintln!(
+            "error: {}: imported from local files; nothing to download",
+            m.id
+        );
+        return 2;
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let c = cancel.clone();
@@ -297,8 +319,65 @@ fn verify(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
     i32::from(bad > 0)
 }
 
+fn import(path: &std::path::Path, id: Option<String>, dirs: &Dirs) -> i32 {
+    let d = match hub::import::detect(path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let id = id.unwrap_or_else(|| {
+        let stem = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "imported".into());
+        let stem = stem
+            .trim_end_matches(".gguf")
+            .trim_end_matches(".json")
+            .trim_end_matches(".onnx")
+            .to_string();
+        stem.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    });
+    let entry = hub::import::entry(&d, &id);
+    match hub::import::register(&dirs.config, &entry) {
+        Ok(file) => {
+            println!(
+                "{id}: {} {} ({}, {}) from {} — registered in {}",
+                d.kind.as_str(),
+                d.format,
+                d.arch,
+                hub::human(d.files.iter().map(|f| f.1).sum()),
+                d.root.display(),
+                file.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}
+
 fn rm(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
     for m in models {
+        if let Some(l) = &m.local {
+            println!(
+                "{}: imported from {}; its files are yours and stay (remove the entry from                  <config>/models/imported.toml to forget it)",
+                m.id,
+                l.display()
+            );
+            continue;
+        }
         match hub::remove(cfg, &m.repo) {
             Ok(0) => println!("{}: not installed", m.id),
             Ok(n) => println!("{}: removed {} ({})", m.id, hub::human(n), m.repo),

@@ -3,6 +3,7 @@
 //! Engines know nothing of jobs, stages or the store.
 
 pub mod procedural;
+pub mod whisper;
 
 use crate::media::compose::CameraPath;
 use crate::media::image::RgbImage;

@@ -36,6 +36,7 @@
 
 mod cache;
 mod download;
+pub mod import;
 pub mod registry;
 #[cfg(test)]
 pub(crate) mod server_tests;

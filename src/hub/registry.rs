@@ -7,12 +7,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::vram::{self, JobSize, Tier};
 
 /// What a model does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
     Llm,
@@ -52,7 +52,7 @@ impl ModelKind {
 }
 
 /// One file of a model.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelFile {
     /// Path inside the repository.
@@ -63,7 +63,7 @@ pub struct ModelFile {
 }
 
 /// One registry entry.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
     pub id: String,
@@ -84,6 +84,9 @@ pub struct ModelEntry {
     #[serde(default)]
     pub source: String,
     pub files: Vec<ModelFile>,
+    /// Files already on this machine (`reelsmith models import`): nothing to download.
+    #[serde(default)]
+    pub local: Option<PathBuf>,
 }
 
 fn main() -> String {
@@ -207,7 +210,7 @@ impl Registry {
             if !seen.insert(m.id.clone()) {
                 return Err(err(format!("{at}: the id is used twice in this file")));
             }
-            if m.repo.split('/').count() != 2 || m.repo.contains(' ') {
+            if m.repo.split('/').count() != 2 {
                 return Err(err(format!(
                     "{at}.repo: expected \"org/name\", got {:?}",
                     m.repo

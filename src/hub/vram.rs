@@ -17,7 +17,9 @@ const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
 /// GPU classes by memory: low 4–8 GiB, medium 8–16, high 16–24, extreme 24+.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Low,
@@ -182,6 +184,7 @@ mod tests {
                 size: Some(bytes),
                 sha256: None,
             }],
+            local: None,
         }
     }
 

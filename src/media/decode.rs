@@ -249,16 +249,17 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
     let mut out = Vec::new();
     let mut rs: Option<software::resampling::Context> = None;
     let mut frame = frame::Audio::empty();
-    let push = |frame: &frame::Audio,
+    let push = |frame: &mut frame::Audio,
                 rs: &mut Option<software::resampling::Context>,
                 out: &mut Vec<f32>|
      -> Result<(), MediaError> {
+        // WAV and some raw formats leave the layout unset; the resampler checks every frame
+        // against the layout it was made for, so name it on the frame itself.
+        if frame.channel_layout().is_empty() {
+            frame.set_channel_layout(ff::ChannelLayout::default(frame.channels() as i32));
+        }
         if rs.is_none() {
-            let layout = if frame.channel_layout().is_empty() {
-                ff::ChannelLayout::default(frame.channels() as i32)
-            } else {
-                frame.channel_layout()
-            };
+            let layout = frame.channel_layout();
             *rs = Some(
                 software::resampling::Context::get(
                     frame.format(),
@@ -294,12 +295,12 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
         }
         dec.send_packet(&pkt).map_err(|e| fferr(path, e))?;
         while dec.receive_frame(&mut frame).is_ok() {
-            push(&frame, &mut rs, &mut out)?;
+            push(&mut frame, &mut rs, &mut out)?;
         }
     }
     dec.send_eof().map_err(|e| fferr(path, e))?;
     while dec.receive_frame(&mut frame).is_ok() {
-        push(&frame, &mut rs, &mut out)?;
+        push(&mut frame, &mut rs, &mut out)?;
     }
     if let Some(r) = rs.as_mut() {
         let mut tail = frame::Audio::empty();

@@ -171,7 +171,10 @@ pub fn scan(cfg: &crate::hub::HubConfig, registry: &crate::hub::Registry) -> Vec
     let job = crate::hub::JobSize::default();
     let mut all = builtin();
     for m in registry.models() {
-        let installed = crate::hub::installed(cfg, &m.spec()).is_some();
+        let installed = match &m.local {
+            Some(l) => l.exists(),
+            None => crate::hub::installed(cfg, &m.spec()).is_some(),
+        };
         all.push(ModelView {
             id: m.id.clone(),
             kind: m.kind.as_str().into(),

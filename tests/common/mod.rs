@@ -77,3 +77,4 @@ pub fn rms_db(stereo: &[f32], rate: u32, from: f64, to: f64) -> f64 {
     let ms = s.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>() / s.len().max(1) as f64;
     10.0 * ms.max(1e-20).log10()
 }
+pub mod asr;

@@ -1,0 +1,143 @@
+//! Model hyper-parameters read from GGUF metadata.
+
+use candle_core::quantized::gguf_file;
+
+use super::{LlmError, Result};
+
+/// Transformer architectures the engine knows about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arch {
+    /// Llama family (SmolLM2, Llama-3.x, Mistral-style GGUFs).
+    Llama,
+    /// Qwen2 / Qwen2.5 (attention biases, NeoX RoPE).
+    Qwen2,
+    /// Qwen3 (per-head Q/K RMS norms, NeoX RoPE).
+    Qwen3,
+    /// Gemma-3 (served through candle-transformers only).
+    Gemma3,
+}
+
+impl Arch {
+    /// Parses `general.architecture`.
+    pub fn from_gguf_name(name: &str) -> Result<Self> {
+        match name {
+            "llama" => Ok(Arch::Llama),
+            "qwen2" => Ok(Arch::Qwen2),
+            "qwen3" => Ok(Arch::Qwen3),
+            "gemma3" => Ok(Arch::Gemma3),
+            other => Err(LlmError::Unsupported(format!("architecture '{other}'"))),
+        }
+    }
+
+    /// The GGUF metadata key prefix.
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+            Arch::Gemma3 => "gemma3",
+        }
+    }
+
+    /// Whether RoPE rotates adjacent pairs (`true`) or the two halves of each
+    /// head (NeoX style, `false`).
+    pub fn rope_interleaved(self) -> bool {
+        matches!(self, Arch::Llama)
+    }
+}
+
+/// Hyper-parameters of a decoder-only transformer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Architecture family.
+    pub arch: Arch,
+    /// Number of transformer blocks.
+    pub n_layers: usize,
+    /// Hidden size.
+    pub dim: usize,
+    /// Feed-forward inner size.
+    pub ffn_dim: usize,
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads (grouped-query attention when smaller than `n_heads`).
+    pub n_kv_heads: usize,
+    /// Size of one attention head.
+    pub head_dim: usize,
+    /// Dimensions rotated by RoPE (≤ `head_dim`).
+    pub rope_dim: usize,
+    /// RoPE base frequency.
+    pub rope_theta: f32,
+    /// RMS-norm epsilon.
+    pub rms_eps: f32,
+    /// Training context length.
+    pub context_length: usize,
+    /// Vocabulary size (rows of the embedding table).
+    pub vocab_size: usize,
+}
+
+impl ModelConfig {
+    /// Reads the configuration from GGUF metadata.
+    pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
+        let md = &content.metadata;
+        let arch_name = md
+            .get("general.architecture")
+            .ok_or_else(|| LlmError::Format("missing general.architecture".into()))?
+            .to_string()?
+            .clone();
+        let arch = Arch::from_gguf_name(&arch_name)?;
+        let p = arch.gguf_name();
+        let get = |k: &str| md.get(&format!("{p}.{k}"));
+        let need_u = |k: &str| -> Result<usize> {
+            Ok(get(k)
+                .ok_or_else(|| LlmError::Format(format!("missing {p}.{k}")))?
+                .to_u32()? as usize)
+        };
+        let n_heads = need_u("attention.head_count")?;
+        let dim = need_u("embedding_length")?;
+        let n_kv_heads = get("attention.head_count_kv")
+            .and_then(|v| v.to_u32().ok())
+            .map(|v| v as usize)
+            .unwrap_or(n_heads);
+        let head_dim = get("attention.key_length")
+            .and_then(|v| v.to_u32().ok())
+            .map(|v| v as usize)
+            .unwrap_or(dim / n_heads);
+        let rope_dim = get("rope.dimension_count")
+            .and_then(|v| v.to_u32().ok())
+            .map(|v| v as usize)
+            .unwrap_or(head_dim)
+            .min(head_dim);
+        let vocab_size = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|t| t.shape.dims()[0])
+            .ok_or_else(|| LlmError::Format("missing token_embd.weight".into()))?;
+        if content
+            .tensor_infos
+            .contains_key("blk.0.ffn_gate_inp.weight")
+        {
+            return Err(LlmError::Unsupported("mixture-of-experts models".into()));
+        }
+        Ok(Self {
+            arch,
+            n_layers: need_u("block_count")?,
+            dim,
+            ffn_dim: need_u("feed_forward_length")?,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rope_dim,
+            rope_theta: get("rope.freq_base")
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(10_000.0),
+            rms_eps: get("attention.layer_norm_rms_epsilon")
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(1e-5),
+            context_length: get("context_length")
+                .and_then(|v| v.to_u32().ok())
+                .map(|v| v as usize)
+                .unwrap_or(4096),
+            vocab_size,
+        })
+    }
+}

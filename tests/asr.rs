@@ -1,0 +1,261 @@
+//! End-to-end tests on the real Whisper base weights with espeak-ng speech.
+//!
+//! Needs the model from `scripts/fetch-test-models.sh`; when it is absent
+//! the tests fail with that command, unless REELSMITH_TEST_MODELS_OPTIONAL=1
+//! (then they skip).
+
+mod common;
+
+use std::sync::{Mutex, OnceLock};
+
+use candle_core::Device;
+use reelsmith::engines::whisper::{
+    to_srt, to_vtt, TranscribeOptions, Transcript, Whisper, WhisperError,
+};
+
+const ENGLISH: &str = "The museum opens early in the morning and closes late in the evening. \
+    Visitors can buy their tickets at the front desk. \
+    Please keep your bags in the lockers near the entrance.";
+
+/// One model shared by all tests (loading takes a moment; decoding in
+/// parallel would only fight over the CPU).
+fn model() -> Option<&'static Mutex<Whisper>> {
+    static MODEL: OnceLock<Option<Mutex<Whisper>>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            common::asr::model_dir().map(|dir| {
+                Mutex::new(Whisper::load(&dir, &Device::Cpu).expect("load whisper-base"))
+            })
+        })
+        .as_ref()
+}
+
+fn onset_seconds(pcm: &[f32]) -> f64 {
+    let i = pcm.iter().position(|v| v.abs() > 0.02).unwrap_or(0);
+    i as f64 / 16_000.0
+}
+
+fn check_timeline(t: &Transcript, duration: f64) {
+    let mut cursor = 0.0;
+    let mut word_cursor = 0.0;
+    for s in &t.segments {
+        assert!(
+            s.start >= cursor - 1e-9,
+            "segment starts before previous end: {t:#?}"
+        );
+        assert!(
+            s.end >= s.start && s.end <= duration + 1e-9,
+            "bad segment {s:?}"
+        );
+        cursor = s.end;
+        for w in &s.words {
+            assert!(w.start >= word_cursor - 1e-9, "words overlap: {w:?}");
+            assert!(
+                w.start >= s.start - 1e-9 && w.end <= s.end + 1e-9,
+                "word outside segment: {w:?}"
+            );
+            assert!(w.end >= w.start);
+            assert!((0.0..=1.0).contains(&w.prob), "{w:?}");
+            word_cursor = w.end;
+        }
+    }
+}
+
+#[test]
+fn english_transcription_with_word_timestamps() {
+    let Some(model) = model() else { return };
+    let pcm = common::asr::espeak("en", ENGLISH);
+    let duration = pcm.len() as f64 / 16_000.0;
+    let opts = TranscribeOptions {
+        word_timestamps: true,
+        ..Default::default()
+    };
+    let t = model.lock().unwrap().transcribe(&pcm, &opts).unwrap();
+    let wer = common::asr::wer(ENGLISH, &t.text);
+    eprintln!("text: {}\nWER: {:.3}", t.text, wer);
+    assert_eq!(t.language, "en");
+    assert!(t.language_prob > 0.5, "{}", t.language_prob);
+    assert!(wer <= 0.25, "WER {wer:.3} too high: {}", t.text);
+
+    check_timeline(&t, duration);
+    let words: Vec<_> = t.segments.iter().flat_map(|s| &s.words).collect();
+    assert!(words.len() >= 20, "only {} words", words.len());
+    let onset = onset_seconds(&pcm);
+    assert!(
+        (words[0].start - onset).abs() <= 1.0,
+        "first word at {} but speech starts at {onset}",
+        words[0].start
+    );
+    // Words are spread over the clip, not piled up at one point.
+    let last = words.last().unwrap();
+    assert!(last.end > duration * 0.7, "last word ends at {}", last.end);
+
+    let srt = to_srt(&t);
+    assert!(srt.starts_with("1\n00:00:0"), "{srt}");
+    assert!(to_vtt(&t).starts_with("WEBVTT\n\n"));
+}
+
+#[test]
+fn long_audio_uses_several_windows() {
+    let Some(model) = model() else { return };
+    // ~45 s: the paragraph four times with pauses.
+    let one = common::asr::espeak("en", ENGLISH);
+    let mut pcm = Vec::new();
+    for _ in 0..4 {
+        pcm.extend_from_slice(&one);
+        pcm.extend(std::iter::repeat_n(0.0, 16_000));
+    }
+    let duration = pcm.len() as f64 / 16_000.0;
+    assert!(duration > 35.0);
+    let progress = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let sink = progress.clone();
+    let opts = TranscribeOptions {
+        language: Some("en".into()),
+        word_timestamps: true,
+        progress: Some(std::sync::Arc::new(move |f| sink.lock().unwrap().push(f))),
+        ..Default::default()
+    };
+    let t = model.lock().unwrap().transcribe(&pcm, &opts).unwrap();
+    let reference = [ENGLISH; 4].join(" ");
+    let wer = common::asr::wer(&reference, &t.text);
+    eprintln!("long text: {}\nWER: {wer:.3}", t.text);
+    assert!(wer <= 0.25, "WER {wer:.3}: {}", t.text);
+    check_timeline(&t, duration);
+    assert!(t.segments.last().unwrap().end > 30.0);
+    let p = progress.lock().unwrap();
+    assert!(p.len() >= 3 && p.windows(2).all(|w| w[0] <= w[1]), "{p:?}");
+    assert_eq!(*p.last().unwrap(), 1.0);
+}
+
+#[test]
+fn detects_spanish_and_german() {
+    let Some(model) = model() else { return };
+    let mut m = model.lock().unwrap();
+    let es = common::asr::espeak(
+        "es",
+        "Buenos días. Hoy vamos a hablar de la historia de la ciudad y de sus mercados antiguos.",
+    );
+    let (lang, p) = m.detect_language(&es).unwrap();
+    eprintln!("spanish clip -> {lang} ({p:.3})");
+    assert_eq!(lang, "es");
+    let de = common::asr::espeak(
+        "de",
+        "Guten Morgen. Heute sprechen wir über die Geschichte der Stadt und ihre alten Märkte.",
+    );
+    let (lang, p) = m.detect_language(&de).unwrap();
+    eprintln!("german clip -> {lang} ({p:.3})");
+    assert_eq!(lang, "de");
+    let en = common::asr::espeak("en", ENGLISH);
+    let (lang, _) = m.detect_language(&en).unwrap();
+    assert_eq!(lang, "en");
+}
+
+#[test]
+fn cancel_flag_stops_transcription() {
+    let Some(model) = model() else { return };
+    let pcm = common::asr::espeak("en", ENGLISH);
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let opts = TranscribeOptions {
+        cancel: Some(flag),
+        ..Default::default()
+    };
+    let err = model.lock().unwrap().transcribe(&pcm, &opts).unwrap_err();
+    assert!(matches!(err, WhisperError::Cancelled), "{err}");
+}
+
+#[test]
+fn silence_gives_no_segments_inside_clip() {
+    let Some(model) = model() else { return };
+    let pcm = vec![0f32; 16_000 * 3];
+    let opts = TranscribeOptions {
+        language: Some("en".into()),
+        ..Default::default()
+    };
+    let t = model.lock().unwrap().transcribe(&pcm, &opts).unwrap();
+    check_timeline(&t, 3.0);
+}
+
+#[test]
+fn truncated_or_garbage_model_bin_names_the_file() {
+    let Some(dir) = common::asr::model_dir() else {
+        return;
+    };
+    let bytes = std::fs::read(dir.join("model.bin")).unwrap();
+    let tmp = std::env::temp_dir().join(format!("whisper-bad-model-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in ["config.json", "vocabulary.txt", "tokenizer.json"] {
+        std::fs::copy(dir.join(f), tmp.join(f)).unwrap();
+    }
+    let bad = tmp.join("model.bin");
+    for content in [
+        bytes[..bytes.len() / 3].to_vec(),
+        bytes[..bytes.len() - 1].to_vec(),
+        b"definitely not a model".to_vec(),
+        Vec::new(),
+    ] {
+        std::fs::write(&bad, &content).unwrap();
+        let err = Whisper::load(&tmp, &Device::Cpu).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, WhisperError::ModelFormat { .. }), "{msg}");
+        assert!(msg.contains(&bad.display().to_string()), "{msg}");
+    }
+    std::fs::remove_file(&bad).unwrap();
+    let msg = Whisper::load(&tmp, &Device::Cpu).unwrap_err().to_string();
+    assert!(msg.contains("model.bin"), "{msg}");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+/// The command line: import the faster-whisper folder, then `transcribe` finds it on its own,
+/// prints the text and writes captions.
+#[test]
+fn transcribe_command_uses_an_imported_model_and_writes_srt() {
+    let Some(dir) = common::asr::model_dir() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cfg) = (tmp.path().join("data"), tmp.path().join("cfg"));
+    let wav = tmp.path().join("speech.wav");
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en", "-w"])
+        .arg(&wav)
+        .arg(ENGLISH)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(common::bin())
+            .args(args)
+            .env("REELSMITH_DATA_DIR", &data)
+            .env("REELSMITH_CONFIG_DIR", &cfg)
+            .env("HF_HUB_CACHE", tmp.path().join("hub"))
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["transcribe", wav.to_str().unwrap()]);
+    assert_eq!(code, 2, "no model yet: {err}");
+    assert!(err.contains("models import"), "{err}");
+    let (code, out, err) = run(&["models", "import", dir.to_str().unwrap(), "--id", "wb"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("asr ct2"), "{out}");
+    let srt = tmp.path().join("speech.srt");
+    let (code, out, err) = run(&[
+        "transcribe",
+        wav.to_str().unwrap(),
+        "--srt",
+        srt.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let wer = common::asr::wer(ENGLISH, &out);
+    assert!(wer <= 0.25, "WER {wer}: {out}");
+    assert!(err.contains("language: en"), "{err}");
+    let srt = std::fs::read_to_string(&srt).unwrap();
+    assert!(srt.starts_with("1\n") && srt.contains(" --> "), "{srt}");
+    let (code, out, _) = run(&["models", "list", "--kind", "asr", "--installed", "--json"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"wb\""), "{out}");
+}
