@@ -233,10 +233,7 @@ fn pull(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
         return 2;
     }
     let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let c = cancel.clone();
-        let _ = ctrl_c_sets(c);
-    }
+    ctrl_c_sets(cancel.clone());
     for m in models {
         let bar = indicatif::ProgressBar::new(m.download_size().unwrap_or(0));
         bar.set_style(
@@ -280,7 +277,7 @@ fn pull(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
 }
 
 /// Ctrl-C asks the download to stop (the partial file stays for a later resume).
-fn ctrl_c_sets(flag: Arc<AtomicBool>) -> std::io::Result<()> {
+fn ctrl_c_sets(flag: Arc<AtomicBool>) {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     let _ = FLAG.set(flag);
     extern "C" fn on_int(_: libc::c_int) {
@@ -292,7 +289,6 @@ fn ctrl_c_sets(flag: Arc<AtomicBool>) -> std::io::Result<()> {
     unsafe {
         libc::signal(libc::SIGINT, on_int as *const () as libc::sighandler_t);
     }
-    Ok(())
 }
 
 fn verify(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {

@@ -160,7 +160,7 @@ pub fn free_space(path: &Path) -> io::Result<u64> {
 }
 
 /// Bytes of regular files under `dir` (symlinks are not followed).
-pub(crate) fn tree_size(dir: &Path) -> io::Result<u64> {
+pub fn tree_size(dir: &Path) -> io::Result<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;

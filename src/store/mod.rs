@@ -1015,26 +1015,48 @@ impl Store {
                 )),
             }
             .map_err(|e| self.err(e))?;
-            let mut rows = stmt.query([first]).map_err(|e| self.err(e))?;
-            let mut slot = 0;
-            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-                let task = task_from_row(row).map_err(|e| self.err(e))?;
-                // Tasks come grouped by job; look the job up only when it
-                // changes (`out` is sorted by id).
-                if out.get(slot).is_none_or(|(j, _)| j.id != task.job_id) {
-                    let Ok(i) = out.binary_search_by_key(&task.job_id, |(j, _)| j.id) else {
-                        continue;
-                    };
-                    // Jobs tend to have as many tasks as the one before.
-                    let hint = out.get(slot).map_or(0, |(_, t)| t.len());
-                    slot = i;
-                    out[slot].1.reserve(hint);
-                }
-                out[slot].1.push(task);
-            }
+            let rows = stmt.query([first]).map_err(|e| self.err(e))?;
+            self.attach_tasks(&mut out, rows)?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
+    }
+
+    /// Appends task rows (grouped by job, in order) to their jobs in `out`, which is sorted by
+    /// job id; tasks of jobs not in `out` are skipped.
+    fn attach_tasks(
+        &self,
+        out: &mut [JobWithTasks],
+        mut rows: rusqlite::Rows<'_>,
+    ) -> Result<(), StoreError> {
+        let mut slot = 0;
+        while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+            let task = task_from_row(row).map_err(|e| self.err(e))?;
+            // Look the job up only when it changes.
+            if out.get(slot).is_none_or(|(j, _)| j.id != task.job_id) {
+                let Ok(i) = out.binary_search_by_key(&task.job_id, |(j, _)| j.id) else {
+                    continue;
+                };
+                // Jobs tend to have as many tasks as the one before.
+                let hint = out.get(slot).map_or(0, |(_, t)| t.len());
+                slot = i;
+                out[slot].1.reserve(hint);
+            }
+            out[slot].1.push(task);
+        }
+        Ok(())
+    }
+
+    /// The output folder of a project's newest job, if it has one.
+    pub fn latest_out_dir(&self, project: ProjectId) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT out_dir FROM jobs WHERE project_id = ?1 ORDER BY id DESC LIMIT 1",
+                [project],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// One job, or `None` if there is no such id.
@@ -1160,18 +1182,8 @@ impl Store {
                      WHERE job_id IN (SELECT id FROM jobs WHERE rev > ?1) ORDER BY job_id, id"
                 ))
                 .map_err(|e| self.err(e))?;
-            let mut rows = stmt.query([after]).map_err(|e| self.err(e))?;
-            let mut slot = 0;
-            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
-                let task = task_from_row(row).map_err(|e| self.err(e))?;
-                if out[slot].0.id != task.job_id {
-                    match out.binary_search_by_key(&task.job_id, |(j, _)| j.id) {
-                        Ok(i) => slot = i,
-                        Err(_) => continue,
-                    }
-                }
-                out[slot].1.push(task);
-            }
+            let rows = stmt.query([after]).map_err(|e| self.err(e))?;
+            self.attach_tasks(&mut out, rows)?;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok((rev, out))

@@ -1566,3 +1566,20 @@ fn migration_3_gives_existing_jobs_a_revision_and_tasks_no_device() {
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].0.id, ids[0]);
 }
+
+#[test]
+fn latest_out_dir_is_the_newest_job_of_the_project() {
+    let store = Store::open_in_memory().unwrap();
+    let p = project(&store);
+    let other = store.upsert_project("o", "/s/o.md", "main").unwrap();
+    assert_eq!(store.latest_out_dir(p).unwrap(), None);
+    store.enqueue_job(&new_job(p, "first", &["plan"])).unwrap();
+    store.enqueue_job(&new_job(p, "second", &["plan"])).unwrap();
+    store
+        .enqueue_job(&new_job(other, "third", &["plan"]))
+        .unwrap();
+    assert_eq!(
+        store.latest_out_dir(p).unwrap().as_deref(),
+        Some("/out/second")
+    );
+}

@@ -214,7 +214,7 @@ impl DataSource {
             let size = *self
                 .artifact_sizes
                 .entry(key.clone())
-                .or_insert_with(|| dir_size(&path));
+                .or_insert_with(|| crate::hub::tree_size(&path).unwrap_or(0));
             artifacts.insert(key, (path, size));
         }
         Ok(Some(JobDetail {
@@ -234,14 +234,10 @@ impl DataSource {
         };
         let outputs = self
             .store
-            .job_summaries(None)
+            .latest_out_dir(id)
             .ok()
-            .and_then(|jobs| {
-                jobs.into_iter()
-                    .rev()
-                    .find(|(j, _)| j.project_id == id)
-                    .map(|(j, _)| list_outputs(Path::new(&j.out_dir)))
-            })
+            .flatten()
+            .map(|dir| list_outputs(Path::new(&dir)))
             .unwrap_or_default();
         ProjectDetail {
             project: id,
@@ -309,16 +305,6 @@ fn pngs(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-fn dir_size(p: &Path) -> u64 {
-    match std::fs::symlink_metadata(p) {
-        Ok(m) if m.is_dir() => std::fs::read_dir(p)
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| dir_size(&e.path())).sum())
-            .unwrap_or(0),
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    }
 }
 
 /// Files under an output folder (two levels: `<lang>/<file>`), relative, sorted.

@@ -27,20 +27,26 @@ fn render(state: &AppState) -> String {
 }
 
 fn render_with(state: &AppState, images: &mut Images) -> String {
+    draw(state, &Theme::default_dark(), images)
+        .backend()
+        .to_string()
+}
+
+/// Draws one frame of `state` at `state.size`.
+fn draw(state: &AppState, theme: &Theme, images: &mut Images) -> Terminal<TestBackend> {
     let (w, h) = state.size;
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
-    let theme = Theme::default_dark();
     let keymap = Keymap::default();
     term.draw(|f| {
         let mut ctx = ViewCtx {
-            theme: &theme,
+            theme,
             keymap: &keymap,
             images,
         };
         view::draw(f, state, &mut ctx);
     })
     .unwrap();
-    term.backend().to_string()
+    term
 }
 
 fn projects() -> Vec<ProjectRow> {
@@ -371,19 +377,7 @@ fn preview_pane_draws_an_image() {
         },
     ];
     let mut images = Images::halfblocks();
-    let (wd, ht) = s.size;
-    let mut term = Terminal::new(TestBackend::new(wd, ht)).unwrap();
-    let theme = Theme::default_dark();
-    let keymap = Keymap::default();
-    term.draw(|f| {
-        let mut ctx = ViewCtx {
-            theme: &theme,
-            keymap: &keymap,
-            images: &mut images,
-        };
-        view::draw(f, &s, &mut ctx);
-    })
-    .unwrap();
+    let term = draw(&s, &Theme::default_dark(), &mut images);
     // Half-blocks carry the picture in their colours: red on the left, blue on the right.
     let buf = term.backend().buffer().clone();
     let colour = |c: ratatui::style::Color| match c {
@@ -460,18 +454,7 @@ fn every_theme_draws_every_pane() {
             let mut s = with_projects(state_with_jobs(20, NOW, (100, 30)));
             for pane in Pane::ALL {
                 s.pane = pane;
-                let mut term = Terminal::new(TestBackend::new(100, 30)).unwrap();
-                let keymap = Keymap::default();
-                let mut images = Images::halfblocks();
-                term.draw(|f| {
-                    let mut ctx = ViewCtx {
-                        theme: &theme,
-                        keymap: &keymap,
-                        images: &mut images,
-                    };
-                    view::draw(f, &s, &mut ctx);
-                })
-                .unwrap();
+                let term = draw(&s, &theme, &mut Images::halfblocks());
                 if support == super::theme::ColorSupport::NoColor {
                     let buf = term.backend().buffer();
                     assert!(

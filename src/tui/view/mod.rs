@@ -8,9 +8,9 @@ mod projects;
 mod queue;
 
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Borders, Paragraph};
+use ratatui::widgets::{Block, BorderType, Borders, Paragraph, Row};
 use ratatui::Frame;
 
 use super::action::{Context, Pane};
@@ -302,10 +302,11 @@ pub fn empty_state(f: &mut Frame, area: Rect, theme: &Theme, lines: &[&str]) {
     );
 }
 
-pub fn style_if(cond: bool, style: Style) -> Style {
-    if cond {
-        style
+/// A table row, highlighted when it is the selected one.
+pub fn selectable<'a>(row: Row<'a>, selected: bool, theme: &Theme) -> Row<'a> {
+    if selected {
+        row.style(theme.style(Role::Selection))
     } else {
-        Style::default()
+        row
     }
 }

@@ -86,11 +86,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 }),
                 Cell::from(Span::styled(fits, theme.style(fits_role))),
             ]);
-            if i == cursor.sel {
-                row.style(theme.style(Role::Selection))
-            } else {
-                row
-            }
+            super::selectable(row, i == cursor.sel, theme)
         })
         .collect();
     f.render_widget(

@@ -75,11 +75,7 @@ fn list(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                     None => Span::raw(""),
                 }),
             ]);
-            if i == cursor.sel {
-                row.style(theme.style(Role::Selection))
-            } else {
-                row
-            }
+            super::selectable(row, i == cursor.sel, theme)
         })
         .collect();
     f.render_widget(

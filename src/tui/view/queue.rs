@@ -174,11 +174,7 @@ fn table(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 },
             )));
             let row = Row::new(cells);
-            if pos == cursor.sel {
-                row.style(theme.style(Role::Selection))
-            } else {
-                row
-            }
+            super::selectable(row, pos == cursor.sel, theme)
         })
         .collect();
     let t = Table::new(rows, widths)
