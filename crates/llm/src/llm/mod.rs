@@ -16,6 +16,7 @@ pub mod chat;
 pub mod config;
 pub mod cpu;
 pub mod sample;
+pub mod structured;
 pub mod tokenizer;
 
 use std::fs::File;
@@ -32,6 +33,7 @@ pub use chat::{ChatTemplate, Message, Role};
 pub use config::{Arch, ModelConfig};
 pub use cpu::CpuModel;
 pub use sample::{Sampler, SamplingParams};
+pub use structured::{generate_json, Schema, SchemaError, StructuredOptions, StructuredOutput};
 pub use tokenizer::{IncrementalDecoder, Tokenizer};
 
 /// Errors raised by the LLM engine.
@@ -319,6 +321,50 @@ impl LlmEngine {
         Ok(&self.logits)
     }
 
+    /// Keeps the longest cached prefix shared with `prompt` (always leaving at
+    /// least one token to feed) and returns its length.
+    fn reuse_prefix(&mut self, prompt: &[u32]) -> Result<usize> {
+        Ok(match &mut self.backend {
+            Backend::Cpu(m) => {
+                let c = self
+                    .cached
+                    .iter()
+                    .zip(prompt)
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(prompt.len() - 1);
+                m.truncate(c);
+                self.cached.truncate(c);
+                c
+            }
+            Backend::Candle(m) => {
+                m.reset()?;
+                self.cached.clear();
+                0
+            }
+        })
+    }
+
+    /// Feeds `prompt`, reusing the cached prefix it shares with what was fed
+    /// before, and returns the logits of its last token.
+    pub fn prime(&mut self, prompt: &[u32]) -> Result<&[f32]> {
+        if prompt.is_empty() {
+            return Err(LlmError::Generation("empty prompt".into()));
+        }
+        let common = self.reuse_prefix(prompt)?;
+        self.forward(&prompt[common..])
+    }
+
+    /// Tokens in the KV cache.
+    pub fn context_len(&self) -> usize {
+        self.cached.len()
+    }
+
+    /// KV cache capacity in tokens.
+    pub fn capacity(&self) -> usize {
+        self.backend.capacity()
+    }
+
     /// Answers a conversation, streaming text pieces through `on_text`.
     pub fn chat(
         &mut self,
@@ -352,26 +398,7 @@ impl LlmEngine {
         if prompt.is_empty() {
             return Err(LlmError::Generation("empty prompt".into()));
         }
-        // Reuse the cached prefix, always re-feeding at least one token.
-        let common = match &mut self.backend {
-            Backend::Cpu(m) => {
-                let c = self
-                    .cached
-                    .iter()
-                    .zip(prompt)
-                    .take_while(|(a, b)| a == b)
-                    .count()
-                    .min(prompt.len() - 1);
-                m.truncate(c);
-                self.cached.truncate(c);
-                c
-            }
-            Backend::Candle(m) => {
-                m.reset()?;
-                self.cached.clear();
-                0
-            }
-        };
+        let common = self.reuse_prefix(prompt)?;
         let mut sampler = Sampler::new(opts.sampling.clone());
         let mut history: Vec<u32> = prompt.to_vec();
         let mut generated = Vec::new();
