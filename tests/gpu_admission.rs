@@ -37,7 +37,7 @@ impl Stage for GpuStage {
     fn kind(&self) -> StageKind {
         self.kind
     }
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "fake-gpu@1".into()
     }
     fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
@@ -93,7 +93,7 @@ fn queue_jobs(root: &std::path::Path, seeds: &[u64]) -> (Dirs, reelsmith::store:
                 quality: reelsmith::pipeline::Quality::Draft,
                 seed,
             };
-            reelsmith::scheduler::enqueue(&store, &channels, &req, 0).unwrap()
+            reelsmith::scheduler::enqueue(&store, &channels, &req, 0, &Default::default()).unwrap()
         })
         .collect();
     (dirs, store, ids)
@@ -189,7 +189,7 @@ impl Stage for FlakyGpu {
     fn kind(&self) -> StageKind {
         self.kind
     }
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "flaky-gpu@1".into()
     }
     fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {

@@ -6,22 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 fn model() -> Option<PathBuf> {
-    let root = std::env::var_os("REELSMITH_TEST_MODELS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/reelsmith/test-models"))
-        })?;
-    let p = root.join("smollm2-135m-instruct-q4_1.gguf");
-    if p.is_file() {
-        return Some(p);
-    }
-    if std::env::var("REELSMITH_TEST_MODELS_OPTIONAL").as_deref() == Ok("1") {
-        return None;
-    }
-    panic!(
-        "{} is missing: run `bash scripts/fetch-llm-test-model.sh`",
-        p.display()
-    );
+    common::llm_model()
 }
 
 #[test]

@@ -18,7 +18,7 @@ mod tests;
 pub use ass::{ass_time, font_for_language, is_rtl, to_ass, AssLayout};
 pub use chunk::chunk_text;
 pub use srt::{parse_srt, to_srt, to_vtt, SrtError};
-pub use timing::{time_chunks, MIN_CUE_SECONDS};
+pub use timing::{time_chunks, time_chunks_to_words, MIN_CUE_SECONDS};
 pub use width::{char_width, display_width};
 
 /// Default line width in display columns (21 fullwidth CJK characters).

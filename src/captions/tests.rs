@@ -746,3 +746,36 @@ fn languages() {
         assert_eq!(is_rtl(lang), rtl, "{lang}");
     }
 }
+
+#[test]
+fn word_timed_boundaries_follow_the_voice() {
+    let chunks = vec![vec!["one two".to_string()], vec!["three four".to_string()]];
+    let w = |t: &str, a: f64, b: f64| (t.to_string(), a, b);
+    // "three" starts late: the second cue starts with it, not halfway.
+    let words = [
+        w("one", 1.0, 1.2),
+        w("two", 1.2, 1.4),
+        w("three", 2.5, 2.8),
+        w("four", 2.8, 3.0),
+    ];
+    let cues = time_chunks_to_words(&chunks, &words, 1.0, 3.0);
+    assert_eq!(cues.len(), 2);
+    assert_eq!((cues[0].start, cues[0].end), (1.0, 2.5));
+    assert_eq!((cues[1].start, cues[1].end), (2.5, 3.0));
+    // Words of other text, or out of order: proportional timing.
+    let other = [w("x", 1.0, 3.0)];
+    assert_eq!(
+        time_chunks_to_words(&chunks, &other, 1.0, 3.0),
+        time_chunks(&chunks, 1.0, 3.0)
+    );
+    let late = [
+        w("one", 1.0, 1.2),
+        w("two", 1.2, 1.4),
+        w("three", 3.5, 3.8),
+        w("four", 3.8, 4.0),
+    ];
+    assert_eq!(
+        time_chunks_to_words(&chunks, &late, 1.0, 3.0),
+        time_chunks(&chunks, 1.0, 3.0)
+    );
+}

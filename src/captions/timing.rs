@@ -54,6 +54,64 @@ pub fn time_chunks(chunks: &[Vec<String>], start: f64, end: f64) -> Vec<Cue> {
     cues
 }
 
+/// Like [`time_chunks`], but each boundary between chunks is placed where the voice reaches the
+/// chunk's first character, from aligned `words` (text, start, end; on the same clock). Words
+/// and chunks are matched by counting non-space characters, so it works for any script. Falls
+/// back to [`time_chunks`] when the words don't cover the same text or give no usable order.
+pub fn time_chunks_to_words(
+    chunks: &[Vec<String>],
+    words: &[(String, f64, f64)],
+    start: f64,
+    end: f64,
+) -> Vec<Cue> {
+    let visible = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count();
+    let chunk_chars: Vec<usize> = chunks
+        .iter()
+        .map(|lines| lines.iter().map(|l| visible(l)).sum())
+        .collect();
+    let total_chars: usize = chunk_chars.iter().sum();
+    let word_chars: Vec<usize> = words.iter().map(|w| visible(&w.0)).collect();
+    if chunks.len() < 2 || words.is_empty() || word_chars.iter().sum::<usize>() != total_chars {
+        return time_chunks(chunks, start, end);
+    }
+    let start = round_ms(start);
+    let end = round_ms(end.max(start));
+    // Time at which the voice reaches character `offset` of the text.
+    let time_at = |offset: usize| -> f64 {
+        let mut before = 0;
+        for (w, &n) in words.iter().zip(&word_chars) {
+            if offset < before + n {
+                let f = (offset - before) as f64 / n.max(1) as f64;
+                return w.1 + (w.2 - w.1) * f;
+            }
+            before += n;
+        }
+        words.last().map(|w| w.2).unwrap_or(end)
+    };
+    let mut cues = Vec::with_capacity(chunks.len());
+    let mut prev = start;
+    let mut offset = 0;
+    for (k, lines) in chunks.iter().enumerate() {
+        offset += chunk_chars[k];
+        let t_end = if k + 1 == chunks.len() {
+            end
+        } else {
+            round_ms(time_at(offset))
+        };
+        // Out of order or squeezed to nothing: the proportional timing is safer.
+        if t_end <= prev || t_end > end {
+            return time_chunks(chunks, start, end);
+        }
+        cues.push(Cue {
+            start: prev,
+            end: t_end,
+            lines: lines.clone(),
+        });
+        prev = t_end;
+    }
+    cues
+}
+
 /// Splits `total` proportionally to `weights`, raising shares below `floor`
 /// to `floor` (and shrinking the rest proportionally) when
 /// `floor * weights.len() <= total`.

@@ -69,7 +69,7 @@ impl Stage for Noop {
     fn kind(&self) -> StageKind {
         self.0
     }
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "noop@1".into()
     }
     fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {

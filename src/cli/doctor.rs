@@ -156,7 +156,7 @@ pub fn run(dirs: &Dirs) -> i32 {
 
     println!("\nengines");
     for (kind, stage) in crate::stages::registry() {
-        println!("  {:>10}  {}", kind.as_str(), stage.engine());
+        println!("  {:>10}  {}", kind.as_str(), stage.builtin_engine());
     }
 
     println!();

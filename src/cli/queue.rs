@@ -133,6 +133,13 @@ pub fn add(args: AddArgs, dirs: &Dirs) -> i32 {
     } else {
         vec![args.path.clone()]
     };
+    let models = match crate::engines::models::StageModels::resolve(dirs) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let channels = match ChannelSet::load(Some(&dirs.config)) {
         Ok(c) => c,
         Err(e) => {
@@ -152,8 +159,8 @@ pub fn add(args: AddArgs, dirs: &Dirs) -> i32 {
     let mut bad = 0;
     for s in &scripts {
         let text = crate::script::read_text(s).map_err(|e| JobError::Input(e.to_string()));
-        if let Err(e) =
-            text.and_then(|t| crate::pipeline::job::prepare_text(&req_for(s), &t, &channels))
+        if let Err(e) = text
+            .and_then(|t| crate::pipeline::job::prepare_text(&req_for(s), &t, &channels, &models))
         {
             eprintln!("error: {e}");
             bad += 1;
@@ -168,7 +175,7 @@ pub fn add(args: AddArgs, dirs: &Dirs) -> i32 {
         Err(code) => return code,
     };
     for s in &scripts {
-        match scheduler::enqueue(&store, &channels, &req_for(s), args.priority) {
+        match scheduler::enqueue(&store, &channels, &req_for(s), args.priority, &models) {
             Ok(id) => println!("job {id}: queued {}", s.display()),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -2,6 +2,9 @@
 //! embedded defaults that need no weights; model engines (candle) implement the same traits.
 //! Engines know nothing of jobs, stages or the store.
 
+pub mod llm;
+pub mod loaded;
+pub mod models;
 pub mod procedural;
 pub mod whisper;
 

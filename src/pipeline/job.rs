@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::runner::{self, NodeReport, NodeStatus, RunEvent, RunSummary};
 use super::{ArtifactCache, JobSpec, Quality, RenderSettings, StageKind};
 use crate::config::{ChannelSet, Dirs};
+use crate::engines::models::StageModels;
 use crate::engines::procedural::music;
 use crate::script::{self, ValidateOptions};
 use crate::store::{EventLevel, JobStatus, Store, TaskStatus};
@@ -71,7 +72,8 @@ pub fn prepare(req: &RenderRequest, dirs: &Dirs) -> Result<JobSpec, JobError> {
     let channels =
         ChannelSet::load(Some(&dirs.config)).map_err(|e| JobError::Input(e.to_string()))?;
     let text = script::read_text(&req.script).map_err(|e| JobError::Input(e.to_string()))?;
-    prepare_text(req, &text, &channels)
+    let models = StageModels::resolve(dirs).map_err(JobError::Input)?;
+    prepare_text(req, &text, &channels, &models)
 }
 
 /// Like [`prepare`], for script text read earlier from `req.script` (a queued job's snapshot;
@@ -80,12 +82,14 @@ pub fn prepare_text(
     req: &RenderRequest,
     text: &str,
     channels: &ChannelSet,
+    models: &StageModels,
 ) -> Result<JobSpec, JobError> {
     let names = channels.names();
     let opts = ValidateOptions {
         known_channels: &names,
         channel_override: req.channel.as_deref(),
         languages_override: req.languages.as_deref(),
+        machine_translation: models.llm.is_some(),
     };
     let script =
         script::load_text(text, &req.script, &opts).map_err(|e| JobError::Input(e.to_string()))?;
@@ -121,6 +125,7 @@ pub fn prepare_text(
         script,
         channel,
         settings,
+        models: models.clone(),
     })
 }
 

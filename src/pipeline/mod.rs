@@ -113,6 +113,8 @@ pub struct JobSpec {
     pub channel: Channel,
     pub languages: Vec<String>,
     pub settings: RenderSettings,
+    /// Models of the model-backed stages (`None` = their rule-based engines).
+    pub models: crate::engines::models::StageModels,
 }
 
 /// A finished artifact: its key and directory.
@@ -315,8 +317,12 @@ impl Default for Resources {
 /// One kind of pipeline stage. Implementations pick an engine and produce files in `ctx.out`.
 pub trait Stage: Send + Sync {
     fn kind(&self) -> StageKind;
-    /// The engine that will run, e.g. `procedural/ken-burns@1`; part of the cache key.
-    fn engine(&self) -> String;
+    /// The embedded engine that needs no weights, e.g. `procedural/ken-burns@1`.
+    fn builtin_engine(&self) -> String;
+    /// The engine that will run for `job` (a model when one is set up); part of the cache key.
+    fn engine(&self, _job: &JobSpec) -> String {
+        self.builtin_engine()
+    }
     /// Parameters the output depends on besides the inputs; part of the cache key.
     fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value;
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError>;

@@ -119,7 +119,7 @@ pub fn plan_nodes(
                 format!("no implementation for stage `{}`", node.kind),
             )
         })?;
-        let engine = stage.engine();
+        let engine = stage.engine(job);
         let params = stage.params(job, node.lang.as_deref());
         let dep_keys: BTreeMap<String, String> = deps
             .iter()

@@ -15,6 +15,7 @@
 pub mod lock;
 pub mod policy;
 
+use crate::engines::models::StageModels;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -484,7 +485,8 @@ impl Scheduler {
                 quality: Quality::Draft,
                 seed: 1,
             };
-            enqueue(&self.store, &self.channels, &req, 0)
+            let models = StageModels::resolve(&dirs)?;
+            enqueue(&self.store, &self.channels, &req, 0, &models)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
@@ -636,7 +638,9 @@ impl Scheduler {
             quality: params.quality,
             seed: params.seed,
         };
-        let spec = job::prepare_text(&req, &text, &self.channels).map_err(|e| e.to_string())?;
+        let models = StageModels::resolve(&self.dirs)?;
+        let spec =
+            job::prepare_text(&req, &text, &self.channels, &models).map_err(|e| e.to_string())?;
         let graph = spec
             .channel
             .graph()
@@ -786,6 +790,7 @@ impl Scheduler {
                 // frees them) and ask again.
                 for m in models.clone() {
                     self.ledger.evict(*device, &m);
+                    crate::engines::loaded::evict(Some(*device), &m);
                 }
                 admission = self
                     .ledger
@@ -956,6 +961,7 @@ impl Scheduler {
                 if let Some(d) = dev {
                     for m in self.ledger.evictable(d, res.vram_bytes) {
                         self.ledger.evict(d, &m);
+                        crate::engines::loaded::evict(Some(d), &m);
                     }
                 }
                 self.store.reset_task(task)?;
@@ -1167,10 +1173,11 @@ pub fn enqueue(
     channels: &ChannelSet,
     req: &RenderRequest,
     priority: i64,
+    models: &StageModels,
 ) -> Result<JobId, job::JobError> {
     let text =
         crate::script::read_text(&req.script).map_err(|e| job::JobError::Input(e.to_string()))?;
-    let spec = job::prepare_text(req, &text, channels)?;
+    let spec = job::prepare_text(req, &text, channels, models)?;
     let graph = spec
         .channel
         .graph()

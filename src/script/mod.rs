@@ -66,6 +66,8 @@ pub struct ValidateOptions<'a> {
     pub channel_override: Option<&'a str>,
     /// Replaces `script.languages` (e.g. `--languages`).
     pub languages_override: Option<&'a [String]>,
+    /// An LLM will translate texts missing in an output language (so they are not errors).
+    pub machine_translation: bool,
 }
 
 /// Reads, parses, applies overrides and validates a script file.

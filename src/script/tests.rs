@@ -397,6 +397,7 @@ fn text_channel_from_caller() {
         known_channels: &known,
         channel_override: Some("manga"),
         languages_override: None,
+        machine_translation: false,
     };
     let s = load_with("t.txt", "Hello.\n", &opts).unwrap();
     assert_eq!(s.channel.as_deref(), Some("manga"));
@@ -518,6 +519,7 @@ fn channel_errors() {
         known_channels: &known,
         channel_override: Some("nope"),
         languages_override: None,
+        machine_translation: false,
     };
     let msg = err_with("s.yaml", &format!("channel: anime\n{BASE}"), &opts);
     assert!(
@@ -529,6 +531,7 @@ fn channel_errors() {
         known_channels: &known,
         channel_override: Some("gaming"),
         languages_override: None,
+        machine_translation: false,
     };
     let s = load_with("s.yaml", &format!("channel: anime\n{BASE}"), &opts).unwrap();
     assert_eq!(s.channel.as_deref(), Some("gaming"));
@@ -583,9 +586,19 @@ fn missing_translation() {
         known_channels: &known,
         channel_override: None,
         languages_override: Some(&langs),
+        machine_translation: false,
     };
     let msg = err_with("s.yaml", BASE, &opts);
     assert!(msg.starts_with("s.yaml: title: no \"fr\" text"), "{msg}");
+
+    // with an LLM to translate, only the source language must be written out
+    let opts = ValidateOptions {
+        machine_translation: true,
+        ..opts
+    };
+    let dir = temp_dir();
+    let s = load(&write(&dir, "s.yaml", BASE), &opts).unwrap();
+    assert_eq!(s.languages, ["fr"]);
 }
 
 #[test]

@@ -308,7 +308,12 @@ pub(crate) fn validate(
     }
 
     let source = script.language.clone();
-    let langs = script.languages.clone();
+    // With an LLM to translate, only the source language must be written out.
+    let langs = if opts.machine_translation {
+        vec![source.clone()]
+    } else {
+        script.languages.clone()
+    };
 
     // title
     if let Localized::One(t) = &script.title {

@@ -1,10 +1,19 @@
-//! align: the timeline of one language. The embedded engine times lines from the real length of
-//! their voice audio; a scene lasts as long as its speech needs (or longer, if the script asks),
-//! rounded up to whole frames so audio and video durations agree exactly.
+//! align: the timeline of one language. Lines are timed from the real length of their voice
+//! audio; a scene lasts as long as its speech needs (or longer, if the script asks), rounded up
+//! to whole frames so audio and video durations agree exactly. With a Whisper model set up,
+//! every line's words are force-aligned to its voice (the known text through the decoder, timed
+//! by cross-attention), so captions change where the voice does.
 
-use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
+use std::sync::{Arc, Mutex};
 
-use super::model::{LineSlot, Plan, SceneSlot, Timeline, Voices};
+use crate::engines::loaded::{self, ModelKey};
+use crate::engines::models::ModelRef;
+use crate::engines::whisper::Whisper;
+use crate::pipeline::{
+    read_json, write_json, JobSpec, Resources, Stage, StageCtx, StageError, StageKind,
+};
+
+use super::model::{LineSlot, Plan, SceneSlot, Texts, Timeline, Voices, WordSlot};
 
 pub struct AlignStage;
 
@@ -19,12 +28,31 @@ impl Stage for AlignStage {
         StageKind::Align
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "audio-length@1".into()
     }
 
+    fn engine(&self, job: &JobSpec) -> String {
+        match &job.models.asr {
+            Some(m) => format!("audio-length@1+whisper-align/{}@1", m.id),
+            None => self.builtin_engine(),
+        }
+    }
+
     fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
-        serde_json::json!({ "lang": lang, "fps": job.settings.fps })
+        let asr = job.models.asr.as_ref().map(|m| (&m.id, &m.fingerprint));
+        serde_json::json!({ "lang": lang, "fps": job.settings.fps, "asr": asr })
+    }
+
+    fn resources(&self, job: &JobSpec) -> Resources {
+        match &job.models.asr {
+            Some(m) => Resources {
+                cpu_slots: 2,
+                ram_bytes: whisper_ram(m),
+                ..Resources::default()
+            },
+            None => Resources::default(),
+        }
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
@@ -70,6 +98,7 @@ impl Stage for AlignStage {
                     line: l.line,
                     start: cursor,
                     end: cursor + l.seconds,
+                    words: Vec::new(),
                 });
                 cursor += l.seconds + t.line_gap;
             }
@@ -79,6 +108,9 @@ impl Stage for AlignStage {
                 duration,
             });
             start += duration;
+        }
+        if let Some(m) = &ctx.job.models.asr {
+            align_words(ctx, m, lang, &voices, &mut lines)?;
         }
         // Re-derive the total from frame counts to avoid drift.
         let frames: u64 = scenes
@@ -96,6 +128,82 @@ impl Stage for AlignStage {
             },
         )
     }
+}
+
+/// Host memory Whisper takes: the weights (kept as f16 and f32 copies) and scratch.
+fn whisper_ram(m: &ModelRef) -> u64 {
+    let bin = std::fs::metadata(m.path.join("model.bin"))
+        .map(|x| x.len())
+        .unwrap_or(0);
+    bin * 2 + (256 << 20)
+}
+
+/// Force-aligns the text of every line to its voice and fills `words` on the video's clock.
+/// A line that can't be aligned keeps its line-level timing, with a note.
+fn align_words(
+    ctx: &StageCtx,
+    m: &ModelRef,
+    lang: &str,
+    voices: &Voices,
+    lines: &mut [LineSlot],
+) -> Result<(), StageError> {
+    let texts: Texts = read_json(&ctx.input(StageKind::Translate)?.file("text.json"))?;
+    let voice_dir = &ctx.input(StageKind::Voice)?.dir;
+    let key = ModelKey {
+        model: format!("{}#{}", m.id, m.fingerprint),
+        device: None,
+        dtype: "ct2".into(),
+    };
+    let whisper: Arc<Mutex<Whisper>> = loaded::shared(&key, whisper_ram(m), || {
+        Whisper::load(&m.path, &candle_core::Device::Cpu)
+            .map(Mutex::new)
+            .map_err(|e| StageError::Engine(format!("whisper {}: {e}", m.path.display())))
+    })?;
+    let mut whisper = whisper.lock().unwrap_or_else(|p| p.into_inner());
+    let n = lines.len().max(1);
+    for (k, slot) in lines.iter_mut().enumerate() {
+        ctx.check_cancel()?;
+        ctx.progress(k as f32 / n as f32);
+        let Some(text) = texts
+            .scenes
+            .get(slot.scene)
+            .and_then(|s| s.lines.get(slot.line))
+        else {
+            continue;
+        };
+        let Some(voiced) = voices
+            .lines
+            .iter()
+            .find(|v| v.scene == slot.scene && v.line == slot.line)
+        else {
+            continue;
+        };
+        let wav = voice_dir.join(&voiced.file);
+        let stereo = crate::media::decode::decode_audio(&wav, 16_000)?;
+        let mono: Vec<f32> = stereo
+            .chunks(2)
+            .map(|c| (c[0] + c[c.len() - 1]) / 2.0)
+            .collect();
+        match whisper.align_text(&mono, lang, text) {
+            Ok(words) => {
+                slot.words = words
+                    .into_iter()
+                    .map(|w| WordSlot {
+                        text: w.text,
+                        start: (slot.start + w.start).min(slot.end),
+                        end: (slot.start + w.end).min(slot.end),
+                    })
+                    .collect();
+            }
+            Err(e) => ctx.note(format!(
+                "scene {} line {} ({lang}): words not aligned ({e}); captions follow the line",
+                slot.scene + 1,
+                slot.line + 1
+            )),
+        }
+    }
+    ctx.progress(1.0);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ impl Stage for AnimateStage {
         StageKind::Animate
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         KenBurns.id()
     }
 

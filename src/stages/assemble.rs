@@ -109,7 +109,7 @@ impl Stage for AssembleStage {
         StageKind::Assemble
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "libav/x264+aac@1".into()
     }
 

@@ -71,7 +71,18 @@ pub fn cues(
         };
         let _ = plan;
         let chunks = captions::chunk_text(text, lang, max_width, captions::DEFAULT_MAX_LINES);
-        out.extend(captions::time_chunks(&chunks, slot.start, slot.end));
+        if slot.words.is_empty() {
+            out.extend(captions::time_chunks(&chunks, slot.start, slot.end));
+        } else {
+            let words: Vec<(String, f64, f64)> = slot
+                .words
+                .iter()
+                .map(|w| (w.text.clone(), w.start, w.end))
+                .collect();
+            out.extend(captions::time_chunks_to_words(
+                &chunks, &words, slot.start, slot.end,
+            ));
+        }
     }
     out
 }
@@ -81,7 +92,7 @@ impl Stage for CaptionsStage {
         StageKind::Captions
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "captions@1".into()
     }
 

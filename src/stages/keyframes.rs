@@ -65,7 +65,7 @@ impl Stage for KeyframesStage {
         StageKind::Keyframes
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         PaintEngine.id()
     }
 

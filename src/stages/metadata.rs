@@ -1,6 +1,15 @@
-//! metadata: YouTube-ready title, description with chapters, and tags, per language.
+//! metadata: YouTube-ready title, description with chapters, and tags, per language. The rules
+//! build them from the script; with an LLM set up, the model also writes (in the language) a
+//! description when the script has none, extra tags, and alternative titles.
 
-use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
+use std::ops::ControlFlow;
+
+use reelsmith_llm::llm::{Message, Schema};
+
+use crate::engines::llm::{self as llm_engine, language_name, tidy, wordy};
+use crate::pipeline::{
+    read_json, write_json, JobSpec, Resources, Stage, StageCtx, StageError, StageKind,
+};
 
 use super::model::{Chapter, Metadata, Plan, Texts, Timeline};
 
@@ -58,12 +67,31 @@ impl Stage for MetadataStage {
         StageKind::Metadata
     }
 
-    fn engine(&self) -> String {
-        "rules/metadata@1".into()
+    fn builtin_engine(&self) -> String {
+        RULES.into()
     }
 
-    fn params(&self, _job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
-        serde_json::json!({ "lang": lang })
+    fn engine(&self, job: &JobSpec) -> String {
+        match &job.models.llm {
+            Some(m) => llm_engine::engine_id(m),
+            None => RULES.into(),
+        }
+    }
+
+    fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
+        let llm = job.models.llm.as_ref().map(|m| (&m.id, &m.fingerprint));
+        serde_json::json!({ "lang": lang, "llm": llm, "seed": llm.map(|_| job.settings.seed) })
+    }
+
+    fn resources(&self, job: &JobSpec) -> Resources {
+        match &job.models.llm {
+            Some(m) => Resources {
+                cpu_slots: 2,
+                ram_bytes: llm_engine::ram_bytes(m),
+                ..Resources::default()
+            },
+            None => Resources::default(),
+        }
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
@@ -85,9 +113,14 @@ impl Stage for MetadataStage {
             });
         }
         let youtube_chapters = youtube_accepts(&chapters, timeline.total);
+        let written = match &ctx.job.models.llm {
+            Some(_) => write(ctx, lang, &plan, &texts)?,
+            None => None,
+        };
         let mut description = texts
             .description
             .clone()
+            .or_else(|| written.as_ref().and_then(|w| w.description.clone()))
             .unwrap_or_else(|| texts.title.clone());
         if youtube_chapters {
             description.push_str("\n\n");
@@ -98,9 +131,10 @@ impl Stage for MetadataStage {
         // Tags: at most 500 characters in all, as YouTube allows.
         let mut tags = Vec::new();
         let mut budget = 500usize;
-        for t in &plan.tags {
+        let more = written.as_ref().map(|w| w.tags.clone()).unwrap_or_default();
+        for t in plan.tags.iter().chain(&more) {
             let cost = t.chars().count() + 1;
-            if cost <= budget && !tags.contains(t) {
+            if cost <= budget && !tags.iter().any(|x: &String| x.eq_ignore_ascii_case(t)) {
                 budget -= cost;
                 tags.push(t.clone());
             }
@@ -116,11 +150,20 @@ impl Stage for MetadataStage {
         }
         // Titles are limited to 100 characters.
         let title: String = texts.title.chars().take(100).collect();
+        let title_alternatives: Vec<String> = written
+            .as_ref()
+            .map(|w| w.titles.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| !t.eq_ignore_ascii_case(&title))
+            .collect();
         write_json(
             &ctx.out.join("metadata.json"),
             &Metadata {
                 lang: lang.to_string(),
                 title,
+                title_alternatives,
+                writer: self.engine(ctx.job),
                 description: description.trim_end().to_string(),
                 tags,
                 chapters,
@@ -131,6 +174,123 @@ impl Stage for MetadataStage {
             },
         )
     }
+}
+
+const RULES: &str = "rules/metadata@1";
+const ATTEMPTS: u64 = 3;
+
+/// What the LLM wrote for one language.
+struct Written {
+    description: Option<String>,
+    tags: Vec<String>,
+    titles: Vec<String>,
+}
+
+/// Asks the LLM for a description, tags and titles in `lang`; `None` (with a note) when it gave
+/// nothing usable, so the rules' metadata stands.
+fn write(
+    ctx: &StageCtx,
+    lang: &str,
+    plan: &Plan,
+    texts: &Texts,
+) -> Result<Option<Written>, StageError> {
+    let Some(m) = &ctx.job.models.llm else {
+        return Ok(None);
+    };
+    let llm = llm_engine::load(m).map_err(|e| StageError::Engine(e.to_string()))?;
+    let mut story: String = texts
+        .scenes
+        .iter()
+        .flat_map(|s| s.lines.iter())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if story.chars().count() > 800 {
+        story = story.chars().take(800).collect::<String>() + "…";
+    }
+    let language = language_name(lang);
+    let messages = [
+        Message::system(format!(
+            "You write YouTube metadata in {language} for a {} video: a description of two or \
+             three sentences that makes people want to watch, search tags, and catchy titles. \
+             Answer only with JSON like {{\"description\": \"...\", \"tags\": [\"...\"], \
+             \"titles\": [\"...\"]}}",
+            plan.channel
+        )),
+        Message::user(format!("Title: {}\nStory: {story}", texts.title)),
+    ];
+    let schema = Schema::object([
+        ("description", Schema::string(40, 500)),
+        ("tags", Schema::array(Schema::string(2, 30), 3, 8)),
+        ("titles", Schema::array(Schema::string(8, 90), 1, 3)),
+    ]);
+    let engine_id = llm_engine::engine_id(m);
+    let mut why = String::new();
+    for attempt in 0..ATTEMPTS {
+        ctx.check_cancel()?;
+        let seed = super::plan::stable_hash(&[
+            &ctx.job.settings.seed.to_string(),
+            "metadata",
+            lang,
+            &attempt.to_string(),
+        ]);
+        let out = llm_engine::ask(&llm, &messages, &schema, seed, 0.7, &mut |n| {
+            ctx.progress(n as f32 / 200.0);
+            if ctx.cancel.is_cancelled() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        ctx.check_cancel()?;
+        let v = match out {
+            Ok(o) => o.value,
+            Err(e) => {
+                why = e;
+                continue;
+            }
+        };
+        let list = |k: &str, min_words: usize| -> Vec<String> {
+            let mut out: Vec<String> = Vec::new();
+            for t in v[k].as_array().into_iter().flatten() {
+                let t = tidy(t.as_str().unwrap_or_default())
+                    .trim_start_matches('#')
+                    .to_string();
+                if wordy(&t, min_words) && !out.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+                    out.push(t);
+                }
+            }
+            out
+        };
+        let description = tidy(v["description"].as_str().unwrap_or_default());
+        let tags = list("tags", 1);
+        if texts.description.is_none() && !wordy(&description, 5) {
+            why = format!("description {description:?} is not prose");
+            ctx.note(format!(
+                "{engine_id} ({lang}): attempt {}: {why}; retrying",
+                attempt + 1
+            ));
+            continue;
+        }
+        if tags.is_empty() {
+            why = "no usable tags".into();
+            ctx.note(format!(
+                "{engine_id} ({lang}): attempt {}: {why}; retrying",
+                attempt + 1
+            ));
+            continue;
+        }
+        return Ok(Some(Written {
+            description: wordy(&description, 5).then_some(description),
+            tags,
+            titles: list("titles", 2),
+        }));
+    }
+    ctx.note(format!(
+        "{engine_id} ({lang}) gave no usable metadata after {ATTEMPTS} tries ({why}); the \
+         rule-based metadata stands"
+    ));
+    Ok(None)
 }
 
 #[cfg(test)]

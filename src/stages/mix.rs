@@ -132,7 +132,7 @@ impl Stage for MixStage {
         StageKind::Mix
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "mix@1".into()
     }
 

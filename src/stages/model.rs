@@ -26,6 +26,9 @@ pub struct Plan {
     pub timing: Timing,
     pub captions: CaptionStyle,
     pub voices: BTreeMap<String, VoiceDefault>,
+    /// The engine that planned (`rules/planner@1`, `llm/<model>@1`).
+    #[serde(default)]
+    pub planner: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -45,6 +48,10 @@ pub struct PlannedCharacter {
     /// Pitch and rate overrides; the language's narrator defaults apply when absent.
     pub pitch: Option<u8>,
     pub rate: Option<u16>,
+    /// Character sheet: how the character looks, added to the prompts of the scenes they are
+    /// in so every keyframe draws them alike (written by the LLM planner).
+    #[serde(default)]
+    pub look: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -63,6 +70,20 @@ pub struct PlannedScene {
     pub music: String,
     pub image: Option<PathBuf>,
     pub lines: Vec<PlannedLine>,
+    /// The shot list (LLM planner; empty with the rules).
+    #[serde(default)]
+    pub shots: Vec<Shot>,
+}
+
+/// One shot of a scene.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Shot {
+    /// wide, medium, close-up, …
+    pub framing: String,
+    /// A camera move the animate stage knows (zoom-in, pan-left, …).
+    pub camera: String,
+    /// What happens.
+    pub action: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -75,6 +96,10 @@ pub struct PlannedLine {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Texts {
     pub lang: String,
+    /// Texts the LLM translated (`scenes[i].lines[j]`, `title`, …); empty when the script had
+    /// them all.
+    #[serde(default)]
+    pub machine_translated: Vec<String>,
     pub title: String,
     pub description: Option<String>,
     pub scenes: Vec<SceneTexts>,
@@ -126,6 +151,17 @@ pub struct SceneSlot {
 pub struct LineSlot {
     pub scene: usize,
     pub line: usize,
+    pub start: f64,
+    pub end: f64,
+    /// Where each word is spoken, on the video's clock (Whisper alignment; empty without it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<WordSlot>,
+}
+
+/// One aligned word.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WordSlot {
+    pub text: String,
     pub start: f64,
     pub end: f64,
 }
@@ -185,6 +221,12 @@ pub struct MixInfo {
 pub struct Metadata {
     pub lang: String,
     pub title: String,
+    /// Other titles to A/B test (LLM; empty with the rules).
+    #[serde(default)]
+    pub title_alternatives: Vec<String>,
+    /// The engine that wrote the texts.
+    #[serde(default)]
+    pub writer: String,
     pub description: String,
     pub tags: Vec<String>,
     pub chapters: Vec<Chapter>,

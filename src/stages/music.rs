@@ -18,7 +18,7 @@ impl Stage for MusicStage {
         StageKind::Music
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         SynthEngine.id()
     }
 

@@ -37,7 +37,7 @@ impl Stage for ShortsStage {
         StageKind::Shorts
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "libav/x264+aac@1".into()
     }
 

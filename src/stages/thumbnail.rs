@@ -16,7 +16,7 @@ impl Stage for ThumbnailStage {
         StageKind::Thumbnail
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         "libass-title@1".into()
     }
 

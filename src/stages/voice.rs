@@ -56,7 +56,7 @@ impl Stage for VoiceStage {
         StageKind::Voice
     }
 
-    fn engine(&self) -> String {
+    fn builtin_engine(&self) -> String {
         Espeak::default().id()
     }
 

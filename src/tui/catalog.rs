@@ -55,7 +55,7 @@ pub fn builtin() -> Vec<ModelView> {
     crate::stages::registry()
         .iter()
         .map(|(kind, stage)| ModelView {
-            id: stage.engine(),
+            id: stage.builtin_engine(),
             kind: kind_of_stage(kind.as_str()).into(),
             stage: Some(kind.as_str().to_string()),
             source: Source::BuiltIn,

@@ -157,7 +157,11 @@ impl DataSource {
             quality: req.quality,
             seed: 1,
         };
-        match scheduler::enqueue(&self.store, &self.channels, &r, req.priority) {
+        let models = match crate::engines::models::StageModels::resolve(&self.dirs) {
+            Ok(m) => m,
+            Err(e) => return Action::FormError(e),
+        };
+        match scheduler::enqueue(&self.store, &self.channels, &r, req.priority, &models) {
             Ok(id) => Action::Queued(id, name),
             Err(e) => Action::FormError(e.to_string()),
         }
@@ -344,6 +348,7 @@ pub fn script_summary(path: &Path, channels: &ChannelSet) -> Result<Vec<(String,
         known_channels: &names,
         channel_override: None,
         languages_override: None,
+        machine_translation: true,
     };
     let s = crate::script::load(path, &opts).map_err(|e| e.to_string())?;
     let secs: f64 = s.scenes.iter().filter_map(|sc| sc.duration).sum();

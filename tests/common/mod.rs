@@ -14,14 +14,47 @@ pub fn example(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs `reelsmith` with a private data and config dir.
+/// Runs `reelsmith` with a private data and config dir, and an empty model cache (so models a
+/// developer installed don't change what the tests render).
 pub fn reelsmith(data: &Path, config: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
+    reelsmith_env(data, config, args, &[])
+}
+
+/// [`reelsmith`] with extra environment variables.
+pub fn reelsmith_env(data: &Path, config: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(bin());
+    c.args(args)
         .env("REELSMITH_DATA_DIR", data)
         .env("REELSMITH_CONFIG_DIR", config)
-        .output()
-        .expect("the reelsmith binary runs")
+        .env("HF_HOME", config.join("hf-home"))
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("REELSMITH_LLM")
+        .env_remove("REELSMITH_ASR");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("the reelsmith binary runs")
+}
+
+/// The SmolLM2-135M-Instruct test model (see `scripts/fetch-llm-test-model.sh`); `None` only
+/// when it is absent and `REELSMITH_TEST_MODELS_OPTIONAL=1`.
+pub fn llm_model() -> Option<PathBuf> {
+    let root = std::env::var_os("REELSMITH_TEST_MODELS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/reelsmith/test-models"))
+        })?;
+    let p = root.join("smollm2-135m-instruct-q4_1.gguf");
+    if p.is_file() {
+        return Some(p);
+    }
+    if std::env::var("REELSMITH_TEST_MODELS_OPTIONAL").as_deref() == Ok("1") {
+        return None;
+    }
+    panic!(
+        "{} is missing: run `bash scripts/fetch-llm-test-model.sh`",
+        p.display()
+    );
 }
 
 /// Renders `script` into `out` (draft), asserting success.

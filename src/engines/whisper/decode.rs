@@ -564,6 +564,124 @@ impl Whisper {
         }
     }
 
+    /// Runs `text_tokens` through the decoder after `sot_seq` and times each word from the
+    /// alignment heads' cross-attention (DTW). `None` when the tokens don't fit the context.
+    fn time_tokens(
+        &self,
+        state: &mut DecoderState,
+        sot_seq: &[u32],
+        text_tokens: &[u32],
+        num_frames: usize,
+        language: &str,
+    ) -> Result<Option<(Vec<WordTiming>, f64)>, WhisperError> {
+        let tk = &self.tokenizer;
+        let mut tokens = sot_seq.to_vec();
+        tokens.push(tk.no_timestamps);
+        let first_text = tokens.len();
+        tokens.extend_from_slice(text_tokens);
+        tokens.push(tk.eot);
+        if tokens.len() > self.model.decoder.max_positions() {
+            return Ok(None);
+        }
+        state.reset();
+        let out = self
+            .model
+            .decoder
+            .forward(&tokens, state, &self.alignment_heads)?;
+
+        // Probability of each text token among text tokens only.
+        let n_text = text_tokens.len();
+        let rows = out.hidden.narrow(0, first_text - 1, n_text)?;
+        let logits = self
+            .model
+            .decoder
+            .logits(&rows)?
+            .narrow(1, 0, tk.eot as usize)?
+            .contiguous()?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
+        let idx = Tensor::new(text_tokens, probs.device())?.unsqueeze(1)?;
+        let token_probs: Vec<f32> = probs
+            .gather(&idx, 1)?
+            .squeeze(1)?
+            .to_dtype(DType::F32)?
+            .to_vec1()?;
+
+        let scores: Vec<Vec<Vec<f32>>> = out
+            .cross_scores
+            .iter()
+            .map(|s| s.to_dtype(DType::F32)?.to_vec2::<f32>())
+            .collect::<candle_core::Result<_>>()?;
+        let n_frames = (num_frames / 2).max(1);
+        let matrix = align::attention_matrix(&scores, n_frames);
+        // Rows predicting the text tokens and <|endoftext|>.
+        let matrix = &matrix[first_text - 1..tokens.len() - 1];
+        let mut with_eot = text_tokens.to_vec();
+        with_eot.push(tk.eot);
+        let words = tk.split_to_words(&with_eot, language);
+        let mut timings = align::time_words(matrix, &words, &token_probs);
+        let median = align::post_process(&mut timings);
+        Ok(Some((timings, median)))
+    }
+
+    /// Forced alignment: times the words of `text`, known to be what is said in
+    /// `pcm_16k_mono` (at most 30 s), without recognising anything. Times are
+    /// seconds from the clip start, monotonic, inside the clip.
+    pub fn align_text(
+        &mut self,
+        pcm_16k_mono: &[f32],
+        language: &str,
+        text: &str,
+    ) -> Result<Vec<Word>, WhisperError> {
+        check_samples(pcm_16k_mono)?;
+        if pcm_16k_mono.len() > N_SAMPLES {
+            return Err(WhisperError::InvalidInput(format!(
+                "alignment takes clips of at most 30 s, this one is {:.1} s",
+                pcm_16k_mono.len() as f64 / SAMPLE_RATE as f64
+            )));
+        }
+        let tk = self.tokenizer.clone();
+        let sot_seq = if self.multilingual {
+            let lang = tk
+                .language_token(language)
+                .ok_or_else(|| WhisperError::UnknownLanguage(language.to_string()))?;
+            vec![tk.sot, lang, tk.transcribe]
+        } else {
+            vec![tk.sot]
+        };
+        let text_tokens = tk.encode(&format!(" {}", text.trim()));
+        if text_tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mel = audio::log_mel_spectrogram(pcm_16k_mono, self.model.dims.n_mels, N_SAMPLES);
+        let num_frames = mel.n_frames.saturating_sub(N_FRAMES).max(1);
+        let audio = self.encode_window(&mel, 0)?;
+        let mut state = self.model.decoder.new_state(&audio)?;
+        let Some((timings, _)) =
+            self.time_tokens(&mut state, &sot_seq, &text_tokens, num_frames, language)?
+        else {
+            return Err(WhisperError::InvalidInput(
+                "the text is longer than the decoder's context".into(),
+            ));
+        };
+        let duration = pcm_16k_mono.len() as f64 / SAMPLE_RATE as f64;
+        let mut words: Vec<Word> = Vec::new();
+        for t in timings {
+            if t.word.trim().is_empty() {
+                continue;
+            }
+            let start = t.start.clamp(0.0, duration);
+            let start = words.last().map_or(start, |w| start.max(w.end));
+            let end = t.end.clamp(start, duration);
+            words.push(Word {
+                start,
+                end,
+                text: t.word.trim().to_string(),
+                prob: t.prob,
+            });
+        }
+        Ok(words)
+    }
+
     /// Times the words of a window's segments (see [`super::align`]) and
     /// applies the reference's boundary heuristics.
     #[allow(clippy::too_many_arguments)]
@@ -586,51 +704,11 @@ impl Whisper {
         if text_tokens.is_empty() {
             return Ok(());
         }
-        let mut tokens = sot_seq.to_vec();
-        tokens.push(tk.no_timestamps);
-        let first_text = tokens.len();
-        tokens.extend_from_slice(&text_tokens);
-        tokens.push(tk.eot);
-        if tokens.len() > self.model.decoder.max_positions() {
+        let Some((timings, median)) =
+            self.time_tokens(state, sot_seq, &text_tokens, num_frames, language)?
+        else {
             return Ok(());
-        }
-        state.reset();
-        let out = self
-            .model
-            .decoder
-            .forward(&tokens, state, &self.alignment_heads)?;
-
-        // Probability of each text token among text tokens only.
-        let n_text = text_tokens.len();
-        let rows = out.hidden.narrow(0, first_text - 1, n_text)?;
-        let logits = self
-            .model
-            .decoder
-            .logits(&rows)?
-            .narrow(1, 0, tk.eot as usize)?
-            .contiguous()?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?;
-        let idx = Tensor::new(text_tokens.as_slice(), probs.device())?.unsqueeze(1)?;
-        let token_probs: Vec<f32> = probs
-            .gather(&idx, 1)?
-            .squeeze(1)?
-            .to_dtype(DType::F32)?
-            .to_vec1()?;
-
-        let scores: Vec<Vec<Vec<f32>>> = out
-            .cross_scores
-            .iter()
-            .map(|s| s.to_dtype(DType::F32)?.to_vec2::<f32>())
-            .collect::<candle_core::Result<_>>()?;
-        let n_frames = (num_frames / 2).max(1);
-        let matrix = align::attention_matrix(&scores, n_frames);
-        // Rows predicting the text tokens and <|endoftext|>.
-        let matrix = &matrix[first_text - 1..tokens.len() - 1];
-        let mut with_eot = text_tokens.clone();
-        with_eot.push(tk.eot);
-        let words = tk.split_to_words(&with_eot, language);
-        let mut timings = align::time_words(matrix, &words, &token_probs);
-        let median = align::post_process(&mut timings);
+        };
         let max_duration = median * 2.0;
 
         let mut next_word = 0;

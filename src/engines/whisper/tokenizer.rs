@@ -44,6 +44,8 @@ pub struct Tokenizer {
     pub timestamp_begin: u32,
     /// Language codes and their token ids, in vocabulary order.
     pub languages: Vec<(String, u32)>,
+    /// Text token bytes → id (the id is also the BPE merge rank, as in tiktoken).
+    ranks: HashMap<Vec<u8>, u32>,
 }
 
 /// GPT-2's byte → printable character map, inverted (char → byte).
@@ -66,6 +68,67 @@ fn unicode_to_byte() -> HashMap<char, u8> {
         .zip(&chars)
         .filter_map(|(&b, &c)| char::from_u32(c).map(|c| (c, b as u8)))
         .collect()
+}
+
+/// GPT-2's pre-tokenizer: contractions, ` ?letters`, ` ?digits`, ` ?other symbols`, and
+/// whitespace (a space before a word goes with the word).
+fn pre_tokenize(text: &str) -> Vec<&str> {
+    #[derive(PartialEq, Clone, Copy)]
+    enum Class {
+        Letter,
+        Digit,
+        Space,
+        Other,
+    }
+    let class = |c: char| {
+        if c.is_alphabetic() {
+            Class::Letter
+        } else if c.is_numeric() {
+            Class::Digit
+        } else if c.is_whitespace() {
+            Class::Space
+        } else {
+            Class::Other
+        }
+    };
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let start = chars[i].0;
+        let rest = &text[start..];
+        if let Some(c) = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]
+            .iter()
+            .find(|c| rest.starts_with(**c))
+        {
+            out.push(&text[start..start + c.len()]);
+            i += c.chars().count();
+            continue;
+        }
+        let mut j = i;
+        let mut k = class(chars[i].1);
+        if chars[i].1 == ' ' && i + 1 < chars.len() && class(chars[i + 1].1) != Class::Space {
+            j += 1;
+            k = class(chars[j].1);
+        }
+        if k == Class::Space {
+            // A run of spaces, leaving the last one to the next word.
+            while j + 1 < chars.len() && class(chars[j + 1].1) == Class::Space {
+                j += 1;
+            }
+            if j + 1 < chars.len() && j > i && chars[j].1 == ' ' {
+                j -= 1;
+            }
+        } else {
+            while j + 1 < chars.len() && class(chars[j + 1].1) == k {
+                j += 1;
+            }
+        }
+        let end = chars.get(j + 1).map(|c| c.0).unwrap_or(text.len());
+        out.push(&text[start..end]);
+        i = j + 1;
+    }
+    out
 }
 
 fn is_special(s: &str) -> bool {
@@ -217,8 +280,14 @@ impl Tokenizer {
                     out
                 }
             })
+            .collect::<Vec<Vec<u8>>>();
+        let ranks = bytes[..eot as usize]
+            .iter()
+            .enumerate()
+            .map(|(id, b)| (b.clone(), id as u32))
             .collect();
         Ok(Self {
+            ranks,
             bytes,
             eot,
             sot,
@@ -230,6 +299,42 @@ impl Tokenizer {
             timestamp_begin,
             languages,
         })
+    }
+
+    /// Text → token ids with Whisper's byte-level BPE: GPT-2's pre-tokenizer splits words,
+    /// then each word's bytes are merged pair by pair, lowest rank (= id) first, as tiktoken
+    /// does. Used to force known text through the decoder (alignment).
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut out = Vec::new();
+        for piece in pre_tokenize(text) {
+            self.bpe(piece.as_bytes(), &mut out);
+        }
+        out
+    }
+
+    fn bpe(&self, piece: &[u8], out: &mut Vec<u32>) {
+        if let Some(&id) = self.ranks.get(piece) {
+            out.push(id);
+            return;
+        }
+        // Parts as byte ranges; merge the adjacent pair with the lowest rank until none is known.
+        let mut parts: Vec<(usize, usize)> = (0..piece.len()).map(|i| (i, i + 1)).collect();
+        loop {
+            let best = parts
+                .windows(2)
+                .enumerate()
+                .filter_map(|(i, w)| self.ranks.get(&piece[w[0].0..w[1].1]).map(|&r| (r, i)))
+                .min();
+            let Some((_, i)) = best else { break };
+            parts[i].1 = parts[i + 1].1;
+            parts.remove(i + 1);
+        }
+        for (a, b) in parts {
+            // Every single byte is a token in a byte-level vocabulary.
+            if let Some(&id) = self.ranks.get(&piece[a..b]) {
+                out.push(id);
+            }
+        }
     }
 
     /// Number of tokens.
@@ -354,5 +459,44 @@ mod tests {
         assert_eq!(m[&'Ġ'], b' ');
         assert_eq!(m[&'Ċ'], b'\n');
         assert_eq!(m[&'A'], b'A');
+    }
+
+    #[test]
+    fn pre_tokenizer_splits_like_gpt2() {
+        assert_eq!(
+            pre_tokenize("Hello world, it's 2024!"),
+            ["Hello", " world", ",", " it", "'s", " 2024", "!"]
+        );
+        assert_eq!(pre_tokenize("a  b"), ["a", " ", " b"]);
+        assert_eq!(pre_tokenize("end  "), ["end", "  "]);
+        assert_eq!(pre_tokenize("日本語 です"), ["日本語", " です"]);
+    }
+
+    #[test]
+    fn bpe_merges_by_lowest_rank() {
+        // ids: bytes first, then merges in rank order.
+        let mut strings: Vec<String> = ["h", "e", "l", "o", "Ġ", "he", "ll", "hell", "Ġh"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        strings.extend(
+            [
+                "<|endoftext|>",
+                "<|startoftranscript|>",
+                "<|en|>",
+                "<|translate|>",
+                "<|transcribe|>",
+                "<|startofprev|>",
+                "<|notimestamps|>",
+                "<|0.00|>",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        let n = strings.len();
+        let t = Tokenizer::from_strings(strings, n, Path::new("v")).unwrap();
+        assert_eq!(t.encode("hello"), [7, 3]); // "hell" + "o"
+                                               // "he" (rank 5) merges before "Ġh" (rank 8); "Ġhe" is unknown.
+        assert_eq!(t.encode(" he"), [4, 5]);
     }
 }

@@ -386,8 +386,7 @@ impl Generator<'_, '_> {
     /// Appends structure the model does not choose.
     fn force(&mut self, engine: &LlmEngine, text: &str) {
         self.out.extend_from_slice(text.as_bytes());
-        self.unfed
-            .extend(engine.tokenizer().encode(text, false).into_iter());
+        self.unfed.extend(engine.tokenizer().encode(text, false));
     }
 
     /// Feeds pending tokens and returns the logits for the next position.

@@ -1,0 +1,289 @@
+//! Which installed models the model-backed stages use: `<config>/engines.toml` and the
+//! `REELSMITH_LLM` / `REELSMITH_ASR` variables (which win) say `auto`, `none`, a registry id
+//! or a path. `auto` picks an installed model; with none installed the rule-based engines run.
+//!
+//! ```toml
+//! llm = "auto"                      # auto | none | registry id | path to a .gguf
+//! asr = "whisper-base-ct2"          # auto | none | registry id | CTranslate2 Whisper folder
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Dirs;
+use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
+
+/// One model a stage runs, pinned by a fingerprint of its weights (part of artifact keys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelRef {
+    /// Registry id, or the file/folder name for a path.
+    pub id: String,
+    /// The `.gguf` file (LLM) or the CTranslate2 folder (Whisper).
+    pub path: PathBuf,
+    /// sha256 of the weights when the registry knows it, else `size-mtime`.
+    pub fingerprint: String,
+    /// Parameter count when known.
+    pub params: Option<u64>,
+}
+
+/// The models of one job; `None` = the rule-based engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageModels {
+    pub llm: Option<ModelRef>,
+    pub asr: Option<ModelRef>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnginesFile {
+    llm: Option<String>,
+    asr: Option<String>,
+}
+
+/// The settings file.
+pub fn engines_file(dirs: &Dirs) -> PathBuf {
+    dirs.config.join("engines.toml")
+}
+
+/// LLMs larger than this are not picked by `auto` on the CPU (too slow to plan with).
+const CPU_AUTO_MAX_PARAMS: u64 = 2_000_000_000;
+
+impl StageModels {
+    /// Reads the settings and finds the models. Errors name the file or variable and the field.
+    pub fn resolve(dirs: &Dirs) -> Result<StageModels, String> {
+        let file = engines_file(dirs);
+        let settings: EnginesFile = match std::fs::read_to_string(&file) {
+            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => EnginesFile::default(),
+            Err(e) => return Err(format!("{}: {e}", file.display())),
+        };
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let llm = match var("REELSMITH_LLM") {
+            Some(v) => (v, "REELSMITH_LLM".to_string()),
+            None => (
+                settings.llm.unwrap_or_else(|| "auto".into()),
+                format!("{}: llm", file.display()),
+            ),
+        };
+        let asr = match var("REELSMITH_ASR") {
+            Some(v) => (v, "REELSMITH_ASR".to_string()),
+            None => (
+                settings.asr.unwrap_or_else(|| "auto".into()),
+                format!("{}: asr", file.display()),
+            ),
+        };
+        let reg = Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
+        let cfg = HubConfig::from_env(|k| std::env::var(k).ok());
+        Ok(StageModels {
+            llm: choose(&reg, &cfg, &llm.0, &llm.1, ModelKind::Llm)?,
+            asr: choose(&reg, &cfg, &asr.0, &asr.1, ModelKind::Asr)?,
+        })
+    }
+}
+
+fn format_of(kind: ModelKind) -> &'static str {
+    match kind {
+        ModelKind::Asr => "ct2",
+        _ => "gguf",
+    }
+}
+
+fn fingerprint_of(path: &Path) -> String {
+    let meta = std::fs::metadata(path).ok();
+    let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+    let mtime = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{size}-{mtime}")
+}
+
+/// The weights inside an installed model: the `.gguf` file, or the CTranslate2 folder.
+fn weights(m: &ModelEntry, dir: &Path, kind: ModelKind) -> Option<(PathBuf, String)> {
+    match kind {
+        ModelKind::Asr => {
+            let bin = dir.join("model.bin");
+            bin.is_file().then(|| {
+                let fp = m
+                    .files
+                    .iter()
+                    .find(|f| f.path.ends_with("model.bin"))
+                    .and_then(|f| f.sha256.clone())
+                    .unwrap_or_else(|| fingerprint_of(&bin));
+                (dir.to_path_buf(), fp)
+            })
+        }
+        _ => m.files.iter().find_map(|f| {
+            let p = dir.join(&f.path);
+            (p.extension().is_some_and(|x| x == "gguf") && p.is_file()).then(|| {
+                let fp = f.sha256.clone().unwrap_or_else(|| fingerprint_of(&p));
+                (p, fp)
+            })
+        }),
+    }
+}
+
+fn choose(
+    reg: &Registry,
+    cfg: &HubConfig,
+    value: &str,
+    field: &str,
+    kind: ModelKind,
+) -> Result<Option<ModelRef>, String> {
+    let value = value.trim();
+    let format = format_of(kind);
+    match value {
+        "none" | "rules" | "off" => return Ok(None),
+        "auto" => {
+            let mut found: Vec<ModelRef> = reg
+                .models()
+                .iter()
+                .filter(|m| m.kind == kind && m.format == format)
+                .filter_map(|m| {
+                    let dir = import::local_dir(cfg, m)?;
+                    let (path, fingerprint) = weights(m, &dir, kind)?;
+                    Some(ModelRef {
+                        id: m.id.clone(),
+                        path,
+                        fingerprint,
+                        params: m.params,
+                    })
+                })
+                .collect();
+            // The engines run on the CPU: the largest model that is still quick there, else the
+            // smallest installed. Ties keep registry order (stable sort).
+            found.sort_by_key(|m| {
+                let p = m.params.unwrap_or(u64::MAX / 2);
+                if p <= CPU_AUTO_MAX_PARAMS {
+                    (0, u64::MAX - p)
+                } else {
+                    (1, p)
+                }
+            });
+            return Ok(found.into_iter().next());
+        }
+        _ => {}
+    }
+    let path = Path::new(value);
+    let is_path = value.contains('/') || value.ends_with(".gguf") || path.exists();
+    if is_path {
+        let ok = match kind {
+            ModelKind::Asr => path.join("model.bin").is_file(),
+            _ => path.is_file() && path.extension().is_some_and(|x| x == "gguf"),
+        };
+        if !ok {
+            let want = match kind {
+                ModelKind::Asr => {
+                    "a CTranslate2 Whisper folder (model.bin, config.json, vocabulary)"
+                }
+                _ => "a .gguf file",
+            };
+            return Err(format!("{field}: {value:?} is not {want}"));
+        }
+        let weights = match kind {
+            ModelKind::Asr => path.join("model.bin"),
+            _ => path.to_path_buf(),
+        };
+        return Ok(Some(ModelRef {
+            id: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| value.to_string()),
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            fingerprint: fingerprint_of(&weights),
+            params: None,
+        }));
+    }
+    let none = format!("{field}: no model `{value}`");
+    let (m, dir) = import::pick(reg, cfg, Some(value), kind, format, &none)
+        .map_err(|e| format!("{field}: {}", e.trim_start_matches("--model ")))?;
+    let (path, fingerprint) = weights(m, &dir, kind).ok_or_else(|| {
+        format!(
+            "{field}: {value} is installed in {} but its weights are missing; \
+             `reelsmith models verify {value}`",
+            dir.display()
+        )
+    })?;
+    Ok(Some(ModelRef {
+        id: m.id.clone(),
+        path,
+        fingerprint,
+        params: m.params,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirs(root: &Path) -> Dirs {
+        Dirs {
+            data: root.join("data"),
+            config: root.join("config"),
+        }
+    }
+
+    #[test]
+    fn settings_file_errors_name_the_file_and_field() {
+        let t = tempfile::tempdir().unwrap();
+        let d = dirs(t.path());
+        std::fs::create_dir_all(&d.config).unwrap();
+        std::fs::write(engines_file(&d), "lm = \"auto\"\n").unwrap();
+        let e = StageModels::resolve(&d).unwrap_err();
+        assert!(
+            e.contains("engines.toml") && e.contains("unknown field `lm`"),
+            "{e}"
+        );
+        std::fs::write(engines_file(&d), "llm = \"/nope/model.gguf\"\n").unwrap();
+        let e = StageModels::resolve(&d).unwrap_err();
+        assert!(
+            e.contains("engines.toml: llm") && e.contains("not a .gguf file"),
+            "{e}"
+        );
+        std::fs::write(engines_file(&d), "asr = \"no-such-whisper\"\n").unwrap();
+        let e = StageModels::resolve(&d).unwrap_err();
+        assert!(
+            e.contains("engines.toml: asr") && e.contains("no-such-whisper"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn paths_and_none_resolve_without_the_registry() {
+        let t = tempfile::tempdir().unwrap();
+        let reg = Registry::embedded().unwrap();
+        let cfg = HubConfig::from_env(|k| {
+            (k == "HF_HOME").then(|| t.path().join("hf").to_string_lossy().into_owned())
+        });
+        let gguf = t.path().join("m.gguf");
+        std::fs::write(&gguf, b"GGUF").unwrap();
+        let r = choose(&reg, &cfg, gguf.to_str().unwrap(), "f", ModelKind::Llm)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.id, "m.gguf");
+        assert!(r.fingerprint.starts_with("4-"), "{}", r.fingerprint);
+        assert_eq!(
+            choose(&reg, &cfg, "none", "f", ModelKind::Llm).unwrap(),
+            None
+        );
+        // Nothing installed in an empty cache: auto falls back to the rules.
+        assert_eq!(
+            choose(&reg, &cfg, "auto", "f", ModelKind::Llm).unwrap(),
+            None
+        );
+        assert_eq!(
+            choose(&reg, &cfg, "auto", "f", ModelKind::Asr).unwrap(),
+            None
+        );
+        let w = t.path().join("whisper");
+        std::fs::create_dir_all(&w).unwrap();
+        let e = choose(&reg, &cfg, w.to_str().unwrap(), "f", ModelKind::Asr).unwrap_err();
+        assert!(e.contains("CTranslate2"), "{e}");
+        std::fs::write(w.join("model.bin"), b"x").unwrap();
+        assert!(choose(&reg, &cfg, w.to_str().unwrap(), "f", ModelKind::Asr)
+            .unwrap()
+            .is_some());
+    }
+}
