@@ -110,8 +110,12 @@ pub fn wordy(s: &str, min_words: usize) -> bool {
         .count();
     let letters = s.chars().filter(|c| c.is_alphabetic()).count();
     let visible = s.chars().filter(|c| !c.is_whitespace()).count().max(1);
-    // Scripts without spaces (Japanese, Chinese) count every two letters as a word.
-    let words = words.max(if s.contains(' ') { 0 } else { letters / 2 });
+    // Scripts written without spaces (Chinese, Japanese) count every two letters as a word.
+    let cjk = s
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x2E80..=0x9FFF | 0xF900..=0xFAFF))
+        .count();
+    let words = words.max(cjk / 2);
     words >= min_words && letters * 10 >= visible * 6
 }
 
