@@ -41,6 +41,44 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 2)]
         repeat: usize,
     },
+    /// Our LLM engine against llama.cpp (llama-cpp-python) on the same GGUF, prompt and
+    /// threads: prefill and decode tok/s, peak memory, and the ratios (targets: decode ≥ 0.8×,
+    /// prefill ≥ 0.5×).
+    Llm {
+        /// A .gguf file or an installed LLM's id (default: the test model, else the first
+        /// installed).
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 256)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        /// Alternating rounds of both engines; the best of each is compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Measure ours only (no Python reference engines).
+        #[arg(long)]
+        no_reference: bool,
+    },
+    /// Our Whisper against faster-whisper (float32, beam 1) on the same CTranslate2 model,
+    /// audio and threads: realtime factor, CPU time, peak memory, and the ratio (target ≤ 1.5×).
+    Asr {
+        /// A CTranslate2 Whisper folder or an installed model's id (default: the test model).
+        #[arg(long)]
+        model: Option<String>,
+        /// Audio to transcribe (default: ~45 s of espeak-ng English).
+        #[arg(long)]
+        audio: Option<PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Alternating rounds of both engines; the best of each is compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long)]
+        no_reference: bool,
+    },
     /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
     /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
     /// ≤ 100 ms).
@@ -246,7 +284,7 @@ fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> 
     Ok((settings, outcome))
 }
 
-pub fn run(args: BenchArgs, _dirs: &Dirs) -> i32 {
+pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
     let work = match tempfile::tempdir() {
         Ok(w) => w,
         Err(e) => {
@@ -263,6 +301,44 @@ pub fn run(args: BenchArgs, _dirs: &Dirs) -> i32 {
             frames,
             idle_seconds,
         } => crate::tui::bench::run(work.path(), jobs, frames.max(1), idle_seconds),
+        BenchWhat::Llm {
+            model,
+            threads,
+            prompt_tokens,
+            gen_tokens,
+            rounds,
+            no_reference,
+        } => super::bench_models::bench_llm(
+            work.path(),
+            dirs,
+            model.as_deref(),
+            threads.max(1),
+            prompt_tokens.max(1),
+            gen_tokens.max(1),
+            rounds.max(1),
+            !no_reference,
+        ),
+        BenchWhat::Asr {
+            model,
+            audio,
+            threads,
+            rounds,
+            no_reference,
+        } => {
+            // candle's CPU pool reads this once, when it starts.
+            if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+                std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+            }
+            super::bench_models::bench_asr(
+                work.path(),
+                dirs,
+                model.as_deref(),
+                audio.as_deref(),
+                threads.max(1),
+                rounds.max(1),
+                !no_reference,
+            )
+        }
     };
     match r {
         Ok(()) => 0,

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 pub mod bench;
+pub mod bench_models;
 pub mod chat;
 pub mod doctor;
 pub mod models;

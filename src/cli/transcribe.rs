@@ -30,7 +30,7 @@ pub struct TranscribeArgs {
 
 /// The model folder: `--model` as a folder, or a registry id (imported or in the cache), or the
 /// first installed CTranslate2 Whisper.
-fn model_dir(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
+pub(crate) fn model_dir(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
     if let Some(a) = arg {
         let p = Path::new(a);
         if p.is_dir() {

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Reference-engine runs for `reelsmith bench llm|asr` (benchmark only, never tests/CI).
+
+Run with the venv python printed by scripts/bench-refs.sh:
+
+  bench_ref.py llm --model FILE.gguf --threads N --prompt-tokens P --gen-tokens G
+  bench_ref.py asr --model CT2_DIR --audio FILE.wav --threads N --beam B [--language en]
+
+Each subcommand prints exactly ONE line of JSON on stdout; everything else
+(including anything the native libraries print) goes to stderr. Exits non-zero
+with a message on stderr on any error.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+# A fixed English paragraph; repeated and truncated to build the LLM prompt.
+PARAGRAPH = (
+    "The old lighthouse keeper climbed the spiral staircase every evening at dusk, "
+    "carrying a lantern and a notebook in which he recorded the weather, the ships "
+    "that passed, and the birds that rested on the railing. Over forty years he "
+    "filled more than two hundred notebooks, and when the light was finally automated "
+    "the town library asked to keep them, because together they formed the most "
+    "complete record of the coast that anyone had ever made. "
+)
+
+
+def log(msg):
+    print(f"bench_ref: {msg}", file=sys.stderr, flush=True)
+
+
+def die(msg):
+    log(f"error: {msg}")
+    sys.exit(1)
+
+
+def peak_rss_bytes():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def run_llm(args):
+    import numpy as np
+    import llama_cpp
+
+    if not os.path.isfile(args.model):
+        die(f"LLM model not found: {args.model}")
+    P, G = args.prompt_tokens, args.gen_tokens
+    if P < 1 or G < 1:
+        die("--prompt-tokens and --gen-tokens must be >= 1")
+
+    llm = llama_cpp.Llama(
+        model_path=args.model,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        n_ctx=P + G + 16,      # room for the prompt plus every generated token
+        n_batch=max(P, 512),   # the whole prompt goes into one llama_decode call
+        verbose=False,
+    )
+    n_vocab = llm.n_vocab()
+
+    # Exactly P prompt tokens. BOS is prepended only when the GGUF asks for it
+    # (tokenizer.ggml.add_bos_token, llama.cpp's own rule) and counts within P.
+    with_bos = llm.tokenize(b"x", add_bos=True)
+    has_bos = len(with_bos) > len(llm.tokenize(b"x", add_bos=False))
+    text = PARAGRAPH
+    while True:
+        prompt = llm.tokenize(text.encode(), add_bos=True)
+        if len(prompt) >= P:
+            break
+        text += PARAGRAPH
+    prompt = prompt[:P]
+    log(f"prompt: {P} tokens (BOS prepended: {has_bos}), generating {G} tokens greedily")
+
+    def argmax_last():
+        logits = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
+        return int(np.argmax(np.ctypeslib.as_array(logits, shape=(n_vocab,))))
+
+    def one_run():
+        llm.reset()  # n_tokens = 0; eval() then drops the whole KV cache
+        t0 = time.perf_counter()
+        llm.eval(prompt)  # prefill: one batch of P tokens
+        t1 = time.perf_counter()
+        for _ in range(G):  # greedy decode, EOS ignored, one token per eval
+            llm.eval([argmax_last()])
+        t2 = time.perf_counter()
+        return t1 - t0, t2 - t1
+
+    one_run()  # warm-up, not timed
+    prefill_s, decode_s = one_run()
+    return {
+        "engine": "llama.cpp",
+        "version": llama_cpp.__version__,
+        "prefill_tok_s": P / prefill_s,
+        "decode_tok_s": G / decode_s,
+        "prompt_tokens": P,
+        "gen_tokens": G,
+        "threads": args.threads,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+def run_asr(args):
+    if not os.path.isfile(os.path.join(args.model, "model.bin")):
+        die(f"CTranslate2 Whisper model not found (no model.bin in {args.model})")
+    if not os.path.isfile(args.audio):
+        die(f"audio file not found: {args.audio}")
+
+    import ctranslate2
+    import faster_whisper
+
+    model = faster_whisper.WhisperModel(
+        args.model, device="cpu", compute_type="float32",
+        cpu_threads=args.threads, num_workers=1,
+    )
+    opts = dict(
+        beam_size=args.beam,
+        temperature=0.0,          # a single temperature: no fallback re-decoding
+        vad_filter=False,
+        word_timestamps=False,
+        language=args.language,   # None: faster-whisper detects it
+    )                             # condition_on_previous_text: default (True)
+
+    def transcribe(audio):
+        segments, info = model.transcribe(audio, **opts)
+        text = "".join(s.text for s in segments)  # the generator is lazy: consume it
+        return text.strip(), info
+
+    # Warm-up on the first 5 s (not timed).
+    sr = 16000
+    samples = faster_whisper.decode_audio(args.audio, sampling_rate=sr)
+    if len(samples) == 0:
+        die(f"no audio samples decoded from {args.audio}")
+    transcribe(samples[: 5 * sr])
+
+    # Timed: the full file, decoding included, as a user would call it.
+    w0, c0 = time.perf_counter(), time.process_time()
+    text, info = transcribe(args.audio)
+    wall_s, cpu_s = time.perf_counter() - w0, time.process_time() - c0
+    audio_s = info.duration
+    return {
+        "engine": "faster-whisper",
+        "version": f"{faster_whisper.__version__} (ctranslate2 {ctranslate2.__version__})",
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "audio_s": audio_s,
+        "rtf": wall_s / audio_s,
+        "text": text,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    llm = sub.add_parser("llm", help="llama.cpp prefill/decode throughput")
+    llm.add_argument("--model", required=True, help="GGUF file")
+    llm.add_argument("--threads", type=int, required=True)
+    llm.add_argument("--prompt-tokens", type=int, required=True)
+    llm.add_argument("--gen-tokens", type=int, required=True)
+    asr = sub.add_parser("asr", help="faster-whisper transcription speed")
+    asr.add_argument("--model", required=True, help="CTranslate2 Whisper folder")
+    asr.add_argument("--audio", required=True, help="audio file (WAV, ...)")
+    asr.add_argument("--threads", type=int, required=True)
+    asr.add_argument("--beam", type=int, default=1)
+    asr.add_argument("--language", default=None, help="e.g. en (default: detect)")
+    args = ap.parse_args()
+    if args.threads < 1:
+        die("--threads must be >= 1")
+
+    # Keep stdout for the single JSON line: point fd 1 at stderr while the
+    # engines run, so any native-library chatter cannot corrupt it.
+    json_out = os.fdopen(os.dup(1), "w")
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    try:
+        result = run_llm(args) if args.cmd == "llm" else run_asr(args)
+    except ImportError as e:
+        die(f"{e}; run with the python printed by scripts/bench-refs.sh")
+    except Exception as e:  # noqa: BLE001 - report any engine failure clearly
+        die(f"{args.cmd} failed: {type(e).__name__}: {e}")
+    json_out.write(json.dumps(result) + "\n")
+    json_out.flush()
+
+
+if __name__ == "__main__":
+    main()

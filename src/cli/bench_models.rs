@@ -1,0 +1,359 @@
+//! `reelsmith bench llm|asr`: our LLM and Whisper engines against the established engines
+//! (llama.cpp through llama-cpp-python, faster-whisper), on the same file, input and thread
+//! count, in the same run; prints the ratios. The reference engines live in a private Python
+//! venv that `scripts/bench-refs.sh` builds on first use (benchmark only; `--no-reference`
+//! skips them). The machines here are noisy (other tenants take whole cores for seconds), so the
+//! two engines run in alternating rounds and the best round of each is compared.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::config::Dirs;
+use crate::engines::whisper::{TranscribeOptions, Whisper};
+use reelsmith_llm::llm::{sample, LlmEngine, LoadOptions};
+
+const REFS_SH: &str = include_str!("../../scripts/bench-refs.sh");
+const REF_PY: &str = include_str!("../../scripts/bench_ref.py");
+
+/// The prompt text (the same paragraph the reference script repeats).
+const PARAGRAPH: &str =
+    "The old lighthouse keeper climbed the spiral staircase every evening at dusk, \
+carrying a lantern and a notebook in which he recorded the weather, the ships \
+that passed, and the birds that rested on the railing. Over forty years he \
+filled more than two hundred notebooks, and when the light was finally automated \
+the town library asked to keep them, because together they formed the most \
+complete record of the coast that anyone had ever made. ";
+
+/// Peak resident memory of this process (VmHWM), bytes.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map(|kb| kb << 10)
+        .unwrap_or(0)
+}
+
+/// CPU seconds used by this process so far (all threads).
+fn cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1u64 << 20) as f64
+}
+
+/// The venv python with the reference engines (building it the first time).
+fn reference_python(work: &Path) -> Result<PathBuf, String> {
+    let sh = work.join("bench-refs.sh");
+    std::fs::write(&sh, REFS_SH).map_err(|e| format!("{}: {e}", sh.display()))?;
+    eprintln!("preparing the reference engines (the first time builds llama.cpp: ~6 min)…");
+    let out = Command::new("bash")
+        .arg(&sh)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("bash {}: {e}", sh.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "setting up the reference engines failed ({}); rerun with --no-reference to \
+             measure ours alone",
+            out.status
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let py = text.lines().last().unwrap_or_default().trim();
+    if py.is_empty() {
+        return Err("bench-refs.sh printed no python path".into());
+    }
+    Ok(PathBuf::from(py))
+}
+
+/// Runs the reference script; returns its JSON line.
+fn reference(work: &Path, args: &[String]) -> Result<serde_json::Value, String> {
+    static PYTHON: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let py = PYTHON.get_or_init(|| reference_python(work)).clone()?;
+    let script = work.join("bench_ref.py");
+    std::fs::write(&script, REF_PY).map_err(|e| format!("{}: {e}", script.display()))?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", py.display()))?;
+    if !out.status.success() {
+        return Err(format!("the reference run failed ({})", out.status));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(line.trim()).map_err(|e| format!("reference output {line:?}: {e}"))
+}
+
+/// `--model` as a path or the id of an installed model; by default the test model when it is
+/// there, else the first installed one.
+fn model_path(arg: Option<&str>, dirs: &Dirs, asr: bool) -> Result<PathBuf, String> {
+    if let Some(a) = arg.filter(|a| Path::new(a).exists()) {
+        return Ok(PathBuf::from(a));
+    }
+    if arg.is_none() {
+        let test = std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".cache/reelsmith/test-models"))
+            .map(|d| {
+                if asr {
+                    d.join("whisper-base")
+                } else {
+                    d.join("smollm2-135m-instruct-q4_1.gguf")
+                }
+            })
+            .filter(|t| t.join("model.bin").is_file() || t.is_file());
+        if let Some(t) = test {
+            return Ok(t);
+        }
+    }
+    if asr {
+        crate::cli::transcribe::model_dir(arg, dirs)
+    } else {
+        crate::cli::chat::model_path(arg, dirs)
+    }
+}
+
+/// Our engine's prefill and decode speed on exactly `p` prompt tokens and `g` greedy tokens
+/// (end-of-sequence ignored), after one untimed warm-up run.
+fn ours_llm(model: &Path, threads: usize, p: usize, g: usize) -> Result<(f64, f64), String> {
+    let mut engine = LlmEngine::load(
+        model,
+        &LoadOptions {
+            threads: Some(threads),
+            max_context: p + g + 16,
+            ..LoadOptions::default()
+        },
+    )
+    .map_err(|e| format!("{}: {e}", model.display()))?;
+    let mut text = PARAGRAPH.to_string();
+    let prompt = loop {
+        let ids = engine.tokenize_prompt(&text);
+        if ids.len() >= p {
+            break ids[..p].to_vec();
+        }
+        text.push_str(PARAGRAPH);
+    };
+    let mut run = || -> Result<(f64, f64), String> {
+        engine.reset().map_err(|e| e.to_string())?;
+        let t0 = Instant::now();
+        let mut next = sample::argmax(engine.forward(&prompt).map_err(|e| e.to_string())?);
+        let prefill = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        for _ in 0..g {
+            next = sample::argmax(engine.forward(&[next]).map_err(|e| e.to_string())?);
+        }
+        Ok((prefill, t1.elapsed().as_secs_f64()))
+    };
+    run()?;
+    let (prefill, decode) = run()?;
+    Ok((p as f64 / prefill, g as f64 / decode))
+}
+
+pub fn bench_llm(
+    work: &Path,
+    dirs: &Dirs,
+    model: Option<&str>,
+    threads: usize,
+    p: usize,
+    g: usize,
+    rounds: usize,
+    with_reference: bool,
+) -> Result<(), String> {
+    let model = model_path(model, dirs, false)?;
+    println!(
+        "bench llm: {} — {p} prompt tokens, {g} greedy tokens, {threads} threads, best of {rounds} alternating rounds",
+        model.display()
+    );
+    let (mut prefill, mut decode) = (0f64, 0f64);
+    let (mut rp, mut rd) = (0f64, 0f64);
+    let mut r = serde_json::Value::Null;
+    for round in 0..rounds {
+        let (a, b) = ours_llm(&model, threads, p, g)?;
+        prefill = prefill.max(a);
+        decode = decode.max(b);
+        eprintln!(
+            "  round {}: reelsmith prefill {a:.1} decode {b:.1} tok/s",
+            round + 1
+        );
+        if with_reference {
+            let x = reference(
+                work,
+                &[
+                    "llm".into(),
+                    "--model".into(),
+                    model.display().to_string(),
+                    "--threads".into(),
+                    threads.to_string(),
+                    "--prompt-tokens".into(),
+                    p.to_string(),
+                    "--gen-tokens".into(),
+                    g.to_string(),
+                ],
+            )?;
+            let (xp, xd) = (
+                x["prefill_tok_s"].as_f64().unwrap_or(0.0),
+                x["decode_tok_s"].as_f64().unwrap_or(0.0),
+            );
+            eprintln!(
+                "  round {}: llama.cpp prefill {xp:.1} decode {xd:.1} tok/s",
+                round + 1
+            );
+            rp = rp.max(xp);
+            rd = rd.max(xd);
+            r = x;
+        }
+    }
+    println!(
+        "  reelsmith   prefill {prefill:8.1} tok/s   decode {decode:8.1} tok/s   peak RSS {:.0} MiB",
+        mib(peak_rss())
+    );
+    if !with_reference {
+        return Ok(());
+    }
+    println!(
+        "  llama.cpp   prefill {rp:8.1} tok/s   decode {rd:8.1} tok/s   peak RSS {:.0} MiB   ({} {})",
+        mib(r["peak_rss_bytes"].as_u64().unwrap_or(0)),
+        r["engine"].as_str().unwrap_or_default(),
+        r["version"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  ratio (ours / llama.cpp): prefill {:.2}× (target ≥ 0.5)   decode {:.2}× (target ≥ 0.8)",
+        prefill / rp.max(1e-9),
+        decode / rd.max(1e-9)
+    );
+    Ok(())
+}
+
+/// A speech WAV for the benchmark: espeak-ng reading the paragraph a few times (~45 s).
+fn speech_wav(work: &Path) -> Result<PathBuf, String> {
+    let wav = work.join("speech.wav");
+    let text = PARAGRAPH.repeat(2);
+    let out = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "165", "-w"])
+        .arg(&wav)
+        .arg(&text)
+        .output()
+        .map_err(|e| format!("espeak-ng: {e} (install espeak-ng or pass --audio FILE)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "espeak-ng failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(wav)
+}
+
+pub fn bench_asr(
+    work: &Path,
+    dirs: &Dirs,
+    model: Option<&str>,
+    audio: Option<&Path>,
+    threads: usize,
+    rounds: usize,
+    with_reference: bool,
+) -> Result<(), String> {
+    let model = model_path(model, dirs, true)?;
+    let audio = match audio {
+        Some(a) => a.to_path_buf(),
+        None => speech_wav(work)?,
+    };
+    let stereo = crate::media::decode::decode_audio(&audio, 16_000).map_err(|e| e.to_string())?;
+    let mono: Vec<f32> = stereo
+        .chunks(2)
+        .map(|c| (c[0] + c[c.len() - 1]) / 2.0)
+        .collect();
+    let seconds = mono.len() as f64 / 16_000.0;
+    println!(
+        "bench asr: {} on {} ({seconds:.1} s), beam 1, {threads} threads",
+        model.display(),
+        audio.display()
+    );
+    let mut w = Whisper::load(&model, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+    let opts = TranscribeOptions {
+        language: Some("en".into()),
+        ..TranscribeOptions::default()
+    };
+    // Warm-up on the first 5 s, as the reference does.
+    w.transcribe(&mono[..mono.len().min(5 * 16_000)], &opts)
+        .map_err(|e| e.to_string())?;
+    let (mut wall, mut cpu) = (f64::MAX, f64::MAX);
+    let (mut rw, mut rc) = (f64::MAX, f64::MAX);
+    let mut r = serde_json::Value::Null;
+    let mut t = None;
+    for round in 0..rounds {
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        t = Some(w.transcribe(&mono, &opts).map_err(|e| e.to_string())?);
+        let (a, b) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        eprintln!(
+            "  round {}: reelsmith wall {a:.2} s CPU {b:.2} s",
+            round + 1
+        );
+        wall = wall.min(a);
+        cpu = cpu.min(b);
+        if with_reference {
+            let x = reference(
+                work,
+                &[
+                    "asr".into(),
+                    "--model".into(),
+                    model.display().to_string(),
+                    "--audio".into(),
+                    audio.display().to_string(),
+                    "--threads".into(),
+                    threads.to_string(),
+                    "--beam".into(),
+                    "1".into(),
+                    "--language".into(),
+                    "en".into(),
+                ],
+            )?;
+            let (xa, xb) = (
+                x["wall_s"].as_f64().unwrap_or(f64::MAX),
+                x["cpu_s"].as_f64().unwrap_or(f64::MAX),
+            );
+            eprintln!(
+                "  round {}: faster-whisper wall {xa:.2} s CPU {xb:.2} s",
+                round + 1
+            );
+            rw = rw.min(xa);
+            rc = rc.min(xb);
+            r = x;
+        }
+    }
+    let t = t.ok_or("no rounds")?;
+    println!(
+        "  reelsmith        wall {wall:6.2} s   RTF {:.3}   CPU {cpu:6.2} s   peak RSS {:.0} MiB",
+        wall / seconds,
+        mib(peak_rss())
+    );
+    println!("    text: {}", t.text.chars().take(120).collect::<String>());
+    if !with_reference {
+        return Ok(());
+    }
+    println!(
+        "  faster-whisper   wall {rw:6.2} s   RTF {:.3}   CPU {rc:6.2} s   peak RSS {:.0} MiB   ({})",
+        rw / seconds,
+        mib(r["peak_rss_bytes"].as_u64().unwrap_or(0)),
+        r["version"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  ratio (ours / faster-whisper float32): time {:.2}× (target ≤ 1.5)   CPU {:.2}×",
+        wall / rw.max(1e-9),
+        cpu / rc.max(1e-9)
+    );
+    Ok(())
+}
