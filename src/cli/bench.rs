@@ -311,12 +311,14 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
         } => super::bench_models::bench_llm(
             work.path(),
             dirs,
-            model.as_deref(),
-            threads.max(1),
-            prompt_tokens.max(1),
-            gen_tokens.max(1),
-            rounds.max(1),
-            !no_reference,
+            super::bench_models::LlmBench {
+                model: model.as_deref(),
+                threads,
+                prompt_tokens,
+                gen_tokens,
+                rounds,
+                with_reference: !no_reference,
+            },
         ),
         BenchWhat::Asr {
             model,

@@ -163,17 +163,25 @@ fn ours_llm(model: &Path, threads: usize, p: usize, g: usize) -> Result<(f64, f6
     Ok((p as f64 / prefill, g as f64 / decode))
 }
 
-pub fn bench_llm(
-    work: &Path,
-    dirs: &Dirs,
-    model: Option<&str>,
-    threads: usize,
-    p: usize,
-    g: usize,
-    rounds: usize,
-    with_reference: bool,
-) -> Result<(), String> {
-    let model = model_path(model, dirs, false)?;
+/// What `bench llm` runs.
+pub struct LlmBench<'a> {
+    pub model: Option<&'a str>,
+    pub threads: usize,
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    pub rounds: usize,
+    pub with_reference: bool,
+}
+
+pub fn bench_llm(work: &Path, dirs: &Dirs, b: LlmBench) -> Result<(), String> {
+    let (threads, p, g, rounds, with_reference) = (
+        b.threads.max(1),
+        b.prompt_tokens.max(1),
+        b.gen_tokens.max(1),
+        b.rounds.max(1),
+        b.with_reference,
+    );
+    let model = model_path(b.model, dirs, false)?;
     println!(
         "bench llm: {} — {p} prompt tokens, {g} greedy tokens, {threads} threads, best of {rounds} alternating rounds",
         model.display()
