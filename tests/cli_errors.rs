@@ -310,3 +310,47 @@ fn models_commands_name_mistakes_and_work_offline() {
     assert_eq!(code, 2);
     assert!(err.contains("mine.toml"), "{err}");
 }
+
+#[test]
+fn engine_settings_mistakes_exit_2_naming_the_file_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cfg, out) = (
+        tmp.path().join("data"),
+        tmp.path().join("cfg"),
+        tmp.path().join("out"),
+    );
+    std::fs::create_dir_all(&cfg).unwrap();
+    let script = example("notes.txt");
+    let args = [
+        "render",
+        script.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    std::fs::write(cfg.join("engines.toml"), "llm = \"auto\"\nspeech = \"x\"\n").unwrap();
+    let o = reelsmith(&data, &cfg, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("engines.toml") && err.contains("unknown field `speech`"),
+        "{err}"
+    );
+    std::fs::write(cfg.join("engines.toml"), "asr = \"/no/such/whisper\"\n").unwrap();
+    let o = reelsmith(&data, &cfg, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("engines.toml: asr") && err.contains("CTranslate2"),
+        "{err}"
+    );
+    // Without an LLM, a language the script has no text for is the script's error.
+    std::fs::remove_file(cfg.join("engines.toml")).unwrap();
+    let o = reelsmith(&data, &cfg, &[&args[..], &["--lang", "en,de"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no \"de\" text") && err.contains("installed LLM"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}

@@ -154,9 +154,30 @@ pub fn run(dirs: &Dirs) -> i32 {
         }
     }
 
-    println!("\nengines");
+    println!("\nengines (built in)");
     for (kind, stage) in crate::stages::registry() {
         println!("  {:>10}  {}", kind.as_str(), stage.builtin_engine());
+    }
+    println!(
+        "\nmodels the stages use ({})",
+        crate::engines::models::engines_file(dirs).display()
+    );
+    match crate::engines::models::StageModels::resolve(dirs) {
+        Ok(m) => {
+            let show =
+                |what: &str, r: &Option<crate::engines::models::ModelRef>, uses: &str| match r {
+                    Some(r) => {
+                        println!("  ok   {what}: {} ({}) for {uses}", r.id, r.path.display())
+                    }
+                    None => println!("  --   {what}: none; {uses} use the built-in engines"),
+                };
+            show("llm", &m.llm, "plan, translate, metadata");
+            show("asr", &m.asr, "align (word timing)");
+        }
+        Err(e) => {
+            problems += 1;
+            println!("  MISS {e}");
+        }
     }
 
     println!();
