@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use common::*;
-use reelsmith::captions::parse_srt;
 use reelsmith::config::ChannelSet;
 use reelsmith::engines::models::{ModelRef, StageModels};
 use reelsmith::pipeline::job::{prepare_text, RenderRequest};
@@ -240,15 +239,7 @@ fn render_with_llm_and_whisper_translates_aligns_and_writes_metadata() {
             "{lang}: {aligned} of {n_lines} lines aligned"
         );
 
-        let srt = std::fs::read_to_string(dir.join("captions.srt")).unwrap();
-        let cues = parse_srt(&srt).unwrap();
-        assert!(!cues.is_empty());
-        for w in cues.windows(2) {
-            assert!(
-                w[0].start < w[0].end && w[0].end <= w[1].start + 1e-9,
-                "{lang}: {w:?}"
-            );
-        }
+        ordered_cues(&dir, lang);
 
         let meta = read_json(&dir.join("metadata.json"));
         assert!(

@@ -5,7 +5,6 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use reelsmith::captions::parse_srt;
 use reelsmith::media::{decode, loudness, stills};
 
 /// Every property the issue asks of a finished render, for one language of one example.
@@ -66,15 +65,7 @@ fn check_language(project: &Path, lang: &str, report: &serde_json::Value, size: 
     }
 
     // Captions: parse, monotonic, non-overlapping, inside the video.
-    let srt = std::fs::read_to_string(dir.join("captions.srt")).unwrap();
-    let cues = parse_srt(&srt).unwrap();
-    assert!(!cues.is_empty());
-    for w in cues.windows(2) {
-        assert!(
-            w[0].start < w[0].end && w[0].end <= w[1].start + 1e-9,
-            "{lang}: cues overlap: {w:?}"
-        );
-    }
+    let cues = ordered_cues(&dir, lang);
     assert!(cues.last().unwrap().end <= total + 1e-6);
     for c in &cues {
         assert!(

@@ -34,24 +34,36 @@ pub fn time_chunks(chunks: &[Vec<String>], start: f64, end: f64) -> Vec<Cue> {
         .collect();
     let durations = allocate(&weights, total, MIN_CUE_SECONDS);
 
-    let mut cues = Vec::with_capacity(chunks.len());
+    let mut ends = Vec::with_capacity(chunks.len());
     let mut acc = 0.0;
     let mut prev = start;
-    for (k, (lines, d)) in chunks.iter().zip(&durations).enumerate() {
+    for d in &durations {
         acc += d;
-        let t_end = if k + 1 == chunks.len() {
-            end
-        } else {
-            round_ms(start + acc).clamp(prev, end)
-        };
-        cues.push(Cue {
-            start: prev,
-            end: t_end,
-            lines: lines.clone(),
-        });
-        prev = t_end;
+        prev = round_ms(start + acc).clamp(prev, end);
+        ends.push(prev);
     }
-    cues
+    contiguous(chunks, start, end, &ends)
+}
+
+/// Cues for `chunks` back to back from `start`, chunk `k` ending at `ends[k]` and the last one
+/// at `end` exactly.
+fn contiguous(chunks: &[Vec<String>], start: f64, end: f64, ends: &[f64]) -> Vec<Cue> {
+    let mut prev = start;
+    chunks
+        .iter()
+        .zip(ends)
+        .enumerate()
+        .map(|(k, (lines, &e))| {
+            let t_end = if k + 1 == chunks.len() { end } else { e };
+            let cue = Cue {
+                start: prev,
+                end: t_end,
+                lines: lines.clone(),
+            };
+            prev = t_end;
+            cue
+        })
+        .collect()
 }
 
 /// Like [`time_chunks`], but each boundary between chunks is placed where the voice reaches the
@@ -88,11 +100,12 @@ pub fn time_chunks_to_words(
         }
         words.last().map(|w| w.2).unwrap_or(end)
     };
-    let mut cues = Vec::with_capacity(chunks.len());
+    // Each chunk ends where the voice reaches the next one's first character.
+    let mut ends = Vec::with_capacity(chunks.len());
     let mut prev = start;
     let mut offset = 0;
-    for (k, lines) in chunks.iter().enumerate() {
-        offset += chunk_chars[k];
+    for (k, n) in chunk_chars.iter().enumerate() {
+        offset += n;
         let t_end = if k + 1 == chunks.len() {
             end
         } else {
@@ -102,14 +115,10 @@ pub fn time_chunks_to_words(
         if t_end <= prev || t_end > end {
             return time_chunks(chunks, start, end);
         }
-        cues.push(Cue {
-            start: prev,
-            end: t_end,
-            lines: lines.clone(),
-        });
+        ends.push(t_end);
         prev = t_end;
     }
-    cues
+    contiguous(chunks, start, end, &ends)
 }
 
 /// Splits `total` proportionally to `weights`, raising shares below `floor`

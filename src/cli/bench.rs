@@ -392,8 +392,9 @@ fn bench_render(work: &Path) -> Result<(), String> {
 }
 
 /// CPU seconds this process has used (user + system, all threads).
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
         return 0.0;
     }

@@ -39,18 +39,6 @@ fn peak_rss() -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU seconds used by this process so far (all threads).
-fn cpu_seconds() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    dir.flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum::<u64>() as f64
-        / 1e9
-}
-
 fn mib(b: u64) -> f64 {
     b as f64 / (1u64 << 20) as f64
 }
@@ -279,11 +267,8 @@ pub fn bench_asr(
         Some(a) => a.to_path_buf(),
         None => speech_wav(work)?,
     };
-    let stereo = crate::media::decode::decode_audio(&audio, 16_000).map_err(|e| e.to_string())?;
-    let mono: Vec<f32> = stereo
-        .chunks(2)
-        .map(|c| (c[0] + c[c.len() - 1]) / 2.0)
-        .collect();
+    let mono =
+        crate::media::decode::decode_audio_mono(&audio, 16_000).map_err(|e| e.to_string())?;
     let seconds = mono.len() as f64 / 16_000.0;
     println!(
         "bench asr: {} on {} ({seconds:.1} s), beam 1, {threads} threads",
@@ -303,9 +288,9 @@ pub fn bench_asr(
     let mut r = serde_json::Value::Null;
     let mut t = None;
     for round in 0..rounds {
-        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let (t0, c0) = (Instant::now(), super::bench::cpu_seconds());
         t = Some(w.transcribe(&mono, &opts).map_err(|e| e.to_string())?);
-        let (a, b) = (t0.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let (a, b) = (t0.elapsed().as_secs_f64(), super::bench::cpu_seconds() - c0);
         eprintln!(
             "  round {}: reelsmith wall {a:.2} s CPU {b:.2} s",
             round + 1

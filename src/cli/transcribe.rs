@@ -59,17 +59,13 @@ pub fn run(args: TranscribeArgs, dirs: &Dirs) -> i32 {
             return 2;
         }
     };
-    let stereo = match crate::media::decode::decode_audio(&args.audio, 16_000) {
+    let mono = match crate::media::decode::decode_audio_mono(&args.audio, 16_000) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
             return 2;
         }
     };
-    let mono: Vec<f32> = stereo
-        .chunks(2)
-        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
-        .collect();
     let mut w = match Whisper::load(&dir, &candle_core::Device::Cpu) {
         Ok(w) => w,
         Err(e) => {

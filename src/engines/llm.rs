@@ -26,6 +26,15 @@ pub fn ram_bytes(m: &ModelRef) -> u64 {
     file + file / 5 + (64 << 20)
 }
 
+/// What a task running `m` needs: its memory and both cores (the engine's own thread pool).
+pub fn resources(m: &ModelRef) -> crate::pipeline::Resources {
+    crate::pipeline::Resources {
+        cpu_slots: 2,
+        ram_bytes: ram_bytes(m),
+        ..Default::default()
+    }
+}
+
 /// The model, from the cache or loaded now.
 pub fn load(m: &ModelRef) -> Result<SharedLlm, EngineError> {
     let key = ModelKey {

@@ -231,6 +231,14 @@ pub fn frame_at(path: &Path, t: f64) -> Result<RgbImage, MediaError> {
     })
 }
 
+/// Decodes the whole audio track to mono f32 at `rate` (the two channels averaged).
+pub fn decode_audio_mono(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
+    Ok(decode_audio(path, rate)?
+        .chunks(2)
+        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+        .collect())
+}
+
 /// Decodes the whole audio track to interleaved stereo f32 at `rate`.
 pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
     super::init()?;

@@ -238,6 +238,15 @@ impl<'a> StageCtx<'a> {
     }
 
     /// Returns `Err(Cancelled)` once the job was cancelled; call between frames, lines, steps.
+    /// `Break` once the task is cancelled: for engines that poll a callback.
+    pub fn flow(&self) -> std::ops::ControlFlow<()> {
+        if self.cancel.is_cancelled() {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
     pub fn check_cancel(&self) -> Result<(), StageError> {
         if self.cancel.is_cancelled() {
             Err(StageError::Cancelled)

@@ -476,6 +476,8 @@ impl Scheduler {
         };
         let dirs = self.dirs.clone();
         let out = dirs.data.join("out");
+        // Once per scan, and only when a script arrived.
+        let mut models: Option<StageModels> = None;
         let mut accept = |path: &std::path::Path| -> Result<(), String> {
             let req = RenderRequest {
                 script: path.to_path_buf(),
@@ -485,8 +487,11 @@ impl Scheduler {
                 quality: Quality::Draft,
                 seed: 1,
             };
-            let models = StageModels::resolve(&dirs)?;
-            enqueue(&self.store, &self.channels, &req, 0, &models)
+            let models = match &models {
+                Some(m) => m,
+                None => models.insert(StageModels::resolve(&dirs)?),
+            };
+            enqueue(&self.store, &self.channels, &req, 0, models)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };

@@ -164,26 +164,13 @@ fn align_words(
     for (k, slot) in lines.iter_mut().enumerate() {
         ctx.check_cancel()?;
         ctx.progress(k as f32 / n as f32);
-        let Some(text) = texts
-            .scenes
-            .get(slot.scene)
-            .and_then(|s| s.lines.get(slot.line))
-        else {
+        let (Some(text), Some(voiced)) = (
+            texts.line(slot.scene, slot.line),
+            voices.line(slot.scene, slot.line),
+        ) else {
             continue;
         };
-        let Some(voiced) = voices
-            .lines
-            .iter()
-            .find(|v| v.scene == slot.scene && v.line == slot.line)
-        else {
-            continue;
-        };
-        let wav = voice_dir.join(&voiced.file);
-        let stereo = crate::media::decode::decode_audio(&wav, 16_000)?;
-        let mono: Vec<f32> = stereo
-            .chunks(2)
-            .map(|c| (c[0] + c[c.len() - 1]) / 2.0)
-            .collect();
+        let mono = crate::media::decode::decode_audio_mono(&voice_dir.join(&voiced.file), 16_000)?;
         match whisper.align_text(&mono, lang, text) {
             Ok(words) => {
                 slot.words = words

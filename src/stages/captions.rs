@@ -62,11 +62,7 @@ pub fn cues(
 ) -> Vec<Cue> {
     let mut out = Vec::new();
     for slot in &timeline.lines {
-        let Some(text) = texts
-            .scenes
-            .get(slot.scene)
-            .and_then(|s| s.lines.get(slot.line))
-        else {
+        let Some(text) = texts.line(slot.scene, slot.line) else {
             continue;
         };
         let _ = plan;

@@ -2,8 +2,6 @@
 //! build them from the script; with an LLM set up, the model also writes (in the language) a
 //! description when the script has none, extra tags, and alternative titles.
 
-use std::ops::ControlFlow;
-
 use reelsmith_llm::llm::{Message, Schema};
 
 use crate::engines::llm::{self as llm_engine, language_name, tidy, wordy};
@@ -84,14 +82,11 @@ impl Stage for MetadataStage {
     }
 
     fn resources(&self, job: &JobSpec) -> Resources {
-        match &job.models.llm {
-            Some(m) => Resources {
-                cpu_slots: 2,
-                ram_bytes: llm_engine::ram_bytes(m),
-                ..Resources::default()
-            },
-            None => Resources::default(),
-        }
+        job.models
+            .llm
+            .as_ref()
+            .map(llm_engine::resources)
+            .unwrap_or_default()
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
@@ -236,11 +231,7 @@ fn write(
         ]);
         let out = llm_engine::ask(&llm, &messages, &schema, seed, 0.7, &mut |n| {
             ctx.progress(n as f32 / 200.0);
-            if ctx.cancel.is_cancelled() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+            ctx.flow()
         });
         ctx.check_cancel()?;
         let v = match out {

@@ -99,11 +99,7 @@ pub fn mix_tracks(
     let frames = (timeline.total * rate as f64).round() as usize;
     let mut voice = vec![0f32; frames];
     for slot in &timeline.lines {
-        let Some(vl) = voices
-            .lines
-            .iter()
-            .find(|l| l.scene == slot.scene && l.line == slot.line)
-        else {
+        let Some(vl) = voices.line(slot.scene, slot.line) else {
             continue;
         };
         let a = wav::read(&voice_dir.join(&vl.file))?;

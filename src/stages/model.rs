@@ -105,6 +105,13 @@ pub struct Texts {
     pub scenes: Vec<SceneTexts>,
 }
 
+impl Texts {
+    /// Text of line `line` of scene `scene`.
+    pub fn line(&self, scene: usize, line: usize) -> Option<&String> {
+        self.scenes.get(scene).and_then(|s| s.lines.get(line))
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SceneTexts {
     pub id: String,
@@ -118,6 +125,15 @@ pub struct Voices {
     pub lang: String,
     pub rate: u32,
     pub lines: Vec<VoicedLine>,
+}
+
+impl Voices {
+    /// The voiced line `line` of scene `scene`.
+    pub fn line(&self, scene: usize, line: usize) -> Option<&VoicedLine> {
+        self.lines
+            .iter()
+            .find(|l| l.scene == scene && l.line == line)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

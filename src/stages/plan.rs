@@ -5,8 +5,6 @@
 //! validated, tidied and retried with another seed when its content is unusable (after three
 //! tries the rule-based plan stands, with a note in the job log).
 
-use std::ops::ControlFlow;
-
 use reelsmith_llm::llm::{Message, Schema};
 
 use crate::engines::llm::{self as llm_engine, tidy, wordy};
@@ -81,14 +79,11 @@ impl Stage for PlanStage {
     }
 
     fn resources(&self, job: &JobSpec) -> Resources {
-        match &job.models.llm {
-            Some(m) => Resources {
-                cpu_slots: 2,
-                ram_bytes: llm_engine::ram_bytes(m),
-                ..Resources::default()
-            },
-            None => Resources::default(),
-        }
+        job.models
+            .llm
+            .as_ref()
+            .map(llm_engine::resources)
+            .unwrap_or_default()
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
@@ -128,124 +123,122 @@ fn motifs_of(subject: &str, title: Option<&str>) -> Vec<String> {
 
 /// The rule-based plan.
 fn rules_plan(job: &JobSpec) -> Plan {
-    {
-        let s = &job.script;
-        let ch = &job.channel;
-        let d = &ch.defaults;
-        let default_transition = Transition::parse(&d.transition).unwrap_or(Transition::Crossfade);
-        let characters = s
-            .characters
-            .iter()
-            .enumerate()
-            .map(|(i, c)| PlannedCharacter {
-                id: c.id.clone(),
-                name: c.name.clone().unwrap_or_else(|| c.id.clone()),
-                description: c.description.clone(),
-                variant: c
-                    .voice
-                    .clone()
-                    .unwrap_or_else(|| VARIANTS[i % VARIANTS.len()].to_string()),
-                pitch: c.pitch,
-                rate: c.rate,
-                look: None,
-            })
-            .collect();
-        let n = s.scenes.len();
-        let mut scenes = Vec::with_capacity(n);
-        for (i, sc) in s.scenes.iter().enumerate() {
-            let subject = sc
-                .prompt
+    let s = &job.script;
+    let ch = &job.channel;
+    let d = &ch.defaults;
+    let default_transition = Transition::parse(&d.transition).unwrap_or(Transition::Crossfade);
+    let characters = s
+        .characters
+        .iter()
+        .enumerate()
+        .map(|(i, c)| PlannedCharacter {
+            id: c.id.clone(),
+            name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+            description: c.description.clone(),
+            variant: c
+                .voice
                 .clone()
-                .or_else(|| {
-                    sc.title
-                        .as_ref()
-                        .and_then(|t| t.source(&s.language))
-                        .map(str::to_string)
-                })
-                .or_else(|| {
-                    sc.lines
-                        .first()
-                        .and_then(|l| l.text.source(&s.language))
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            let prompt = compose(job, &subject, &[]);
-            // Pictures follow the visual description only, so rewording a line never repaints
-            // a scene (the subject falls back to the title or first line when there's no prompt).
-            let motifs = motifs_of(
-                &subject,
-                sc.title.as_ref().and_then(|t| t.source(&s.language)),
-            );
-            let motion = sc
-                .motion
-                .map(|m| m.as_str().to_string())
-                .unwrap_or_else(|| {
-                    d.motions
-                        .get(i % d.motions.len().max(1))
-                        .cloned()
-                        .unwrap_or_else(|| "zoom-in".into())
-                });
-            let transition = if i + 1 == n {
-                Blend::Cut
-            } else {
-                blend_of(sc.transition.unwrap_or(default_transition))
-            };
-            let transition_seconds = if transition == Blend::Cut {
-                0.0
-            } else {
-                d.transition_seconds
-            };
-            scenes.push(PlannedScene {
-                id: sc.id.clone(),
-                index: i,
-                title: sc.title.clone(),
-                prompt,
-                motifs,
-                seed: stable_hash(&[&job.settings.seed.to_string(), &sc.id]),
-                motion,
-                transition,
-                transition_seconds,
-                min_duration: sc.duration,
-                music: sc.music.clone().unwrap_or_else(|| d.music_mood.clone()),
-                image: sc.image.clone(),
-                lines: sc
-                    .lines
-                    .iter()
-                    .map(|l| PlannedLine {
-                        speaker: l.speaker.clone(),
-                        text: l.text.clone(),
-                    })
-                    .collect(),
-                shots: Vec::new(),
+                .unwrap_or_else(|| VARIANTS[i % VARIANTS.len()].to_string()),
+            pitch: c.pitch,
+            rate: c.rate,
+            look: None,
+        })
+        .collect();
+    let n = s.scenes.len();
+    let mut scenes = Vec::with_capacity(n);
+    for (i, sc) in s.scenes.iter().enumerate() {
+        let subject = sc
+            .prompt
+            .clone()
+            .or_else(|| {
+                sc.title
+                    .as_ref()
+                    .and_then(|t| t.source(&s.language))
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                sc.lines
+                    .first()
+                    .and_then(|l| l.text.source(&s.language))
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let prompt = compose(job, &subject, &[]);
+        // Pictures follow the visual description only, so rewording a line never repaints
+        // a scene (the subject falls back to the title or first line when there's no prompt).
+        let motifs = motifs_of(
+            &subject,
+            sc.title.as_ref().and_then(|t| t.source(&s.language)),
+        );
+        let motion = sc
+            .motion
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| {
+                d.motions
+                    .get(i % d.motions.len().max(1))
+                    .cloned()
+                    .unwrap_or_else(|| "zoom-in".into())
             });
+        let transition = if i + 1 == n {
+            Blend::Cut
+        } else {
+            blend_of(sc.transition.unwrap_or(default_transition))
+        };
+        let transition_seconds = if transition == Blend::Cut {
+            0.0
+        } else {
+            d.transition_seconds
+        };
+        scenes.push(PlannedScene {
+            id: sc.id.clone(),
+            index: i,
+            title: sc.title.clone(),
+            prompt,
+            motifs,
+            seed: stable_hash(&[&job.settings.seed.to_string(), &sc.id]),
+            motion,
+            transition,
+            transition_seconds,
+            min_duration: sc.duration,
+            music: sc.music.clone().unwrap_or_else(|| d.music_mood.clone()),
+            image: sc.image.clone(),
+            lines: sc
+                .lines
+                .iter()
+                .map(|l| PlannedLine {
+                    speaker: l.speaker.clone(),
+                    text: l.text.clone(),
+                })
+                .collect(),
+            shots: Vec::new(),
+        });
+    }
+    let mut tags: Vec<String> = Vec::new();
+    for t in d.tags.iter().chain(&s.tags) {
+        if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+            tags.push(t.clone());
         }
-        let mut tags: Vec<String> = Vec::new();
-        for t in d.tags.iter().chain(&s.tags) {
-            if !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
-                tags.push(t.clone());
-            }
-        }
-        Plan {
-            title: s.title.clone(),
-            description: s.description.clone(),
-            source_language: s.language.clone(),
-            channel: ch.name.clone(),
-            look: ch.style.look.clone(),
-            palette: ch.palette(),
-            negative_prompt: ch.style.negative_prompt.clone(),
-            tags,
-            characters,
-            scenes,
-            timing: Timing {
-                lead_in: d.lead_in,
-                tail: d.tail,
-                line_gap: d.line_gap,
-                min_scene_seconds: d.min_scene_seconds,
-            },
-            captions: d.captions.clone(),
-            voices: d.voices.clone(),
-            planner: RULES.into(),
-        }
+    }
+    Plan {
+        title: s.title.clone(),
+        description: s.description.clone(),
+        source_language: s.language.clone(),
+        channel: ch.name.clone(),
+        look: ch.style.look.clone(),
+        palette: ch.palette(),
+        negative_prompt: ch.style.negative_prompt.clone(),
+        tags,
+        characters,
+        scenes,
+        timing: Timing {
+            lead_in: d.lead_in,
+            tail: d.tail,
+            line_gap: d.line_gap,
+            min_scene_seconds: d.min_scene_seconds,
+        },
+        captions: d.captions.clone(),
+        voices: d.voices.clone(),
+        planner: RULES.into(),
     }
 }
 
@@ -491,11 +484,7 @@ fn llm_plan(ctx: &StageCtx, plan: &mut Plan, m: &ModelRef) -> Result<(), StageEr
                 0.7,
                 &mut |n| {
                     ctx.progress((base + n) as f32 / expected * 0.95);
-                    if ctx.cancel.is_cancelled() {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
+                    ctx.flow()
                 },
             );
             ctx.check_cancel()?;

@@ -3,8 +3,6 @@
 //! leave them out only then). Each translation is schema-guided JSON, checked and retried with
 //! another seed; the texts the model wrote are listed in `text.json`.
 
-use std::ops::ControlFlow;
-
 use reelsmith_llm::llm::{Message, Schema};
 
 use crate::engines::llm::{self as llm_engine, language_name, tidy, wordy, SharedLlm};
@@ -59,11 +57,7 @@ impl Stage for TranslateStage {
 
     fn resources(&self, job: &JobSpec) -> Resources {
         match &job.models.llm {
-            Some(m) if job.languages.iter().any(|l| lacks(job, l)) => Resources {
-                cpu_slots: 2,
-                ram_bytes: llm_engine::ram_bytes(m),
-                ..Resources::default()
-            },
+            Some(m) if job.languages.iter().any(|l| lacks(job, l)) => llm_engine::resources(m),
             _ => Resources::default(),
         }
     }
@@ -194,14 +188,7 @@ impl<'c, 'a> Translator<'c, 'a> {
                 field,
                 &attempt.to_string(),
             ]);
-            let cancel = self.ctx.cancel;
-            let out = llm_engine::ask(llm, &messages, &schema, seed, 0.3, &mut |_| {
-                if cancel.is_cancelled() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            });
+            let out = llm_engine::ask(llm, &messages, &schema, seed, 0.3, &mut |_| self.ctx.flow());
             self.ctx.check_cancel()?;
             let t = match out {
                 Ok(o) => tidy(o.value["translation"].as_str().unwrap_or_default()),

@@ -186,16 +186,6 @@ impl Write for Counting {
     }
 }
 
-fn cpu_seconds() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct we own.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(ru.ru_utime) + t(ru.ru_stime)
-}
-
 pub fn run(work: &Path, jobs: usize, frames: usize, idle_seconds: u64) -> Result<(), String> {
     let now = super::app::now_ms();
     println!("bench tui: queue pane, {jobs} jobs, {frames} frames per size (dark theme)");
@@ -286,7 +276,7 @@ fn idle(work: &Path, seconds: u64) -> Result<(), String> {
             tokio::time::sleep(Duration::from_secs(seconds)).await;
             s2.cancel();
         });
-        let cpu0 = cpu_seconds();
+        let cpu0 = crate::cli::bench::cpu_seconds();
         let t0 = Instant::now();
         // The first frame is drawn at once; measure what follows it separately.
         let first = {
@@ -301,7 +291,7 @@ fn idle(work: &Path, seconds: u64) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let wall = t0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds() - cpu0;
+        let cpu = crate::cli::bench::cpu_seconds() - cpu0;
         let total = bytes.load(Ordering::Relaxed);
         let first = first.await.unwrap_or(0);
         shutdown.cancel();

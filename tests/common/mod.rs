@@ -79,6 +79,21 @@ pub fn render(data: &Path, config: &Path, script: &Path, out: &Path, extra: &[&s
     o
 }
 
+/// The cues of `dir/captions.srt`, asserting there are some and that they are in order and
+/// don't overlap.
+pub fn ordered_cues(dir: &Path, lang: &str) -> Vec<reelsmith::captions::Cue> {
+    let srt = std::fs::read_to_string(dir.join("captions.srt")).unwrap();
+    let cues = reelsmith::captions::parse_srt(&srt).unwrap();
+    assert!(!cues.is_empty());
+    for w in cues.windows(2) {
+        assert!(
+            w[0].start < w[0].end && w[0].end <= w[1].start + 1e-9,
+            "{lang}: cues overlap: {w:?}"
+        );
+    }
+    cues
+}
+
 pub fn read_json(p: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

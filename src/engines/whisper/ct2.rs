@@ -341,7 +341,9 @@ impl Ct2Model {
                 .collect(),
             Ct2DType::F16 => b
                 .chunks_exact(2)
-                .map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .map(|c| {
+                    crate::engines::whisper::kernels::f16_to_f32(u16::from_le_bytes([c[0], c[1]]))
+                })
                 .collect(),
             Ct2DType::BF16 => b
                 .chunks_exact(2)
@@ -414,32 +416,6 @@ impl Ct2Model {
     }
 }
 
-/// Converts IEEE 754 half-precision bits to `f32` (exact, handles
-/// subnormals, infinities and NaN).
-fn half_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let man = u32::from(h & 0x3ff);
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        (0, _) => {
-            // Subnormal: normalise the mantissa.
-            let mut e: i32 = -14;
-            let mut m = man;
-            while m & 0x400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            let m = m & 0x3ff;
-            sign | (((e + 127) as u32) << 23) | (m << 13)
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, _) => sign | 0x7fc0_0000 | (man << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (man << 13),
-    };
-    f32::from_bits(bits)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,10 +473,16 @@ mod tests {
 
     #[test]
     fn half_conversion() {
-        assert_eq!(half_to_f32(0x3c00), 1.0);
-        assert_eq!(half_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(half_to_f32(0x7bff), 65504.0);
-        assert!(half_to_f32(0xfc00).is_infinite());
-        assert!(half_to_f32(0x7e00).is_nan());
+        assert_eq!(crate::engines::whisper::kernels::f16_to_f32(0x3c00), 1.0);
+        assert_eq!(
+            crate::engines::whisper::kernels::f16_to_f32(0x0001),
+            2f32.powi(-24)
+        );
+        assert_eq!(
+            crate::engines::whisper::kernels::f16_to_f32(0x7bff),
+            65504.0
+        );
+        assert!(crate::engines::whisper::kernels::f16_to_f32(0xfc00).is_infinite());
+        assert!(crate::engines::whisper::kernels::f16_to_f32(0x7e00).is_nan());
     }
 }

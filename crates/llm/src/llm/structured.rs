@@ -389,8 +389,8 @@ impl Generator<'_, '_> {
         self.unfed.extend(engine.tokenizer().encode(text, false));
     }
 
-    /// Feeds pending tokens and returns the logits for the next position.
-    fn logits(&mut self, engine: &mut LlmEngine) -> Result<&[f32]> {
+    /// Feeds pending tokens, so `self.logits` are for the next position.
+    fn feed(&mut self, engine: &mut LlmEngine) -> Result<()> {
         if !self.unfed.is_empty() {
             let needed = engine.context_len() + self.unfed.len() + 1;
             if needed > engine.capacity() {
@@ -400,17 +400,21 @@ impl Generator<'_, '_> {
                 });
             }
             let tokens = std::mem::take(&mut self.unfed);
-
             self.fed += tokens.len();
             self.logits.clear();
             self.logits.extend_from_slice(engine.forward(&tokens)?);
         }
-        Ok(&self.logits)
+        Ok(())
     }
 
     /// Records one model choice (the tokens are fed lazily).
     fn chose(&mut self, id: u32) -> Result<()> {
         self.unfed.push(id);
+        self.count_choice()
+    }
+
+    /// Counts a choice of the model, reports it, and enforces the budget.
+    fn count_choice(&mut self) -> Result<()> {
         self.sampled += 1;
         if (self.on_token)(self.sampled).is_break() {
             return Err(LlmError::Generation("cancelled".into()));
@@ -489,7 +493,7 @@ impl Generator<'_, '_> {
     /// The first item of an array with no minimum is always written.
     fn goes_on(&mut self, engine: &mut LlmEngine) -> Result<bool> {
         if !self.out.ends_with(b"[") {
-            self.logits(engine)?;
+            self.feed(engine)?;
             let logits = &self.logits;
             let best = |ids: &[u32]| {
                 ids.iter()
@@ -507,17 +511,14 @@ impl Generator<'_, '_> {
             .iter()
             .map(|o| engine.tokenizer().encode(o, false).first().copied())
             .collect();
-        self.logits(engine)?;
+        self.feed(engine)?;
         let logits = &self.logits;
         let scores: Vec<f32> = firsts
             .iter()
             .map(|f| f.map_or(f32::NEG_INFINITY, |id| logits[id as usize]))
             .collect();
         let pick = self.sample_from(&scores);
-        self.sampled += 1;
-        if (self.on_token)(self.sampled).is_break() {
-            return Err(LlmError::Generation("cancelled".into()));
-        }
+        self.count_choice()?;
         Ok(pick)
     }
 
@@ -619,32 +620,27 @@ impl Generator<'_, '_> {
             if complete_chars.is_some_and(|n| n >= max) {
                 break;
             }
-            self.logits(engine)?;
+            self.feed(engine)?;
             // Best candidates first; fall back to a scan of the whole vocabulary.
             let mut scored = self.penalised(&used);
             let k = 64.min(scored.len());
             scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
             let mut top: Vec<(u32, f32)> = scored[..k].to_vec();
             top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            let mut allowed: Vec<(u32, f32, bool)> = top
-                .iter()
-                .filter(|(id, _)| self.trigram_ok(&used, *id))
-                .filter_map(|&(id, s)| {
-                    self.string_step(id, &content, min, max)
-                        .map(|st| (id, s, matches!(st, StringStep::Close)))
-                })
-                .collect();
-            if allowed.is_empty() {
-                scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                allowed = scored
-                    .iter()
+            let allow = |list: &[(u32, f32)]| -> Vec<(u32, f32, bool)> {
+                list.iter()
                     .filter(|(id, _)| self.trigram_ok(&used, *id))
                     .filter_map(|&(id, s)| {
                         self.string_step(id, &content, min, max)
                             .map(|st| (id, s, matches!(st, StringStep::Close)))
                     })
                     .take(k)
-                    .collect();
+                    .collect()
+            };
+            let mut allowed = allow(&top);
+            if allowed.is_empty() {
+                scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                allowed = allow(&scored);
             }
             if allowed.is_empty() {
                 break;
