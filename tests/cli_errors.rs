@@ -288,6 +288,54 @@ fn models_commands_name_mistakes_and_work_offline() {
     );
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("offline"), "{err}");
+    // Every pull is a job in the store, listed with how it ended.
+    let (code, out, err) = run(&["models", "pulls", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let failed = &v.as_array().unwrap()[0];
+    assert_eq!(failed["model"], "smollm2-135m-instruct-q4");
+    assert_eq!(failed["status"], "failed");
+    assert!(
+        failed["error"].as_str().unwrap().contains("offline"),
+        "{failed}"
+    );
+    // Queued for the studio / `reelsmith run`; asking twice keeps one; cancel by model id.
+    let (code, out, err) = run(
+        &["models", "pull", "--queue", "smollm2-135m-instruct-q4"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("download queued (pull 2)") && out.contains("no scheduler is running"),
+        "{out}"
+    );
+    let (_, out, _) = run(
+        &["models", "pull", "--queue", "smollm2-135m-instruct-q4"],
+        &[],
+    );
+    assert!(out.contains("already queued (pull 2)"), "{out}");
+    let (code, out, _) = run(&["models", "pulls"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("queued") && l.contains("smollm2-135m-instruct-q4")),
+        "{out}"
+    );
+    let (code, out, err) = run(
+        &["models", "pulls", "--cancel", "smollm2-135m-instruct-q4"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("pull 2: smollm2-135m-instruct-q4 cancelled"),
+        "{out}"
+    );
+    let (code, _, err) = run(&["models", "pulls", "--cancel", "2"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("already cancelled"), "{err}");
+    let (code, _, err) = run(&["models", "pulls", "--cancel", "77"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no such download"), "{err}");
     // Recommendations follow the GPUs.
     let (code, out, err) = run(
         &["models", "recommend", "--json"],

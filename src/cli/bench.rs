@@ -184,6 +184,7 @@ fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
         exit_when_idle: true,
         export: false,
         poll: std::time::Duration::from_millis(50),
+        pulls: 0,
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

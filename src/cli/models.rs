@@ -1,15 +1,17 @@
-//! `reelsmith models list|recommend|pull|verify|rm`: the registry and the local model cache
-//! (the standard Hugging Face cache, shared with Python tools).
+//! `reelsmith models list|recommend|pull|pulls|verify|rm|import`: the registry and the local
+//! model cache (the standard Hugging Face cache, shared with Python tools). Pulls are jobs in
+//! the store (see [`crate::hub::queue`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use crate::config::Dirs;
 use crate::gpu::GpuMonitor;
-use crate::hub::{self, HubConfig, JobSize, ModelEntry, ProgressEvent, ProgressTracker, Registry};
+use crate::hub::{self, HubConfig, JobSize, ModelEntry, Registry};
+use crate::store::{PullEnd, PullId, PullRow, PullStart, PullStatus, Store};
 
 #[derive(Args, Debug)]
 pub struct ModelsArgs {
@@ -35,10 +37,22 @@ pub enum ModelsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Download models into the Hugging Face cache (resumable; sha256-checked).
+    /// Download models into the Hugging Face cache (resumable; sha256-checked). Each pull is
+    /// a job in the store: the studio shows it, and one cut short resumes where it stopped.
     Pull {
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Only queue the downloads; the studio or `reelsmith run` performs them.
+        #[arg(long)]
+        queue: bool,
+    },
+    /// The model downloads: queued, running and recently finished.
+    Pulls {
+        /// Stop this download (a pull number or a model id).
+        #[arg(long, value_name = "PULL")]
+        cancel: Option<String>,
+        #[arg(long)]
+        json: bool,
     },
     /// Re-hash an installed model's files.
     Verify {
@@ -91,13 +105,14 @@ pub fn run(args: ModelsArgs, dirs: &Dirs) -> i32 {
             json,
         } => list(&reg, &cfg, kind.as_deref(), installed, json),
         ModelsCmd::Recommend { json } => recommend(&reg, json),
-        ModelsCmd::Pull { ids } => match entries(&reg, &ids) {
-            Ok(ms) => pull(&cfg, &ms),
+        ModelsCmd::Pull { ids, queue } => match entries(&reg, &ids) {
+            Ok(ms) => pull(dirs, &reg, &cfg, &ms, queue),
             Err(e) => {
                 eprintln!("error: {e}");
                 2
             }
         },
+        ModelsCmd::Pulls { cancel, json } => pulls(dirs, cancel.as_deref(), json),
         ModelsCmd::Verify { ids } => match entries(&reg, &ids) {
             Ok(ms) => verify(&cfg, &ms),
             Err(e) => {
@@ -224,7 +239,12 @@ fn recommend(reg: &Registry, json: bool) -> i32 {
     0
 }
 
-fn pull(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
+fn open_store(dirs: &Dirs) -> Result<Store, String> {
+    std::fs::create_dir_all(&dirs.data).map_err(|e| format!("{}: {e}", dirs.data.display()))?;
+    Store::open(&dirs.db_path()).map_err(|e| e.to_string())
+}
+
+fn pull(dirs: &Dirs, reg: &Registry, cfg: &HubConfig, models: &[&ModelEntry], queue: bool) -> i32 {
     if let Some(m) = models.iter().find(|m| m.local.is_some()) {
         eprintln!(
             "error: {}: imported from local files; nothing to download",
@@ -232,8 +252,34 @@ fn pull(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
         );
         return 2;
     }
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if queue {
+        for m in models {
+            match store.enqueue_pull(&m.id) {
+                Ok((p, true)) => println!("{}: download queued (pull {})", m.id, p.id),
+                Ok((p, false)) => println!("{}: already {} (pull {})", m.id, p.status, p.id),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
+            }
+        }
+        if crate::scheduler::lock::SchedulerLock::holder_pid(&dirs.data)
+            .is_none_or(|pid| !hub::queue::process_alive(pid))
+        {
+            println!("no scheduler is running here: `reelsmith studio` or `reelsmith run` downloads the queue");
+        }
+        return 0;
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     ctrl_c_sets(cancel.clone());
+    let mut runner = hub::queue::PullRunner::new(cfg.clone(), reg.clone(), 1);
     for m in models {
         let bar = indicatif::ProgressBar::new(m.download_size().unwrap_or(0));
         bar.set_style(
@@ -244,34 +290,204 @@ fn pull(cfg: &HubConfig, models: &[&ModelEntry]) -> i32 {
             .progress_chars("=> "),
         );
         bar.set_prefix(m.id.clone());
-        let tracker = Mutex::new(ProgressTracker::new(Duration::from_secs(5)));
-        let progress = |e: &ProgressEvent| {
-            if let Ok(mut t) = tracker.lock() {
-                t.observe(e);
-                if let Some(total) = t.total() {
-                    bar.set_length(total);
-                }
-                bar.set_position(t.done());
+        let mut ours = true;
+        let end = match store.start_pull_now(&m.id, std::process::id()) {
+            Ok(PullStart::Started(row)) => run_here(&store, &mut runner, row, &bar, &cancel),
+            Ok(PullStart::Busy(row)) => {
+                ours = false;
+                bar.println(format!(
+                    "{}: pull {} is running in process {}; following it (Ctrl-C leaves it running)",
+                    m.id,
+                    row.id,
+                    row.owner_pid.map(|p| p.to_string()).unwrap_or_default()
+                ));
+                follow(&store, row.id, &bar, &cancel)
             }
-            if let ProgressEvent::Retrying { file, error, .. } = e {
-                bar.set_message(format!("retrying {file}: {error}"));
-            }
+            Err(e) => Err(e.to_string()),
         };
-        match hub::pull(cfg, &m.spec(), &progress, &cancel) {
-            Ok(p) => {
+        match end {
+            Ok(PullEnd::Done(dir)) => {
                 bar.finish_and_clear();
-                println!("{}: installed in {}", m.id, p.dir.display());
+                println!("{}: installed in {dir}", m.id);
             }
-            Err(e) => {
+            Ok(PullEnd::Failed(e)) | Err(e) => {
                 bar.abandon();
                 eprintln!("error: {}: {e}", m.id);
-                return if cancel.load(Ordering::Relaxed) {
-                    130
-                } else {
-                    1
-                };
+                return 1;
+            }
+            Ok(PullEnd::Requeue) if !ours => {
+                bar.abandon();
+                eprintln!(
+                    "{}: stopped watching; the download goes on in the other process",
+                    m.id
+                );
+                return 130;
+            }
+            Ok(PullEnd::Cancelled) | Ok(PullEnd::Requeue) => {
+                bar.abandon();
+                eprintln!(
+                    "{}: stopped; the files on disk resume with `reelsmith models pull {}`",
+                    m.id, m.id
+                );
+                return 130;
             }
         }
+    }
+    0
+}
+
+/// Runs a pull this process claimed, drawing its progress; Ctrl-C cancels it.
+fn run_here(
+    store: &Store,
+    runner: &mut hub::queue::PullRunner,
+    row: PullRow,
+    bar: &indicatif::ProgressBar,
+    cancel: &AtomicBool,
+) -> Result<PullEnd, String> {
+    let id = row.id;
+    let mut reports = runner.adopt(store, row).map_err(|e| e.to_string())?;
+    loop {
+        for r in reports.drain(..) {
+            if let hub::queue::PullReport::Finished { id: done, end, .. } = r {
+                if done == id {
+                    return Ok(end);
+                }
+            }
+        }
+        if cancel.load(Ordering::Relaxed) {
+            runner.cancel(id);
+        }
+        if let Some(p) = runner.progress(id) {
+            if let Some(total) = p.total {
+                bar.set_length(total);
+            }
+            bar.set_position(p.done);
+            bar.set_message(p.retrying.unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        reports = runner.tick(store, false).map_err(|e| e.to_string())?;
+    }
+}
+
+/// Shows another process's pull until it ends (Ctrl-C stops watching, not the download).
+fn follow(
+    store: &Store,
+    id: PullId,
+    bar: &indicatif::ProgressBar,
+    stop: &AtomicBool,
+) -> Result<PullEnd, String> {
+    loop {
+        let Some(p) = store.pull(id).map_err(|e| e.to_string())? else {
+            return Err(format!("pull {id} disappeared from the store"));
+        };
+        if let Some(total) = p.bytes_total {
+            bar.set_length(total);
+        }
+        bar.set_position(p.bytes_done);
+        match p.status {
+            PullStatus::Done => return Ok(PullEnd::Done(p.path.unwrap_or_default())),
+            PullStatus::Failed => return Ok(PullEnd::Failed(p.error.unwrap_or_default())),
+            PullStatus::Cancelled => return Ok(PullEnd::Cancelled),
+            PullStatus::Queued => bar.set_message("queued again (its runner stopped)"),
+            PullStatus::Running => bar.set_message(""),
+        }
+        if stop.load(Ordering::Relaxed) {
+            return Ok(PullEnd::Requeue);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn pulls(dirs: &Dirs, cancel: Option<&str>, json: bool) -> i32 {
+    let store = match open_store(dirs) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if let Some(what) = cancel {
+        let target = match what.parse::<PullId>() {
+            Ok(id) => store.pull(id),
+            Err(_) => store.active_pull(what),
+        };
+        return match target {
+            Ok(Some(p)) if p.status.is_active() => match store.cancel_pull(p.id) {
+                Ok(after) if after.status.is_active() => {
+                    println!("pull {}: {} stops shortly", p.id, p.model);
+                    0
+                }
+                Ok(_) => {
+                    println!("pull {}: {} cancelled", p.id, p.model);
+                    0
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            },
+            Ok(Some(p)) => {
+                eprintln!("error: pull {} ({}) already {}", p.id, p.model, p.status);
+                2
+            }
+            Ok(None) => {
+                eprintln!(
+                    "error: --cancel {what}: no such download; `reelsmith models pulls` lists them"
+                );
+                2
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
+    let rows = match store.pulls(20) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if json {
+        return match serde_json::to_string_pretty(&rows) {
+            Ok(s) => {
+                println!("{s}");
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
+    if rows.is_empty() {
+        println!("no model downloads yet; `reelsmith models pull ID` starts one");
+        return 0;
+    }
+    println!(
+        "{:>5}  {:<10} {:<28} {:>21}  note",
+        "pull", "status", "model", "bytes"
+    );
+    for p in rows {
+        let bytes = match p.bytes_total {
+            Some(t) => format!("{}/{}", hub::human(p.bytes_done), hub::human(t)),
+            None => hub::human(p.bytes_done),
+        };
+        let note = match p.status {
+            PullStatus::Running => format!(
+                "{}/s, process {}",
+                hub::human(p.bytes_per_s as u64),
+                p.owner_pid.map(|p| p.to_string()).unwrap_or_default()
+            ),
+            PullStatus::Failed => p.error.unwrap_or_default(),
+            PullStatus::Done => p.path.unwrap_or_default(),
+            _ => String::new(),
+        };
+        println!(
+            "{:>5}  {:<10} {:<28} {:>21}  {note}",
+            p.id, p.status, p.model, bytes
+        );
     }
     0
 }

@@ -37,6 +37,7 @@
 mod cache;
 mod download;
 pub mod import;
+pub mod queue;
 pub mod registry;
 #[cfg(test)]
 pub(crate) mod server_tests;

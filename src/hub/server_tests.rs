@@ -903,3 +903,280 @@ fn remove_deletes_the_repo_and_reports_bytes() {
     assert_eq!(installed(&cfg, &wanted), None);
     assert_eq!(remove(&cfg, "acme/tiny").unwrap(), 0);
 }
+
+mod queue {
+    //! The download queue (`pulls` in the store) against the loopback hub.
+    use super::*;
+    use crate::hub::queue::{PullReport, PullRunner};
+    use crate::store::{PullEnd, PullStatus, Store};
+
+    pub(super) fn registry(repo: &str, bytes: &[u8]) -> Registry {
+        let mut reg = Registry::embedded().unwrap();
+        reg.add_file(
+            Path::new("test.toml"),
+            &format!(
+                "[[model]]\nid = \"queued-model\"\nname = \"Q\"\nkind = \"asr\"\nrepo = \"{repo}\"\n\
+                 license = \"mit\"\narch = \"whisper\"\nformat = \"safetensors\"\ndtype = \"f16\"\n\
+                 tier = \"low\"\n[[model.files]]\npath = \"w.bin\"\nsize = {}\nsha256 = \"{}\"\n",
+                bytes.len(),
+                sha256(bytes)
+            ),
+        )
+        .unwrap();
+        reg
+    }
+
+    /// Ticks until `until` holds or 30 s pass; returns every report.
+    fn tick_until(
+        runner: &mut PullRunner,
+        store: &Store,
+        mut until: impl FnMut(&Store, &[PullReport]) -> bool,
+    ) -> Vec<PullReport> {
+        let t0 = Instant::now();
+        let mut all = Vec::new();
+        loop {
+            all.extend(runner.tick(store, true).unwrap());
+            if until(store, &all) {
+                return all;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "stuck: {all:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn a_queued_pull_survives_its_runner_dying_and_resumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = random_bytes(3 * MB, 21);
+        let server = Server::start(
+            vec![fixture("acme/queued", &[("w.bin", &big, true)])],
+            Behaviour {
+                chunk_delay: Duration::from_millis(40),
+                ..Default::default()
+            },
+        );
+        let cfg = config(&server, tmp.path());
+        let db = tmp.path().join("reelsmith.db");
+        let store = Store::open(&db).unwrap();
+        let (row, new) = store.enqueue_pull("queued-model").unwrap();
+        assert!(new && row.status == PullStatus::Queued);
+        // Asking again gives the same pull.
+        let (again, new) = store.enqueue_pull("queued-model").unwrap();
+        assert!(!new && again.id == row.id);
+
+        let mut first = PullRunner::new(cfg.clone(), registry("acme/queued", &big), 2);
+        let reports = tick_until(&mut first, &store, |s, _| {
+            s.pull(row.id).unwrap().unwrap().bytes_done >= MB as u64
+        });
+        assert!(reports.contains(&PullReport::Started {
+            id: row.id,
+            model: "queued-model".into()
+        }));
+        let during = store.pull(row.id).unwrap().unwrap();
+        assert_eq!(during.status, PullStatus::Running);
+        assert_eq!(during.owner_pid, Some(std::process::id()));
+        assert_eq!(during.bytes_total, Some(big.len() as u64));
+        // The runner dies without a word to the store.
+        drop(first);
+        assert_eq!(
+            store.pull(row.id).unwrap().unwrap().status,
+            PullStatus::Running
+        );
+
+        let mut second = PullRunner::new(cfg.clone(), registry("acme/queued", &big), 2);
+        let reports = tick_until(&mut second, &store, |_, r| {
+            r.iter()
+                .any(|r| matches!(r, PullReport::Finished { id, .. } if *id == row.id))
+        });
+        assert!(
+            reports.contains(&PullReport::Recovered {
+                id: row.id,
+                model: "queued-model".into()
+            }),
+            "{reports:?}"
+        );
+        let done = store.pull(row.id).unwrap().unwrap();
+        assert_eq!(done.status, PullStatus::Done, "{done:?}");
+        assert_eq!(done.attempts, 2);
+        assert_eq!(done.bytes_done, big.len() as u64);
+        let installed = installed(
+            &cfg,
+            &registry("acme/queued", &big)
+                .get("queued-model")
+                .unwrap()
+                .spec(),
+        )
+        .expect("installed");
+        assert_eq!(done.path.as_deref(), Some(installed.dir.to_str().unwrap()));
+        assert_eq!(std::fs::read(&installed.files[0]).unwrap(), big);
+        // The second runner resumed from what the first left on disk.
+        let range = server.cdn_gets().last().unwrap().range.clone().unwrap();
+        let from: u64 = range
+            .trim_start_matches("bytes=")
+            .trim_end_matches('-')
+            .parse()
+            .unwrap();
+        assert!(from >= MB as u64, "resumed from {range}");
+        assert!(second.is_idle());
+    }
+
+    #[test]
+    fn cancels_reach_queued_and_running_pulls_from_any_connection() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = random_bytes(4 * MB, 22);
+        let server = Server::start(
+            vec![fixture("acme/cancel", &[("w.bin", &big, true)])],
+            Behaviour {
+                chunk_delay: Duration::from_millis(60),
+                ..Default::default()
+            },
+        );
+        let cfg = config(&server, tmp.path());
+        let db = tmp.path().join("reelsmith.db");
+        let store = Store::open(&db).unwrap();
+        let other = Store::open(&db).unwrap();
+
+        // Queued: cancelled on the spot, nothing runs it.
+        let (q, _) = store.enqueue_pull("queued-model").unwrap();
+        let after = other.cancel_pull(q.id).unwrap();
+        assert_eq!(after.status, PullStatus::Cancelled);
+        let mut runner = PullRunner::new(cfg.clone(), registry("acme/cancel", &big), 1);
+        assert!(runner.tick(&store, true).unwrap().is_empty());
+        assert!(runner.is_idle());
+
+        // Running: the runner stops it at its next write, the partial file stays.
+        let (r, new) = store.enqueue_pull("queued-model").unwrap();
+        assert!(new, "a cancelled pull does not block a new one");
+        tick_until(&mut runner, &store, |s, _| {
+            s.pull(r.id).unwrap().unwrap().bytes_done >= 500_000
+        });
+        let flagged = other.cancel_pull(r.id).unwrap();
+        assert!(flagged.cancel_requested && flagged.status == PullStatus::Running);
+        let reports = tick_until(&mut runner, &store, |s, _| {
+            !s.pull(r.id).unwrap().unwrap().status.is_active()
+        });
+        assert!(reports.contains(&PullReport::Finished {
+            id: r.id,
+            model: "queued-model".into(),
+            end: PullEnd::Cancelled
+        }));
+        assert_nothing_registered(&cfg, "acme/cancel");
+        let part = repo_dir(&cfg, "acme/cancel")
+            .join("blobs")
+            .join(format!("{}.incomplete", sha256(&big)));
+        assert!(std::fs::metadata(&part).unwrap().len() >= 500_000);
+
+        // A model the registry does not know fails with a reason instead of running.
+        let (u, _) = store.enqueue_pull("no-such-model").unwrap();
+        let reports = runner.tick(&store, true).unwrap();
+        let failed = store.pull(u.id).unwrap().unwrap();
+        assert_eq!(failed.status, PullStatus::Failed, "{reports:?}");
+        assert!(failed.error.unwrap().contains("not in the registry"));
+
+        // Listing: every pull, oldest first.
+        let ids: Vec<_> = other.pulls(10).unwrap().iter().map(|p| p.id).collect();
+        assert_eq!(ids, vec![q.id, r.id, u.id]);
+    }
+
+    #[test]
+    fn shutdown_puts_running_pulls_back_and_a_second_process_waits_its_turn() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = random_bytes(2 * MB, 23);
+        let server = Server::start(
+            vec![fixture("acme/stop2", &[("w.bin", &big, true)])],
+            Behaviour {
+                chunk_delay: Duration::from_millis(40),
+                ..Default::default()
+            },
+        );
+        let cfg = config(&server, tmp.path());
+        let db = tmp.path().join("reelsmith.db");
+        let store = Store::open(&db).unwrap();
+        let mut runner = PullRunner::new(cfg, registry("acme/stop2", &big), 1);
+        let row = match store
+            .start_pull_now("queued-model", std::process::id())
+            .unwrap()
+        {
+            crate::store::PullStart::Started(r) => r,
+            other => panic!("{other:?}"),
+        };
+        runner.adopt(&store, row.clone()).unwrap();
+        // Another process asking for the same model is told who runs it.
+        match store
+            .start_pull_now("queued-model", std::process::id() + 1)
+            .unwrap()
+        {
+            crate::store::PullStart::Busy(b) => {
+                assert_eq!(b.id, row.id);
+                assert_eq!(b.owner_pid, Some(std::process::id()));
+            }
+            other => panic!("{other:?}"),
+        }
+        let reports = runner.shutdown(&store).unwrap();
+        assert_eq!(
+            reports,
+            vec![PullReport::Finished {
+                id: row.id,
+                model: "queued-model".into(),
+                end: PullEnd::Requeue
+            }]
+        );
+        let back = store.pull(row.id).unwrap().unwrap();
+        assert_eq!(back.status, PullStatus::Queued);
+        assert_eq!(back.owner_pid, None);
+    }
+}
+
+#[test]
+fn the_scheduler_downloads_queued_models_before_it_goes_idle() {
+    use crate::scheduler::{Scheduler, SchedulerConfig};
+    use crate::store::{PullStatus, Store};
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = random_bytes(700_000, 24);
+    let server = Server::start(
+        vec![fixture("acme/sched", &[("w.bin", &weights, true)])],
+        Behaviour::default(),
+    );
+    let dirs = crate::config::Dirs {
+        data: tmp.path().join("data"),
+        config: tmp.path().join("config"),
+    };
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    let store = Store::open(&dirs.db_path()).unwrap();
+    let (row, _) = store.enqueue_pull("queued-model").unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let cfg = SchedulerConfig {
+        inbox: false,
+        exit_when_idle: true,
+        export: false,
+        poll: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut s = Scheduler::new(
+            dirs.clone(),
+            crate::stages::registry(),
+            cfg,
+            tokio_util::sync::CancellationToken::new(),
+            Box::new(move |l| sink.lock().unwrap().push(l.to_string())),
+        )
+        .unwrap();
+        s.set_hub(
+            config(&server, tmp.path()),
+            queue::registry("acme/sched", &weights),
+        );
+        s.run().await.unwrap()
+    });
+    let done = store.pull(row.id).unwrap().unwrap();
+    assert_eq!(done.status, PullStatus::Done, "{done:?}");
+    let log = lines.lock().unwrap().join("\n");
+    assert!(
+        log.contains(&format!("pull {}: queued-model installed in", row.id)),
+        "{log}"
+    );
+}

@@ -54,6 +54,8 @@ pub struct SchedulerConfig {
     pub oom_retries: u32,
     /// Copy outputs to the job's out dir when it finishes (off only for benchmarks with no-op stages).
     pub export: bool,
+    /// Model downloads (`pulls`) run at once; 0 leaves queued pulls to another process.
+    pub pulls: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -71,6 +73,7 @@ impl Default for SchedulerConfig {
             exit_when_idle: false,
             export: true,
             oom_retries: 3,
+            pulls: 2,
         }
     }
 }
@@ -172,6 +175,8 @@ pub struct Scheduler {
     drain: CancellationToken,
     /// The VRAM ledger as last written to the store (for monitors: the studio's GPU pane).
     published_ledger: Option<String>,
+    /// Runs the queued model downloads.
+    pulls: Option<crate::hub::queue::PullRunner>,
 }
 
 /// The settings key under which the running scheduler publishes its VRAM ledger as JSON
@@ -230,6 +235,14 @@ impl Scheduler {
             None
         };
         let cpu = CpuBudget::new(cfg.cpu_slots.max(1), CpuBudget::from_system().free_ram());
+        let pulls = if cfg.pulls == 0 {
+            None
+        } else {
+            let registry = crate::hub::Registry::load(Some(&dirs.config))
+                .map_err(|e| SchedError::Io(e.to_string()))?;
+            let hub = crate::hub::HubConfig::from_env(|k| std::env::var(k).ok());
+            Some(crate::hub::queue::PullRunner::new(hub, registry, cfg.pulls))
+        };
         Ok(Self {
             dirs,
             store,
@@ -253,6 +266,7 @@ impl Scheduler {
             stats: RunStats::default(),
             drain: CancellationToken::new(),
             published_ledger: None,
+            pulls,
         })
     }
 
@@ -260,6 +274,18 @@ impl Scheduler {
     pub fn set_gpus(&mut self, gpus: GpuMonitor) {
         self.ledger = Ledger::new(&gpus.sample(), LedgerConfig::default());
         self.gpus = gpus;
+    }
+
+    /// Downloads queued models from `hub` with this registry (tests; the default comes from the
+    /// environment and `<config>/models`). No effect when `pulls` is 0.
+    pub fn set_hub(&mut self, hub: crate::hub::HubConfig, registry: crate::hub::Registry) {
+        if self.pulls.is_some() {
+            self.pulls = Some(crate::hub::queue::PullRunner::new(
+                hub,
+                registry,
+                self.cfg.pulls,
+            ));
+        }
     }
 
     /// Cancelling `token` drains the scheduler: it starts nothing new and returns from
@@ -348,13 +374,16 @@ impl Scheduler {
                 progressed = before != after;
             }
             self.publish_ledger();
-            if (self.shutdown.is_cancelled() || draining) && set.is_empty() {
+            let stopping_now = self.shutdown.is_cancelled() || draining;
+            self.tick_pulls(!stopping_now);
+            if stopping_now && set.is_empty() {
                 break;
             }
             if self.cfg.exit_when_idle
                 && set.is_empty()
                 && self.live.is_empty()
                 && self.queue.is_empty()
+                && self.pulls.as_ref().is_none_or(|p| p.is_idle())
             {
                 break;
             }
@@ -395,8 +424,31 @@ impl Scheduler {
             }
         }
         self.flush_progress();
+        if let Some(mut runner) = self.pulls.take() {
+            match runner.shutdown(&self.store) {
+                Ok(reports) => reports.iter().for_each(|r| self.say(r.to_string())),
+                Err(e) => self.say(format!("stopping model downloads: {e}")),
+            }
+            self.pulls = Some(runner);
+        }
         self.say("scheduler stopped".into());
         Ok(self.stats.clone())
+    }
+
+    /// Runs the model-download queue one turn (starting new downloads only when `claim`).
+    fn tick_pulls(&mut self, claim: bool) {
+        let Some(runner) = self.pulls.as_mut() else {
+            return;
+        };
+        match runner.tick(&self.store, claim) {
+            Ok(reports) => {
+                for r in reports {
+                    let line = r.to_string();
+                    self.say(line);
+                }
+            }
+            Err(e) => tracing::warn!("model downloads: {e}"),
+        }
     }
 
     fn flush_progress(&mut self) {

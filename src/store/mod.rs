@@ -14,6 +14,7 @@
 //!   system clock inside the store.
 
 mod error;
+mod pulls;
 mod schema;
 mod types;
 
@@ -29,9 +30,10 @@ use rusqlite::{
 };
 
 pub use error::StoreError;
+pub use pulls::{PullEnd, PullId, PullRow, PullStart};
 pub use types::{
     EventLevel, EventRow, JobId, JobRow, JobStatus, NewJob, NewTask, ProjectId, ProjectRow,
-    Recovered, TaskId, TaskRow, TaskStatus,
+    PullStatus, Recovered, TaskId, TaskRow, TaskStatus,
 };
 
 use schema::MIGRATIONS;

@@ -28,6 +28,11 @@
 //!   query uses it only when it repeats the index's `WHERE` term verbatim
 //!   (`status IN ('queued','running','paused')`), and the planner prefers
 //!   `jobs_status_priority` unless told `INDEXED BY jobs_active`.
+//! - Migration 4: model downloads are queued jobs of their own (`pulls`), so a pull asked for
+//!   in the studio or with `reelsmith models pull --queue` survives a restart and any process
+//!   can show its progress. At most one active (queued/running) pull per model: a partial
+//!   unique index. `owner_pid` + `beat_ms` say who runs it and when it last said so; a pull
+//!   whose owner died goes back to the queue (its partial files resume).
 //! - `jobs.script` is the table's last column on purpose: SQLite reads a row
 //!   only up to the last column a query asks for, so listings that skip the
 //!   script never touch its overflow pages. Keep it last (or move scripts to
@@ -143,5 +148,28 @@ END;
 CREATE TRIGGER tasks_rev_update AFTER UPDATE ON tasks BEGIN
     UPDATE jobs SET rev = (SELECT MAX(rev) FROM jobs) + 1 WHERE id = NEW.job_id;
 END;
+"#,
+    // 4: model downloads as queued jobs.
+    r#"
+CREATE TABLE pulls (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    model            TEXT    NOT NULL,
+    status           TEXT    NOT NULL
+                     CHECK (status IN ('queued','running','done','failed','cancelled')),
+    bytes_done       INTEGER NOT NULL DEFAULT 0 CHECK (bytes_done >= 0),
+    bytes_total      INTEGER CHECK (bytes_total IS NULL OR bytes_total >= 0),
+    bytes_per_s      REAL    NOT NULL DEFAULT 0,
+    error            TEXT,
+    path             TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    owner_pid        INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    created_ms       INTEGER NOT NULL,
+    started_ms       INTEGER,
+    beat_ms          INTEGER,
+    finished_ms      INTEGER
+) STRICT;
+CREATE UNIQUE INDEX pulls_active_model ON pulls(model) WHERE status IN ('queued','running');
+CREATE INDEX pulls_status ON pulls(status, id);
 "#,
 ];

@@ -212,3 +212,21 @@ pub struct EventRow {
     pub level: EventLevel,
     pub message: String,
 }
+
+text_enum! {
+    /// Lifecycle of a model download.
+    PullStatus {
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+}
+
+impl PullStatus {
+    /// Queued or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, PullStatus::Queued | PullStatus::Running)
+    }
+}

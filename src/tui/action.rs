@@ -6,7 +6,7 @@ use crate::gpu::DeviceSample;
 use crate::scheduler::LedgerSnapshot;
 use crate::store::{JobId, JobRow, ProjectRow, TaskRow};
 
-use super::catalog::{Download, ModelView};
+use super::catalog::ModelView;
 use super::state::{JobDetail, PreviewImage, ProjectDetail};
 
 /// The studio's panes, in tab order (digits 1–5 jump to them).
@@ -129,6 +129,7 @@ pub enum Command {
     NewProject,
     ShowJobs,
     Pull,
+    CancelPull,
     Remove,
     Rescan,
 }
@@ -195,7 +196,8 @@ commands! {
     PauseQueue, "pause_queue", Queue, ["P"], "Pause or resume the whole queue", Some("pause all");
     NewProject, "new_project", Projects, ["n"], "New project from a script", Some("new");
     ShowJobs, "show_jobs", Projects, ["enter"], "Show the project's jobs in the queue", Some("jobs");
-    Pull, "pull", Models, ["p"], "Download the selected model", Some("pull");
+    Pull, "pull", Models, ["p"], "Download the selected model (queued; survives restarts)", Some("pull");
+    CancelPull, "cancel_pull", Models, ["c"], "Stop the selected model's download", Some("stop");
     Remove, "remove", Models, ["D"], "Delete the selected model's files", None;
     Rescan, "rescan", Models, ["R"], "Look for installed models again", Some("rescan");
 }
@@ -273,8 +275,6 @@ pub enum Action {
     FormError(String),
     /// The studio lost its terminal (SSH dropped): stop drawing, keep running.
     Detached,
-    /// A background model download moved on.
-    PullProgress(String, Download),
-    /// A background model download ended: `Ok(where)` or `Err(why)`.
-    PullDone(String, Result<String, String>),
+    /// The model downloads (queued, running and recently finished), as the store has them.
+    Pulls(Vec<crate::store::PullRow>),
 }

@@ -8,8 +8,6 @@
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event, MouseButton, MouseEventKind};
@@ -73,11 +71,6 @@ pub struct Studio {
     pub gpus: GpuMonitor,
     /// Mouse capture and similar escape sequences go to the real terminal.
     pub real_terminal: bool,
-    /// Background work (model downloads) reports here.
-    tx: tokio::sync::mpsc::UnboundedSender<Action>,
-    rx: tokio::sync::mpsc::UnboundedReceiver<Action>,
-    /// Cancel flags of running downloads, by model id.
-    pulls: std::collections::HashMap<String, Arc<AtomicBool>>,
 }
 
 impl Studio {
@@ -108,7 +101,6 @@ impl Studio {
         if gpus.is_cpu_only() {
             state.gpu.cpu_only = Some(gpus.describe());
         }
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         Ok(Studio {
             state,
             data,
@@ -117,9 +109,6 @@ impl Studio {
             images,
             gpus,
             real_terminal: false,
-            tx,
-            rx,
-            pulls: std::collections::HashMap::new(),
         })
     }
 
@@ -164,13 +153,7 @@ impl Studio {
                             };
                         }
                     }
-                    Effect::Quit(_) => {
-                        // Downloads stop; their partial files resume next time.
-                        for flag in self.pulls.values() {
-                            flag.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    Effect::PullModel(id) => self.start_pull(id),
+                    Effect::Quit(_) => {}
                     Effect::LoadPreview(id) => {
                         self.images.clear();
                         pending.extend(self.data.perform(Effect::LoadPreview(id)));
@@ -178,60 +161,6 @@ impl Studio {
                     other => pending.extend(self.data.perform(other)),
                 }
             }
-        }
-    }
-
-    /// The next report of background work, waiting up to `timeout` (for tests).
-    #[cfg(test)]
-    pub(crate) fn wait_background(&mut self, timeout: Duration) -> Option<Action> {
-        let t0 = Instant::now();
-        loop {
-            if let Ok(a) = self.rx.try_recv() {
-                return Some(a);
-            }
-            if t0.elapsed() > timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Downloads a registry model on a thread, reporting progress at most 4 times a second.
-    fn start_pull(&mut self, id: String) {
-        let Some(entry) = self.data.registry.get(&id).cloned() else {
-            return;
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.pulls.insert(id.clone(), cancel.clone());
-        let cfg = self.data.hub.clone();
-        let tx = self.tx.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("pull {id}"))
-            .spawn(move || {
-                let tracker = Mutex::new((
-                    crate::hub::ProgressTracker::new(Duration::from_secs(5)),
-                    Instant::now() - Duration::from_secs(1),
-                ));
-                let progress = |e: &crate::hub::ProgressEvent| {
-                    let Ok(mut t) = tracker.lock() else { return };
-                    t.0.observe(e);
-                    if t.1.elapsed() >= Duration::from_millis(250) {
-                        t.1 = Instant::now();
-                        let d = super::catalog::Download {
-                            done: t.0.done(),
-                            total: t.0.total().unwrap_or(0),
-                            bytes_per_s: t.0.speed(),
-                        };
-                        let _ = tx.send(Action::PullProgress(id.clone(), d));
-                    }
-                };
-                let r = crate::hub::pull(&cfg, &entry.spec(), &progress, &cancel)
-                    .map(|p| p.dir.display().to_string())
-                    .map_err(|e| e.to_string());
-                let _ = tx.send(Action::PullDone(id, r));
-            });
-        if let Err(e) = spawned {
-            self.dispatch(Action::Done(Err(format!("cannot start a download: {e}"))));
         }
     }
 
@@ -251,7 +180,7 @@ impl Studio {
         use tokio::time::{interval, MissedTickBehavior};
         let area = term.get_frame().area();
         self.dispatch(Action::Resize(area.width, area.height));
-        if let Some(a) = self.data.poll().map_err(io::Error::other)? {
+        for a in self.data.poll().map_err(io::Error::other)? {
             self.dispatch(a);
         }
         let mut poll = interval(Duration::from_millis(250));
@@ -292,11 +221,12 @@ impl Studio {
                     Some(Err(_)) | None => self.dispatch(Action::Detached),
                 },
                 _ = poll.tick() => match self.data.poll() {
-                    Ok(Some(a)) => {
+                    Ok(actions) => {
                         poll_errors = 0;
-                        self.dispatch(a);
+                        for a in actions {
+                            self.dispatch(a);
+                        }
                     }
-                    Ok(None) => poll_errors = 0,
                     Err(e) => {
                         // A busy database is retried on the next tick; say so once.
                         poll_errors += 1;
@@ -310,12 +240,6 @@ impl Studio {
                     self.dispatch(Action::Gpu(self.gpus.sample(), now));
                 }
                 _ = clock.tick() => self.dispatch(Action::Tick(now_ms())),
-                Some(a) = self.rx.recv() => {
-                    if let Action::PullDone(id, _) = &a {
-                        self.pulls.remove(id);
-                    }
-                    self.dispatch(a);
-                }
                 _ = recv(&mut hangup) => self.dispatch(Action::Detached),
                 _ = recv(&mut term_sig) => {
                     self.state.quit = Some(QuitHow::Stop);

@@ -247,7 +247,10 @@ fn idle(work: &Path, seconds: u64) -> Result<(), String> {
         let mut sched = Scheduler::new(
             dirs.clone(),
             crate::stages::registry(),
-            SchedulerConfig::default(),
+            SchedulerConfig {
+                pulls: 0,
+                ..SchedulerConfig::default()
+            },
             shutdown.clone(),
             Box::new(|_| {}),
         )

@@ -3,7 +3,8 @@
 //! machine (shared with Python tools), with their size on disk and a VRAM estimate.
 //!
 //! Registry entries (`models/*.toml`) come first with their installed state in the cache; `p`
-//! pulls one in the background (progress in the pane), `D` removes its files.
+//! queues a download (a pull job in the store, run by the scheduler; progress in the pane), `c`
+//! stops it, `D` removes its files.
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,12 @@ pub enum Source {
     HfCache(PathBuf),
 }
 
-/// A download in progress.
+/// A download queued or in progress (a `pulls` row of the store).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Download {
+    pub pull: crate::store::PullId,
+    /// Waiting for a runner (the studio's scheduler or `reelsmith run`).
+    pub queued: bool,
     pub done: u64,
     pub total: u64,
     pub bytes_per_s: f64,

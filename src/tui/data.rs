@@ -16,6 +16,8 @@ use super::update::{Effect, EnqueueRequest};
 
 /// Log lines kept for a job's detail view.
 const LOG_KEEP: usize = 500;
+/// Finished model downloads the studio keeps track of (besides every active one).
+const PULLS_KEEP: usize = 20;
 
 pub struct DataSource {
     store: Store,
@@ -28,6 +30,8 @@ pub struct DataSource {
     log: Option<(JobId, Vec<EventRow>)>,
     /// Artifact sizes never change: measured once.
     artifact_sizes: HashMap<String, u64>,
+    /// The model downloads as last loaded.
+    pulls: Vec<crate::store::PullRow>,
     pub registry: crate::hub::Registry,
     pub hub: crate::hub::HubConfig,
 }
@@ -49,16 +53,17 @@ impl DataSource {
             projects: Vec::new(),
             log: None,
             artifact_sizes: HashMap::new(),
+            pulls: Vec::new(),
             registry,
             hub: crate::hub::HubConfig::from_env(|k| std::env::var(k).ok()),
         })
     }
 
-    /// What changed since the last poll, or `None` when nothing did.
-    pub fn poll(&mut self) -> Result<Option<Action>, StoreError> {
+    /// What changed since the last poll (nothing when nothing did).
+    pub fn poll(&mut self) -> Result<Vec<Action>, StoreError> {
         let v = self.store.data_version()?;
         if self.version == Some(v) {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         self.version = Some(v);
         let (rev, changed) = self.store.job_changes(self.rev)?;
@@ -68,12 +73,18 @@ impl DataSource {
             .store
             .setting(LEDGER_SETTING)?
             .and_then(|s| serde_json::from_str::<LedgerSnapshot>(&s).ok());
-        Ok(Some(Action::Jobs {
+        let jobs = Action::Jobs {
             changed,
             queue_paused: self.store.queue_paused()?,
             projects: self.projects.clone(),
             ledger,
-        }))
+        };
+        let pulls = self.store.pulls(PULLS_KEEP)?;
+        if pulls == self.pulls {
+            return Ok(vec![jobs]);
+        }
+        self.pulls = pulls.clone();
+        Ok(vec![jobs, Action::Pulls(pulls)])
     }
 
     /// Our own writes do not move our `data_version`: look again on the next poll.
@@ -137,7 +148,24 @@ impl DataSource {
                 ],
                 Err(e) => vec![Action::Done(Err(format!("{repo}: {e}")))],
             },
-            Effect::SetMouse(_) | Effect::Quit(_) | Effect::PullModel(_) => vec![],
+            Effect::PullModel(id) => done(self.store.enqueue_pull(&id).map(|(p, new)| {
+                if new {
+                    format!("{id}: download queued (pull {})", p.id)
+                } else {
+                    format!("{id} is already {} (pull {})", p.status, p.id)
+                }
+            })),
+            Effect::CancelPull(id) => done(self.store.cancel_pull(id).map(|p| {
+                if p.status.is_active() {
+                    format!(
+                        "{}: stopping the download (its files resume if pulled again)",
+                        p.model
+                    )
+                } else {
+                    format!("{}: download {}", p.model, p.status)
+                }
+            })),
+            Effect::SetMouse(_) | Effect::Quit(_) => vec![],
         };
         self.touched();
         out

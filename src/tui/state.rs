@@ -494,6 +494,8 @@ pub struct AppState {
     pub project_detail: Option<Box<ProjectDetail>>,
     pub models: Vec<ModelView>,
     pub model_cursor: Cursor,
+    /// Model downloads from the store: every active one and the latest finished.
+    pub pulls: Vec<crate::store::PullRow>,
     pub gpu: GpuState,
     pub preview: PreviewState,
     pub queue_paused: bool,
@@ -511,6 +513,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Shows the active downloads on their models' rows.
+    pub fn apply_pulls(&mut self) {
+        for m in &mut self.models {
+            m.download = self
+                .pulls
+                .iter()
+                .find(|p| p.model == m.id && p.status.is_active())
+                .map(|p| super::catalog::Download {
+                    pull: p.id,
+                    queued: p.status == crate::store::PullStatus::Queued,
+                    done: p.bytes_done,
+                    total: p.bytes_total.unwrap_or(0),
+                    bytes_per_s: p.bytes_per_s,
+                });
+        }
+    }
+
     pub fn new(mode: Mode, channels: Vec<String>, now_ms: i64) -> AppState {
         AppState {
             pane: Pane::Queue,
@@ -532,6 +551,7 @@ impl AppState {
             project_cursor: Cursor::default(),
             project_detail: None,
             models: Vec::new(),
+            pulls: Vec::new(),
             model_cursor: Cursor::default(),
             gpu: GpuState::default(),
             preview: PreviewState::default(),

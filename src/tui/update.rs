@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use crate::pipeline::Quality;
-use crate::store::{JobId, JobStatus, ProjectId};
+use crate::store::{JobId, JobStatus, ProjectId, PullStatus};
 
 use super::action::{Action, Command, Context, Pane, QuitHow};
 use super::catalog::Source;
@@ -40,8 +40,10 @@ pub enum Effect {
     LoadPreview(JobId),
     Complete(String),
     RescanModels,
-    /// Download a registry model in the background.
+    /// Queue a download of a registry model (the scheduler runs it).
     PullModel(String),
+    /// Stop a model download.
+    CancelPull(crate::store::PullId),
     /// Delete a repository's files from the cache.
     RemoveModel(String),
     SetMouse(bool),
@@ -448,6 +450,7 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Models(models) => {
             state.models = models;
+            state.apply_pulls();
             state.model_cursor.clamp(state.models.len());
         }
         Action::Completions(list) => {
@@ -482,21 +485,45 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
         }
         Action::Detached => state.detached = true,
-        Action::PullProgress(id, d) => {
-            if let Some(m) = state.models.iter_mut().find(|m| m.id == id) {
-                m.download = Some(d);
+        Action::Pulls(pulls) => {
+            // Say how the downloads that were active last time ended.
+            for p in &pulls {
+                let was_active = state
+                    .pulls
+                    .iter()
+                    .any(|o| o.id == p.id && o.status.is_active());
+                if !was_active || p.status.is_active() {
+                    continue;
+                }
+                if let Some(m) = state.models.iter_mut().find(|m| m.id == p.model) {
+                    m.installed = p.status == PullStatus::Done;
+                }
+                match p.status {
+                    PullStatus::Done => {
+                        let msg = format!(
+                            "{} installed in {}",
+                            p.model,
+                            p.path.as_deref().unwrap_or("the model cache")
+                        );
+                        say(state, Level::Info, msg);
+                    }
+                    PullStatus::Failed => {
+                        let msg = format!(
+                            "{}: download failed: {}",
+                            p.model,
+                            p.error.as_deref().unwrap_or("no reason given")
+                        );
+                        say(state, Level::Error, msg);
+                    }
+                    _ => {
+                        let msg = format!("{}: download {}", p.model, p.status);
+                        say(state, Level::Warn, msg);
+                    }
+                }
             }
-            dirty = state.pane == Pane::Models;
-        }
-        Action::PullDone(id, r) => {
-            if let Some(m) = state.models.iter_mut().find(|m| m.id == id) {
-                m.download = None;
-                m.installed = r.is_ok();
-            }
-            match r {
-                Ok(dir) => say(state, Level::Info, format!("{id} installed in {dir}")),
-                Err(e) => say(state, Level::Error, format!("{id}: {e}")),
-            }
+            state.pulls = pulls;
+            state.apply_pulls();
+            dirty = true;
         }
     }
     state.dirty |= dirty;
@@ -684,8 +711,9 @@ fn command(state: &mut AppState, cmd: Command, fx: &mut Vec<Effect>) {
                 let msg = match (&m.source, m.installed, &m.download) {
                     (Source::Registry { .. }, false, None) => {
                         fx.push(Effect::PullModel(m.id.clone()));
-                        format!("pulling {} in the background", m.id)
+                        format!("queueing a download of {}", m.id)
                     }
+                    (_, _, Some(d)) if d.queued => format!("{} is queued to download", m.id),
                     (_, _, Some(_)) => format!("{} is already downloading", m.id),
                     (Source::BuiltIn, ..) => format!("{} is built in: nothing to download", m.id),
                     (Source::HfCache(_), ..) => format!(
@@ -695,6 +723,17 @@ fn command(state: &mut AppState, cmd: Command, fx: &mut Vec<Effect>) {
                     (Source::Registry { .. }, true, None) => format!("{} is installed", m.id),
                 };
                 say(state, Level::Info, msg);
+            }
+        }
+        Command::CancelPull => {
+            if let Some(m) = state.models.get(state.model_cursor.sel) {
+                match &m.download {
+                    Some(d) => fx.push(Effect::CancelPull(d.pull)),
+                    None => {
+                        let msg = format!("{} is not downloading", m.id);
+                        say(state, Level::Warn, msg);
+                    }
+                }
             }
         }
         Command::Remove => {

@@ -38,6 +38,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .take(h)
         .map(|(i, m)| {
             let (state_text, role) = match (&m.source, m.installed, &m.download) {
+                (_, _, Some(d)) if d.queued => ("queued", Role::StatusQueued),
                 (_, _, Some(_)) => ("pulling", Role::StatusRunning),
                 (Source::BuiltIn, ..) => ("built-in", Role::Ok),
                 (_, true, _) => ("installed", Role::Ok),
@@ -45,6 +46,7 @@ pub fn draw(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
                 (_, false, _) => ("partial", Role::Warn),
             };
             let size = match (&m.download, m.size) {
+                (Some(d), _) if d.queued && d.done == 0 => Line::from("waiting"),
                 (Some(d), _) => {
                     let mut spans = bar(theme, d.done as f64 / d.total.max(1) as f64, 5);
                     spans.push(Span::raw(format!(
