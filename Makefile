@@ -25,6 +25,7 @@ demo: build
 test-models:
 	@bash scripts/fetch-test-models.sh
 	@bash scripts/fetch-llm-test-model.sh
+	@bash scripts/fetch-gemma-test-model.sh
 
 test: deps test-models
 	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2

@@ -1,8 +1,8 @@
 //! Stock candle-transformers quantized models behind one interface.
 //!
-//! Used for devices other than the CPU (CUDA, Metal), for architectures the
-//! native CPU path does not cover (Gemma-3), and as the reference the native
-//! forward pass is tested and benchmarked against.
+//! Used for devices other than the CPU (CUDA, Metal) and as the reference the native forward
+//! pass is tested and benchmarked against. Its Gemma-3 (SiLU instead of GELU in the
+//! feed-forward) is only reachable with `LoadOptions::force_candle`.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -89,16 +89,14 @@ impl CandleModel {
         self.pos
     }
 
-    /// Clears the KV cache. Gemma-3 has no cache reset in candle-transformers,
-    /// so its weights are reloaded.
+    /// Clears the KV cache. candle-transformers' Gemma-3 has no cache reset, but a forward
+    /// pass at position 0 replaces its cache, so going back to position 0 is enough.
     pub fn reset(&mut self) -> Result<()> {
         match &mut self.weights {
             Weights::Llama(m) => m.clear_kv_cache(),
             Weights::Qwen2(m) => m.clear_kv_cache(),
             Weights::Qwen3(m) => m.clear_kv_cache(),
-            Weights::Gemma3(_) => {
-                self.weights = load_weights(Arch::Gemma3, &self.path, &self.device)?;
-            }
+            Weights::Gemma3(_) => {}
         }
         self.pos = 0;
         Ok(())
@@ -108,6 +106,14 @@ impl CandleModel {
     pub fn forward(&mut self, tokens: &[u32], logits: &mut Vec<f32>) -> Result<()> {
         if tokens.is_empty() {
             return Err(LlmError::Generation("empty input".into()));
+        }
+        // candle-transformers' Gemma-3 masks the whole cached prefix out of a multi-token pass
+        // that does not start at 0: feed such chunks one token at a time.
+        if matches!(self.weights, Weights::Gemma3(_)) && self.pos > 0 && tokens.len() > 1 {
+            for t in tokens {
+                self.forward(std::slice::from_ref(t), logits)?;
+            }
+            return Ok(());
         }
         let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
         let out = match &mut self.weights {

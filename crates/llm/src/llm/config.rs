@@ -13,7 +13,7 @@ pub enum Arch {
     Qwen2,
     /// Qwen3 (per-head Q/K RMS norms, NeoX RoPE).
     Qwen3,
-    /// Gemma-3 (served through candle-transformers only).
+    /// Gemma-3 (scaled embeddings, sandwich norms, GELU, sliding-window layers).
     Gemma3,
 }
 
@@ -73,6 +73,14 @@ pub struct ModelConfig {
     pub context_length: usize,
     /// Vocabulary size (rows of the embedding table).
     pub vocab_size: usize,
+    /// Keys a sliding-window layer sees (itself included); `None`: every layer is global.
+    pub sliding_window: Option<usize>,
+    /// Every `sliding_pattern`-th layer is global, the others slide (Gemma-3: 6).
+    pub sliding_pattern: usize,
+    /// RoPE base frequency of the sliding-window layers.
+    pub rope_theta_local: f32,
+    /// Attention logit scale.
+    pub attn_scale: f32,
 }
 
 impl ModelConfig {
@@ -118,9 +126,30 @@ impl ModelConfig {
         {
             return Err(LlmError::Unsupported("mixture-of-experts models".into()));
         }
+        let n_layers = need_u("block_count")?;
+        let gemma = arch == Arch::Gemma3;
+        // Gemma-3 27B scales queries by its hidden size per head, every other size by the head
+        // size (llama.cpp does the same; the GGUF does not store query_pre_attn_scalar).
+        let attn_scale = if gemma && n_layers == 62 {
+            1.0 / ((dim / n_heads) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
         Ok(Self {
             arch,
-            n_layers: need_u("block_count")?,
+            n_layers,
+            sliding_window: if gemma {
+                get("attention.sliding_window")
+                    .and_then(|v| v.to_u32().ok())
+                    .map(|v| v as usize)
+            } else {
+                None
+            },
+            sliding_pattern: 6,
+            rope_theta_local: get("rope.local_freq_base")
+                .and_then(|v| v.to_f32().ok())
+                .unwrap_or(10_000.0),
+            attn_scale,
             dim,
             ffn_dim: need_u("feed_forward_length")?,
             n_heads,

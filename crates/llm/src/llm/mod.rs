@@ -34,7 +34,7 @@ pub use config::{Arch, ModelConfig};
 pub use cpu::CpuModel;
 pub use sample::{Sampler, SamplingParams};
 pub use structured::{generate_json, Schema, SchemaError, StructuredOptions, StructuredOutput};
-pub use tokenizer::{IncrementalDecoder, Tokenizer};
+pub use tokenizer::{IncrementalDecoder, PreTokenizer, SpmIds, Tokenizer};
 
 /// Errors raised by the LLM engine.
 #[derive(Debug, thiserror::Error)]
@@ -213,9 +213,12 @@ impl LlmEngine {
             .cloned();
         let template = ChatTemplate::detect(template_text.as_deref(), config.arch.gguf_name());
         let stop_ids = template.stop_token_ids(&tokenizer);
-        let native = opts.device.is_cpu()
-            && !opts.force_candle
-            && matches!(config.arch, Arch::Llama | Arch::Qwen2 | Arch::Qwen3);
+        // Gemma-3 always runs natively: candle-transformers 0.11.1's quantized_gemma3 uses SiLU
+        // where Gemma has GELU (its answers part from llama.cpp's after a token or two).
+        let native = !opts.force_candle
+            && (config.arch == Arch::Gemma3
+                || (opts.device.is_cpu()
+                    && matches!(config.arch, Arch::Llama | Arch::Qwen2 | Arch::Qwen3)));
         let backend = if native {
             let threads = opts.threads.unwrap_or_else(cpu::physical_cores);
             Backend::Cpu(Box::new(CpuModel::load(

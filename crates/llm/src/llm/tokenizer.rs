@@ -1,4 +1,5 @@
-//! Byte-level BPE tokenizer rebuilt from GGUF metadata.
+//! Tokenizers rebuilt from GGUF metadata (or a Hugging Face `tokenizer.json`): byte-level BPE
+//! and SentencePiece.
 //!
 //! GGUF files produced by llama.cpp's converter embed the full vocabulary
 //! (`tokenizer.ggml.tokens`), the BPE merge list (`tokenizer.ggml.merges`) and
@@ -13,6 +14,11 @@
 //!    `tokenizer.ggml.pre` (GPT-2, Llama-3 or Qwen2 flavour);
 //! 3. each piece is mapped to GPT-2's printable byte alphabet and merged
 //!    greedily by merge rank.
+//!
+//! SentencePiece vocabularies (`tokenizer.ggml.model = "llama"`: Llama-2, Gemma, Phi-3, Mistral)
+//! write spaces as `▁` and fall back to `<0xNN>` byte tokens: text is split into characters and
+//! the adjacent pair whose concatenation is the highest-scoring vocabulary entry is merged until
+//! none is left; pieces still missing from the vocabulary become their bytes.
 
 use std::collections::HashMap;
 
@@ -27,6 +33,10 @@ const TOKEN_TYPE_NORMAL: i32 = 1;
 const TOKEN_TYPE_CONTROL: i32 = 3;
 /// GGUF token type for user-defined added tokens.
 const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+/// GGUF token type for `<0xNN>` byte-fallback tokens (SentencePiece).
+const TOKEN_TYPE_BYTE: i32 = 6;
+/// SentencePiece's space marker.
+const SPACE_MARK: char = '\u{2581}';
 
 /// GPT-2's pre-tokenizer pattern.
 const PAT_GPT2: &str =
@@ -117,12 +127,61 @@ pub struct Tokenizer {
     bos_id: Option<u32>,
     eos_id: Option<u32>,
     add_bos: bool,
+    /// Set for SentencePiece vocabularies; byte-level BPE otherwise.
+    spm: Option<Spm>,
+}
+
+/// What a SentencePiece vocabulary adds.
+#[derive(Debug, Clone)]
+struct Spm {
+    /// Merge priority of each token (higher merges first).
+    scores: Vec<f32>,
+    /// Byte → id of its `<0xNN>` token.
+    byte_ids: [Option<u32>; 256],
+    unk_id: Option<u32>,
+    /// Put a `▁` in front of the text (SentencePiece's "dummy prefix").
+    add_space_prefix: bool,
+}
+
+/// A candidate merge of two adjacent symbols.
+#[derive(Debug, PartialEq)]
+struct Bigram {
+    score: f32,
+    left: usize,
+    right: usize,
+    /// Byte length of the merged text (to notice stale entries).
+    len: usize,
+}
+
+impl Eq for Bigram {}
+
+impl Ord for Bigram {
+    /// Higher score first, then the leftmost pair.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(other.left.cmp(&self.left))
+    }
+}
+
+impl PartialOrd for Bigram {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// A symbol of the SentencePiece merge: a byte range of the text in a linked list.
+#[derive(Debug, Clone, Copy)]
+struct Symbol {
+    start: usize,
+    end: usize,
+    prev: Option<usize>,
+    next: Option<usize>,
 }
 
 impl Tokenizer {
-    /// Builds the tokenizer from GGUF metadata.
-    ///
-    /// Only the `gpt2` (byte-level BPE) tokenizer model is supported.
+    /// Builds the tokenizer from GGUF metadata: byte-level BPE (`gpt2`) or SentencePiece
+    /// (`llama`) vocabularies.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
         let md = &content.metadata;
         let model = md
@@ -130,9 +189,10 @@ impl Tokenizer {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_default();
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(LlmError::Unsupported(format!(
-                "tokenizer model '{model}' (only byte-level BPE 'gpt2' vocabularies are supported)"
+                "tokenizer model '{model}' (byte-level BPE 'gpt2' and SentencePiece 'llama' \
+                 vocabularies are supported)"
             )));
         }
         let tokens: Vec<String> = md
@@ -164,10 +224,30 @@ impl Tokenizer {
             .map(|s| PreTokenizer::from_gguf_name(s))
             .unwrap_or(PreTokenizer::Gpt2);
         let get_id = |key: &str| md.get(key).and_then(|v| v.to_u32().ok());
-        let add_bos = md
-            .get("tokenizer.ggml.add_bos_token")
-            .and_then(|v| v.to_bool().ok())
-            .unwrap_or(false);
+        let flag = |key: &str| md.get(key).and_then(|v| v.to_bool().ok());
+        if model == "llama" {
+            let scores: Vec<f32> = match md.get("tokenizer.ggml.scores") {
+                Some(v) => v
+                    .to_vec()?
+                    .iter()
+                    .map(|s| s.to_f32())
+                    .collect::<std::result::Result<_, _>>()?,
+                None => vec![0.0; tokens.len()],
+            };
+            return Self::sentencepiece(
+                tokens,
+                token_types,
+                scores,
+                SpmIds {
+                    bos: get_id("tokenizer.ggml.bos_token_id"),
+                    eos: get_id("tokenizer.ggml.eos_token_id"),
+                    unk: get_id("tokenizer.ggml.unknown_token_id"),
+                },
+                flag("tokenizer.ggml.add_bos_token").unwrap_or(true),
+                flag("tokenizer.ggml.add_space_prefix").unwrap_or(true),
+            );
+        }
+        let add_bos = flag("tokenizer.ggml.add_bos_token").unwrap_or(false);
         Self::new(
             tokens,
             token_types,
@@ -252,7 +332,57 @@ impl Tokenizer {
             bos_id,
             eos_id,
             add_bos,
+            spm: None,
         })
+    }
+
+    /// Builds a SentencePiece tokenizer: `scores` rank merges (higher first), `<0xNN>` tokens
+    /// of type 6 are the byte fallback.
+    pub fn sentencepiece(
+        tokens: Vec<String>,
+        token_types: Vec<i32>,
+        scores: Vec<f32>,
+        ids: SpmIds,
+        add_bos: bool,
+        add_space_prefix: bool,
+    ) -> Result<Self> {
+        if scores.len() != tokens.len() {
+            return Err(LlmError::Format(format!(
+                "{} tokens but {} scores",
+                tokens.len(),
+                scores.len()
+            )));
+        }
+        let mut byte_ids = [None; 256];
+        for (i, (t, ty)) in tokens.iter().zip(&token_types).enumerate() {
+            if *ty != TOKEN_TYPE_BYTE {
+                continue;
+            }
+            if let Some(b) = parse_byte_token(t) {
+                byte_ids[b as usize].get_or_insert(i as u32);
+            }
+        }
+        let mut t = Self::new(
+            tokens,
+            token_types,
+            &[],
+            PreTokenizer::Gpt2,
+            ids.bos,
+            ids.eos,
+            add_bos,
+        )?;
+        t.spm = Some(Spm {
+            scores,
+            byte_ids,
+            unk_id: ids.unk,
+            add_space_prefix,
+        });
+        Ok(t)
+    }
+
+    /// Whether this is a SentencePiece vocabulary.
+    pub fn is_sentencepiece(&self) -> bool {
+        self.spm.is_some()
     }
 
     /// Number of entries in the vocabulary.
@@ -305,17 +435,17 @@ impl Tokenizer {
     /// tokenized as ordinary text. No BOS token is added.
     pub fn encode(&self, text: &str, parse_special: bool) -> Vec<u32> {
         let mut out = Vec::with_capacity(text.len() / 3 + 4);
-        if !parse_special || self.specials.is_empty() {
-            self.encode_plain(text, &mut out);
+        if self.specials.is_empty() {
+            self.encode_plain(text, true, &mut out);
             return out;
         }
         let mut start = 0;
         let mut i = 0;
         let bytes = text.as_bytes();
         while i < bytes.len() {
-            if let Some((s, id)) = self.special_at(&text[i..]) {
+            if let Some((s, id)) = self.special_at(&text[i..], parse_special) {
                 if start < i {
-                    self.encode_plain(&text[start..i], &mut out);
+                    self.encode_plain(&text[start..i], start == 0, &mut out);
                 }
                 out.push(id);
                 i += s;
@@ -328,23 +458,32 @@ impl Tokenizer {
             }
         }
         if start < bytes.len() {
-            self.encode_plain(&text[start..], &mut out);
+            self.encode_plain(&text[start..], start == 0, &mut out);
         }
         out
     }
 
-    /// Returns the byte length and id of a special token at the start of `s`.
-    fn special_at(&self, s: &str) -> Option<(usize, u32)> {
+    /// Returns the byte length and id of a special token at the start of `s`: user-defined
+    /// tokens always match, control tokens only when `parse_special`.
+    fn special_at(&self, s: &str, parse_special: bool) -> Option<(usize, u32)> {
         let first = *s.as_bytes().first()?;
         self.specials
             .iter()
-            .find(|(t, _)| t.as_bytes()[0] == first && s.starts_with(t.as_str()))
+            .find(|(t, id)| {
+                t.as_bytes()[0] == first
+                    && s.starts_with(t.as_str())
+                    && (parse_special
+                        || self.token_types.get(*id as usize) == Some(&TOKEN_TYPE_USER_DEFINED))
+            })
             .map(|(t, id)| (t.len(), *id))
     }
 
-    /// Pre-tokenizes and BPE-encodes text without special tokens.
-    fn encode_plain(&self, text: &str, out: &mut Vec<u32>) {
-        if self.pre == PreTokenizer::Gpt2SplitDigits {
+    /// Pre-tokenizes and BPE-encodes text without special tokens (`at_start`: the text begins
+    /// the input, where SentencePiece puts its dummy prefix).
+    fn encode_plain(&self, text: &str, at_start: bool, out: &mut Vec<u32>) {
+        if let Some(spm) = &self.spm {
+            self.spm_encode(spm, text, at_start, out);
+        } else if self.pre == PreTokenizer::Gpt2SplitDigits {
             let mut last = 0;
             for m in self.digit_regex.find_iter(text).flatten() {
                 if m.start() > last {
@@ -428,6 +567,76 @@ impl Tokenizer {
         out.extend_from_slice(&symbols);
     }
 
+    /// SentencePiece: merges the best-scoring adjacent pair until none is in the vocabulary.
+    fn spm_encode(&self, spm: &Spm, text: &str, at_start: bool, out: &mut Vec<u32>) {
+        let mut s = String::with_capacity(text.len() + 3);
+        if spm.add_space_prefix && at_start {
+            s.push(SPACE_MARK);
+        }
+        s.extend(text.chars().map(|c| if c == ' ' { SPACE_MARK } else { c }));
+        let mut syms: Vec<Symbol> = Vec::with_capacity(s.len());
+        for (i, (at, c)) in s.char_indices().enumerate() {
+            syms.push(Symbol {
+                start: at,
+                end: at + c.len_utf8(),
+                prev: i.checked_sub(1),
+                next: None,
+            });
+            if i > 0 {
+                syms[i - 1].next = Some(i);
+            }
+        }
+        let mut heap = std::collections::BinaryHeap::new();
+        let try_add =
+            |heap: &mut std::collections::BinaryHeap<Bigram>, syms: &[Symbol], l: usize| {
+                let Some(r) = syms[l].next else { return };
+                let piece = &s[syms[l].start..syms[r].end];
+                if let Some(&id) = self.token_to_id.get(piece) {
+                    heap.push(Bigram {
+                        score: spm.scores[id as usize],
+                        left: l,
+                        right: r,
+                        len: piece.len(),
+                    });
+                }
+            };
+        for l in 0..syms.len() {
+            try_add(&mut heap, &syms, l);
+        }
+        while let Some(b) = heap.pop() {
+            let (l, r) = (syms[b.left], syms[b.right]);
+            // Stale: one side was merged away or grew since this pair was proposed.
+            if l.next != Some(b.right) || r.end - l.start != b.len || l.start == l.end {
+                continue;
+            }
+            syms[b.left].end = r.end;
+            syms[b.left].next = r.next;
+            if let Some(n) = r.next {
+                syms[n].prev = Some(b.left);
+            }
+            syms[b.right].end = syms[b.right].start;
+            if let Some(p) = syms[b.left].prev {
+                try_add(&mut heap, &syms, p);
+            }
+            try_add(&mut heap, &syms, b.left);
+        }
+        let mut at = (!syms.is_empty()).then_some(0);
+        while let Some(i) = at {
+            let piece = &s[syms[i].start..syms[i].end];
+            match self.token_to_id.get(piece) {
+                Some(&id) => out.push(id),
+                None => {
+                    for b in piece.bytes() {
+                        if let Some(id) = spm.byte_ids[b as usize].or(spm.unk_id) {
+                            out.push(id);
+                        }
+                    }
+                }
+            }
+            at = syms[i].next;
+        }
+    }
+
     /// Appends the raw bytes a token stands for.
     ///
     /// Special tokens contribute their text only when `with_special` is set.
@@ -436,8 +645,22 @@ impl Tokenizer {
             return;
         };
         if self.is_special(id) {
-            if with_special {
+            if with_special || self.token_types.get(id as usize) == Some(&TOKEN_TYPE_USER_DEFINED) {
                 out.extend_from_slice(text.as_bytes());
+            }
+            return;
+        }
+        if self.spm.is_some() {
+            if self.token_types.get(id as usize) == Some(&TOKEN_TYPE_BYTE) {
+                if let Some(b) = parse_byte_token(text) {
+                    out.push(b);
+                    return;
+                }
+            }
+            for c in text.chars() {
+                let c = if c == SPACE_MARK { ' ' } else { c };
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
             }
             return;
         }
@@ -460,6 +683,20 @@ impl Tokenizer {
         }
         String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+/// Special token ids of a SentencePiece vocabulary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpmIds {
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+    pub unk: Option<u32>,
+}
+
+/// `<0x41>` → 0x41.
+fn parse_byte_token(t: &str) -> Option<u8> {
+    let hex = t.strip_prefix("<0x")?.strip_suffix('>')?;
+    (hex.len() == 2).then(|| u8::from_str_radix(hex, 16).ok())?
 }
 
 /// Streaming decoder that never splits a UTF-8 character between chunks.

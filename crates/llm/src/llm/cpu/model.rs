@@ -1,4 +1,4 @@
-//! The engine's own CPU forward pass for llama / qwen2 / qwen3 GGUF models.
+//! The engine's own CPU forward pass for llama / qwen2 / qwen3 / gemma3 GGUF models.
 //!
 //! Everything lives in plain `Vec<f32>` buffers that are reused between
 //! steps: no tensors are allocated per token, the KV cache is preallocated and
@@ -36,6 +36,11 @@ struct Layer {
     w_gate: QMatrix,
     w_up: QMatrix,
     w_down: QMatrix,
+    /// Gemma: norms of the attention and feed-forward outputs, before the residual add.
+    post_attn_norm: Option<Vec<f32>>,
+    post_ffn_norm: Option<Vec<f32>>,
+    /// Keys this layer sees (sliding-window layers), and whether it uses the local RoPE base.
+    window: Option<usize>,
 }
 
 /// Reusable per-step buffers.
@@ -53,6 +58,8 @@ struct Scratch {
     q8: Q8Acts,
     cos: Vec<f32>,
     sin: Vec<f32>,
+    cos_local: Vec<f32>,
+    sin_local: Vec<f32>,
 }
 
 /// A loaded model with its KV cache, running on the CPU.
@@ -65,6 +72,8 @@ pub struct CpuModel {
     /// Per rotated pair: inverse frequency (already divided by any
     /// `rope_freqs` factor).
     inv_freq: Vec<f32>,
+    /// The same for sliding-window layers (Gemma-3's local base).
+    inv_freq_local: Vec<f32>,
     max_ctx: usize,
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
@@ -117,7 +126,7 @@ fn read_opt_vec<R: Read + Seek>(
 }
 
 impl CpuModel {
-    /// Loads the weights of a llama / qwen2 / qwen3 GGUF file.
+    /// Loads the weights of a llama / qwen2 / qwen3 / gemma3 GGUF file.
     ///
     /// `max_ctx` caps the KV cache (tokens); `threads` sizes the thread pool.
     pub fn load<R: Read + Seek>(
@@ -127,7 +136,10 @@ impl CpuModel {
         threads: usize,
     ) -> Result<Self> {
         let cfg = ModelConfig::from_gguf(content)?;
-        if !matches!(cfg.arch, Arch::Llama | Arch::Qwen2 | Arch::Qwen3) {
+        if !matches!(
+            cfg.arch,
+            Arch::Llama | Arch::Qwen2 | Arch::Qwen3 | Arch::Gemma3
+        ) {
             return Err(LlmError::Unsupported(format!(
                 "{:?} has no native CPU forward pass",
                 cfg.arch
@@ -163,21 +175,30 @@ impl CpuModel {
                 w_gate: read_matrix(content, reader, &n("ffn_gate.weight"))?,
                 w_up: read_matrix(content, reader, &n("ffn_up.weight"))?,
                 w_down: read_matrix(content, reader, &n("ffn_down.weight"))?,
+                post_attn_norm: read_opt_vec(content, reader, &n("post_attention_norm.weight"))?,
+                post_ffn_norm: read_opt_vec(content, reader, &n("post_ffw_norm.weight"))?,
+                window: cfg
+                    .sliding_window
+                    .filter(|_| (i + 1) % cfg.sliding_pattern.max(1) != 0),
             });
         }
         let half = cfg.rope_dim / 2;
         let factors = read_opt_vec(content, reader, "rope_freqs.weight")?;
-        let inv_freq = (0..half)
-            .map(|i| {
-                let f = 1.0 / (cfg.rope_theta as f64).powf(2.0 * i as f64 / cfg.rope_dim as f64);
-                let factor = factors
-                    .as_ref()
-                    .and_then(|v| v.get(i))
-                    .copied()
-                    .unwrap_or(1.0) as f64;
-                (f / factor) as f32
-            })
-            .collect();
+        let inv_freq_of = |theta: f32| -> Vec<f32> {
+            (0..half)
+                .map(|i| {
+                    let f = 1.0 / (theta as f64).powf(2.0 * i as f64 / cfg.rope_dim as f64);
+                    let factor = factors
+                        .as_ref()
+                        .and_then(|v| v.get(i))
+                        .copied()
+                        .unwrap_or(1.0) as f64;
+                    (f / factor) as f32
+                })
+                .collect()
+        };
+        let inv_freq = inv_freq_of(cfg.rope_theta);
+        let inv_freq_local = inv_freq_of(cfg.rope_theta_local);
         let max_ctx = max_ctx.clamp(1, cfg.context_length.max(1));
         let cache_len = cfg.n_layers * cfg.n_kv_heads * max_ctx * cfg.head_dim;
         Ok(Self {
@@ -186,6 +207,7 @@ impl CpuModel {
             output_norm,
             layers,
             inv_freq,
+            inv_freq_local,
             max_ctx,
             k_cache: vec![0.0; cache_len],
             v_cache: vec![0.0; cache_len],
@@ -290,21 +312,33 @@ impl CpuModel {
         s.proj.resize(n * dim, 0.0);
         s.gate.resize(n * cfg.ffn_dim, 0.0);
         s.up.resize(n * cfg.ffn_dim, 0.0);
+        let gemma = cfg.arch == Arch::Gemma3;
         for (t, &tok) in tokens.iter().enumerate() {
-            self.embed
-                .dequantize_row(tok as usize, &mut s.x[t * dim..(t + 1) * dim]);
-        }
-        // RoPE angles for this batch.
-        let half = cfg.rope_dim / 2;
-        s.cos.resize(n * half, 0.0);
-        s.sin.resize(n * half, 0.0);
-        for t in 0..n {
-            let p = (self.pos + t) as f32;
-            for (i, f) in self.inv_freq.iter().enumerate() {
-                let (sn, cs) = (p * f).sin_cos();
-                s.cos[t * half + i] = cs;
-                s.sin[t * half + i] = sn;
+            let row = &mut s.x[t * dim..(t + 1) * dim];
+            self.embed.dequantize_row(tok as usize, row);
+            if gemma {
+                // Gemma scales its embeddings by √dim.
+                let scale = (dim as f32).sqrt();
+                row.iter_mut().for_each(|v| *v *= scale);
             }
+        }
+        // RoPE angles for this batch (and for sliding-window layers, when their base differs).
+        let half = cfg.rope_dim / 2;
+        let angles = |inv: &[f32], cos: &mut Vec<f32>, sin: &mut Vec<f32>| {
+            cos.resize(n * half, 0.0);
+            sin.resize(n * half, 0.0);
+            for t in 0..n {
+                let p = (self.pos + t) as f32;
+                for (i, f) in inv.iter().enumerate() {
+                    let (sn, cs) = (p * f).sin_cos();
+                    cos[t * half + i] = cs;
+                    sin[t * half + i] = sn;
+                }
+            }
+        };
+        angles(&self.inv_freq, &mut s.cos, &mut s.sin);
+        if cfg.sliding_window.is_some() {
+            angles(&self.inv_freq_local, &mut s.cos_local, &mut s.sin_local);
         }
         let layer_stride = cfg.n_kv_heads * self.max_ctx * hd;
         for (li, layer) in self.layers.iter().enumerate() {
@@ -351,10 +385,15 @@ impl CpuModel {
                 rms_norm_inplace(&mut s.k, w, cfg.rms_eps, hd);
             }
             let interleaved = cfg.arch.rope_interleaved();
+            let (cos, sin) = if layer.window.is_some() {
+                (&s.cos_local, &s.sin_local)
+            } else {
+                (&s.cos, &s.sin)
+            };
             for t in 0..n {
                 let (cs, sn) = (
-                    &s.cos[t * half..(t + 1) * half],
-                    &s.sin[t * half..(t + 1) * half],
+                    &cos[t * half..(t + 1) * half],
+                    &sin[t * half..(t + 1) * half],
                 );
                 for h in s.q[t * q_dim..(t + 1) * q_dim].chunks_exact_mut(hd) {
                     rope(h, cs, sn, cfg.rope_dim, interleaved);
@@ -382,14 +421,18 @@ impl CpuModel {
                 self.max_ctx,
                 self.pos,
                 n,
+                layer.window,
                 &mut s.attn,
             );
             s.q8.quantize(&s.attn, n, q_dim);
             matmul(&self.pool, &layer.wo, &mut s.proj, &s.attn, &s.q8, n);
+            if let Some(w) = &layer.post_attn_norm {
+                rms_norm_inplace(&mut s.proj, w, cfg.rms_eps, dim);
+            }
             for (x, p) in s.x.iter_mut().zip(&s.proj) {
                 *x += p;
             }
-            // --- feed-forward (SwiGLU) ---
+            // --- feed-forward (SwiGLU; GeGLU for Gemma) ---
             rms_norm(&s.x, &layer.ffn_norm, cfg.rms_eps, dim, &mut s.xn);
             s.q8.quantize(&s.xn, n, dim);
             matmul_many(
@@ -408,11 +451,20 @@ impl CpuModel {
                 &s.q8,
                 n,
             );
-            for (g, u) in s.gate.iter_mut().zip(&s.up) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
+            if gemma {
+                for (g, u) in s.gate.iter_mut().zip(&s.up) {
+                    *g = gelu_tanh(*g) * u;
+                }
+            } else {
+                for (g, u) in s.gate.iter_mut().zip(&s.up) {
+                    *g = *g / (1.0 + (-*g).exp()) * u;
+                }
             }
             s.q8.quantize(&s.gate, n, cfg.ffn_dim);
             matmul(&self.pool, &layer.w_down, &mut s.proj, &s.gate, &s.q8, n);
+            if let Some(w) = &layer.post_ffn_norm {
+                rms_norm_inplace(&mut s.proj, w, cfg.rms_eps, dim);
+            }
             for (x, p) in s.x.iter_mut().zip(&s.proj) {
                 *x += p;
             }
@@ -462,6 +514,12 @@ fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32, dim: usize) {
     }
 }
 
+/// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
+fn gelu_tanh(x: f32) -> f32 {
+    const C: f32 = 0.797_884_6; // √(2/π)
+    0.5 * x * (1.0 + (C * (x + 0.044_715 * x * x * x)).tanh())
+}
+
 /// Rotates the first `rope_dim` values of one head.
 fn rope(h: &mut [f32], cos: &[f32], sin: &[f32], rope_dim: usize, interleaved: bool) {
     let half = rope_dim / 2;
@@ -495,7 +553,8 @@ unsafe impl Send for OutPtr {}
 // SAFETY: see above.
 unsafe impl Sync for OutPtr {}
 
-/// Causal grouped-query attention for `n` new tokens starting at `pos`.
+/// Causal grouped-query attention for `n` new tokens starting at `pos`; with a `window`, each
+/// token sees only the last `window` keys (itself included).
 #[allow(clippy::too_many_arguments)]
 fn attention(
     pool: &ThreadPool,
@@ -506,20 +565,23 @@ fn attention(
     max_ctx: usize,
     pos: usize,
     n: usize,
+    window: Option<usize>,
     out: &mut [f32],
 ) {
     let hd = cfg.head_dim;
     let q_dim = cfg.n_heads * hd;
     let group = cfg.n_heads / cfg.n_kv_heads;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = cfg.attn_scale;
     let out_ptr = OutPtr(out.as_mut_ptr());
     pool.run(n * cfg.n_heads, &|task| {
         let (t, h) = (task / cfg.n_heads, task % cfg.n_heads);
         let kvh = h / group;
-        let ctx = pos + t + 1;
+        let end = pos + t + 1;
+        let first = window.map_or(0, |w| end.saturating_sub(w));
+        let ctx = end - first;
         let qh = &q[t * q_dim + h * hd..t * q_dim + (h + 1) * hd];
-        let kh = &k_cache[kvh * max_ctx * hd..];
-        let vh = &v_cache[kvh * max_ctx * hd..];
+        let kh = &k_cache[(kvh * max_ctx + first) * hd..];
+        let vh = &v_cache[(kvh * max_ctx + first) * hd..];
         // SAFETY: task (t, h) alone writes this head slice of `out`.
         let o =
             unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(t * q_dim + h * hd), hd) };
