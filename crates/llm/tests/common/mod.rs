@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 /// File name of the pinned SmolLM2 test model.
+#[allow(dead_code)]
 pub const MODEL_FILE: &str = "smollm2-135m-instruct-q4_1.gguf";
 /// Its pinned sha256.
 #[allow(dead_code)]
@@ -10,6 +11,7 @@ pub const MODEL_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc7
 
 /// Path of the test model, or `None` when it is absent and
 /// `REELSMITH_TEST_MODELS_OPTIONAL=1` allows skipping. Panics otherwise.
+#[allow(dead_code)]
 pub fn model_path() -> Option<PathBuf> {
     test_model(MODEL_FILE, "scripts/fetch-llm-test-model.sh")
 }
