@@ -259,3 +259,54 @@ fn transcribe_command_uses_an_imported_model_and_writes_srt() {
     assert_eq!(code, 0);
     assert!(out.contains("\"wb\""), "{out}");
 }
+
+#[test]
+fn the_llm_engine_reads_a_real_hub_tokenizer_json() {
+    // Whisper's tokenizer.json was written by the Hugging Face tokenizers library (GPT-2
+    // byte-level BPE). The LLM engine's reader must encode as that library does: the ids below
+    // are tokenizers 0.23.3's `encode(text, add_special_tokens=False)` on this very file. (The
+    // file lacks GPT-2's first merge, "Ġ t", so " the" is 220 3322 there, while Whisper's own
+    // rank-by-id encoder gives 264: files are read as written, not second-guessed.)
+    let Some(dir) = common::asr::model_dir() else {
+        return;
+    };
+    let json = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();
+    let llm = reelsmith_llm::llm::Tokenizer::from_tokenizer_json(
+        &json,
+        None,
+        Some("<|endoftext|>"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(llm.eos_id(), Some(50257));
+    assert_eq!(llm.token_id("<|startoftranscript|>"), Some(50258));
+    let cases: [(&str, &[u32]); 3] = [
+        (
+            ENGLISH,
+            &[
+                2278, 8441, 9870, 2440, 294, 220, 3322, 2446, 293, 24157, 3469, 294, 220, 3322,
+                5634, 13, 10410, 9862, 393, 2256, 220, 3322, 347, 220, 83, 38748, 412, 220, 3322,
+                1868, 10026, 13, 2555, 1066, 428, 10405, 294, 220, 3322, 4017, 433, 2651, 220,
+                3322, 12014, 13,
+            ],
+        ),
+        (
+            " Hello, world! It's 2026 — naïve café, 日本語のテキスト; don't stop.",
+            &[
+                2425, 11, 1002, 0, 467, 311, 945, 10880, 3466, 1667, 15487, 303, 25118, 11, 220,
+                27311, 31348, 2972, 22985, 15535, 40498, 26, 500, 380, 1590, 13,
+            ],
+        ),
+        (
+            "  leading spaces\tand\ttabs\nnew lines 12345",
+            &[
+                220, 5775, 7673, 197, 474, 197, 83, 17243, 198, 7686, 3876, 34466, 8465,
+            ],
+        ),
+    ];
+    for (text, want) in cases {
+        let ids = llm.encode(text, false);
+        assert_eq!(ids, want, "{text:?}");
+        assert_eq!(llm.decode(&ids, false), text);
+    }
+}

@@ -47,7 +47,8 @@ pub struct ChatArgs {
     pub prompt: Option<String>,
     #[arg(long, value_enum, default_value = "general")]
     pub mode: ChatMode,
-    /// A .gguf file, or the id of an installed or imported LLM (default: the first installed).
+    /// A .gguf file, a Hugging Face checkpoint folder (config.json, *.safetensors,
+    /// tokenizer.json), or the id of an installed or imported LLM (default: the first installed).
     #[arg(long)]
     pub model: Option<String>,
     /// 0 = greedy.
@@ -72,7 +73,7 @@ fn gguf_in(dir: &Path, files: &[crate::hub::ModelFile]) -> Option<PathBuf> {
 pub fn model_path(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
     if let Some(a) = arg {
         let p = Path::new(a);
-        if p.is_file() {
+        if p.is_file() || !crate::engines::models::checkpoint_weights(p).is_empty() {
             return Ok(p.to_path_buf());
         }
     }

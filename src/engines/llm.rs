@@ -22,7 +22,17 @@ pub fn engine_id(m: &ModelRef) -> String {
 
 /// Host memory the model takes while loaded: the file plus a 4k-token KV cache and scratch.
 pub fn ram_bytes(m: &ModelRef) -> u64 {
-    let file = std::fs::metadata(&m.path).map(|x| x.len()).unwrap_or(0);
+    // A checkpoint folder holds its weights in *.safetensors files (run in f32 on the CPU: up to
+    // twice their bf16 size).
+    let file = if m.path.is_dir() {
+        crate::engines::models::checkpoint_weights(&m.path)
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|x| x.len()).unwrap_or(0))
+            .sum::<u64>()
+            * 2
+    } else {
+        std::fs::metadata(&m.path).map(|x| x.len()).unwrap_or(0)
+    };
     file + file / 5 + (64 << 20)
 }
 

@@ -3,7 +3,7 @@
 //! or a path. `auto` picks an installed model; with none installed the rule-based engines run.
 //!
 //! ```toml
-//! llm = "auto"                      # auto | none | registry id | path to a .gguf
+//! llm = "auto"                      # auto | none | registry id | path to a .gguf or a checkpoint folder
 //! asr = "whisper-base-ct2"          # auto | none | registry id | CTranslate2 Whisper folder
 //! ```
 
@@ -100,6 +100,23 @@ fn fingerprint_of(path: &Path) -> String {
     format!("{size}-{mtime}")
 }
 
+/// The `*.safetensors` files of a Hugging Face checkpoint folder (empty when `dir` is not one:
+/// it needs a `config.json` too).
+pub fn checkpoint_weights(dir: &Path) -> Vec<PathBuf> {
+    if !dir.join("config.json").is_file() {
+        return Vec::new();
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// The weights inside an installed model: the `.gguf` file, or the CTranslate2 folder.
 fn weights(m: &ModelEntry, dir: &Path, kind: ModelKind) -> Option<(PathBuf, String)> {
     match kind {
@@ -169,22 +186,32 @@ fn choose(
     let path = Path::new(value);
     let is_path = value.contains('/') || value.ends_with(".gguf") || path.exists();
     if is_path {
+        let checkpoint = checkpoint_weights(path);
         let ok = match kind {
             ModelKind::Asr => path.join("model.bin").is_file(),
-            _ => path.is_file() && path.extension().is_some_and(|x| x == "gguf"),
+            _ => {
+                (path.is_file() && path.extension().is_some_and(|x| x == "gguf"))
+                    || !checkpoint.is_empty()
+            }
         };
         if !ok {
             let want = match kind {
                 ModelKind::Asr => {
                     "a CTranslate2 Whisper folder (model.bin, config.json, vocabulary)"
                 }
-                _ => "a .gguf file",
+                _ => {
+                    "a .gguf file or a Hugging Face checkpoint folder \
+                     (config.json, *.safetensors, tokenizer.json)"
+                }
             };
             return Err(format!("{field}: {value:?} is not {want}"));
         }
         let weights = match kind {
             ModelKind::Asr => path.join("model.bin"),
-            _ => path.to_path_buf(),
+            _ => checkpoint
+                .last()
+                .cloned()
+                .unwrap_or_else(|| path.to_path_buf()),
         };
         return Ok(Some(ModelRef {
             id: path

@@ -91,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match engine.backend() {
             Backend::Cpu(m) => format!("cpu ({} threads)", m.threads()),
             Backend::Candle(_) => "candle".to_string(),
+            Backend::Safetensors(_) => "candle (safetensors)".to_string(),
         }
     );
     let prompt = engine.tokenize_prompt(PROMPT);

@@ -84,6 +84,57 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// Reads a Hugging Face `config.json` (llama and qwen2 checkpoints).
+    pub fn from_hf_config(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| LlmError::Format(format!("config.json: {e}")))?;
+        let model_type = v["model_type"].as_str().unwrap_or_default();
+        let arch = match model_type {
+            "llama" | "mistral" => Arch::Llama,
+            "qwen2" => Arch::Qwen2,
+            other => {
+                return Err(LlmError::Unsupported(format!(
+                    "safetensors model_type '{other}' (llama and qwen2 are supported; use a GGUF)"
+                )))
+            }
+        };
+        let need = |k: &str| -> Result<usize> {
+            v[k].as_u64()
+                .map(|n| n as usize)
+                .ok_or_else(|| LlmError::Format(format!("config.json: missing {k}")))
+        };
+        let dim = need("hidden_size")?;
+        let n_heads = need("num_attention_heads")?;
+        let head_dim = v["head_dim"]
+            .as_u64()
+            .map(|n| n as usize)
+            .unwrap_or(dim / n_heads.max(1));
+        Ok(Self {
+            arch,
+            n_layers: need("num_hidden_layers")?,
+            dim,
+            ffn_dim: need("intermediate_size")?,
+            n_heads,
+            n_kv_heads: v["num_key_value_heads"]
+                .as_u64()
+                .map(|n| n as usize)
+                .unwrap_or(n_heads),
+            head_dim,
+            rope_dim: head_dim,
+            rope_theta: v["rope_theta"].as_f64().unwrap_or(10_000.0) as f32,
+            rms_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-5) as f32,
+            context_length: v["max_position_embeddings"]
+                .as_u64()
+                .map(|n| n as usize)
+                .unwrap_or(4096),
+            vocab_size: need("vocab_size")?,
+            sliding_window: None,
+            sliding_pattern: 6,
+            rope_theta_local: 10_000.0,
+            attn_scale: 1.0 / (head_dim as f32).sqrt(),
+        })
+    }
+
     /// Reads the configuration from GGUF metadata.
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
         let md = &content.metadata;

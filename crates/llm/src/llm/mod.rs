@@ -6,15 +6,19 @@
 //! * [`cpu`]: the engine's own fast CPU forward pass (llama, qwen2, qwen3)
 //!   with quantized AVX2 kernels and a persistent thread pool;
 //! * [`candle_model`]: candle-transformers' stock quantized models, used on
-//!   CUDA/Metal, for Gemma-3, and as the correctness reference.
+//!   CUDA/Metal and as the correctness reference;
+//! * [`safetensors_model`]: Hugging Face checkpoints (llama, qwen2) with their
+//!   `tokenizer.json`, on candle-transformers (CPU or CUDA).
 //!
-//! [`LlmEngine`] ties them together: load a GGUF file, render a chat, and
-//! stream the answer through a callback that can cancel generation.
+//! [`LlmEngine`] ties them together: load a GGUF file or a checkpoint folder,
+//! render a chat, and stream the answer through a callback that can cancel
+//! generation.
 
 pub mod candle_model;
 pub mod chat;
 pub mod config;
 pub mod cpu;
+pub mod safetensors_model;
 pub mod sample;
 pub mod structured;
 pub mod tokenizer;
@@ -32,6 +36,7 @@ pub use candle_model::CandleModel;
 pub use chat::{ChatTemplate, Message, Role};
 pub use config::{Arch, ModelConfig};
 pub use cpu::CpuModel;
+pub use safetensors_model::SafetensorsModel;
 pub use sample::{Sampler, SamplingParams};
 pub use structured::{generate_json, Schema, SchemaError, StructuredOptions, StructuredOutput};
 pub use tokenizer::{IncrementalDecoder, PreTokenizer, SpmIds, Tokenizer};
@@ -167,6 +172,8 @@ pub enum Backend {
     Cpu(Box<CpuModel>),
     /// candle-transformers (any device).
     Candle(Box<CandleModel>),
+    /// A safetensors checkpoint on candle-transformers (any device).
+    Safetensors(Box<SafetensorsModel>),
 }
 
 impl Backend {
@@ -174,13 +181,14 @@ impl Backend {
         match self {
             Backend::Cpu(m) => m.forward(tokens, logits),
             Backend::Candle(m) => m.forward(tokens, logits),
+            Backend::Safetensors(m) => m.forward(tokens, logits),
         }
     }
 
     fn capacity(&self) -> usize {
         match self {
             Backend::Cpu(m) => m.max_context(),
-            Backend::Candle(_) => usize::MAX,
+            Backend::Candle(_) | Backend::Safetensors(_) => usize::MAX,
         }
     }
 }
@@ -199,9 +207,17 @@ pub struct LlmEngine {
 }
 
 impl LlmEngine {
-    /// Loads a GGUF model.
+    /// Loads a GGUF model, or a Hugging Face checkpoint folder (`config.json`,
+    /// `*.safetensors`, `tokenizer.json`, optional `tokenizer_config.json`).
     pub fn load(path: impl AsRef<Path>, opts: &LoadOptions) -> Result<Self> {
         let path = path.as_ref();
+        if path.is_dir() {
+            return Self::load_checkpoint(path, opts);
+        }
+        if path.extension().is_some_and(|x| x == "safetensors") {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            return Self::load_checkpoint(dir, opts);
+        }
         let mut reader = BufReader::new(File::open(path)?);
         let content = gguf_file::Content::read(&mut reader)?;
         let config = ModelConfig::from_gguf(&content)?;
@@ -235,6 +251,64 @@ impl LlmEngine {
                 &opts.device,
             )?))
         };
+        Ok(Self {
+            tokenizer,
+            template,
+            config,
+            backend,
+            stop_ids,
+            cached: Vec::new(),
+            logits: Vec::new(),
+        })
+    }
+
+    fn load_checkpoint(dir: &Path, opts: &LoadOptions) -> Result<Self> {
+        let read = |name: &str| -> Result<String> {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p)
+                .map_err(|e| LlmError::Format(format!("{}: {e}", p.display())))
+        };
+        let config_text = read("config.json")?;
+        let config = ModelConfig::from_hf_config(&config_text)?;
+        let tk_cfg: serde_json::Value = match read("tokenizer_config.json") {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| {
+                LlmError::Format(format!(
+                    "{}: {e}",
+                    dir.join("tokenizer_config.json").display()
+                ))
+            })?,
+            Err(_) => serde_json::Value::Null,
+        };
+        // Special tokens are written either as a string or as {"content": …}.
+        let name = |k: &str| -> Option<String> {
+            let v = &tk_cfg[k];
+            v.as_str()
+                .or_else(|| v["content"].as_str())
+                .map(str::to_string)
+        };
+        let mut tokenizer = Tokenizer::from_tokenizer_json(
+            &read("tokenizer.json")?,
+            name("bos_token").as_deref(),
+            name("eos_token").as_deref(),
+            tk_cfg["add_bos_token"].as_bool().unwrap_or(false),
+        )?;
+        let hf: serde_json::Value = serde_json::from_str(&config_text)
+            .map_err(|e| LlmError::Format(format!("config.json: {e}")))?;
+        let id = |v: &serde_json::Value| {
+            v.as_u64()
+                .or_else(|| v.as_array().and_then(|a| a.first()?.as_u64()))
+                .map(|i| i as u32)
+        };
+        tokenizer.fill_special_ids(id(&hf["bos_token_id"]), id(&hf["eos_token_id"]));
+        let template =
+            ChatTemplate::detect(tk_cfg["chat_template"].as_str(), config.arch.gguf_name());
+        let stop_ids = template.stop_token_ids(&tokenizer);
+        let backend = Backend::Safetensors(Box::new(SafetensorsModel::load(
+            dir,
+            config.arch,
+            &config_text,
+            &opts.device,
+        )?));
         Ok(Self {
             tokenizer,
             template,
@@ -312,6 +386,7 @@ impl LlmEngine {
         match &mut self.backend {
             Backend::Cpu(m) => m.reset(),
             Backend::Candle(m) => m.reset()?,
+            Backend::Safetensors(m) => m.reset()?,
         }
         Ok(())
     }
@@ -341,6 +416,11 @@ impl LlmEngine {
                 c
             }
             Backend::Candle(m) => {
+                m.reset()?;
+                self.cached.clear();
+                0
+            }
+            Backend::Safetensors(m) => {
                 m.reset()?;
                 self.cached.clear();
                 0

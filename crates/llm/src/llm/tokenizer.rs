@@ -380,6 +380,130 @@ impl Tokenizer {
         Ok(t)
     }
 
+    /// Reads a Hugging Face `tokenizer.json` with a BPE model: byte-level vocabularies (GPT-2,
+    /// Llama-3, Qwen2, SmolLM; the pre-tokenizer is recognised from its split pattern) and
+    /// SentencePiece-converted ones (`▁` spaces, byte fallback; merge ranks become scores).
+    /// `bos`/`eos` name the special tokens (from `tokenizer_config.json`).
+    pub fn from_tokenizer_json(
+        text: &str,
+        bos: Option<&str>,
+        eos: Option<&str>,
+        add_bos: bool,
+    ) -> Result<Self> {
+        let bad = |why: String| LlmError::Format(format!("tokenizer.json: {why}"));
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let model = &v["model"];
+        if model["type"].as_str() != Some("BPE") {
+            return Err(LlmError::Unsupported(format!(
+                "tokenizer.json model type {} (BPE vocabularies are supported)",
+                model["type"]
+            )));
+        }
+        let vocab = model["vocab"]
+            .as_object()
+            .ok_or_else(|| bad("model.vocab is not an object".into()))?;
+        let added = v["added_tokens"].as_array().cloned().unwrap_or_default();
+        let size = vocab
+            .values()
+            .filter_map(|i| i.as_u64())
+            .chain(added.iter().filter_map(|t| t["id"].as_u64()))
+            .max()
+            .map_or(0, |m| m as usize + 1);
+        let mut tokens = vec![String::new(); size];
+        let mut types = vec![TOKEN_TYPE_NORMAL; size];
+        for (t, id) in vocab {
+            let id = id.as_u64().ok_or_else(|| bad(format!("id of {t:?}")))? as usize;
+            tokens[id] = t.clone();
+        }
+        for t in &added {
+            let (Some(id), Some(content)) = (t["id"].as_u64(), t["content"].as_str()) else {
+                continue;
+            };
+            tokens[id as usize] = content.to_string();
+            types[id as usize] = if t["special"].as_bool().unwrap_or(false) {
+                TOKEN_TYPE_CONTROL
+            } else {
+                TOKEN_TYPE_USER_DEFINED
+            };
+        }
+        let merges: Vec<String> = model["merges"]
+            .as_array()
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| match m {
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        serde_json::Value::Array(p) if p.len() == 2 => {
+                            Some(format!("{} {}", p[0].as_str()?, p[1].as_str()?))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let id_of = |name: Option<&str>| {
+            name.and_then(|n| tokens.iter().position(|t| t == n).map(|i| i as u32))
+        };
+        let (bos_id, eos_id) = (id_of(bos), id_of(eos));
+        let unk = id_of(model["unk_token"].as_str());
+        if model["byte_fallback"].as_bool() == Some(true) {
+            // SentencePiece converted to BPE: a merge's rank is the merged token's priority.
+            let mut scores = vec![0f32; tokens.len()];
+            let index: HashMap<&str, usize> = tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.as_str(), i))
+                .collect();
+            for (rank, m) in merges.iter().enumerate() {
+                if let Some((l, r)) = m.split_once(' ') {
+                    if let Some(&i) = index.get(format!("{l}{r}").as_str()) {
+                        if scores[i] == 0.0 {
+                            scores[i] = -(rank as f32) - 1.0;
+                        }
+                    }
+                }
+            }
+            for (i, t) in tokens.iter().enumerate() {
+                if types[i] == TOKEN_TYPE_NORMAL && parse_byte_token(t).is_some() {
+                    types[i] = TOKEN_TYPE_BYTE;
+                }
+            }
+            let prefix = text.contains("\"prepend_scheme\":\"first\"")
+                || text.contains("\"prepend_scheme\": \"first\"")
+                || text.contains("\"add_dummy_prefix\":true")
+                || text.contains("\"add_dummy_prefix\": true");
+            return Self::sentencepiece(
+                tokens,
+                types,
+                scores,
+                SpmIds {
+                    bos: bos_id,
+                    eos: eos_id,
+                    unk,
+                },
+                add_bos,
+                prefix,
+            );
+        }
+        let pre_text = v["pre_tokenizer"].to_string();
+        let pre = if pre_text.contains("\\p{N}{1,3}") {
+            PreTokenizer::Llama3
+        } else if pre_text.contains("\\p{N}") && pre_text.contains("Split") {
+            PreTokenizer::Qwen2
+        } else if pre_text.contains("\"Digits\"") {
+            PreTokenizer::Gpt2SplitDigits
+        } else {
+            PreTokenizer::Gpt2
+        };
+        Self::new(tokens, types, &merges, pre, bos_id, eos_id, add_bos)
+    }
+
+    /// Fills in BOS/EOS ids the vocabulary did not name (from a model's `config.json`).
+    pub fn fill_special_ids(&mut self, bos: Option<u32>, eos: Option<u32>) {
+        let in_range = |id: Option<u32>| id.filter(|&i| (i as usize) < self.tokens.len());
+        self.bos_id = self.bos_id.or(in_range(bos));
+        self.eos_id = self.eos_id.or(in_range(eos));
+    }
+
     /// Whether this is a SentencePiece vocabulary.
     pub fn is_sentencepiece(&self) -> bool {
         self.spm.is_some()
