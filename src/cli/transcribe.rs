@@ -45,8 +45,9 @@ pub(crate) fn model_dir(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, Strin
         arg,
         ModelKind::Asr,
         "ct2",
-        "no Whisper model installed: `reelsmith models import DIR` a faster-whisper folder \
-         (model.bin, config.json, vocabulary), or pass --model DIR",
+        "no Whisper model installed: `reelsmith models pull faster-whisper-base` (CTranslate2), \
+         `reelsmith models import DIR` a faster-whisper folder (model.bin, config.json, \
+         vocabulary), or pass --model DIR",
     )
     .map(|(_, dir)| dir)
 }
