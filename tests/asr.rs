@@ -310,3 +310,170 @@ fn the_llm_engine_reads_a_real_hub_tokenizer_json() {
         assert_eq!(llm.decode(&ids, false), text);
     }
 }
+
+/// Writes the CTranslate2 test model as the Hugging Face checkpoint `openai/whisper-base` is
+/// published in (transformers' WhisperForConditionalGeneration names, separate Q/K/V,
+/// `config.json` head counts, `generation_config.json`).
+fn export_hf(ct2_dir: &std::path::Path, out: &std::path::Path) {
+    use reelsmith::engines::whisper::ct2::Ct2Model;
+    let m = Ct2Model::open(&ct2_dir.join("model.bin")).unwrap();
+    let t: std::cell::RefCell<std::collections::HashMap<String, candle_core::Tensor>> =
+        Default::default();
+    let put = |name: String, values: Vec<f32>, shape: Vec<usize>| {
+        let tensor = candle_core::Tensor::from_vec(values, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(candle_core::DType::F16)
+            .unwrap();
+        t.borrow_mut().insert(format!("model.{name}"), tensor);
+    };
+    let get = |n: &str| (m.to_f32_vec(n).unwrap(), m.shape(n).unwrap());
+    let copy = |to: &str, from: &str| {
+        let (v, s) = get(from);
+        put(to.to_string(), v, s);
+    };
+    for c in ["conv1", "conv2"] {
+        copy(
+            &format!("encoder.{c}.weight"),
+            &format!("encoder/{c}/weight"),
+        );
+        copy(&format!("encoder.{c}.bias"), &format!("encoder/{c}/bias"));
+    }
+    copy(
+        "encoder.embed_positions.weight",
+        "encoder/position_encodings/encodings",
+    );
+    copy("decoder.embed_tokens.weight", "decoder/embeddings/weight");
+    copy(
+        "decoder.embed_positions.weight",
+        "decoder/position_encodings/encodings",
+    );
+    for side in ["encoder", "decoder"] {
+        copy(
+            &format!("{side}.layer_norm.weight"),
+            &format!("{side}/layer_norm/gamma"),
+        );
+        copy(
+            &format!("{side}.layer_norm.bias"),
+            &format!("{side}/layer_norm/beta"),
+        );
+        let mut i = 0;
+        while m.contains(&format!("{side}/layer_{i}/ffn/linear_0/weight")) {
+            let hf = |s: &str| format!("{side}.layers.{i}.{s}");
+            let ct = |s: &str| format!("{side}/layer_{i}/{s}");
+            let split = |from: &str, to: &[&str], first_bias: bool| {
+                let (w, s) = get(&ct(&format!("{from}/weight")));
+                let (b, _) = get(&ct(&format!("{from}/bias")));
+                let rows = s[0] / to.len();
+                for (k, name) in to.iter().enumerate() {
+                    let wk = w[k * rows * s[1]..(k + 1) * rows * s[1]].to_vec();
+                    put(hf(&format!("{name}.weight")), wk, vec![rows, s[1]]);
+                    // K projections carry no bias in Whisper.
+                    if !name.ends_with("k_proj") || first_bias {
+                        put(
+                            hf(&format!("{name}.bias")),
+                            b[k * rows..(k + 1) * rows].to_vec(),
+                            vec![rows],
+                        );
+                    }
+                }
+            };
+            split(
+                "self_attention/linear_0",
+                &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                false,
+            );
+            split("self_attention/linear_1", &["self_attn.out_proj"], true);
+            split("ffn/linear_0", &["fc1"], true);
+            split("ffn/linear_1", &["fc2"], true);
+            if side == "decoder" {
+                split("attention/linear_0", &["encoder_attn.q_proj"], true);
+                split(
+                    "attention/linear_1",
+                    &["encoder_attn.k_proj", "encoder_attn.v_proj"],
+                    false,
+                );
+                split("attention/linear_2", &["encoder_attn.out_proj"], true);
+            }
+            let norm = |to: &str, from: &str| {
+                let (g, s) = get(&ct(&format!("{from}/gamma")));
+                put(hf(&format!("{to}.weight")), g, s.clone());
+                let (b, s) = get(&ct(&format!("{from}/beta")));
+                put(hf(&format!("{to}.bias")), b, s);
+            };
+            norm("self_attn_layer_norm", "self_attention/layer_norm");
+            norm("final_layer_norm", "ffn/layer_norm");
+            if side == "decoder" {
+                norm("encoder_attn_layer_norm", "attention/layer_norm");
+            }
+            i += 1;
+        }
+    }
+    candle_core::safetensors::save(&*t.borrow(), out.join("model.safetensors")).unwrap();
+    let heads = |n: &str| m.scalar_i64(n).unwrap();
+    std::fs::write(
+        out.join("config.json"),
+        serde_json::json!({
+            "model_type": "whisper",
+            "architectures": ["WhisperForConditionalGeneration"],
+            "activation_function": "gelu",
+            "encoder_attention_heads": heads("encoder/num_heads"),
+            "decoder_attention_heads": heads("decoder/num_heads"),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let fw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ct2_dir.join("config.json")).unwrap())
+            .unwrap();
+    std::fs::write(
+        out.join("generation_config.json"),
+        serde_json::json!({
+            "alignment_heads": fw["alignment_heads"],
+            "suppress_tokens": fw["suppress_ids"],
+            "begin_suppress_tokens": fw["suppress_ids_begin"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::copy(ct2_dir.join("tokenizer.json"), out.join("tokenizer.json")).unwrap();
+}
+
+#[test]
+fn a_hugging_face_whisper_checkpoint_transcribes_like_its_ctranslate2_twin() {
+    let (Some(model), Some(dir)) = (model(), common::asr::model_dir()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    export_hf(&dir, tmp.path());
+    let mut hf = Whisper::load(tmp.path(), &Device::Cpu).expect("the HF checkpoint loads");
+    assert_eq!(hf.dims(), model.lock().unwrap().dims());
+    let pcm = common::asr::espeak("en", ENGLISH);
+    let opts = TranscribeOptions {
+        word_timestamps: true,
+        ..Default::default()
+    };
+    let a = hf.transcribe(&pcm, &opts).unwrap();
+    let b = model.lock().unwrap().transcribe(&pcm, &opts).unwrap();
+    assert_eq!(a.language, "en");
+    assert_eq!(a.text, b.text);
+    let words = |t: &Transcript| -> Vec<(String, f64)> {
+        t.segments
+            .iter()
+            .flat_map(|s| &s.words)
+            .map(|w| (w.text.clone(), w.start))
+            .collect()
+    };
+    let (wa, wb) = (words(&a), words(&b));
+    assert_eq!(wa.len(), wb.len());
+    for ((x, sa), (y, sb)) in wa.iter().zip(&wb) {
+        assert_eq!(x, y);
+        assert!((sa - sb).abs() <= 0.02, "{x}: {sa} vs {sb}");
+    }
+    // A checkpoint without its config says which file.
+    std::fs::remove_file(tmp.path().join("config.json")).unwrap();
+    std::fs::write(tmp.path().join("model.bin"), b"").unwrap();
+    let err = Whisper::load(tmp.path(), &Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("model.bin"), "{err}");
+}

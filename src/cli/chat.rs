@@ -84,11 +84,21 @@ pub fn model_path(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
         &cfg,
         arg,
         ModelKind::Llm,
-        "gguf",
+        &["gguf", "safetensors"],
         "no LLM installed: `reelsmith models pull smollm2-135m-instruct-q4` (98 MB), \
          `reelsmith models import FILE.gguf`, or --model FILE.gguf",
     )?;
-    gguf_in(&dir, &m.files).ok_or_else(|| format!("{}: no .gguf file in {}", m.id, dir.display()))
+    gguf_in(&dir, &m.files)
+        .or_else(|| {
+            (!crate::engines::models::checkpoint_weights(&dir).is_empty()).then(|| dir.clone())
+        })
+        .ok_or_else(|| {
+            format!(
+                "{}: no .gguf file or checkpoint (config.json + *.safetensors) in {}",
+                m.id,
+                dir.display()
+            )
+        })
 }
 
 pub fn run(args: ChatArgs, dirs: &Dirs) -> i32 {

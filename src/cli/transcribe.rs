@@ -44,7 +44,7 @@ pub(crate) fn model_dir(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, Strin
         &cfg,
         arg,
         ModelKind::Asr,
-        "ct2",
+        &["ct2", "safetensors"],
         "no Whisper model installed: `reelsmith models pull faster-whisper-base` (CTranslate2), \
          `reelsmith models import DIR` a faster-whisper folder (model.bin, config.json, \
          vocabulary), or pass --model DIR",

@@ -82,10 +82,12 @@ impl StageModels {
     }
 }
 
-fn format_of(kind: ModelKind) -> &'static str {
+/// The stored formats the engines run: CTranslate2 or Hugging Face Whisper; GGUF or Hugging
+/// Face checkpoint LLMs.
+fn formats_of(kind: ModelKind) -> &'static [&'static str] {
     match kind {
-        ModelKind::Asr => "ct2",
-        _ => "gguf",
+        ModelKind::Asr => &["ct2", "safetensors"],
+        _ => &["gguf", "safetensors"],
     }
 }
 
@@ -121,24 +123,34 @@ pub fn checkpoint_weights(dir: &Path) -> Vec<PathBuf> {
 fn weights(m: &ModelEntry, dir: &Path, kind: ModelKind) -> Option<(PathBuf, String)> {
     match kind {
         ModelKind::Asr => {
-            let bin = dir.join("model.bin");
-            bin.is_file().then(|| {
-                let fp = m
-                    .files
-                    .iter()
-                    .find(|f| f.path.ends_with("model.bin"))
-                    .and_then(|f| f.sha256.clone())
-                    .unwrap_or_else(|| fingerprint_of(&bin));
-                (dir.to_path_buf(), fp)
-            })
+            let bin = ["model.bin", "model.safetensors"]
+                .iter()
+                .map(|f| dir.join(f))
+                .find(|p| p.is_file())?;
+            let name = bin.file_name()?.to_string_lossy().into_owned();
+            let fp = m
+                .files
+                .iter()
+                .find(|f| f.path.ends_with(&name))
+                .and_then(|f| f.sha256.clone())
+                .unwrap_or_else(|| fingerprint_of(&bin));
+            Some((dir.to_path_buf(), fp))
         }
-        _ => m.files.iter().find_map(|f| {
-            let p = dir.join(&f.path);
-            (p.extension().is_some_and(|x| x == "gguf") && p.is_file()).then(|| {
-                let fp = f.sha256.clone().unwrap_or_else(|| fingerprint_of(&p));
-                (p, fp)
+        _ => m
+            .files
+            .iter()
+            .find_map(|f| {
+                let p = dir.join(&f.path);
+                (p.extension().is_some_and(|x| x == "gguf") && p.is_file()).then(|| {
+                    let fp = f.sha256.clone().unwrap_or_else(|| fingerprint_of(&p));
+                    (p, fp)
+                })
             })
-        }),
+            .or_else(|| {
+                // A checkpoint folder: the engine loads the folder.
+                let last = checkpoint_weights(dir).pop()?;
+                Some((dir.to_path_buf(), fingerprint_of(&last)))
+            }),
     }
 }
 
@@ -150,14 +162,14 @@ fn choose(
     kind: ModelKind,
 ) -> Result<Option<ModelRef>, String> {
     let value = value.trim();
-    let format = format_of(kind);
+    let formats = formats_of(kind);
     match value {
         "none" | "rules" | "off" => return Ok(None),
         "auto" => {
             let mut found: Vec<ModelRef> = reg
                 .models()
                 .iter()
-                .filter(|m| m.kind == kind && m.format == format)
+                .filter(|m| m.kind == kind && formats.contains(&m.format.as_str()))
                 .filter_map(|m| {
                     let dir = import::local_dir(cfg, m)?;
                     let (path, fingerprint) = weights(m, &dir, kind)?;
@@ -188,7 +200,9 @@ fn choose(
     if is_path {
         let checkpoint = checkpoint_weights(path);
         let ok = match kind {
-            ModelKind::Asr => path.join("model.bin").is_file(),
+            ModelKind::Asr => {
+                path.join("model.bin").is_file() || crate::engines::whisper::hf::is_checkpoint(path)
+            }
             _ => {
                 (path.is_file() && path.extension().is_some_and(|x| x == "gguf"))
                     || !checkpoint.is_empty()
@@ -197,7 +211,8 @@ fn choose(
         if !ok {
             let want = match kind {
                 ModelKind::Asr => {
-                    "a CTranslate2 Whisper folder (model.bin, config.json, vocabulary)"
+                    "a Whisper folder: CTranslate2 (model.bin, config.json, vocabulary) or \
+                     Hugging Face (model.safetensors, config.json, tokenizer.json)"
                 }
                 _ => {
                     "a .gguf file or a Hugging Face checkpoint folder \
@@ -207,7 +222,8 @@ fn choose(
             return Err(format!("{field}: {value:?} is not {want}"));
         }
         let weights = match kind {
-            ModelKind::Asr => path.join("model.bin"),
+            ModelKind::Asr if path.join("model.bin").is_file() => path.join("model.bin"),
+            ModelKind::Asr => path.join("model.safetensors"),
             _ => checkpoint
                 .last()
                 .cloned()
@@ -224,7 +240,7 @@ fn choose(
         }));
     }
     let none = format!("{field}: no model `{value}`");
-    let (m, dir) = import::pick(reg, cfg, Some(value), kind, format, &none)
+    let (m, dir) = import::pick(reg, cfg, Some(value), kind, formats, &none)
         .map_err(|e| format!("{field}: {}", e.trim_start_matches("--model ")))?;
     let (path, fingerprint) = weights(m, &dir, kind).ok_or_else(|| {
         format!(

@@ -425,9 +425,10 @@ pub fn pick<'a>(
     cfg: &super::HubConfig,
     arg: Option<&str>,
     kind: ModelKind,
-    format: &str,
+    formats: &[&str],
     none: &str,
 ) -> Result<(&'a ModelEntry, PathBuf), String> {
+    let format = formats.join(" or ");
     match arg {
         Some(id) => {
             let m = reg.get(id).ok_or_else(|| {
@@ -436,7 +437,7 @@ pub fn pick<'a>(
                     kind.as_str()
                 )
             })?;
-            if m.format != format {
+            if !formats.contains(&m.format.as_str()) {
                 return Err(format!(
                     "--model {id}: stored as {}, and this engine reads {format}; \
                      `reelsmith models import PATH` registers a {format} copy",
@@ -451,7 +452,7 @@ pub fn pick<'a>(
         None => reg
             .models()
             .iter()
-            .filter(|m| m.kind == kind && m.format == format)
+            .filter(|m| m.kind == kind && formats.contains(&m.format.as_str()))
             .find_map(|m| local_dir(cfg, m).map(|d| (m, d)))
             .ok_or_else(|| none.to_string()),
     }

@@ -277,6 +277,52 @@ impl Ct2Model {
         }
     }
 
+    /// Builds a model from `f32` arrays and integer scalars already named the CTranslate2 way
+    /// (see [`super::hf`], which maps Hugging Face checkpoints onto these names). `path` is what
+    /// error messages name.
+    pub fn from_arrays(
+        path: &Path,
+        spec: &str,
+        arrays: Vec<(String, Vec<usize>, Vec<f32>)>,
+        scalars: &[(&str, i32)],
+    ) -> Self {
+        let mut buf = Vec::new();
+        let mut vars = HashMap::new();
+        for (name, shape, values) in arrays {
+            let start = buf.len();
+            buf.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+            vars.insert(
+                name,
+                Ct2Array {
+                    shape,
+                    dtype: Ct2DType::F32,
+                    bytes: start..buf.len(),
+                },
+            );
+        }
+        for (name, v) in scalars {
+            let start = buf.len();
+            buf.extend(v.to_le_bytes());
+            vars.insert(
+                name.to_string(),
+                Ct2Array {
+                    shape: Vec::new(),
+                    dtype: Ct2DType::I32,
+                    bytes: start..buf.len(),
+                },
+            );
+        }
+        Self {
+            path: path.to_path_buf(),
+            spec: spec.to_string(),
+            revision: 0,
+            binary_version: 0,
+            buf,
+            vars,
+            aliases: HashMap::new(),
+        }
+    }
+
     /// Names of all stored variables (aliases excluded), sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut v: Vec<&str> = self.vars.keys().map(String::as_str).collect();

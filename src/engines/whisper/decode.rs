@@ -89,19 +89,40 @@ fn cancelled(opts: &TranscribeOptions) -> bool {
 
 impl Whisper {
     /// Loads a faster-whisper model folder (`model.bin`, optional
-    /// `config.json`, `vocabulary.txt` or `tokenizer.json`).
+    /// `config.json`, `vocabulary.txt` or `tokenizer.json`), or a Hugging Face checkpoint
+    /// folder (`model.safetensors`, `config.json`, `tokenizer.json`, optional
+    /// `generation_config.json`).
     ///
     /// Weights are converted to `f32` on the CPU and to `f16` on other
     /// devices.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, WhisperError> {
-        let ct2 = Ct2Model::open(&dir.join("model.bin"))?;
+        let hf = !dir.join("model.bin").is_file() && super::hf::is_checkpoint(dir);
+        let ct2 = if hf {
+            super::hf::load(dir)?
+        } else {
+            Ct2Model::open(&dir.join("model.bin"))?
+        };
         let model = WhisperModel::from_ct2(&ct2, device)?;
         drop(ct2);
         let dims = model.dims;
         let tokenizer = Tokenizer::load(dir, dims.n_vocab)?;
 
-        let config_path = dir.join("config.json");
-        let config: ConfigFile = if config_path.is_file() {
+        let config_path = if hf {
+            dir.join("generation_config.json")
+        } else {
+            dir.join("config.json")
+        };
+        let config: ConfigFile = if hf {
+            // A Hugging Face checkpoint keeps these in generation_config.json.
+            super::hf::generation_config(dir)
+                .map(serde_json::from_value)
+                .transpose()
+                .map_err(|e| WhisperError::Config {
+                    path: config_path.clone(),
+                    msg: e.to_string(),
+                })?
+                .unwrap_or_default()
+        } else if config_path.is_file() {
             let text =
                 std::fs::read_to_string(&config_path).map_err(|source| WhisperError::Io {
                     path: config_path.clone(),

@@ -28,6 +28,7 @@ mod align;
 pub mod audio;
 pub mod ct2;
 mod decode;
+pub mod hf;
 mod kernels;
 pub mod model;
 pub mod tokenizer;
