@@ -402,3 +402,29 @@ fn engine_settings_mistakes_exit_2_naming_the_file_and_field() {
     );
     assert!(!out.exists(), "nothing written");
 }
+
+#[test]
+fn a_device_this_build_cannot_use_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        &["chat", "--device", "cuda", "hi"][..],
+        &["transcribe", "--device", "cuda:1", "nothing.wav"][..],
+    ] {
+        let o = std::process::Command::new(bin())
+            .args(args)
+            .env("REELSMITH_DATA_DIR", tmp.path().join("data"))
+            .env("REELSMITH_CONFIG_DIR", tmp.path().join("cfg"))
+            .env("HF_HUB_CACHE", tmp.path().join("hub"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+    let o = std::process::Command::new(bin())
+        .args(["chat", "--device", "tpu", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cpu, cuda or cuda:N"));
+}

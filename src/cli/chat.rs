@@ -60,6 +60,9 @@ pub struct ChatArgs {
     pub seed: u64,
     #[arg(long, default_value_t = 512)]
     pub max_tokens: usize,
+    /// cpu, cuda or cuda:N (CUDA needs a `--features cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 fn gguf_in(dir: &Path, files: &[crate::hub::ModelFile]) -> Option<PathBuf> {
@@ -102,6 +105,13 @@ pub fn model_path(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
 }
 
 pub fn run(args: ChatArgs, dirs: &Dirs) -> i32 {
+    let device = match crate::engines::models::parse_device(&args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let path = match model_path(args.model.as_deref(), dirs) {
         Ok(p) => p,
         Err(e) => {
@@ -109,7 +119,11 @@ pub fn run(args: ChatArgs, dirs: &Dirs) -> i32 {
             return 2;
         }
     };
-    let mut engine = match LlmEngine::load(&path, &LoadOptions::default()) {
+    let load = LoadOptions {
+        device,
+        ..LoadOptions::default()
+    };
+    let mut engine = match LlmEngine::load(&path, &load) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {}: {e}", path.display());

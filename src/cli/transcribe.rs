@@ -13,7 +13,8 @@ use crate::hub::{HubConfig, ModelKind, Registry};
 pub struct TranscribeArgs {
     /// Any audio or video file ffmpeg reads.
     pub audio: PathBuf,
-    /// A faster-whisper (CTranslate2) folder, or the id of an installed or imported model.
+    /// A faster-whisper (CTranslate2) or Hugging Face Whisper folder, or the id of an installed
+    /// or imported model.
     #[arg(long)]
     pub model: Option<String>,
     /// Spoken language (two letters); detected when not given.
@@ -26,6 +27,9 @@ pub struct TranscribeArgs {
     /// Print the whole transcript (segments and words with times) as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// cpu, cuda or cuda:N (CUDA needs a `--features cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 /// The model folder: `--model` as a folder, or a registry id (imported or in the cache), or the
@@ -53,6 +57,13 @@ pub(crate) fn model_dir(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, Strin
 }
 
 pub fn run(args: TranscribeArgs, dirs: &Dirs) -> i32 {
+    let device = match crate::engines::models::parse_device(&args.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let dir = match model_dir(args.model.as_deref(), dirs) {
         Ok(d) => d,
         Err(e) => {
@@ -67,7 +78,7 @@ pub fn run(args: TranscribeArgs, dirs: &Dirs) -> i32 {
             return 2;
         }
     };
-    let mut w = match Whisper::load(&dir, &candle_core::Device::Cpu) {
+    let mut w = match Whisper::load(&dir, &device) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");

@@ -257,6 +257,29 @@ fn choose(
     }))
 }
 
+/// Parses a `--device` value: `cpu`, `cuda` (GPU 0) or `cuda:N`. A CUDA device needs a build
+/// with `--features cuda` and a working driver; the error says which is missing.
+pub fn parse_device(value: &str) -> Result<candle_core::Device, String> {
+    let v = value.trim().to_ascii_lowercase();
+    let ordinal = match v.as_str() {
+        "cpu" => return Ok(candle_core::Device::Cpu),
+        "cuda" | "gpu" => 0,
+        _ => match v.strip_prefix("cuda:") {
+            Some(n) => n
+                .parse::<usize>()
+                .map_err(|_| format!("--device {value}: use cpu, cuda or cuda:N"))?,
+            None => return Err(format!("--device {value}: use cpu, cuda or cuda:N")),
+        },
+    };
+    if !candle_core::utils::cuda_is_available() {
+        return Err(format!(
+            "--device {value}: this reelsmith was built without CUDA; rebuild with \
+             `cargo build --release --features cuda` (needs the CUDA toolkit), or use --device cpu"
+        ));
+    }
+    candle_core::Device::new_cuda(ordinal).map_err(|e| format!("--device {value}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +288,20 @@ mod tests {
         Dirs {
             data: root.join("data"),
             config: root.join("config"),
+        }
+    }
+
+    #[test]
+    fn device_values_are_checked() {
+        assert!(parse_device("cpu").unwrap().is_cpu());
+        assert!(parse_device("CPU").unwrap().is_cpu());
+        let e = parse_device("tpu").unwrap_err();
+        assert!(e.contains("cpu, cuda or cuda:N"), "{e}");
+        let e = parse_device("cuda:x").unwrap_err();
+        assert!(e.contains("cuda:N"), "{e}");
+        if !candle_core::utils::cuda_is_available() {
+            let e = parse_device("cuda:0").unwrap_err();
+            assert!(e.contains("--features cuda"), "{e}");
         }
     }
 
