@@ -26,6 +26,7 @@ test-models:
 	@bash scripts/fetch-test-models.sh
 	@bash scripts/fetch-llm-test-model.sh
 	@bash scripts/fetch-gemma-test-model.sh
+	@bash scripts/fetch-piper-test-voice.sh
 
 test: deps test-models
 	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2

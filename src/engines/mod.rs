@@ -6,6 +6,7 @@ pub mod llm;
 pub mod loaded;
 pub mod models;
 pub mod procedural;
+pub mod vits;
 pub mod whisper;
 
 use crate::media::compose::CameraPath;

