@@ -102,21 +102,13 @@ fn fingerprint_of(path: &Path) -> String {
     format!("{size}-{mtime}")
 }
 
-/// The `*.safetensors` files of a Hugging Face checkpoint folder (empty when `dir` is not one:
-/// it needs a `config.json` too).
+/// The `*.safetensors` files of a Hugging Face checkpoint folder, as the LLM engine loads them
+/// (empty when `dir` is not one: it needs a `config.json` too).
 pub fn checkpoint_weights(dir: &Path) -> Vec<PathBuf> {
     if !dir.join("config.json").is_file() {
         return Vec::new();
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    reelsmith_llm::llm::safetensors_model::weight_files(dir).unwrap_or_default()
 }
 
 /// The weights inside an installed model: the `.gguf` file, or the CTranslate2 folder.

@@ -123,13 +123,18 @@ impl CandleModel {
             Weights::Gemma3(m) => m.forward(&input, self.pos)?,
         };
         self.pos += tokens.len();
-        // Models return either [1, vocab] or [1, seq, vocab].
-        let out = match out.rank() {
-            3 => out.i((0, out.dim(1)? - 1))?,
-            2 => out.i(0)?,
-            _ => out,
-        };
-        *logits = out.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
-        Ok(())
+        last_logits(&out, logits)
     }
+}
+
+/// Writes the last position's logits of a candle-transformers output into `logits`: models
+/// return either `[1, vocab]` or `[1, seq, vocab]`.
+pub(crate) fn last_logits(out: &Tensor, logits: &mut Vec<f32>) -> Result<()> {
+    let last = match out.rank() {
+        3 => out.i((0, out.dim(1)? - 1))?,
+        2 => out.i(0)?,
+        _ => out.clone(),
+    };
+    *logits = last.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+    Ok(())
 }

@@ -185,6 +185,15 @@ impl Backend {
         }
     }
 
+    fn reset(&mut self) -> Result<()> {
+        match self {
+            Backend::Cpu(m) => m.reset(),
+            Backend::Candle(m) => m.reset()?,
+            Backend::Safetensors(m) => m.reset()?,
+        }
+        Ok(())
+    }
+
     fn capacity(&self) -> usize {
         match self {
             Backend::Cpu(m) => m.max_context(),
@@ -228,7 +237,6 @@ impl LlmEngine {
             .and_then(|v| v.to_string().ok())
             .cloned();
         let template = ChatTemplate::detect(template_text.as_deref(), config.arch.gguf_name());
-        let stop_ids = template.stop_token_ids(&tokenizer);
         // Gemma-3 always runs natively: candle-transformers 0.11.1's quantized_gemma3 uses SiLU
         // where Gemma has GELU (its answers part from llama.cpp's after a token or two).
         let native = !opts.force_candle
@@ -251,7 +259,18 @@ impl LlmEngine {
                 &opts.device,
             )?))
         };
-        Ok(Self {
+        Ok(Self::assemble(tokenizer, template, config, backend))
+    }
+
+    /// An engine with an empty cache; stop tokens follow from the template.
+    fn assemble(
+        tokenizer: Tokenizer,
+        template: ChatTemplate,
+        config: ModelConfig,
+        backend: Backend,
+    ) -> Self {
+        let stop_ids = template.stop_token_ids(&tokenizer);
+        Self {
             tokenizer,
             template,
             config,
@@ -259,7 +278,7 @@ impl LlmEngine {
             stop_ids,
             cached: Vec::new(),
             logits: Vec::new(),
-        })
+        }
     }
 
     fn load_checkpoint(dir: &Path, opts: &LoadOptions) -> Result<Self> {
@@ -302,22 +321,13 @@ impl LlmEngine {
         tokenizer.fill_special_ids(id(&hf["bos_token_id"]), id(&hf["eos_token_id"]));
         let template =
             ChatTemplate::detect(tk_cfg["chat_template"].as_str(), config.arch.gguf_name());
-        let stop_ids = template.stop_token_ids(&tokenizer);
         let backend = Backend::Safetensors(Box::new(SafetensorsModel::load(
             dir,
             config.arch,
             &config_text,
             &opts.device,
         )?));
-        Ok(Self {
-            tokenizer,
-            template,
-            config,
-            backend,
-            stop_ids,
-            cached: Vec::new(),
-            logits: Vec::new(),
-        })
+        Ok(Self::assemble(tokenizer, template, config, backend))
     }
 
     /// The tokenizer.
@@ -383,12 +393,7 @@ impl LlmEngine {
     /// Forgets the KV cache.
     pub fn reset(&mut self) -> Result<()> {
         self.cached.clear();
-        match &mut self.backend {
-            Backend::Cpu(m) => m.reset(),
-            Backend::Candle(m) => m.reset()?,
-            Backend::Safetensors(m) => m.reset()?,
-        }
-        Ok(())
+        self.backend.reset()
     }
 
     /// Low-level: feeds `tokens` after whatever is cached and returns the
@@ -415,14 +420,9 @@ impl LlmEngine {
                 self.cached.truncate(c);
                 c
             }
-            Backend::Candle(m) => {
-                m.reset()?;
-                self.cached.clear();
-                0
-            }
-            Backend::Safetensors(m) => {
-                m.reset()?;
-                self.cached.clear();
+            // candle-transformers' caches cannot be cut back: start over.
+            Backend::Candle(_) | Backend::Safetensors(_) => {
+                self.reset()?;
                 0
             }
         })

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::{llama, qwen2};
 
@@ -151,12 +151,6 @@ impl SafetensorsModel {
             Net::Qwen2(m) => m.forward(&input, self.pos)?,
         };
         self.pos += tokens.len();
-        let out = match out.rank() {
-            3 => out.i((0, out.dim(1)? - 1))?,
-            2 => out.i(0)?,
-            _ => out,
-        };
-        *logits = out.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        Ok(())
+        super::candle_model::last_logits(&out, logits)
     }
 }

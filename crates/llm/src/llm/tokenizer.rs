@@ -467,10 +467,10 @@ impl Tokenizer {
                     types[i] = TOKEN_TYPE_BYTE;
                 }
             }
-            let prefix = text.contains("\"prepend_scheme\":\"first\"")
-                || text.contains("\"prepend_scheme\": \"first\"")
-                || text.contains("\"add_dummy_prefix\":true")
-                || text.contains("\"add_dummy_prefix\": true");
+            // Metaspace's dummy prefix, in the compact form serde_json writes.
+            let meta = format!("{}{}", v["pre_tokenizer"], v["normalizer"]);
+            let prefix = meta.contains(r#""prepend_scheme":"first""#)
+                || meta.contains(r#""add_dummy_prefix":true"#);
             return Self::sentencepiece(
                 tokens,
                 types,
