@@ -7,7 +7,8 @@ mod common;
 
 use std::path::Path;
 
-use reelsmith::engines::vits::{PiperVoice, VoiceError};
+use reelsmith::engines::vits::model::{Noise, Vits};
+use reelsmith::engines::vits::{PiperVoice, Scales, VoiceError};
 
 fn copy_voice(src: &Path, dir: &Path) -> std::path::PathBuf {
     let onnx = dir.join("voice.onnx");
@@ -136,4 +137,78 @@ fn broken_or_mismatched_voice_files_name_the_file_and_the_fault() {
     let err = PiperVoice::open(&onnx).unwrap_err();
     assert!(matches!(err, VoiceError::Io { .. }), "{err}");
     assert!(err.to_string().contains("voice.onnx.json"));
+}
+
+/// A parity case made by `scripts/make-piper-fixture.py` (onnxruntime, noise off).
+struct Reference {
+    ids: Vec<i64>,
+    samples: Vec<f32>,
+}
+
+fn reference(name: &str) -> Reference {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/piper");
+    let meta = common::read_json(&dir.join(format!("{name}.json")));
+    let ids = meta["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect();
+    let pcm = std::fs::read(dir.join(format!("{name}.i16"))).unwrap();
+    let samples: Vec<f32> = pcm
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32767.0)
+        .collect();
+    assert_eq!(samples.len() as u64, meta["samples"].as_u64().unwrap());
+    Reference { ids, samples }
+}
+
+#[test]
+fn the_candle_engine_matches_onnxruntime_with_the_noise_off() {
+    let Some(onnx) = common::piper_voice() else {
+        return;
+    };
+    let voice = PiperVoice::open(&onnx).unwrap();
+    let vits = Vits::load(&voice, &candle_core::Device::Cpu).unwrap();
+    let scales = Scales {
+        noise_scale: 0.0,
+        length_scale: 1.0,
+        noise_w: 0.0,
+    };
+    for case in ["hello", "fox"] {
+        let r = reference(case);
+        let out = vits
+            .synthesize(&r.ids, scales, None, &mut Noise::new(7))
+            .unwrap();
+        assert_eq!(
+            out.samples.len(),
+            r.samples.len(),
+            "{case}: durations {:?}",
+            out.durations
+        );
+        assert_eq!(
+            out.durations.iter().sum::<u32>() as usize * 256,
+            out.samples.len()
+        );
+        let max_err = out
+            .samples
+            .iter()
+            .zip(&r.samples)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let energy: f32 = r.samples.iter().map(|s| s * s).sum();
+        let err: f32 = out
+            .samples
+            .iter()
+            .zip(&r.samples)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        let snr_db = 10.0 * (energy / err.max(1e-20)).log10();
+        eprintln!(
+            "{case}: {} samples, max |Δ| {max_err:.2e}, SNR {snr_db:.1} dB",
+            r.samples.len()
+        );
+        assert!(max_err < 3e-4, "{case}: max |Δ| {max_err}");
+        assert!(snr_db > 60.0, "{case}: SNR {snr_db} dB");
+    }
 }

@@ -6,6 +6,7 @@
 //! that every tensor the VITS modules need is there with a consistent shape, and infers the
 //! hyper-parameters (hidden size, layers, heads, relative-attention window, flows, upsampling).
 
+pub mod model;
 pub mod onnx;
 
 use std::collections::BTreeMap;
@@ -299,14 +300,23 @@ fn dims_of(w: &OnnxWeights, path: &Path) -> Result<VitsDims, VoiceError> {
     let upsample_rates = (0..ups)
         .map(|i| shape(&format!("dec.ups.{i}.weight")).map(|s| s[2] / 2))
         .collect::<Result<Vec<_>, _>>()?;
-    let resblocks = count(&|i| format!("dec.resblocks.{i}.convs.0.weight"));
+    // ResBlock2 has `convs`, ResBlock1 (high-quality voices) `convs1`/`convs2`.
+    let first_conv = |i: usize| {
+        let two = format!("dec.resblocks.{i}.convs.0.weight");
+        if w.get(&two).is_some() {
+            two
+        } else {
+            format!("dec.resblocks.{i}.convs1.0.weight")
+        }
+    };
+    let resblocks = count(&|i| first_conv(i));
     if resblocks == 0 || resblocks % ups != 0 {
         return Err(err(format!(
             "{resblocks} decoder residual blocks for {ups} upsampling layers"
         )));
     }
     let resblock_kernels = (0..resblocks / ups)
-        .map(|i| shape(&format!("dec.resblocks.{i}.convs.0.weight")).map(|s| s[2]))
+        .map(|i| shape(&first_conv(i)).map(|s| s[2]))
         .collect::<Result<Vec<_>, _>>()?;
     shape("dec.conv_pre.weight")?;
     shape("dec.conv_post.weight")?;

@@ -71,6 +71,29 @@ struct NodeProto {
     name: String,
     #[prost(string, tag = "4")]
     op_type: String,
+    #[prost(message, repeated, tag = "5")]
+    attribute: Vec<AttributeProto>,
+}
+
+/// Only the integer attributes (what convolutions carry); other fields are skipped.
+#[derive(Clone, PartialEq, Message)]
+struct AttributeProto {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(int64, tag = "3")]
+    i: i64,
+    #[prost(int64, repeated, tag = "8")]
+    ints: Vec<i64>,
+}
+
+/// How a convolution reads its input, from the `Conv`/`ConvTranspose` node that uses a weight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvAttrs {
+    pub dilation: usize,
+    /// Zero padding at the start (ONNX `pads[0]`).
+    pub pad: usize,
+    pub stride: usize,
+    pub groups: usize,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -98,6 +121,8 @@ pub struct OnnxWeights {
     pub weights: HashMap<String, Weight>,
     /// Op type → count, for error messages and checks.
     pub ops: HashMap<String, usize>,
+    /// Convolution settings by weight name (`dec.ups.0.weight` → stride 8, pad 4).
+    pub convs: HashMap<String, ConvAttrs>,
 }
 
 impl OnnxWeights {
@@ -131,13 +156,18 @@ impl OnnxWeights {
         // Who reads each value: (node name, input slot).
         let mut readers: HashMap<&str, (&str, usize)> = HashMap::new();
         let mut ops: HashMap<String, usize> = HashMap::new();
+        let mut conv_of: HashMap<&str, ConvAttrs> = HashMap::new();
         for n in &graph.node {
             *ops.entry(n.op_type.clone()).or_default() += 1;
+            if matches!(n.op_type.as_str(), "Conv" | "ConvTranspose") && n.input.len() > 1 {
+                conv_of.insert(n.input[1].as_str(), conv_attrs(n));
+            }
             for (slot, i) in n.input.iter().enumerate() {
                 readers.entry(i.as_str()).or_insert((n.name.as_str(), slot));
             }
         }
         let mut weights = HashMap::new();
+        let mut convs = HashMap::new();
         for t in &graph.initializer {
             if t.data_type != FLOAT {
                 continue; // shape constants and indices
@@ -173,6 +203,9 @@ impl OnnxWeights {
                 t.float_data.clone()
             };
             let name = module_name(&t.name, readers.get(t.name.as_str()).copied());
+            if let Some(c) = conv_of.get(t.name.as_str()) {
+                convs.insert(name.clone(), *c);
+            }
             weights.insert(name, Weight { shape, values });
         }
         Ok(Self {
@@ -180,12 +213,30 @@ impl OnnxWeights {
             opset,
             weights,
             ops,
+            convs,
         })
     }
 
     /// A weight by module path.
     pub fn get(&self, name: &str) -> Option<&Weight> {
         self.weights.get(name)
+    }
+}
+
+fn conv_attrs(n: &NodeProto) -> ConvAttrs {
+    let first = |name: &str, default: usize| {
+        n.attribute
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.ints.first().copied().unwrap_or(a.i))
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(default)
+    };
+    ConvAttrs {
+        dilation: first("dilations", 1),
+        pad: first("pads", 0),
+        stride: first("strides", 1),
+        groups: first("group", 1).max(1),
     }
 }
 
