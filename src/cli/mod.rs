@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod models;
 pub mod queue;
 pub mod render;
+pub mod say;
 pub mod transcribe;
 
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ pub enum Command {
     Models(models::ModelsArgs),
     /// Transcribe speech with Whisper (prints the text; --srt/--vtt write captions).
     Transcribe(transcribe::TranscribeArgs),
+    /// Speak text with a Piper voice (VITS on candle) into a WAV file, for trying voices.
+    Say(say::SayArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
 }
@@ -175,5 +178,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Models(a) => models::run(a, &dirs),
         Command::Transcribe(a) => transcribe::run(a, &dirs),
         Command::Chat(a) => chat::run(a, &dirs),
+        Command::Say(a) => say::run(a, &dirs),
     }
 }

@@ -5,8 +5,17 @@
 //! ```toml
 //! llm = "auto"                      # auto | none | registry id | path to a .gguf or a checkpoint folder
 //! asr = "whisper-base-ct2"          # auto | none | registry id | CTranslate2 Whisper folder
+//! tts = "auto"                      # auto | none | a Piper voice (registry id or NAME.onnx) …
+//! # … or per language (languages not named are `auto`):
+//! # [tts]
+//! # en = "piper-en_US-joe-medium"
+//! # de = "none"                     # espeak-ng for German
 //! ```
+//!
+//! `REELSMITH_TTS` overrides `tts` with one value. Languages with no Piper voice speak with
+//! espeak-ng, and the voice stage says so in the job's notes.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +41,9 @@ pub struct ModelRef {
 pub struct StageModels {
     pub llm: Option<ModelRef>,
     pub asr: Option<ModelRef>,
+    /// Piper voice per language (`path` is the voice's `.onnx`); absent languages use espeak-ng.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tts: BTreeMap<String, ModelRef>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -39,6 +51,14 @@ pub struct StageModels {
 struct EnginesFile {
     llm: Option<String>,
     asr: Option<String>,
+    tts: Option<TtsSetting>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TtsSetting {
+    One(String),
+    PerLanguage(BTreeMap<String, String>),
 }
 
 /// The settings file.
@@ -75,11 +95,209 @@ impl StageModels {
         };
         let reg = Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
         let cfg = HubConfig::from_env(|k| std::env::var(k).ok());
+        let tts = match (var("REELSMITH_TTS"), settings.tts) {
+            (Some(v), _) => {
+                choose_voices(&reg, &cfg, &BTreeMap::new(), Some((&v, "REELSMITH_TTS")))?
+            }
+            (None, Some(TtsSetting::One(v))) => choose_voices(
+                &reg,
+                &cfg,
+                &BTreeMap::new(),
+                Some((&v, &format!("{}: tts", file.display()))),
+            )?,
+            (None, Some(TtsSetting::PerLanguage(map))) => {
+                let field = format!("{}: tts", file.display());
+                for lang in map.keys() {
+                    if !crate::script::LANGUAGES.contains(&lang.as_str()) {
+                        return Err(format!(
+                            "{field}.{lang}: not one of reelsmith's languages ({})",
+                            crate::script::LANGUAGES.join(", ")
+                        ));
+                    }
+                }
+                choose_voices(&reg, &cfg, &map, None)
+                    .map_err(|e| e.replace("tts.", &format!("{field}.")))?
+            }
+            (None, None) => choose_voices(&reg, &cfg, &BTreeMap::new(), None)?,
+        };
         Ok(StageModels {
             llm: choose(&reg, &cfg, &llm.0, &llm.1, ModelKind::Llm)?,
             asr: choose(&reg, &cfg, &asr.0, &asr.1, ModelKind::Asr)?,
+            tts,
         })
     }
+}
+
+/// The `.onnx` of an installed Piper voice (the registry's file, else the one in the folder).
+pub fn piper_onnx(m: &ModelEntry, dir: &Path) -> Option<PathBuf> {
+    m.files
+        .iter()
+        .map(|f| dir.join(&f.path))
+        .find(|p| p.extension().is_some_and(|x| x == "onnx") && p.is_file())
+        .or_else(|| onnx_in(dir))
+}
+
+/// The single `.onnx` file of a folder.
+fn onnx_in(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "onnx") && p.is_file())
+        .collect();
+    (found.len() == 1).then(|| found.pop()).flatten()
+}
+
+/// The language (two letters) a voice speaks, from its `.onnx.json`.
+pub fn voice_language(onnx: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(format!("{}.json", onnx.display())).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let family = v
+        .pointer("/language/family")
+        .and_then(|f| f.as_str())
+        .map(str::to_string)
+        .or_else(|| {
+            let e = v.pointer("/espeak/voice")?.as_str()?;
+            Some(e.split(['-', '_']).next()?.to_string())
+        })?;
+    Some(match family.as_str() {
+        "cmn" | "yue" => "zh".into(),
+        f => f.to_ascii_lowercase(),
+    })
+}
+
+/// One voice from a setting value: a registry id (with or without `piper-`), a `.onnx` file or a
+/// folder holding one.
+pub fn find_voice(
+    value: &str,
+    field: &str,
+    reg: &Registry,
+    cfg: &HubConfig,
+) -> Result<ModelRef, String> {
+    let path = Path::new(value);
+    if value.ends_with(".onnx") || path.is_dir() || value.contains('/') {
+        let onnx = if path.is_dir() {
+            onnx_in(path).ok_or_else(|| {
+                format!("{field}: {value} holds no single .onnx voice (NAME.onnx + NAME.onnx.json)")
+            })?
+        } else {
+            path.to_path_buf()
+        };
+        if !onnx.is_file() {
+            return Err(format!("{field}: {} does not exist", onnx.display()));
+        }
+        return Ok(ModelRef {
+            id: onnx
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| value.into()),
+            fingerprint: fingerprint_of(&onnx),
+            path: std::fs::canonicalize(&onnx).unwrap_or(onnx),
+            params: None,
+        });
+    }
+    let id = if reg.get(value).is_none() && reg.get(&format!("piper-{value}")).is_some() {
+        format!("piper-{value}")
+    } else {
+        value.to_string()
+    };
+    let none = format!("{field}: no voice `{value}`");
+    let (m, dir) = import::pick(reg, cfg, Some(&id), ModelKind::Tts, &["onnx"], &none)
+        .map_err(|e| format!("{field}: {}", e.trim_start_matches("--model ")))?;
+    let onnx = piper_onnx(m, &dir).ok_or_else(|| {
+        format!(
+            "{field}: {id} is installed in {} but its .onnx is missing; `reelsmith models verify {id}`",
+            dir.display()
+        )
+    })?;
+    let fingerprint = m
+        .files
+        .iter()
+        .find(|f| onnx.ends_with(&f.path))
+        .and_then(|f| f.sha256.clone())
+        .unwrap_or_else(|| fingerprint_of(&onnx));
+    Ok(ModelRef {
+        id: m.id.clone(),
+        path: onnx,
+        fingerprint,
+        params: m.params,
+    })
+}
+
+/// The first installed Piper voice for `lang` (registry order).
+pub fn auto_voice(reg: &Registry, cfg: &HubConfig, lang: &str) -> Option<ModelRef> {
+    reg.models()
+        .iter()
+        .filter(|m| m.kind == ModelKind::Tts && m.format == "onnx")
+        .filter(|m| m.languages.iter().any(|l| l == lang))
+        .find_map(|m| {
+            let dir = import::local_dir(cfg, m)?;
+            let onnx = piper_onnx(m, &dir)?;
+            let fingerprint = m
+                .files
+                .iter()
+                .find(|f| onnx.ends_with(&f.path))
+                .and_then(|f| f.sha256.clone())
+                .unwrap_or_else(|| fingerprint_of(&onnx));
+            Some(ModelRef {
+                id: m.id.clone(),
+                path: onnx,
+                fingerprint,
+                params: m.params,
+            })
+        })
+}
+
+/// Voices per language: `per_lang` values first (`auto`/`none`/voice), then `one` (a single
+/// setting for every language: `auto`, `none`, or one voice for its own language), then auto.
+fn choose_voices(
+    reg: &Registry,
+    cfg: &HubConfig,
+    per_lang: &BTreeMap<String, String>,
+    one: Option<(&str, &str)>,
+) -> Result<BTreeMap<String, ModelRef>, String> {
+    let mut out = BTreeMap::new();
+    let mut fallback_auto = true;
+    if let Some((v, field)) = one {
+        match v.trim() {
+            "auto" => {}
+            "none" | "off" | "espeak" | "espeak-ng" => fallback_auto = false,
+            v => {
+                let voice = find_voice(v, field, reg, cfg)?;
+                let lang = voice_language(&voice.path).ok_or_else(|| {
+                    format!(
+                        "{field}: {} does not say its language (language.family in its .onnx.json)",
+                        voice.path.display()
+                    )
+                })?;
+                out.insert(lang, voice);
+            }
+        }
+    }
+    for (lang, v) in per_lang {
+        let field = format!("tts.{lang}");
+        match v.trim() {
+            "auto" => {
+                if let Some(m) = auto_voice(reg, cfg, lang) {
+                    out.insert(lang.clone(), m);
+                }
+            }
+            "none" | "off" | "espeak" | "espeak-ng" => {}
+            v => {
+                out.insert(lang.clone(), find_voice(v, &field, reg, cfg)?);
+            }
+        }
+    }
+    if fallback_auto {
+        for lang in crate::script::LANGUAGES {
+            if out.contains_key(lang) || per_lang.contains_key(lang) {
+                continue;
+            }
+            if let Some(m) = auto_voice(reg, cfg, lang) {
+                out.insert(lang.to_string(), m);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The stored formats the engines run: CTranslate2 or Hugging Face Whisper; GGUF or Hugging

@@ -8,6 +8,8 @@
 
 pub mod model;
 pub mod onnx;
+pub mod phonemize;
+pub mod speak;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
