@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs the reference engines that `reelsmith bench llm|asr` compares against
-# (llama.cpp through llama-cpp-python, and faster-whisper) into a private venv.
+# Installs the reference engines that `reelsmith bench llm|asr|tts` compares against
+# (llama.cpp through llama-cpp-python, faster-whisper, and onnxruntime for Piper voices)
+# into a private venv.
 #
 # Used ONLY by the benchmark, never by tests or CI.
 #
@@ -14,6 +15,7 @@ set -euo pipefail
 LLAMA_CPP_PYTHON_VERSION="0.3.36"   # bundles llama.cpp (ggml) sources
 FASTER_WHISPER_VERSION="1.2.1"
 CTRANSLATE2_VERSION="4.8.5"         # faster-whisper's inference engine
+ONNXRUNTIME_VERSION="1.31.1"        # Piper's runtime
 
 venv="${REELSMITH_BENCH_VENV:-$HOME/.cache/reelsmith/bench-venv}"
 py="$venv/bin/python"
@@ -32,13 +34,13 @@ die() { log "error: $*"; exit 1; }
 # True when the venv's python imports both engines at the pinned versions.
 have_pinned() {
     [[ -x "$py" ]] || return 1
-    "$py" - "$LLAMA_CPP_PYTHON_VERSION" "$FASTER_WHISPER_VERSION" "$CTRANSLATE2_VERSION" <<'EOF' 2>/dev/null
+    "$py" - "$LLAMA_CPP_PYTHON_VERSION" "$FASTER_WHISPER_VERSION" "$CTRANSLATE2_VERSION" "$ONNXRUNTIME_VERSION" <<'EOF' 2>/dev/null
 import sys
 from importlib.metadata import version
-want = dict(zip(["llama_cpp_python", "faster-whisper", "ctranslate2"], sys.argv[1:]))
+want = dict(zip(["llama_cpp_python", "faster-whisper", "ctranslate2", "onnxruntime"], sys.argv[1:]))
 if any(version(p) != v for p, v in want.items()):
     sys.exit(1)
-import llama_cpp, faster_whisper  # noqa: F401  (the libraries must load, too)
+import llama_cpp, faster_whisper, onnxruntime  # noqa: F401  (the libraries must load, too)
 EOF
 }
 
@@ -77,8 +79,9 @@ CMAKE_ARGS="$cmake_args" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVE
     "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" >&2 \
     || die "pip install llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION failed (needs gcc/g++; see the log above)"
 "$py" -m pip install --disable-pip-version-check \
-    "faster-whisper==$FASTER_WHISPER_VERSION" "ctranslate2==$CTRANSLATE2_VERSION" >&2 \
-    || die "pip install faster-whisper==$FASTER_WHISPER_VERSION failed"
+    "faster-whisper==$FASTER_WHISPER_VERSION" "ctranslate2==$CTRANSLATE2_VERSION" \
+    "onnxruntime==$ONNXRUNTIME_VERSION" >&2 \
+    || die "pip install faster-whisper==$FASTER_WHISPER_VERSION onnxruntime==$ONNXRUNTIME_VERSION failed"
 
 have_pinned || die "installed, but the engines do not import at the pinned versions"
 log "done in $(( $(date +%s) - start )) s"

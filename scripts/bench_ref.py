@@ -5,6 +5,7 @@ Run with the venv python printed by scripts/bench-refs.sh:
 
   bench_ref.py llm --model FILE.gguf --threads N --prompt-tokens P --gen-tokens G
   bench_ref.py asr --model CT2_DIR --audio FILE.wav --threads N --beam B [--language en]
+  bench_ref.py tts --model VOICE.onnx --ids IDS.json --threads N
 
 Each subcommand prints exactly ONE line of JSON on stdout; everything else
 (including anything the native libraries print) goes to stderr. Exits non-zero
@@ -162,6 +163,49 @@ def run_asr(args):
     }
 
 
+def run_tts(args):
+    """Piper's runtime (onnxruntime) on the same phoneme ids as reelsmith, one run per sentence
+    as Piper does; scales from the ids file (the voice's own)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    if not os.path.isfile(args.model):
+        die(f"voice not found: {args.model}")
+    with open(args.ids) as f:
+        job = json.load(f)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = args.threads
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(args.model, opts, providers=["CPUExecutionProvider"])
+    scales = np.array(job["scales"], dtype=np.float32)
+
+    def speak(sentences):
+        n = 0
+        for ids in sentences:
+            audio = sess.run(None, {
+                "input": np.array([ids], dtype=np.int64),
+                "input_lengths": np.array([len(ids)], dtype=np.int64),
+                "scales": scales,
+            })[0]
+            n += audio.size
+        return n
+
+    speak(job["sentences"][:1])  # warm-up, not timed
+    w0, c0 = time.perf_counter(), time.process_time()
+    samples = speak(job["sentences"])
+    wall_s, cpu_s = time.perf_counter() - w0, time.process_time() - c0
+    audio_s = samples / job["sample_rate"]
+    return {
+        "engine": "onnxruntime",
+        "version": ort.__version__,
+        "wall_s": wall_s,
+        "cpu_s": cpu_s,
+        "audio_s": audio_s,
+        "rtf": wall_s / audio_s,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -176,6 +220,10 @@ def main():
     asr.add_argument("--threads", type=int, required=True)
     asr.add_argument("--beam", type=int, default=1)
     asr.add_argument("--language", default=None, help="e.g. en (default: detect)")
+    tts = sub.add_parser("tts", help="Piper voice (onnxruntime) synthesis speed")
+    tts.add_argument("--model", required=True, help="Piper voice .onnx")
+    tts.add_argument("--ids", required=True, help="JSON: sentences (phoneme ids), scales, sample_rate")
+    tts.add_argument("--threads", type=int, required=True)
     args = ap.parse_args()
     if args.threads < 1:
         die("--threads must be >= 1")
@@ -186,7 +234,7 @@ def main():
     sys.stdout.flush()
     os.dup2(2, 1)
     try:
-        result = run_llm(args) if args.cmd == "llm" else run_asr(args)
+        result = {"llm": run_llm, "asr": run_asr, "tts": run_tts}[args.cmd](args)
     except ImportError as e:
         die(f"{e}; run with the python printed by scripts/bench-refs.sh")
     except Exception as e:  # noqa: BLE001 - report any engine failure clearly

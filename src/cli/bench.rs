@@ -79,6 +79,21 @@ pub enum BenchWhat {
         #[arg(long)]
         no_reference: bool,
     },
+    /// Our VITS (candle) against Piper's runtime (onnxruntime) on the same voice, phoneme ids
+    /// and threads: both realtime factors and the ratio (target ≤ 1.5×).
+    Tts {
+        /// A Piper voice: registry id or NAME.onnx (default: the test voice, else the
+        /// installed English voice).
+        #[arg(long)]
+        voice: Option<String>,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Alternating rounds of both engines; the best of each is compared.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long)]
+        no_reference: bool,
+    },
     /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
     /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
     /// ≤ 100 ms).
@@ -321,6 +336,26 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
                 with_reference: !no_reference,
             },
         ),
+        BenchWhat::Tts {
+            voice,
+            threads,
+            rounds,
+            no_reference,
+        } => {
+            if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+                std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+            }
+            super::bench_models::bench_tts(
+                work.path(),
+                dirs,
+                super::bench_models::TtsBench {
+                    voice: voice.as_deref(),
+                    threads: threads.max(1),
+                    rounds: rounds.max(1),
+                    with_reference: !no_reference,
+                },
+            )
+        }
         BenchWhat::Asr {
             model,
             audio,

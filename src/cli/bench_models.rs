@@ -350,3 +350,143 @@ pub fn bench_asr(
     );
     Ok(())
 }
+
+/// Options of `bench tts`.
+pub struct TtsBench<'a> {
+    pub voice: Option<&'a str>,
+    pub threads: usize,
+    pub rounds: usize,
+    pub with_reference: bool,
+}
+
+/// The voice: `--voice` (id or .onnx), else the test voice, else the installed English one.
+fn bench_voice(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
+    let reg = crate::hub::Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
+    let cfg = crate::hub::HubConfig::from_env(|k| std::env::var(k).ok());
+    if let Some(a) = arg {
+        return crate::engines::models::find_voice(a, "--voice", &reg, &cfg).map(|m| m.path);
+    }
+    let test = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/reelsmith/test-models/piper/en_US-joe-medium.onnx"))
+        .filter(|p| p.is_file());
+    if let Some(t) = test {
+        return Ok(t);
+    }
+    crate::engines::models::auto_voice(&reg, &cfg, "en")
+        .map(|m| m.path)
+        .ok_or_else(|| {
+            "no Piper voice: pass --voice NAME.onnx or `reelsmith models pull piper-en_US-joe-medium`"
+                .into()
+        })
+}
+
+/// Our VITS against Piper's runtime (onnxruntime) on the same voice, the same phoneme ids
+/// (one run per sentence, as Piper does) and thread count; prints both realtime factors and
+/// the ratio (target ≤ 1.5×).
+pub fn bench_tts(work: &Path, dirs: &Dirs, b: TtsBench) -> Result<(), String> {
+    use crate::engines::vits::model::Noise;
+    use crate::engines::vits::phonemize::{phoneme_ids, phonemize};
+    use crate::engines::vits::speak::PiperEngine;
+
+    let onnx = bench_voice(b.voice, dirs)?;
+    let engine = PiperEngine::open(&onnx, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+    let cfg = &engine.voice.config;
+    let t0 = Instant::now();
+    let sentences: Vec<Vec<i64>> = phonemize(PARAGRAPH, &cfg.espeak_voice)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|s| phoneme_ids(&s.phonemes, &cfg.phoneme_ids).0)
+        .collect();
+    let phonemize_s = t0.elapsed().as_secs_f64();
+    let scales = cfg.scales;
+    let ids_file = work.join("tts-ids.json");
+    std::fs::write(
+        &ids_file,
+        serde_json::json!({
+            "sentences": sentences,
+            "scales": [scales.noise_scale, scales.length_scale, scales.noise_w],
+            "sample_rate": cfg.sample_rate,
+        })
+        .to_string(),
+    )
+    .map_err(|e| format!("{}: {e}", ids_file.display()))?;
+    println!(
+        "bench tts: {} ({} sentences, {} phoneme ids), {} threads",
+        onnx.display(),
+        sentences.len(),
+        sentences.iter().map(Vec::len).sum::<usize>(),
+        b.threads
+    );
+    let speak = |seed: u64, all: bool| -> Result<usize, String> {
+        let mut noise = Noise::new(seed);
+        let mut n = 0;
+        for ids in sentences.iter().take(if all { usize::MAX } else { 1 }) {
+            n += engine
+                .vits
+                .synthesize(ids, scales, None, &mut noise)
+                .map_err(|e| e.to_string())?
+                .samples
+                .len();
+        }
+        Ok(n)
+    };
+    speak(0, false)?; // warm-up
+    let rate = cfg.sample_rate as f64;
+    let (mut ours, mut ours_cpu) = (f64::MAX, f64::MAX);
+    let (mut theirs, mut theirs_cpu) = (f64::MAX, f64::MAX);
+    let mut r = serde_json::Value::Null;
+    for round in 0..b.rounds {
+        let (t0, c0) = (Instant::now(), super::bench::cpu_seconds());
+        let samples = speak(round as u64, true)?;
+        let (wall, cpu) = (t0.elapsed().as_secs_f64(), super::bench::cpu_seconds() - c0);
+        let audio = samples as f64 / rate;
+        eprintln!(
+            "  round {}: reelsmith {audio:.1} s of audio in {wall:.2} s (RTF {:.3}, CPU {cpu:.2} s)",
+            round + 1,
+            wall / audio
+        );
+        ours = ours.min(wall / audio);
+        ours_cpu = ours_cpu.min(cpu / audio);
+        if b.with_reference {
+            let x = reference(
+                work,
+                &[
+                    "tts".into(),
+                    "--model".into(),
+                    onnx.display().to_string(),
+                    "--ids".into(),
+                    ids_file.display().to_string(),
+                    "--threads".into(),
+                    b.threads.to_string(),
+                ],
+            )?;
+            let audio = x["audio_s"].as_f64().unwrap_or(f64::NAN);
+            let rtf = x["rtf"].as_f64().unwrap_or(f64::MAX);
+            let cpu = x["cpu_s"].as_f64().unwrap_or(f64::MAX) / audio;
+            eprintln!(
+                "  round {}: onnxruntime {audio:.1} s of audio, RTF {rtf:.3}",
+                round + 1
+            );
+            theirs = theirs.min(rtf);
+            theirs_cpu = theirs_cpu.min(cpu);
+            r = x;
+        }
+    }
+    println!(
+        "  reelsmith (candle)  RTF {ours:.3}   CPU/audio-second {ours_cpu:.3}   (phonemizing {:.0} ms, not timed in the RTF)",
+        phonemize_s * 1000.0
+    );
+    if !b.with_reference {
+        return Ok(());
+    }
+    println!(
+        "  onnxruntime         RTF {theirs:.3}   CPU/audio-second {theirs_cpu:.3}   ({})",
+        r["version"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  ratio (ours / onnxruntime): time {:.2}× (target ≤ 1.5, goal 1.0)   CPU {:.2}×",
+        ours / theirs.max(1e-9),
+        ours_cpu / theirs_cpu.max(1e-9)
+    );
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //! that every tensor the VITS modules need is there with a consistent shape, and infers the
 //! hyper-parameters (hidden size, layers, heads, relative-attention window, flows, upsampling).
 
+pub mod cpu;
 pub mod model;
 pub mod onnx;
 pub mod phonemize;

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device, Tensor, D};
 
+use super::cpu::{Act, CpuVits};
 use super::onnx::ConvAttrs;
 use super::{PiperVoice, Scales, VitsDims, VoiceError};
 
@@ -35,6 +36,9 @@ pub struct Vits {
     resblock1: bool,
     /// Convolutions per residual block (3 for ResBlock1, 2 for ResBlock2).
     resblock_convs: usize,
+    /// On the CPU: the flow and decoder on host buffers (much faster than candle's generic
+    /// convolutions there); None runs every module through candle (the CUDA path).
+    host: Option<CpuVits>,
 }
 
 /// What one synthesis produced.
@@ -160,6 +164,23 @@ impl Vits {
                 })
                 .count()
         };
+        let host = if device.is_cpu() {
+            let d = &voice.dims;
+            Some(
+                CpuVits::load(
+                    weights,
+                    d.flows,
+                    d.upsample_rates.len(),
+                    d.resblock_kernels.len(),
+                )
+                .ok_or_else(|| VoiceError::Weights {
+                    path: voice.onnx.clone(),
+                    msg: "flow or decoder weights incomplete".into(),
+                })?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             dims: voice.dims.clone(),
             device: device.clone(),
@@ -168,7 +189,14 @@ impl Vits {
             dp_affine,
             resblock1,
             resblock_convs,
+            host,
         })
+    }
+
+    /// Runs every module through candle, as on CUDA (for checking that path on a CPU).
+    pub fn without_host_kernels(mut self) -> Self {
+        self.host = None;
+        self
     }
 
     pub fn device(&self) -> &Device {
@@ -306,12 +334,26 @@ impl Vits {
             &self.device,
         )?;
         let z_p = (m + (eps * logs.exp()?)?)?;
-        let z = self.flow_reverse(&z_p, g.as_ref())?;
-        let audio = self.decode(&z, g.as_ref())?;
-        Ok(Synthesis {
-            samples: audio.flatten_all()?.to_vec1()?,
-            durations,
-        })
+        let samples = match &self.host {
+            Some(host) => {
+                let z = Act {
+                    c: self.dims.inter,
+                    t: frames,
+                    data: z_p.flatten_all()?.to_vec1()?,
+                };
+                let g = match &g {
+                    Some(g) => Some(g.flatten_all()?.to_vec1::<f32>()?),
+                    None => None,
+                };
+                let z = host.flow_reverse(z, g.as_deref());
+                host.decode(&z, g.as_deref())
+            }
+            None => {
+                let z = self.flow_reverse(&z_p, g.as_ref())?;
+                self.decode(&z, g.as_ref())?.flatten_all()?.to_vec1()?
+            }
+        };
+        Ok(Synthesis { samples, durations })
     }
 
     /// Text encoder: hidden states `[1, H, T]` and the prior's mean and log-scale `[1, C, T]`.

@@ -1,0 +1,613 @@
+//! The heavy half of VITS (flow and HiFi-GAN decoder) on the CPU without a tensor library:
+//! activations are `[channels][time]` buffers, every convolution is one GEMM per time tile over
+//! an im2col block (the LeakyReLU before a convolution is applied while the block is built, and
+//! residual sums are the GEMM's starting value), tiles run in parallel. candle's generic
+//! convolution copies and transposes whole activations around each op, which made the decoder
+//! several times slower than Piper's runtime.
+
+use rayon::prelude::*;
+
+use super::onnx::{OnnxWeights, Weight};
+
+/// Floats of one im2col block (about 512 KiB: it and the GEMM's tile stay in L2).
+const BLOCK_FLOATS: usize = 128 * 1024;
+
+/// `[c][t]` activations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Act {
+    pub c: usize,
+    pub t: usize,
+    pub data: Vec<f32>,
+}
+
+impl Act {
+    pub fn zeros(c: usize, t: usize) -> Self {
+        Self {
+            c,
+            t,
+            data: vec![0.0; c * t],
+        }
+    }
+
+    fn rows(&self, from: usize, n: usize) -> &[f32] {
+        &self.data[from * self.t..(from + n) * self.t]
+    }
+}
+
+/// What happens to the input on its way into a convolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pre {
+    None,
+    Leaky(f32),
+}
+
+impl Pre {
+    #[inline]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Pre::None => v,
+            Pre::Leaky(s) => {
+                if v < 0.0 {
+                    v * s
+                } else {
+                    v
+                }
+            }
+        }
+    }
+}
+
+/// Output pointer shared by the tiles (each writes its own columns).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+/// A 1-D convolution with "same" padding.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    dilation: usize,
+    /// `[c_out][c_in·k]` (PyTorch's layout is already this).
+    w: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl Conv {
+    pub fn load(weights: &OnnxWeights, prefix: &str) -> Option<Self> {
+        let w: &Weight = weights.get(&format!("{prefix}.weight"))?;
+        let [c_out, c_in, k] = w.shape[..] else {
+            return None;
+        };
+        let dilation = weights
+            .convs
+            .get(&format!("{prefix}.weight"))
+            .map_or(1, |a| a.dilation);
+        let bias = weights
+            .get(&format!("{prefix}.bias"))
+            .map_or_else(|| vec![0.0; c_out], |b| b.values.clone());
+        Some(Self {
+            c_in,
+            c_out,
+            k,
+            dilation,
+            w: w.values.clone(),
+            bias,
+        })
+    }
+
+    /// `residual + bias + conv(pre(x))`, or `bias + conv(pre(x))` without a residual.
+    pub fn forward(&self, x: &Act, pre: Pre, residual: Option<&Act>) -> Act {
+        assert_eq!(x.c, self.c_in, "conv input channels");
+        let t = x.t;
+        let mut y = match residual {
+            Some(r) => {
+                assert_eq!((r.c, r.t), (self.c_out, t));
+                r.data.clone()
+            }
+            None => vec![0.0; self.c_out * t],
+        };
+        for (o, row) in y.chunks_exact_mut(t.max(1)).enumerate() {
+            let b = self.bias[o];
+            if b != 0.0 {
+                row.iter_mut().for_each(|v| *v += b);
+            }
+        }
+        let rows = self.c_in * self.k;
+        let tile = (BLOCK_FLOATS / rows).clamp(32, 4096) / 16 * 16;
+        let pl = self.dilation * (self.k - 1) / 2;
+        let out = OutPtr(y.as_mut_ptr());
+        let direct = self.k == 1 && pre == Pre::None;
+        (0..t.div_ceil(tile)).into_par_iter().for_each_init(
+            || vec![0f32; rows * tile],
+            |col, ti| {
+                let t0 = ti * tile;
+                let n = tile.min(t - t0);
+                let (rhs, rhs_rs): (*const f32, isize) = if direct {
+                    (x.data[t0..].as_ptr(), t as isize)
+                } else {
+                    for i in 0..self.c_in {
+                        let src = &x.data[i * t..(i + 1) * t];
+                        for j in 0..self.k {
+                            let dst = &mut col[(i * self.k + j) * n..(i * self.k + j + 1) * n];
+                            // Input position of column 0 for this tap.
+                            let start = t0 as isize + (j * self.dilation) as isize - pl as isize;
+                            for (c, d) in dst.iter_mut().enumerate() {
+                                let p = start + c as isize;
+                                *d = if p >= 0 && (p as usize) < t {
+                                    pre.apply(src[p as usize])
+                                } else {
+                                    0.0
+                                };
+                            }
+                        }
+                    }
+                    (col.as_ptr(), n as isize)
+                };
+                let out = out;
+                // SAFETY: every tile writes only its own columns [t0, t0+n) of `y`; the pointers
+                // and strides describe in-bounds matrices (c_out × n, c_out × rows, rows × n).
+                unsafe {
+                    gemm::gemm(
+                        self.c_out,
+                        n,
+                        rows,
+                        out.0.add(t0),
+                        1,
+                        t as isize,
+                        true,
+                        self.w.as_ptr(),
+                        1,
+                        rows as isize,
+                        rhs,
+                        1,
+                        rhs_rs,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            },
+        );
+        Act {
+            c: self.c_out,
+            t,
+            data: y,
+        }
+    }
+}
+
+/// A transposed convolution (upsampling by `stride`).
+#[derive(Debug, Clone)]
+pub struct ConvTranspose {
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    /// `[c_out·k][c_in]`.
+    wt: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl ConvTranspose {
+    pub fn load(weights: &OnnxWeights, prefix: &str) -> Option<Self> {
+        let w = weights.get(&format!("{prefix}.weight"))?;
+        let [c_in, c_out, k] = w.shape[..] else {
+            return None;
+        };
+        let attrs = weights.convs.get(&format!("{prefix}.weight"));
+        let stride = attrs.map_or(k / 2, |a| a.stride).max(1);
+        let pad = attrs.map_or((k - stride) / 2, |a| a.pad);
+        let mut wt = vec![0.0; c_in * c_out * k];
+        for i in 0..c_in {
+            for r in 0..c_out * k {
+                wt[r * c_in + i] = w.values[i * c_out * k + r];
+            }
+        }
+        let bias = weights
+            .get(&format!("{prefix}.bias"))
+            .map_or_else(|| vec![0.0; c_out], |b| b.values.clone());
+        Some(Self {
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad,
+            wt,
+            bias,
+        })
+    }
+
+    pub fn forward(&self, x: &Act, pre: Pre) -> Act {
+        assert_eq!(x.c, self.c_in, "transposed conv input channels");
+        let t = x.t;
+        let rows = self.c_out * self.k;
+        // Columns: z[o·k + j][t] = Σ_i w[i][o][j] · pre(x[i][t]).
+        let xin: Vec<f32> = x.data.iter().map(|&v| pre.apply(v)).collect();
+        let mut z = vec![0f32; rows * t];
+        let tile = 256usize;
+        let zp = OutPtr(z.as_mut_ptr());
+        (0..t.div_ceil(tile)).into_par_iter().for_each(|ti| {
+            let t0 = ti * tile;
+            let n = tile.min(t - t0);
+            let zp = zp;
+            // SAFETY: disjoint column blocks of `z`; in-bounds strides.
+            unsafe {
+                gemm::gemm(
+                    rows,
+                    n,
+                    self.c_in,
+                    zp.0.add(t0),
+                    1,
+                    t as isize,
+                    false,
+                    self.wt.as_ptr(),
+                    1,
+                    self.c_in as isize,
+                    xin[t0..].as_ptr(),
+                    1,
+                    t as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        });
+        // col2im: y[o][t·s + j − p] += z[o·k + j][t], one output channel per task.
+        let len = ((t - 1) * self.stride + self.k).saturating_sub(2 * self.pad);
+        let mut y = vec![0f32; self.c_out * len];
+        y.par_chunks_exact_mut(len.max(1))
+            .enumerate()
+            .for_each(|(o, row)| {
+                row.iter_mut().for_each(|v| *v = self.bias[o]);
+                for j in 0..self.k {
+                    let zr = &z[(o * self.k + j) * t..(o * self.k + j + 1) * t];
+                    for (ti, &v) in zr.iter().enumerate() {
+                        let p = (ti * self.stride + j) as isize - self.pad as isize;
+                        if p >= 0 && (p as usize) < len {
+                            row[p as usize] += v;
+                        }
+                    }
+                }
+            });
+        Act {
+            c: self.c_out,
+            t: len,
+            data: y,
+        }
+    }
+}
+
+/// One mean-only coupling layer of the flow.
+#[derive(Debug, Clone)]
+struct Coupling {
+    pre: Conv,
+    in_layers: Vec<Conv>,
+    res_skip: Vec<Conv>,
+    cond: Option<Conv>,
+    post: Conv,
+}
+
+/// HiFi-GAN residual block.
+#[derive(Debug, Clone)]
+enum ResBlock {
+    /// ResBlock1: pairs (dilated conv, plain conv).
+    One(Vec<(Conv, Conv)>),
+    /// ResBlock2: single dilated convs.
+    Two(Vec<Conv>),
+}
+
+/// Flow and decoder weights on the host.
+#[derive(Debug, Clone)]
+pub struct CpuVits {
+    flows: Vec<Coupling>,
+    conv_pre: Conv,
+    cond: Option<Conv>,
+    ups: Vec<ConvTranspose>,
+    resblocks: Vec<ResBlock>,
+    conv_post: Conv,
+}
+
+const LRELU: f32 = 0.1;
+const LRELU_POST: f32 = 0.01;
+
+impl CpuVits {
+    /// None when a module is missing (the voice was checked on open, so this is a bug guard).
+    pub fn load(w: &OnnxWeights, flows: usize, ups: usize, kernels: usize) -> Option<Self> {
+        let mut fl = Vec::new();
+        for f in 0..flows {
+            let p = format!("flow.flows.{}", 2 * f);
+            let layers = (0..)
+                .take_while(|i| w.get(&format!("{p}.enc.in_layers.{i}.weight")).is_some())
+                .count();
+            fl.push(Coupling {
+                pre: Conv::load(w, &format!("{p}.pre"))?,
+                in_layers: (0..layers)
+                    .map(|i| Conv::load(w, &format!("{p}.enc.in_layers.{i}")))
+                    .collect::<Option<_>>()?,
+                res_skip: (0..layers)
+                    .map(|i| Conv::load(w, &format!("{p}.enc.res_skip_layers.{i}")))
+                    .collect::<Option<_>>()?,
+                cond: Conv::load(w, &format!("{p}.enc.cond_layer")),
+                post: Conv::load(w, &format!("{p}.post"))?,
+            });
+        }
+        let mut resblocks = Vec::new();
+        for r in 0..ups * kernels {
+            let p = format!("dec.resblocks.{r}");
+            let block = if w.get(&format!("{p}.convs1.0.weight")).is_some() {
+                let n = (0..)
+                    .take_while(|i| w.get(&format!("{p}.convs1.{i}.weight")).is_some())
+                    .count();
+                ResBlock::One(
+                    (0..n)
+                        .map(|i| {
+                            Some((
+                                Conv::load(w, &format!("{p}.convs1.{i}"))?,
+                                Conv::load(w, &format!("{p}.convs2.{i}"))?,
+                            ))
+                        })
+                        .collect::<Option<_>>()?,
+                )
+            } else {
+                let n = (0..)
+                    .take_while(|i| w.get(&format!("{p}.convs.{i}.weight")).is_some())
+                    .count();
+                ResBlock::Two(
+                    (0..n)
+                        .map(|i| Conv::load(w, &format!("{p}.convs.{i}")))
+                        .collect::<Option<_>>()?,
+                )
+            };
+            resblocks.push(block);
+        }
+        Some(Self {
+            flows: fl,
+            conv_pre: Conv::load(w, "dec.conv_pre")?,
+            cond: Conv::load(w, "dec.cond"),
+            ups: (0..ups)
+                .map(|i| ConvTranspose::load(w, &format!("dec.ups.{i}")))
+                .collect::<Option<_>>()?,
+            resblocks,
+            conv_post: Conv::load(w, "dec.conv_post")?,
+        })
+    }
+
+    /// `x + cond(g)` per channel (a speaker's offset), `g` being `[gin]`.
+    fn add_cond(conv: &Conv, g: &[f32], x: &mut Act) {
+        let ga = Act {
+            c: g.len(),
+            t: 1,
+            data: g.to_vec(),
+        };
+        let off = conv.forward(&ga, Pre::None, None);
+        for (row, &b) in x.data.chunks_exact_mut(x.t.max(1)).zip(&off.data) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+
+    /// The flow backwards: prior sample `[C][frames]` → latent.
+    pub fn flow_reverse(&self, mut x: Act, g: Option<&[f32]>) -> Act {
+        let half = x.c / 2;
+        for f in self.flows.iter().rev() {
+            flip(&mut x);
+            let x0 = Act {
+                c: half,
+                t: x.t,
+                data: x.rows(0, half).to_vec(),
+            };
+            let mut h = f.pre.forward(&x0, Pre::None, None);
+            let hidden = h.c;
+            let cond = match (&f.cond, g) {
+                (Some(c), Some(g)) => Some(
+                    c.forward(
+                        &Act {
+                            c: g.len(),
+                            t: 1,
+                            data: g.to_vec(),
+                        },
+                        Pre::None,
+                        None,
+                    )
+                    .data,
+                ),
+                _ => None,
+            };
+            let mut out = Act::zeros(hidden, x.t);
+            let layers = f.in_layers.len();
+            for i in 0..layers {
+                let x_in = f.in_layers[i].forward(&h, Pre::None, None);
+                let t = x.t;
+                let mut acts = Act::zeros(hidden, t);
+                acts.data
+                    .par_chunks_exact_mut(t.max(1))
+                    .enumerate()
+                    .for_each(|(c, row)| {
+                        let (ca, cb) = match &cond {
+                            Some(g) => (g[i * 2 * hidden + c], g[i * 2 * hidden + hidden + c]),
+                            None => (0.0, 0.0),
+                        };
+                        let a = &x_in.data[c * t..(c + 1) * t];
+                        let b = &x_in.data[(hidden + c) * t..(hidden + c + 1) * t];
+                        for ((d, &a), &b) in row.iter_mut().zip(a).zip(b) {
+                            let s = 1.0 / (1.0 + (-(b + cb)).exp());
+                            *d = (a + ca).tanh() * s;
+                        }
+                    });
+                let rs = f.res_skip[i].forward(&acts, Pre::None, None);
+                if i + 1 < layers {
+                    for (d, s) in h.data.iter_mut().zip(rs.rows(0, hidden)) {
+                        *d += s;
+                    }
+                    for (d, s) in out.data.iter_mut().zip(rs.rows(hidden, hidden)) {
+                        *d += s;
+                    }
+                } else {
+                    for (d, s) in out.data.iter_mut().zip(&rs.data) {
+                        *d += s;
+                    }
+                }
+            }
+            let m = f.post.forward(&out, Pre::None, None);
+            for (d, s) in x.data[half * x.t..].iter_mut().zip(&m.data) {
+                *d -= s;
+            }
+        }
+        x
+    }
+
+    /// HiFi-GAN: latent `[C][frames]` → samples.
+    pub fn decode(&self, z: &Act, g: Option<&[f32]>) -> Vec<f32> {
+        let mut x = self.conv_pre.forward(z, Pre::None, None);
+        if let (Some(c), Some(g)) = (&self.cond, g) {
+            Self::add_cond(c, g, &mut x);
+        }
+        let kernels = self.resblocks.len() / self.ups.len().max(1);
+        for (i, up) in self.ups.iter().enumerate() {
+            x = up.forward(&x, Pre::Leaky(LRELU));
+            let mut sum: Option<Act> = None;
+            for rb in &self.resblocks[i * kernels..(i + 1) * kernels] {
+                let mut y = x.clone();
+                match rb {
+                    ResBlock::Two(convs) => {
+                        for c in convs {
+                            y = c.forward(&y, Pre::Leaky(LRELU), Some(&y));
+                        }
+                    }
+                    ResBlock::One(pairs) => {
+                        for (c1, c2) in pairs {
+                            let h = c1.forward(&y, Pre::Leaky(LRELU), None);
+                            y = c2.forward(&h, Pre::Leaky(LRELU), Some(&y));
+                        }
+                    }
+                }
+                sum = Some(match sum {
+                    None => y,
+                    Some(mut s) => {
+                        s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
+                        s
+                    }
+                });
+            }
+            x = sum.expect("kernels ≥ 1");
+            let inv = 1.0 / kernels as f32;
+            x.data.iter_mut().for_each(|v| *v *= inv);
+        }
+        let y = self.conv_post.forward(&x, Pre::Leaky(LRELU_POST), None);
+        y.data.into_iter().map(f32::tanh).collect()
+    }
+}
+
+/// Reverses the channel order (VITS's `Flip`).
+fn flip(x: &mut Act) {
+    let t = x.t;
+    let c = x.c;
+    for i in 0..c / 2 {
+        let (a, b) = x.data.split_at_mut((c - 1 - i) * t);
+        a[i * t..(i + 1) * t].swap_with_slice(&mut b[..t]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct convolution, for checking the tiled GEMM one.
+    fn naive(c: &Conv, x: &Act, pre: Pre) -> Vec<f32> {
+        let pl = c.dilation * (c.k - 1) / 2;
+        let mut y = vec![0.0; c.c_out * x.t];
+        for o in 0..c.c_out {
+            for t in 0..x.t {
+                let mut s = c.bias[o];
+                for i in 0..c.c_in {
+                    for j in 0..c.k {
+                        let p = t as isize + (j * c.dilation) as isize - pl as isize;
+                        if p >= 0 && (p as usize) < x.t {
+                            s += c.w[o * c.c_in * c.k + i * c.k + j]
+                                * pre.apply(x.data[i * x.t + p as usize]);
+                        }
+                    }
+                }
+                y[o * x.t + t] = s;
+            }
+        }
+        y
+    }
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2000) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn tiled_convolutions_equal_the_direct_formula() {
+        for (c_in, c_out, k, dil, t) in [
+            (3, 4, 3, 1, 50),
+            (5, 2, 5, 3, 700),
+            (8, 8, 1, 1, 33),
+            (2, 3, 7, 12, 5000),
+        ] {
+            let conv = Conv {
+                c_in,
+                c_out,
+                k,
+                dilation: dil,
+                w: pseudo(c_out * c_in * k, 1),
+                bias: pseudo(c_out, 2),
+            };
+            let x = Act {
+                c: c_in,
+                t,
+                data: pseudo(c_in * t, 3),
+            };
+            for pre in [Pre::None, Pre::Leaky(0.1)] {
+                let got = conv.forward(&x, pre, None).data;
+                let want = naive(&conv, &x, pre);
+                let err = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(err < 1e-4, "{c_in}x{c_out} k{k} d{dil} t{t}: {err}");
+            }
+            let r = Act {
+                c: c_out,
+                t,
+                data: pseudo(c_out * t, 4),
+            };
+            let got = conv.forward(&x, Pre::None, Some(&r)).data;
+            let want: Vec<f32> = naive(&conv, &x, Pre::None)
+                .iter()
+                .zip(&r.data)
+                .map(|(a, b)| a + b)
+                .collect();
+            let err = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(err < 1e-4);
+        }
+    }
+
+    #[test]
+    fn flip_reverses_channels() {
+        let mut x = Act {
+            c: 3,
+            t: 2,
+            data: vec![1., 2., 3., 4., 5., 6.],
+        };
+        flip(&mut x);
+        assert_eq!(x.data, [5., 6., 3., 4., 1., 2.]);
+    }
+}
