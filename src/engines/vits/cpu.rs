@@ -46,13 +46,7 @@ impl Pre {
     fn apply(self, v: f32) -> f32 {
         match self {
             Pre::None => v,
-            Pre::Leaky(s) => {
-                if v < 0.0 {
-                    v * s
-                } else {
-                    v
-                }
-            }
+            Pre::Leaky(s) => v.max(v * s),
         }
     }
 }
@@ -132,15 +126,25 @@ impl Conv {
                         let src = &x.data[i * t..(i + 1) * t];
                         for j in 0..self.k {
                             let dst = &mut col[(i * self.k + j) * n..(i * self.k + j + 1) * n];
-                            // Input position of column 0 for this tap.
+                            // Input position of column 0 for this tap; columns before `lo` and
+                            // from `hi` on read the zero padding.
                             let start = t0 as isize + (j * self.dilation) as isize - pl as isize;
-                            for (c, d) in dst.iter_mut().enumerate() {
-                                let p = start + c as isize;
-                                *d = if p >= 0 && (p as usize) < t {
-                                    pre.apply(src[p as usize])
-                                } else {
-                                    0.0
-                                };
+                            let lo = (-start).clamp(0, n as isize) as usize;
+                            let hi = (t as isize - start).clamp(lo as isize, n as isize) as usize;
+                            dst[..lo].fill(0.0);
+                            dst[hi..].fill(0.0);
+                            if hi == lo {
+                                continue;
+                            }
+                            let from = (start + lo as isize) as usize;
+                            let s = &src[from..from + (hi - lo)];
+                            match pre {
+                                Pre::None => dst[lo..hi].copy_from_slice(s),
+                                Pre::Leaky(k) => {
+                                    for (d, &v) in dst[lo..hi].iter_mut().zip(s) {
+                                        *d = v.max(v * k);
+                                    }
+                                }
                             }
                         }
                     }
@@ -268,14 +272,15 @@ impl ConvTranspose {
         y.par_chunks_exact_mut(len.max(1))
             .enumerate()
             .for_each(|(o, row)| {
-                row.iter_mut().for_each(|v| *v = self.bias[o]);
+                row.fill(self.bias[o]);
+                let (s, pad) = (self.stride, self.pad);
                 for j in 0..self.k {
                     let zr = &z[(o * self.k + j) * t..(o * self.k + j + 1) * t];
-                    for (ti, &v) in zr.iter().enumerate() {
-                        let p = (ti * self.stride + j) as isize - self.pad as isize;
-                        if p >= 0 && (p as usize) < len {
-                            row[p as usize] += v;
-                        }
+                    // Inputs ti land at ti·s + j − pad; keep those inside [0, len).
+                    let first = pad.saturating_sub(j).div_ceil(s);
+                    let end = (len + pad).saturating_sub(j).div_ceil(s).min(t);
+                    for ti in first..end {
+                        row[ti * s + j - pad] += zr[ti];
                     }
                 }
             });
@@ -370,15 +375,25 @@ impl CpuVits {
             };
             resblocks.push(block);
         }
+        let mut ups: Vec<ConvTranspose> = (0..ups)
+            .map(|i| ConvTranspose::load(w, &format!("dec.ups.{i}")))
+            .collect::<Option<_>>()?;
+        let mut conv_post = Conv::load(w, "dec.conv_post")?;
+        // The decoder averages its residual blocks (sum / kernels) and the next layer starts
+        // with a LeakyReLU, which commutes with a positive scale: the 1/kernels goes into
+        // the next layer's weights instead of a pass over the activations.
+        let inv = 1.0 / kernels.max(1) as f32;
+        for up in ups.iter_mut().skip(1) {
+            up.wt.iter_mut().for_each(|v| *v *= inv);
+        }
+        conv_post.w.iter_mut().for_each(|v| *v *= inv);
         Some(Self {
             flows: fl,
             conv_pre: Conv::load(w, "dec.conv_pre")?,
             cond: Conv::load(w, "dec.cond"),
-            ups: (0..ups)
-                .map(|i| ConvTranspose::load(w, &format!("dec.ups.{i}")))
-                .collect::<Option<_>>()?,
+            ups,
             resblocks,
-            conv_post: Conv::load(w, "dec.conv_post")?,
+            conv_post,
         })
     }
 
@@ -476,34 +491,51 @@ impl CpuVits {
             x = up.forward(&x, Pre::Leaky(LRELU));
             let mut sum: Option<Act> = None;
             for rb in &self.resblocks[i * kernels..(i + 1) * kernels] {
-                let mut y = x.clone();
-                match rb {
-                    ResBlock::Two(convs) => {
-                        for c in convs {
-                            y = c.forward(&y, Pre::Leaky(LRELU), Some(&y));
-                        }
-                    }
-                    ResBlock::One(pairs) => {
-                        for (c1, c2) in pairs {
-                            let h = c1.forward(&y, Pre::Leaky(LRELU), None);
-                            y = c2.forward(&h, Pre::Leaky(LRELU), Some(&y));
-                        }
-                    }
-                }
+                let y = rb.forward(&x);
                 sum = Some(match sum {
                     None => y,
                     Some(mut s) => {
-                        s.data.iter_mut().zip(&y.data).for_each(|(a, b)| *a += b);
+                        s.data
+                            .par_chunks_mut(1 << 14)
+                            .zip(y.data.par_chunks(1 << 14))
+                            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
                         s
                     }
                 });
             }
+            // Not divided by `kernels`: that scale is folded into the next layer's weights.
             x = sum.expect("kernels ≥ 1");
-            let inv = 1.0 / kernels as f32;
-            x.data.iter_mut().for_each(|v| *v *= inv);
         }
-        let y = self.conv_post.forward(&x, Pre::Leaky(LRELU_POST), None);
-        y.data.into_iter().map(f32::tanh).collect()
+        let mut y = self
+            .conv_post
+            .forward(&x, Pre::Leaky(LRELU_POST), None)
+            .data;
+        y.par_chunks_mut(1 << 14)
+            .for_each(|c| c.iter_mut().for_each(|v| *v = v.tanh()));
+        y
+    }
+}
+
+impl ResBlock {
+    fn forward(&self, x: &Act) -> Act {
+        match self {
+            ResBlock::Two(convs) => {
+                let mut y = convs[0].forward(x, Pre::Leaky(LRELU), Some(x));
+                for c in &convs[1..] {
+                    y = c.forward(&y, Pre::Leaky(LRELU), Some(&y));
+                }
+                y
+            }
+            ResBlock::One(pairs) => {
+                let mut y: Option<Act> = None;
+                for (c1, c2) in pairs {
+                    let cur = y.as_ref().unwrap_or(x);
+                    let h = c1.forward(cur, Pre::Leaky(LRELU), None);
+                    y = Some(c2.forward(&h, Pre::Leaky(LRELU), Some(cur)));
+                }
+                y.unwrap_or_else(|| x.clone())
+            }
+        }
     }
 }
 
@@ -597,6 +629,62 @@ mod tests {
                 .map(|(a, b)| (a - b).abs())
                 .fold(0.0, f32::max);
             assert!(err < 1e-4);
+        }
+    }
+
+    #[test]
+    fn transposed_convolutions_equal_the_direct_formula() {
+        for (c_in, c_out, k, s, pad, t) in [
+            (4, 3, 16, 8, 4, 1),
+            (4, 3, 16, 8, 4, 9),
+            (3, 2, 8, 4, 2, 300),
+            (2, 2, 4, 2, 1, 2),
+        ] {
+            let w = pseudo(c_in * c_out * k, 5);
+            let conv = ConvTranspose {
+                c_in,
+                c_out,
+                k,
+                stride: s,
+                pad,
+                wt: {
+                    let mut wt = vec![0.0; c_in * c_out * k];
+                    for i in 0..c_in {
+                        for r in 0..c_out * k {
+                            wt[r * c_in + i] = w[i * c_out * k + r];
+                        }
+                    }
+                    wt
+                },
+                bias: pseudo(c_out, 6),
+            };
+            let x = Act {
+                c: c_in,
+                t,
+                data: pseudo(c_in * t, 7),
+            };
+            let got = conv.forward(&x, Pre::Leaky(0.1));
+            let len = (t - 1) * s + k - 2 * pad;
+            assert_eq!(got.t, len);
+            for o in 0..c_out {
+                for n in 0..len {
+                    let mut want = conv.bias[o];
+                    for i in 0..c_in {
+                        for ti in 0..t {
+                            for j in 0..k {
+                                if ti * s + j == n + pad {
+                                    want += w[i * c_out * k + o * k + j]
+                                        * Pre::Leaky(0.1).apply(x.data[i * t + ti]);
+                                }
+                            }
+                        }
+                    }
+                    assert!(
+                        (got.data[o * len + n] - want).abs() < 1e-4,
+                        "k{k} s{s} t{t} o{o} n{n}"
+                    );
+                }
+            }
         }
     }
 
