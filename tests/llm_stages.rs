@@ -55,6 +55,7 @@ fn llm_plans_every_example_with_schema_valid_json() {
     let models = StageModels {
         llm: Some(llm_ref(&gguf)),
         asr: None,
+        tts: Default::default(),
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples");

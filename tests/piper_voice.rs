@@ -8,6 +8,7 @@ mod common;
 use std::path::Path;
 
 use reelsmith::engines::vits::model::{Noise, Vits};
+use reelsmith::engines::vits::speak::{PiperEngine, SpeakError, SpeakOptions};
 use reelsmith::engines::vits::{PiperVoice, Scales, VoiceError};
 
 fn copy_voice(src: &Path, dir: &Path) -> std::path::PathBuf {
@@ -215,4 +216,160 @@ fn the_candle_engine_matches_onnxruntime_with_the_noise_off() {
         assert!(max_err < 3e-4, "{case}: max |Δ| {max_err}");
         assert!(snr_db > 60.0, "{case}: SNR {snr_db} dB");
     }
+}
+
+/// Ten sentences with commas, a question and an exclamation (pauses and intonation).
+const SENTENCES: [&str; 10] = [
+    "The museum opens early in the morning.",
+    "Visitors can buy their tickets at the front desk.",
+    "Please keep your bags in the lockers near the entrance.",
+    "The garden behind the library is full of roses in June.",
+    "Our train leaves the station at seven o'clock.",
+    "Can you hear the rain on the roof?",
+    "My brother plays the piano every evening.",
+    "What a beautiful day for a walk!",
+    "The children painted a large map of the world.",
+    "After dinner, we watched a movie about the ocean.",
+];
+
+#[test]
+fn whisper_understands_the_voice_and_sentences_stream_with_pauses() {
+    let Some(onnx) = common::piper_voice() else {
+        return;
+    };
+    let Some(whisper_dir) = common::asr::model_dir() else {
+        return;
+    };
+    let engine = PiperEngine::open(&onnx, &candle_core::Device::Cpu).unwrap();
+    let text = SENTENCES.join(" ");
+    let opts = SpeakOptions {
+        seed: 3,
+        ..engine.default_options()
+    };
+    let mut chunks: Vec<Vec<f32>> = Vec::new();
+    let report = engine
+        .speak_streaming(&text, &opts, |c: &[f32]| {
+            chunks.push(c.to_vec());
+            Ok::<(), SpeakError>(())
+        })
+        .unwrap();
+    assert_eq!(report.sentences, 10, "one chunk per sentence");
+    assert_eq!(chunks.len(), 10);
+    assert!(
+        report.unknown_phonemes.is_empty(),
+        "{:?}",
+        report.unknown_phonemes
+    );
+    let gap = (0.2 * 22_050.0) as usize;
+    for (i, c) in chunks.iter().enumerate() {
+        let peak = c.iter().fold(0f32, |m, s| m.max(s.abs()));
+        assert!((0.85..=0.9).contains(&peak), "sentence {i} peak {peak}");
+        let sentence = &c[if i == 0 { 0 } else { gap }..];
+        assert!(
+            sentence.len() > 22_050 / 2,
+            "sentence {i} is {} samples",
+            sentence.len()
+        );
+        if i > 0 {
+            assert!(
+                c[..gap].iter().all(|&s| s == 0.0),
+                "pause before sentence {i}"
+            );
+        }
+    }
+    // The same seed speaks the same samples; another seed varies them.
+    let (again, _) = engine.speak(SENTENCES[0], &opts).unwrap();
+    assert_eq!(again, chunks[0]);
+    let (other, _) = engine
+        .speak(SENTENCES[0], &SpeakOptions { seed: 4, ..opts })
+        .unwrap();
+    assert_ne!(other, chunks[0]);
+
+    let all: Vec<f32> = chunks.concat();
+    let pcm = reelsmith::media::wav::resample_mono(&all, 22_050, 16_000).unwrap();
+    let mut w = reelsmith::engines::whisper::Whisper::load(&whisper_dir, &candle_core::Device::Cpu)
+        .unwrap();
+    let t = w
+        .transcribe(
+            &pcm,
+            &reelsmith::engines::whisper::TranscribeOptions {
+                language: Some("en".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let wer = common::asr::wer(&text, &t.text);
+    eprintln!("heard: {}\nWER {wer:.3}", t.text);
+    assert!(wer <= 0.10, "WER {wer:.3}: {}", t.text);
+}
+
+#[test]
+fn a_render_speaks_english_with_the_voice_and_german_with_espeak() {
+    let Some(onnx) = common::piper_voice() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, config, out) = (
+        tmp.path().join("data"),
+        tmp.path().join("config"),
+        tmp.path().join("out"),
+    );
+    let script = tmp.path().join("talk.yaml");
+    std::fs::write(
+        &script,
+        "title: {en: Two voices, de: Zwei Stimmen}\nlanguage: en\nlanguages: [en, de]\nchannel: explainer\n\
+         characters:\n  - id: kim\n    length_scale: 0.8\n\
+         scenes:\n  - id: one\n    lines:\n\
+         \x20     - text: {en: The bridge opens at noon., de: Die Brücke öffnet mittags.}\n\
+         \x20     - speaker: kim\n        text: {en: Then we cross it together., de: Dann gehen wir zusammen hinüber.}\n",
+    )
+    .unwrap();
+    let o = common::reelsmith_env(
+        &data,
+        &config,
+        &[
+            "render",
+            script.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--quality",
+            "draft",
+        ],
+        &[("REELSMITH_TTS", &onnx)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report = common::read_json(&out.join("talk/report.json"));
+    assert_eq!(
+        report["voices"]["en"],
+        serde_json::json!(["piper/en_US-joe-medium"])
+    );
+    let de = report["voices"]["de"].as_array().unwrap();
+    assert!(
+        de.len() == 1 && de[0].as_str().unwrap().starts_with("espeak-ng"),
+        "{de:?}"
+    );
+    let notes: Vec<String> = report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["notes"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("voice (de)") && n.contains("espeak-ng")),
+        "{notes:?}"
+    );
+    assert!(!notes.iter().any(|n| n.contains("voice (en)")), "{notes:?}");
+    // Kim speaks faster than the narrator would at length 1: the line is shorter than the
+    // same words at the voice's own pace.
+    let timeline = &report["timelines"]["en"]["lines"];
+    let kim = timeline[1]["end"].as_f64().unwrap() - timeline[1]["start"].as_f64().unwrap();
+    let engine = PiperEngine::open(&onnx, &candle_core::Device::Cpu).unwrap();
+    let (own, _) = engine
+        .speak("Then we cross it together.", &engine.default_options())
+        .unwrap();
+    let own = own.len() as f64 / 22_050.0;
+    assert!(kim < own * 0.92, "kim {kim:.2} s vs own pace {own:.2} s");
 }

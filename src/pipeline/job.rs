@@ -183,6 +183,8 @@ struct Report<'a> {
     scenes: Vec<serde_json::Value>,
     timelines: BTreeMap<String, serde_json::Value>,
     mixes: BTreeMap<String, serde_json::Value>,
+    /// Engines that voiced each language (`piper/ID`, or espeak-ng when no voice is installed).
+    voices: BTreeMap<String, Vec<String>>,
 }
 
 /// Runs the job: records it in the store, runs the graph, exports outputs and the report.
@@ -385,6 +387,7 @@ pub fn export(
     let mut outputs = BTreeMap::new();
     let mut timelines = BTreeMap::new();
     let mut mixes = BTreeMap::new();
+    let mut voices = BTreeMap::new();
     for lang in &job.languages {
         let dir = project_dir.join(lang);
         std::fs::create_dir_all(&dir)?;
@@ -415,6 +418,19 @@ pub fn export(
             read(art(StageKind::Align)?.file("timeline.json")),
         );
         mixes.insert(lang.clone(), read(art(StageKind::Mix)?.file("mix.json")));
+        // Which engines spoke this language (a Piper voice, or the espeak-ng fallback).
+        let voice = read(art(StageKind::Voice)?.file("voice.json"));
+        let mut engines: Vec<String> = voice["lines"]
+            .as_array()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|x| x["engine"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        engines.sort();
+        engines.dedup();
+        voices.insert(lang.clone(), engines);
         outputs.insert(
             lang.clone(),
             LanguageOutputs {
@@ -459,6 +475,7 @@ pub fn export(
         scenes,
         timelines,
         mixes,
+        voices,
     };
     let path = project_dir.join("report.json");
     let tmp = project_dir.join("report.json.part");

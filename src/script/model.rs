@@ -45,6 +45,23 @@ pub struct Script {
     pub scenes: Vec<Scene>,
 }
 
+/// A Piper speaker: a name from the voice's speaker list or a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SpeakerRef {
+    Number(u32),
+    Name(String),
+}
+
+impl std::fmt::Display for SpeakerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpeakerRef::Number(n) => write!(f, "{n}"),
+            SpeakerRef::Name(s) => f.write_str(s),
+        }
+    }
+}
+
 /// A speaking character.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +80,18 @@ pub struct Character {
     /// Words per minute, 80..=450.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<u16>,
+    /// Speaker of a multi-speaker Piper voice: its name or number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<SpeakerRef>,
+    /// Piper voices: slowness of speech (1 = as the voice was trained; overrides `rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_scale: Option<f32>,
+    /// Piper voices: variation of the voice (the voice's own when absent, 0.667 in most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_scale: Option<f32>,
+    /// Piper voices: variation of the timing (0.8 in most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_w: Option<f32>,
     /// Reference image; absolute after validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<PathBuf>,

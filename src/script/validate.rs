@@ -388,6 +388,29 @@ pub(crate) fn validate(
                 ));
             }
         }
+        for (name, value, max) in [
+            ("length_scale", ch.length_scale, 5.0f32),
+            ("noise_scale", ch.noise_scale, 2.0),
+            ("noise_w", ch.noise_w, 2.0),
+        ] {
+            if let Some(v) = value {
+                let low = if name == "length_scale" { 0.1 } else { 0.0 };
+                if !v.is_finite() || v < low || v > max {
+                    return Err(ctx.err(
+                        format!("{field}.{name}"),
+                        format!("must be between {low} and {max}, got {v}; 1 is the voice's own speed for length_scale"),
+                    ));
+                }
+            }
+        }
+        if let Some(crate::script::model::SpeakerRef::Name(s)) = &ch.speaker {
+            if s.trim().is_empty() {
+                return Err(ctx.err(
+                    format!("{field}.speaker"),
+                    "is empty; give a speaker name of the voice or a number",
+                ));
+            }
+        }
         if let Some(rel) = script.characters[i].reference.clone() {
             let abs = ctx.resolve(&format!("{field}.reference"), &rel)?;
             script.characters[i].reference = Some(abs);

@@ -48,6 +48,15 @@ pub struct PlannedCharacter {
     /// Pitch and rate overrides; the language's narrator defaults apply when absent.
     pub pitch: Option<u8>,
     pub rate: Option<u16>,
+    /// Piper speaker (name or number) and scale overrides, as the script gives them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_scale: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_scale: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_w: Option<f32>,
     /// Character sheet: how the character looks, added to the prompts of the scenes they are
     /// in so every keyframe draws them alike (written by the LLM planner).
     #[serde(default)]

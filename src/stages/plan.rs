@@ -141,6 +141,10 @@ fn rules_plan(job: &JobSpec) -> Plan {
                 .unwrap_or_else(|| VARIANTS[i % VARIANTS.len()].to_string()),
             pitch: c.pitch,
             rate: c.rate,
+            speaker: c.speaker.as_ref().map(|s| s.to_string()),
+            length_scale: c.length_scale,
+            noise_scale: c.noise_scale,
+            noise_w: c.noise_w,
             look: None,
         })
         .collect();

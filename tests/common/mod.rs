@@ -29,7 +29,8 @@ pub fn reelsmith_env(data: &Path, config: &Path, args: &[&str], env: &[(&str, &P
         .env("HF_HOME", config.join("hf-home"))
         .env_remove("HF_HUB_CACHE")
         .env_remove("REELSMITH_LLM")
-        .env_remove("REELSMITH_ASR");
+        .env_remove("REELSMITH_ASR")
+        .env_remove("REELSMITH_TTS");
     for (k, v) in env {
         c.env(k, v);
     }

@@ -57,6 +57,14 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// Through a method, so closures capture the whole (Sync) wrapper, not the raw pointer.
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the buffer the pointer came from.
+        unsafe { self.0.add(offset) }
+    }
+}
+
 /// A 1-D convolution with "same" padding.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -150,7 +158,6 @@ impl Conv {
                     }
                     (col.as_ptr(), n as isize)
                 };
-                let out = out;
                 // SAFETY: every tile writes only its own columns [t0, t0+n) of `y`; the pointers
                 // and strides describe in-bounds matrices (c_out × n, c_out × rows, rows × n).
                 unsafe {
@@ -158,7 +165,7 @@ impl Conv {
                         self.c_out,
                         n,
                         rows,
-                        out.0.add(t0),
+                        out.at(t0),
                         1,
                         t as isize,
                         true,
@@ -240,14 +247,13 @@ impl ConvTranspose {
         (0..t.div_ceil(tile)).into_par_iter().for_each(|ti| {
             let t0 = ti * tile;
             let n = tile.min(t - t0);
-            let zp = zp;
             // SAFETY: disjoint column blocks of `z`; in-bounds strides.
             unsafe {
                 gemm::gemm(
                     rows,
                     n,
                     self.c_in,
-                    zp.0.add(t0),
+                    zp.at(t0),
                     1,
                     t as isize,
                     false,

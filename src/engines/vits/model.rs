@@ -795,9 +795,9 @@ mod tests {
             .unwrap()
             .to_vec2()
             .unwrap();
-        for i in 0..l {
-            for j in 0..l {
-                assert_eq!(abs[i][j], (10 * i + j + l - 1 - i) as f32);
+        for (i, row) in abs.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                assert_eq!(*v, (10 * i + j + l - 1 - i) as f32);
             }
         }
         let back: Vec<Vec<f32>> = absolute_to_relative(&relative_to_absolute(&rel).unwrap())
@@ -808,15 +808,15 @@ mod tests {
             .unwrap()
             .to_vec2()
             .unwrap();
-        for i in 0..l {
-            for r in 0..2 * l - 1 {
+        for (i, row) in back.iter().enumerate() {
+            for (r, v) in row.iter().enumerate() {
                 let j = r as i64 - (l as i64 - 1) + i as i64;
                 let want = if (0..l as i64).contains(&j) {
                     (10 * i + r) as f32
                 } else {
                     0.0
                 };
-                assert_eq!(back[i][r], want, "i {i} r {r}");
+                assert_eq!(*v, want, "i {i} r {r}");
             }
         }
     }

@@ -193,21 +193,17 @@ pub fn phonemize(text: &str, voice: &str) -> Result<Vec<Sentence>, PhonemizeErro
             current.push_str(&clause);
         }
         match clause_end(&consumed, !ptr.is_null()) {
-            Some(p @ ('.' | '?' | '!')) => {
-                if !current.is_empty() {
-                    current.push(p);
-                    sentences.push(Sentence {
-                        phonemes: std::mem::take(&mut current),
-                    });
-                }
+            Some(p @ ('.' | '?' | '!')) if !current.is_empty() => {
+                current.push(p);
+                sentences.push(Sentence {
+                    phonemes: std::mem::take(&mut current),
+                });
             }
-            Some(p) => {
-                if !current.is_empty() {
-                    current.push(p);
-                    current.push(' ');
-                }
+            Some(p) if !current.is_empty() && !matches!(p, '.' | '?' | '!') => {
+                current.push(p);
+                current.push(' ');
             }
-            None => {}
+            _ => {}
         }
     }
     let rest = current.trim_end().to_string();
