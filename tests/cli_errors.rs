@@ -391,6 +391,36 @@ fn engine_settings_mistakes_exit_2_naming_the_file_and_field() {
         err.contains("engines.toml: asr") && err.contains("CTranslate2"),
         "{err}"
     );
+    for (toml, needles) in [
+        (
+            "[tts]\nxx = \"auto\"\n",
+            &["engines.toml: tts.xx", "not one of reelsmith's languages"][..],
+        ),
+        (
+            "[tts]\nen = \"/no/such/voice.onnx\"\n",
+            &["engines.toml: tts.en", "/no/such/voice.onnx does not exist"][..],
+        ),
+        (
+            "tts = \"piper-en_US-joe-medium\"\n",
+            &[
+                "engines.toml: tts",
+                "not installed",
+                "models pull piper-en_US-joe-medium",
+            ][..],
+        ),
+        (
+            "tts = \"no-such-voice\"\n",
+            &["engines.toml: tts", "no-such-voice"][..],
+        ),
+    ] {
+        std::fs::write(cfg.join("engines.toml"), toml).unwrap();
+        let o = reelsmith(&data, &cfg, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{toml}: {err}");
+        for n in needles {
+            assert!(err.contains(n), "{toml}: stderr lacks {n:?}: {err}");
+        }
+    }
     // Without an LLM, a language the script has no text for is the script's error.
     std::fs::remove_file(cfg.join("engines.toml")).unwrap();
     let o = reelsmith(&data, &cfg, &[&args[..], &["--lang", "en,de"]].concat());
@@ -427,4 +457,86 @@ fn a_device_this_build_cannot_use_is_refused_before_any_work() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cpu, cuda or cuda:N"));
+}
+
+#[test]
+fn say_speaks_with_a_piper_voice_and_refuses_bad_arguments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cfg) = (tmp.path().join("data"), tmp.path().join("cfg"));
+    let wav = tmp.path().join("hello.wav");
+    let run = |args: &[&str]| {
+        let o = reelsmith(&data, &cfg, args);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let w = wav.to_str().unwrap();
+    // No voice installed in this private cache.
+    let (code, err) = run(&["say", "Hello.", "-o", w]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no Piper voice for en") && err.contains("models pull"),
+        "{err}"
+    );
+    let (code, err) = run(&["say", "Hello.", "--voice", "/no/such.onnx", "-o", w]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("/no/such.onnx does not exist"), "{err}");
+    assert!(!wav.exists());
+    let Some(onnx) = piper_voice() else {
+        return;
+    };
+    let v = onnx.to_str().unwrap();
+    for (extra, needle) in [
+        (&["--length-scale", "20"][..], "--length-scale 20"),
+        (&["--speaker", "2"][..], "single speaker"),
+        (&["--device", "tpu"][..], "tpu"),
+    ] {
+        let (code, err) = run(&[&["say", "Hello.", "--voice", v, "-o", w][..], extra].concat());
+        assert_eq!(code, 2, "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!wav.exists(), "{extra:?} left a file");
+    }
+    let (code, err) = run(&["say", "", "--voice", v, "-o", w]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("empty"), "{err}");
+    // A cut-off voice file is named, and nothing is written.
+    let broken = tmp.path().join("broken.onnx");
+    let bytes = std::fs::read(&onnx).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
+    std::fs::copy(format!("{v}.json"), format!("{}.json", broken.display())).unwrap();
+    let (code, err) = run(&["say", "Hi.", "--voice", broken.to_str().unwrap(), "-o", w]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken.onnx"), "{err}");
+    assert!(!wav.exists());
+
+    let (code, err) = run(&[
+        "say",
+        "Good morning. The weather is lovely, isn't it?",
+        "--voice",
+        v,
+        "-o",
+        w,
+        "--length-scale",
+        "1.2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("2 sentence(s)"), "{err}");
+    let mut r = hound::WavReader::open(&wav).unwrap();
+    let spec = r.spec();
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (22_050, 1, 16)
+    );
+    let samples: Vec<i16> = r.samples::<i16>().map(|s| s.unwrap()).collect();
+    let seconds = samples.len() as f64 / 22_050.0;
+    assert!((2.0..8.0).contains(&seconds), "{seconds} s");
+    let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
+    assert!(peak > 25_000, "peak {peak}");
+    // No temporary files left beside the output.
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains(".part")), "{names:?}");
 }
