@@ -173,6 +173,23 @@ pub fn run(dirs: &Dirs) -> i32 {
                 };
             show("llm", &m.llm, "plan, translate, metadata");
             show("asr", &m.asr, "align (word timing)");
+            // Piper voices per language; the others speak with espeak-ng.
+            for lang in LANGUAGES {
+                match m.tts.get(lang) {
+                    Some(r) => println!("  ok   tts {lang}: {} ({})", r.id, r.path.display()),
+                    None => println!("  --   tts {lang}: no Piper voice; espeak-ng speaks {lang}"),
+                }
+            }
+            // The Piper phonemizer is espeak-ng's library, opened at run time.
+            if !m.tts.is_empty() {
+                match crate::engines::vits::phonemize::phonemize("ok", "en-us") {
+                    Ok(_) => println!("  ok   libespeak-ng (Piper phonemes)"),
+                    Err(e) => {
+                        problems += 1;
+                        println!("  MISS {e}");
+                    }
+                }
+            }
         }
         Err(e) => {
             problems += 1;
