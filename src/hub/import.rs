@@ -202,14 +202,7 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
         if head[0] != 0x08 {
             return Err(err(&onnx, "not an ONNX model (no ir_version field first)"));
         }
-        let lang = cfg["language"]["code"]
-            .as_str()
-            .or(cfg["espeak"]["voice"].as_str())
-            .unwrap_or("")
-            .split(['_', '-'])
-            .next()
-            .unwrap_or("")
-            .to_string();
+        let lang = crate::engines::models::voice_language(&onnx).unwrap_or_default();
         return Ok(Detected {
             kind: ModelKind::Tts,
             format: "onnx",
