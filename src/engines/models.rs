@@ -154,7 +154,12 @@ pub fn voice_language(onnx: &Path) -> Option<String> {
     let family = v
         .pointer("/language/family")
         .and_then(|f| f.as_str())
-        .or_else(|| v.pointer("/language/code")?.as_str()?.split(['_', '-']).next())
+        .or_else(|| {
+            v.pointer("/language/code")?
+                .as_str()?
+                .split(['_', '-'])
+                .next()
+        })
         .map(str::to_string)
         .or_else(|| {
             let e = v.pointer("/espeak/voice")?.as_str()?;

@@ -298,6 +298,237 @@ impl ConvTranspose {
     }
 }
 
+/// Layer norm over channels, per time step (`gamma`, `beta`: `[C]`).
+fn layer_norm(x: &mut Act, gamma: &[f32], beta: &[f32]) {
+    let (c, t) = (x.c, x.t);
+    let mut mean = vec![0f32; t];
+    let mut sq = vec![0f32; t];
+    for row in x.data.chunks_exact(t) {
+        for ((m, s), &v) in mean.iter_mut().zip(sq.iter_mut()).zip(row) {
+            *m += v;
+            *s += v * v;
+        }
+    }
+    let inv_c = 1.0 / c as f32;
+    let inv: Vec<f32> = mean
+        .iter_mut()
+        .zip(&sq)
+        .map(|(m, &s)| {
+            *m *= inv_c;
+            let var = (s * inv_c - *m * *m).max(0.0);
+            1.0 / (var + 1e-5).sqrt()
+        })
+        .collect();
+    for (ci, row) in x.data.chunks_exact_mut(t).enumerate() {
+        let (g, b) = (gamma[ci], beta[ci]);
+        for ((v, &m), &iv) in row.iter_mut().zip(&mean).zip(&inv) {
+            *v = (*v - m) * iv * g + b;
+        }
+    }
+}
+
+/// One layer of the text encoder.
+#[derive(Debug, Clone)]
+struct EncoderLayer {
+    q: Conv,
+    k: Conv,
+    v: Conv,
+    o: Conv,
+    /// `[2·window + 1][head_dim]`, shared by the heads.
+    rel_k: Vec<f32>,
+    rel_v: Vec<f32>,
+    norm1: (Vec<f32>, Vec<f32>),
+    ffn1: Conv,
+    ffn2: Conv,
+    norm2: (Vec<f32>, Vec<f32>),
+}
+
+/// VITS's text encoder on host buffers: embeddings, relative-position self-attention and
+/// convolutional feed-forward layers, and the prior's statistics.
+#[derive(Debug, Clone)]
+pub struct HostEncoder {
+    emb: Vec<f32>,
+    n_symbols: usize,
+    hidden: usize,
+    heads: usize,
+    window: usize,
+    layers: Vec<EncoderLayer>,
+    proj: Conv,
+}
+
+impl HostEncoder {
+    pub fn load(w: &OnnxWeights, heads: usize, window: usize) -> Option<Self> {
+        let emb = w.get("enc_p.emb.weight")?;
+        let [n_symbols, hidden] = emb.shape[..] else {
+            return None;
+        };
+        let pair = |p: &str| -> Option<(Vec<f32>, Vec<f32>)> {
+            Some((
+                w.get(&format!("{p}.gamma"))?.values.clone(),
+                w.get(&format!("{p}.beta"))?.values.clone(),
+            ))
+        };
+        let mut layers = Vec::new();
+        for i in 0.. {
+            let a = format!("enc_p.encoder.attn_layers.{i}");
+            if w.get(&format!("{a}.conv_q.weight")).is_none() {
+                break;
+            }
+            let f = format!("enc_p.encoder.ffn_layers.{i}");
+            layers.push(EncoderLayer {
+                q: Conv::load(w, &format!("{a}.conv_q"))?,
+                k: Conv::load(w, &format!("{a}.conv_k"))?,
+                v: Conv::load(w, &format!("{a}.conv_v"))?,
+                o: Conv::load(w, &format!("{a}.conv_o"))?,
+                rel_k: w.get(&format!("{a}.emb_rel_k"))?.values.clone(),
+                rel_v: w.get(&format!("{a}.emb_rel_v"))?.values.clone(),
+                norm1: pair(&format!("enc_p.encoder.norm_layers_1.{i}"))?,
+                ffn1: Conv::load(w, &format!("{f}.conv_1"))?,
+                ffn2: Conv::load(w, &format!("{f}.conv_2"))?,
+                norm2: pair(&format!("enc_p.encoder.norm_layers_2.{i}"))?,
+            });
+        }
+        Some(Self {
+            emb: emb.values.clone(),
+            n_symbols,
+            hidden,
+            heads,
+            window,
+            layers,
+            proj: Conv::load(w, "enc_p.proj")?,
+        })
+    }
+
+    /// Hidden states `[H][T]` and the prior's statistics `[2·C][T]` (means, then log-scales).
+    pub fn forward(&self, ids: &[i64]) -> (Act, Act) {
+        let (h, t) = (self.hidden, ids.len());
+        let scale = (h as f32).sqrt();
+        let mut x = Act::zeros(h, t);
+        for (ti, &id) in ids.iter().enumerate() {
+            let id = (id.max(0) as usize).min(self.n_symbols - 1);
+            for c in 0..h {
+                x.data[c * t + ti] = self.emb[id * h + c] * scale;
+            }
+        }
+        for l in &self.layers {
+            let y = self.attention(l, &x);
+            let mut sum = l.o.forward(&y, Pre::None, Some(&x));
+            layer_norm(&mut sum, &l.norm1.0, &l.norm1.1);
+            x = sum;
+            let f = l.ffn1.forward(&x, Pre::None, None);
+            // ReLU between the two convolutions, applied as the second one reads its input.
+            let mut sum = l.ffn2.forward(&f, Pre::Leaky(0.0), Some(&x));
+            layer_norm(&mut sum, &l.norm2.0, &l.norm2.1);
+            x = sum;
+        }
+        let stats = self.proj.forward(&x, Pre::None, None);
+        (x, stats)
+    }
+
+    /// Multi-head attention with relative keys and values; returns the heads' outputs `[H][T]`
+    /// (before `conv_o`).
+    fn attention(&self, l: &EncoderLayer, x: &Act) -> Act {
+        let t = x.t;
+        let dk = self.hidden / self.heads;
+        let w = self.window;
+        let inv = 1.0 / (dk as f32).sqrt();
+        let mut q = l.q.forward(x, Pre::None, None);
+        q.data.iter_mut().for_each(|v| *v *= inv);
+        let k = l.k.forward(x, Pre::None, None);
+        let v = l.v.forward(x, Pre::None, None);
+        let mut out = Act::zeros(self.hidden, t);
+        let outp = OutPtr(out.data.as_mut_ptr());
+        (0..self.heads).into_par_iter().for_each(|hd| {
+            let base = hd * dk * t;
+            let (qh, kh, vh) = (&q.data[base..], &k.data[base..], &v.data[base..]);
+            // scores[i][j] = Σ_d q[d][i] k[d][j]
+            let mut s = vec![0f32; t * t];
+            // SAFETY: in-bounds strided views of q, k ([dk][T]) and s ([T][T]).
+            unsafe {
+                gemm::gemm(
+                    t,
+                    t,
+                    dk,
+                    s.as_mut_ptr(),
+                    1,
+                    t as isize,
+                    false,
+                    qh.as_ptr(),
+                    t as isize,
+                    1,
+                    kh.as_ptr(),
+                    1,
+                    t as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+            for i in 0..t {
+                let row = &mut s[i * t..(i + 1) * t];
+                let lo = i.saturating_sub(w);
+                let hi = (i + w).min(t - 1);
+                for (j, sj) in row.iter_mut().enumerate().take(hi + 1).skip(lo) {
+                    let r = &l.rel_k[(j + w - i) * dk..(j + w - i + 1) * dk];
+                    let mut acc = 0.0;
+                    for (d, &rv) in r.iter().enumerate() {
+                        acc += qh[d * t + i] * rv;
+                    }
+                    *sj += acc;
+                }
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0.0;
+                for v in row.iter_mut() {
+                    *v = (*v - max).exp();
+                    sum += *v;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|v| *v *= inv);
+            }
+            // out[d][i] = Σ_j v[d][j] p[i][j]
+            // SAFETY: each head writes its own rows [hd·dk, (hd+1)·dk) of `out`.
+            unsafe {
+                gemm::gemm(
+                    dk,
+                    t,
+                    t,
+                    outp.at(base),
+                    1,
+                    t as isize,
+                    false,
+                    vh.as_ptr(),
+                    1,
+                    t as isize,
+                    s.as_ptr(),
+                    t as isize,
+                    1,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                );
+                for i in 0..t {
+                    let lo = i.saturating_sub(w);
+                    let hi = (i + w).min(t - 1);
+                    for j in lo..=hi {
+                        let p = s[i * t + j];
+                        let r = &l.rel_v[(j + w - i) * dk..(j + w - i + 1) * dk];
+                        for (d, &rv) in r.iter().enumerate() {
+                            *outp.at(base + d * t + i) += p * rv;
+                        }
+                    }
+                }
+            }
+        });
+        out
+    }
+}
+
 /// One mean-only coupling layer of the flow.
 #[derive(Debug, Clone)]
 struct Coupling {
@@ -320,6 +551,7 @@ enum ResBlock {
 /// Flow and decoder weights on the host.
 #[derive(Debug, Clone)]
 pub struct CpuVits {
+    pub encoder: HostEncoder,
     flows: Vec<Coupling>,
     conv_pre: Conv,
     cond: Option<Conv>,
@@ -333,7 +565,12 @@ const LRELU_POST: f32 = 0.01;
 
 impl CpuVits {
     /// None when a module is missing (the voice was checked on open, so this is a bug guard).
-    pub fn load(w: &OnnxWeights, flows: usize, ups: usize, kernels: usize) -> Option<Self> {
+    pub fn load(w: &OnnxWeights, dims: &super::VitsDims) -> Option<Self> {
+        let (flows, ups, kernels) = (
+            dims.flows,
+            dims.upsample_rates.len(),
+            dims.resblock_kernels.len(),
+        );
         let mut fl = Vec::new();
         for f in 0..flows {
             let p = format!("flow.flows.{}", 2 * f);
@@ -394,6 +631,7 @@ impl CpuVits {
         }
         conv_post.w.iter_mut().for_each(|v| *v *= inv);
         Some(Self {
+            encoder: HostEncoder::load(w, dims.n_heads, dims.window)?,
             flows: fl,
             conv_pre: Conv::load(w, "dec.conv_pre")?,
             cond: Conv::load(w, "dec.cond"),

@@ -165,17 +165,10 @@ impl Vits {
                 .count()
         };
         let host = if device.is_cpu() {
-            let d = &voice.dims;
             Some(
-                CpuVits::load(
-                    weights,
-                    d.flows,
-                    d.upsample_rates.len(),
-                    d.resblock_kernels.len(),
-                )
-                .ok_or_else(|| VoiceError::Weights {
+                CpuVits::load(weights, &voice.dims).ok_or_else(|| VoiceError::Weights {
                     path: voice.onnx.clone(),
-                    msg: "flow or decoder weights incomplete".into(),
+                    msg: "encoder, flow or decoder weights incomplete".into(),
                 })?,
             )
         } else {
@@ -308,51 +301,68 @@ impl Vits {
             (None, Some(_)) => Some(self.t("emb_g.weight")?.narrow(0, 0, 1)?.unsqueeze(2)?),
             _ => None,
         };
-        let (x, m_p, logs_p) = self.text_encoder(ids)?;
-        let logw = self.durations(&x, g.as_ref(), scales.noise_w, noise)?;
-        let durations: Vec<u32> = logw
+        let inter = self.dims.inter;
+        let Some(host) = &self.host else {
+            // Every module through candle (CUDA, or checking that path on a CPU).
+            let (x, m_p, logs_p) = self.text_encoder(ids)?;
+            let durations = self.durations(&x, g.as_ref(), scales, noise)?;
+            let frames: usize = durations.iter().map(|&d| d as usize).sum();
+            let (m, logs) = if frames == 0 {
+                let z = Tensor::zeros((1, inter, 1), DType::F32, &self.device)?;
+                (z.clone(), z)
+            } else {
+                let idx: Vec<u32> = durations
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &d)| std::iter::repeat_n(i as u32, d as usize))
+                    .collect();
+                let idx = Tensor::from_vec(idx, frames, &self.device)?;
+                (m_p.index_select(&idx, 2)?, logs_p.index_select(&idx, 2)?)
+            };
+            let frames = m.dim(2)?;
+            let eps = noise.tensor((1, inter, frames), scales.noise_scale, &self.device)?;
+            let z_p = (m + (eps * logs.exp()?)?)?;
+            let z = self.flow_reverse(&z_p, g.as_ref())?;
+            let samples = self.decode(&z, g.as_ref())?.flatten_all()?.to_vec1()?;
+            return Ok(Synthesis { samples, durations });
+        };
+        // On the CPU: encoder, flow and decoder on host buffers; the small duration predictor
+        // stays on candle.
+        let (x, stats) = host.encoder.forward(ids);
+        let t = x.t;
+        let x = Tensor::from_vec(x.data, (1, self.dims.hidden, t), &self.device)?;
+        let durations = self.durations(&x, g.as_ref(), scales, noise)?;
+        // Each frame reads its phoneme's prior: z = m + ε·exp(log s)·noise_scale.
+        let idx: Vec<usize> = durations
             .iter()
-            .map(|l| ((l.exp() * scales.length_scale as f64).ceil().max(0.0)) as u32)
+            .enumerate()
+            .flat_map(|(i, &d)| std::iter::repeat_n(i, d as usize))
             .collect();
-        let frames: usize = durations.iter().map(|&d| d as usize).sum();
-        let (m, logs) = if frames == 0 {
-            let z = Tensor::zeros((1, self.dims.inter, 1), DType::F32, &self.device)?;
-            (z.clone(), z)
-        } else {
-            let idx: Vec<u32> = durations
-                .iter()
-                .enumerate()
-                .flat_map(|(i, &d)| std::iter::repeat_n(i as u32, d as usize))
-                .collect();
-            let idx = Tensor::from_vec(idx, frames, &self.device)?;
-            (m_p.index_select(&idx, 2)?, logs_p.index_select(&idx, 2)?)
-        };
-        let frames = m.dim(2)?;
-        let eps = noise.tensor(
-            (1, self.dims.inter, frames),
-            scales.noise_scale,
-            &self.device,
-        )?;
-        let z_p = (m + (eps * logs.exp()?)?)?;
-        let samples = match &self.host {
-            Some(host) => {
-                let z = Act {
-                    c: self.dims.inter,
-                    t: frames,
-                    data: z_p.flatten_all()?.to_vec1()?,
+        let frames = idx.len().max(1);
+        let mut z = Act::zeros(inter, frames);
+        for c in 0..inter {
+            let (m, logs) = (
+                &stats.data[c * t..(c + 1) * t],
+                &stats.data[(inter + c) * t..(inter + c + 1) * t],
+            );
+            for (f, zv) in z.data[c * frames..(c + 1) * frames].iter_mut().enumerate() {
+                let eps = if scales.noise_scale == 0.0 {
+                    0.0
+                } else {
+                    noise.gaussian() * scales.noise_scale
                 };
-                let g = match &g {
-                    Some(g) => Some(g.flatten_all()?.to_vec1::<f32>()?),
-                    None => None,
+                *zv = match idx.get(f) {
+                    Some(&p) => m[p] + eps * logs[p].exp(),
+                    None => eps,
                 };
-                let z = host.flow_reverse(z, g.as_deref());
-                host.decode(&z, g.as_deref())
             }
-            None => {
-                let z = self.flow_reverse(&z_p, g.as_ref())?;
-                self.decode(&z, g.as_ref())?.flatten_all()?.to_vec1()?
-            }
+        }
+        let g = match &g {
+            Some(g) => Some(g.flatten_all()?.to_vec1::<f32>()?),
+            None => None,
         };
+        let z = host.flow_reverse(z, g.as_deref());
+        let samples = host.decode(&z, g.as_deref());
         Ok(Synthesis { samples, durations })
     }
 
@@ -428,8 +438,23 @@ impl Vits {
         padded.narrow(1, start, 2 * t - 1)
     }
 
-    /// Log-durations (frames, natural log) per phoneme from the duration predictor.
+    /// Frames per phoneme: the duration predictor's log-durations, scaled and rounded up.
     fn durations(
+        &self,
+        x: &Tensor,
+        g: Option<&Tensor>,
+        scales: Scales,
+        noise: &mut Noise,
+    ) -> candle_core::Result<Vec<u32>> {
+        let logw = self.log_durations(x, g, scales.noise_w, noise)?;
+        Ok(logw
+            .iter()
+            .map(|l| (l.exp() * scales.length_scale as f64).ceil().max(0.0) as u32)
+            .collect())
+    }
+
+    /// Log-durations (frames, natural log) per phoneme from the duration predictor.
+    fn log_durations(
         &self,
         x: &Tensor,
         g: Option<&Tensor>,
