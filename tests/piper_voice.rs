@@ -318,10 +318,11 @@ fn a_render_speaks_english_with_the_voice_and_german_with_espeak() {
     std::fs::write(
         &script,
         "title: {en: Two voices, de: Zwei Stimmen}\nlanguage: en\nlanguages: [en, de]\nchannel: explainer\n\
-         characters:\n  - id: kim\n    length_scale: 0.8\n\
+         characters:\n  - id: kim\n    length_scale: 0.8\n    pitch: 80\n\
          scenes:\n  - id: one\n    lines:\n\
          \x20     - text: {en: The bridge opens at noon., de: Die Brücke öffnet mittags.}\n\
-         \x20     - speaker: kim\n        text: {en: Then we cross it together., de: Dann gehen wir zusammen hinüber.}\n",
+         \x20     - speaker: kim\n        text: {en: Then we cross it together., de: Dann gehen wir zusammen hinüber.}\n\
+         \x20     - text: {en: Then we cross it together., de: Dann gehen wir zusammen hinüber.}\n",
     )
     .unwrap();
     let o = common::reelsmith_env(
@@ -372,4 +373,47 @@ fn a_render_speaks_english_with_the_voice_and_german_with_espeak() {
         .unwrap();
     let own = own.len() as f64 / 22_050.0;
     assert!(kim < own * 0.92, "kim {kim:.2} s vs own pace {own:.2} s");
+    // Kim's pitch 80 raises the voice by 2^(3.6/12) ≈ 1.23× (the whole spectrum moves): the
+    // same sentence crosses zero that much more often than in the narrator's mouth.
+    let lines = voice_lines(&data, "en");
+    let zcr = |name: &str| {
+        let a = reelsmith::media::wav::read(&lines.join(name)).unwrap();
+        // Crossings of the speech itself (not of near-silence), per second of speech.
+        let x = &a.samples;
+        let crossings = x
+            .windows(2)
+            .filter(|w| (w[0] < 0.0) != (w[1] < 0.0) && (w[0] - w[1]).abs() > 0.01)
+            .count();
+        let loud = x.iter().filter(|v| v.abs() > 0.01).count();
+        crossings as f64 / loud as f64
+    };
+    let ratio = zcr("s000-l001.wav") / zcr("s000-l002.wav");
+    eprintln!("zero-crossing ratio kim/narrator {ratio:.3}");
+    // (Crossings above a small step grow faster than the frequency: a pure 1.23× resample of
+    // the narrator's line measures ≈ 1.36 here.)
+    assert!(
+        (1.15..1.8).contains(&ratio),
+        "kim/narrator zero crossings {ratio:.3}"
+    );
+}
+
+/// The folder of the English voice artifact (its `voice.json` says `"lang": "en"`).
+fn voice_lines(data: &Path, lang: &str) -> std::path::PathBuf {
+    fn walk(dir: &Path, lang: &str) -> Option<std::path::PathBuf> {
+        for e in std::fs::read_dir(dir).ok()? {
+            let p = e.ok()?.path();
+            if p.is_dir() {
+                if let Some(found) = walk(&p, lang) {
+                    return Some(found);
+                }
+            } else if p.file_name().is_some_and(|n| n == "voice.json") {
+                let v = common::read_json(&p);
+                if v["lang"] == lang {
+                    return p.parent().map(Path::to_path_buf);
+                }
+            }
+        }
+        None
+    }
+    walk(data, lang).expect("a voice artifact")
 }

@@ -283,7 +283,17 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
                 })?,
             );
         }
-        let mut converted = frame::Audio::empty();
+        // Room for all this frame converts to (an empty frame gets only the input's sample
+        // count, and when upsampling the rest would pile up in the resampler).
+        let room = (frame.samples() as u64 * rate as u64).div_ceil(frame.rate().max(1) as u64)
+            as usize
+            + 256;
+        let mut converted = frame::Audio::new(
+            format::Sample::F32(format::sample::Type::Packed),
+            room,
+            ff::ChannelLayout::STEREO,
+        );
+        converted.set_rate(rate);
         if let Some(r) = rs.as_mut() {
             r.run(frame, &mut converted)
                 .map_err(|e| MediaError::Ffmpeg {
@@ -311,8 +321,16 @@ pub fn decode_audio(path: &Path, rate: u32) -> Result<Vec<f32>, MediaError> {
         push(&mut frame, &mut rs, &mut out)?;
     }
     if let Some(r) = rs.as_mut() {
-        let mut tail = frame::Audio::empty();
-        if r.flush(&mut tail).is_ok() && tail.samples() > 0 {
+        loop {
+            let mut tail = frame::Audio::new(
+                format::Sample::F32(format::sample::Type::Packed),
+                4096,
+                ff::ChannelLayout::STEREO,
+            );
+            tail.set_rate(rate);
+            if r.flush(&mut tail).is_err() || tail.samples() == 0 {
+                break;
+            }
             extend_f32(&mut out, tail.data(0), tail.samples() * 2);
         }
     }

@@ -106,12 +106,18 @@ pub fn resample_mono(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, Medi
         let mut f = frame::Audio::new(fmt, part.len(), ff::ChannelLayout::MONO);
         f.set_rate(from);
         f.plane_mut::<f32>(0)[..part.len()].copy_from_slice(part);
-        let mut o = frame::Audio::empty();
+        // Room for everything this chunk can produce plus what the resampler held back: an
+        // empty frame would be given only `part.len()` samples of room, and when upsampling
+        // the rest piles up inside the resampler and never comes out.
+        let room = (part.len() as u64 * to as u64).div_ceil(from as u64) as usize + 256;
+        let mut o = frame::Audio::new(fmt, room, ff::ChannelLayout::MONO);
+        o.set_rate(to);
         ctx.run(&f, &mut o).map_err(err)?;
         out.extend_from_slice(&o.plane::<f32>(0)[..o.samples()]);
     }
     loop {
-        let mut o = frame::Audio::empty();
+        let mut o = frame::Audio::new(fmt, 4096, ff::ChannelLayout::MONO);
+        o.set_rate(to);
         match ctx.flush(&mut o) {
             Ok(_) if o.samples() > 0 => out.extend_from_slice(&o.plane::<f32>(0)[..o.samples()]),
             _ => break,
@@ -121,4 +127,49 @@ pub fn resample_mono(input: &[f32], from: u32, to: u32) -> Result<Vec<f32>, Medi
     let expected = (input.len() as u64 * to as u64).div_ceil(from as u64) as usize;
     out.resize(expected, 0.0);
     Ok(out)
+}
+
+#[cfg(test)]
+mod resample_tests {
+    use super::*;
+
+    #[test]
+    fn resampling_keeps_every_part_of_a_long_signal() {
+        for (from, to) in [(22_050, 48_000), (27_144, 48_000), (48_000, 16_000)] {
+            let n = from as usize * 3 / 2 + 123; // 1.5 s: several 8192-sample chunks
+            let x: Vec<f32> = (0..n)
+                .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / from as f32).sin() * 0.5)
+                .collect();
+            let y = resample_mono(&x, from, to).unwrap();
+            assert_eq!(
+                y.len(),
+                (n as u64 * to as u64).div_ceil(from as u64) as usize
+            );
+            // The same through the file decoder (stereo out).
+            let dir = tempfile::tempdir().unwrap();
+            let wav = dir.path().join("tone.wav");
+            write_f32(
+                &wav,
+                &Audio {
+                    rate: from,
+                    channels: 1,
+                    samples: x.clone(),
+                },
+            )
+            .unwrap();
+            let st = crate::media::decode::decode_audio(&wav, to).unwrap();
+            let frames = st.len() / 2;
+            let want = n as f64 * to as f64 / from as f64;
+            assert!(
+                (frames as f64 - want).abs() < to as f64 * 0.01,
+                "{from}→{to}: decoded {frames} frames, want ≈ {want:.0}"
+            );
+            // Every 50 ms block carries the tone (none is silence or padding).
+            let block = to as usize / 20;
+            for (b, c) in y[..y.len() - block].chunks(block).enumerate() {
+                let rms = (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt();
+                assert!(rms > 0.3, "{from}→{to}: block {b} rms {rms}");
+            }
+        }
+    }
 }

@@ -119,6 +119,19 @@ pub fn piper_options(
     Ok(opts)
 }
 
+/// How much higher (> 1) or lower a character speaks with a Piper voice: the script's `pitch`
+/// (0..=99, 50 neutral) spans ±6 semitones. The narrator keeps the voice's own pitch.
+pub fn pitch_factor(plan: &Plan, speaker: &str) -> f32 {
+    plan.characters
+        .iter()
+        .find(|c| c.id == speaker)
+        .and_then(|c| c.pitch)
+        .map_or(1.0, |p| {
+            let semitones = (p.min(99) as f32 - 50.0) / 50.0 * 6.0;
+            2f32.powf(semitones / 12.0)
+        })
+}
+
 /// The loaded Piper voice of a job's language (shared by tasks of the process).
 fn piper_engine(m: &ModelRef) -> Result<Arc<PiperEngine>, StageError> {
     let key = ModelKey {
@@ -230,18 +243,23 @@ impl Stage for VoiceStage {
                         let mut opts = piper_options(&plan, &line.speaker, lang, piper)?;
                         opts.seed =
                             scene.seed ^ (li as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                        // A character's pitch: speak r× slower, play r× faster (formants move
+                        // with it, like a small voice change; duration stays).
+                        let r = pitch_factor(&plan, &line.speaker);
+                        opts.scales.length_scale *= r;
                         let s = opts.scales;
                         let params = serde_json::json!({
                             "engine": format!("piper-vits@1/{}", m.id),
                             "fingerprint": m.fingerprint, "text": text,
-                            "speaker": opts.speaker, "seed": opts.seed,
+                            "speaker": opts.speaker, "seed": opts.seed, "pitch": r,
                             "scales": [s.noise_scale, s.length_scale, s.noise_w], "rate": rate,
                         });
                         let item = ctx.item("voice-line", &params, |dir| {
                             let (samples, _) =
                                 piper.speak(text, &opts).map_err(|e| fail(e.to_string()))?;
                             let from = piper.sample_rate();
-                            write(dir, trim_silence(&samples, from), from)
+                            let played = (from as f32 * r).round() as u32;
+                            write(dir, trim_silence(&samples, from), played)
                         })?;
                         (item, format!("piper/{}", m.id))
                     }
