@@ -118,7 +118,11 @@ impl Conv {
             }
         }
         let rows = self.c_in * self.k;
-        let tile = (BLOCK_FLOATS / rows).clamp(32, 4096) / 16 * 16;
+        // Small enough for L2, and enough tiles to keep every thread busy on short inputs.
+        let per_thread = t
+            .div_ceil(4 * rayon::current_num_threads())
+            .next_multiple_of(16);
+        let tile = (BLOCK_FLOATS / rows).min(per_thread).clamp(32, 4096) / 16 * 16;
         let pl = self.dilation * (self.k - 1) / 2;
         let out = OutPtr(y.as_mut_ptr());
         let direct = self.k == 1 && pre == Pre::None;
