@@ -15,6 +15,32 @@ pub const SENTENCE_SILENCE: f32 = 0.2;
 /// Each sentence is scaled to this peak (−1 dBFS), as Piper normalises its output.
 const PEAK: f32 = 0.891;
 
+/// Longest phoneme string synthesized in one piece (about 20 s of speech).
+const MAX_PHONEMES: usize = 400;
+
+/// Cuts `phonemes` into pieces of at most `max` characters, at the last clause mark (`, ; :`)
+/// before the limit, else the last space, else anywhere.
+fn split_long(phonemes: &str, max: usize) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = phonemes.trim();
+    while rest.chars().count() > max {
+        let limit = rest.char_indices().nth(max).map_or(rest.len(), |(i, _)| i);
+        let head = &rest[..limit];
+        let cut = head
+            .rfind([',', ';', ':'])
+            .map(|i| i + 1)
+            .filter(|&i| i > limit / 3)
+            .or_else(|| head.rfind(' ').filter(|&i| i > 0))
+            .unwrap_or(limit);
+        out.push(rest[..cut].trim());
+        rest = rest[cut..].trim_start();
+    }
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
 /// Why speaking failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakError {
@@ -125,26 +151,33 @@ impl PiperEngine {
         let mut report = SpeakReport::default();
         let gap = (opts.sentence_silence.max(0.0) * self.sample_rate() as f32) as usize;
         for s in &sentences {
-            let (ids, unknown) = phoneme_ids(&s.phonemes, &self.voice.config.phoneme_ids);
+            let (_, unknown) = phoneme_ids(&s.phonemes, &self.voice.config.phoneme_ids);
             for c in unknown {
                 if !report.unknown_phonemes.contains(&c) {
                     report.unknown_phonemes.push(c);
                 }
             }
-            let out = self
-                .vits
-                .synthesize(&ids, opts.scales, opts.speaker, &mut noise)
-                .map_err(|e| SpeakError::Synthesis {
-                    voice: self.name.clone(),
-                    msg: e.to_string(),
-                })?;
-            let peak = out.samples.iter().fold(0f32, |m, s| m.max(s.abs()));
+            // A very long sentence (a transcript without stops) is spoken in pieces cut at
+            // clause, else word, boundaries: attention is quadratic in its length.
+            let mut samples = Vec::new();
+            for piece in split_long(&s.phonemes, MAX_PHONEMES) {
+                let (ids, _) = phoneme_ids(piece, &self.voice.config.phoneme_ids);
+                let out = self
+                    .vits
+                    .synthesize(&ids, opts.scales, opts.speaker, &mut noise)
+                    .map_err(|e| SpeakError::Synthesis {
+                        voice: self.name.clone(),
+                        msg: e.to_string(),
+                    })?;
+                samples.extend(out.samples);
+            }
+            let peak = samples.iter().fold(0f32, |m, s| m.max(s.abs()));
             let gain = PEAK / peak.max(0.01);
-            let mut chunk = Vec::with_capacity(out.samples.len() + gap);
+            let mut chunk = Vec::with_capacity(samples.len() + gap);
             if report.sentences > 0 {
                 chunk.resize(gap, 0.0);
             }
-            chunk.extend(out.samples.iter().map(|s| s * gain));
+            chunk.extend(samples.iter().map(|s| s * gain));
             report.sentences += 1;
             report.samples += chunk.len();
             sink(&chunk)?;
@@ -164,5 +197,25 @@ impl PiperEngine {
             Ok::<(), SpeakError>(())
         })?;
         Ok((all, report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_long;
+
+    #[test]
+    fn long_sentences_split_at_clauses_then_words() {
+        assert_eq!(split_long("abc def", 10), ["abc def"]);
+        assert_eq!(
+            split_long("aaaa, bbbb cccc dddd", 12),
+            ["aaaa,", "bbbb cccc", "dddd"]
+        );
+        assert_eq!(split_long("aaaa bbbb cccc", 6), ["aaaa", "bbbb", "cccc"]);
+        assert_eq!(split_long("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        let ipa = "ðə kwˈɪk bɹˈaʊn fˈɑːks ".repeat(50);
+        for p in split_long(&ipa, 100) {
+            assert!(p.chars().count() <= 100 && !p.starts_with(' ') && !p.is_empty());
+        }
     }
 }
