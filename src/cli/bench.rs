@@ -300,6 +300,14 @@ fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> 
     Ok((settings, outcome))
 }
 
+/// Sizes the rayon pool (candle's and our kernels') to `threads` unless the user did; the pool
+/// reads the variable once, when it starts.
+fn pin_cpu_threads(threads: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
+    }
+}
+
 pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
     let work = match tempfile::tempdir() {
         Ok(w) => w,
@@ -342,9 +350,7 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
             rounds,
             no_reference,
         } => {
-            if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-                std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
-            }
+            pin_cpu_threads(threads);
             super::bench_models::bench_tts(
                 work.path(),
                 dirs,
@@ -363,10 +369,7 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
             rounds,
             no_reference,
         } => {
-            // candle's CPU pool reads this once, when it starts.
-            if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-                std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
-            }
+            pin_cpu_threads(threads);
             super::bench_models::bench_asr(
                 work.path(),
                 dirs,

@@ -215,18 +215,23 @@ pub fn find_voice(
             dir.display()
         )
     })?;
+    Ok(installed_voice(m, onnx))
+}
+
+/// An installed registry voice: pinned by the `.onnx`'s sha256 when the registry has it.
+fn installed_voice(m: &ModelEntry, onnx: PathBuf) -> ModelRef {
     let fingerprint = m
         .files
         .iter()
         .find(|f| onnx.ends_with(&f.path))
         .and_then(|f| f.sha256.clone())
         .unwrap_or_else(|| fingerprint_of(&onnx));
-    Ok(ModelRef {
+    ModelRef {
         id: m.id.clone(),
         path: onnx,
         fingerprint,
         params: m.params,
-    })
+    }
 }
 
 /// The first installed Piper voice for `lang` (registry order).
@@ -237,19 +242,7 @@ pub fn auto_voice(reg: &Registry, cfg: &HubConfig, lang: &str) -> Option<ModelRe
         .filter(|m| m.languages.iter().any(|l| l == lang))
         .find_map(|m| {
             let dir = import::local_dir(cfg, m)?;
-            let onnx = piper_onnx(m, &dir)?;
-            let fingerprint = m
-                .files
-                .iter()
-                .find(|f| onnx.ends_with(&f.path))
-                .and_then(|f| f.sha256.clone())
-                .unwrap_or_else(|| fingerprint_of(&onnx));
-            Some(ModelRef {
-                id: m.id.clone(),
-                path: onnx,
-                fingerprint,
-                params: m.params,
-            })
+            Some(installed_voice(m, piper_onnx(m, &dir)?))
         })
 }
 

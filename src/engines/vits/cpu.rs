@@ -65,6 +65,43 @@ impl OutPtr {
     }
 }
 
+/// `dst (+)= lhs · rhs` on strided f32 matrices, single-threaded (callers parallelise over
+/// tiles): sizes `(m, n, k)`; `dst` is `(pointer, row stride, accumulate)` with unit column
+/// stride; `lhs` and `rhs` are `(pointer, column stride, row stride)`.
+///
+/// # Safety
+/// The pointers and strides must describe in-bounds `m×n`, `m×k` and `k×n` matrices, and no
+/// other thread may write the `dst` elements meanwhile.
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, accumulate): (*mut f32, isize, bool),
+    (lhs, lhs_cs, lhs_rs): (*const f32, isize, isize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, isize, isize),
+) {
+    let alpha = if accumulate { 1.0 } else { 0.0 };
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs,
+        accumulate,
+        lhs,
+        lhs_cs,
+        lhs_rs,
+        rhs,
+        rhs_cs,
+        rhs_rs,
+        alpha,
+        1.0,
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    );
+}
+
 /// A 1-D convolution with "same" padding.
 #[derive(Debug, Clone)]
 pub struct Conv {
@@ -165,26 +202,11 @@ impl Conv {
                 // SAFETY: every tile writes only its own columns [t0, t0+n) of `y`; the pointers
                 // and strides describe in-bounds matrices (c_out × n, c_out × rows, rows × n).
                 unsafe {
-                    gemm::gemm(
-                        self.c_out,
-                        n,
-                        rows,
-                        out.at(t0),
-                        1,
-                        t as isize,
-                        true,
-                        self.w.as_ptr(),
-                        1,
-                        rows as isize,
-                        rhs,
-                        1,
-                        rhs_rs,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
+                    matmul(
+                        (self.c_out, n, rows),
+                        (out.at(t0), t as isize, true),
+                        (self.w.as_ptr(), 1, rows as isize),
+                        (rhs, 1, rhs_rs),
                     );
                 }
             },
@@ -253,26 +275,11 @@ impl ConvTranspose {
             let n = tile.min(t - t0);
             // SAFETY: disjoint column blocks of `z`; in-bounds strides.
             unsafe {
-                gemm::gemm(
-                    rows,
-                    n,
-                    self.c_in,
-                    zp.at(t0),
-                    1,
-                    t as isize,
-                    false,
-                    self.wt.as_ptr(),
-                    1,
-                    self.c_in as isize,
-                    xin[t0..].as_ptr(),
-                    1,
-                    t as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                matmul(
+                    (rows, n, self.c_in),
+                    (zp.at(t0), t as isize, false),
+                    (self.wt.as_ptr(), 1, self.c_in as isize),
+                    (xin[t0..].as_ptr(), 1, t as isize),
                 );
             }
         });
@@ -449,26 +456,11 @@ impl HostEncoder {
             let mut s = vec![0f32; t * t];
             // SAFETY: in-bounds strided views of q, k ([dk][T]) and s ([T][T]).
             unsafe {
-                gemm::gemm(
-                    t,
-                    t,
-                    dk,
-                    s.as_mut_ptr(),
-                    1,
-                    t as isize,
-                    false,
-                    qh.as_ptr(),
-                    t as isize,
-                    1,
-                    kh.as_ptr(),
-                    1,
-                    t as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                matmul(
+                    (t, t, dk),
+                    (s.as_mut_ptr(), t as isize, false),
+                    (qh.as_ptr(), t as isize, 1),
+                    (kh.as_ptr(), 1, t as isize),
                 );
             }
             for i in 0..t {
@@ -495,26 +487,11 @@ impl HostEncoder {
             // out[d][i] = Σ_j v[d][j] p[i][j]
             // SAFETY: each head writes its own rows [hd·dk, (hd+1)·dk) of `out`.
             unsafe {
-                gemm::gemm(
-                    dk,
-                    t,
-                    t,
-                    outp.at(base),
-                    1,
-                    t as isize,
-                    false,
-                    vh.as_ptr(),
-                    1,
-                    t as isize,
-                    s.as_ptr(),
-                    t as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                matmul(
+                    (dk, t, t),
+                    (outp.at(base), t as isize, false),
+                    (vh.as_ptr(), 1, t as isize),
+                    (s.as_ptr(), t as isize, 1),
                 );
                 for i in 0..t {
                     let lo = i.saturating_sub(w);
@@ -645,15 +622,20 @@ impl CpuVits {
         })
     }
 
-    /// `x + cond(g)` per channel (a speaker's offset), `g` being `[gin]`.
-    fn add_cond(conv: &Conv, g: &[f32], x: &mut Act) {
+    /// `cond(g)` for a speaker embedding `g` (`[gin]`): one value per output channel.
+    fn cond_of(conv: &Conv, g: &[f32]) -> Vec<f32> {
         let ga = Act {
             c: g.len(),
             t: 1,
             data: g.to_vec(),
         };
-        let off = conv.forward(&ga, Pre::None, None);
-        for (row, &b) in x.data.chunks_exact_mut(x.t.max(1)).zip(&off.data) {
+        conv.forward(&ga, Pre::None, None).data
+    }
+
+    /// `x + cond(g)` per channel (a speaker's offset).
+    fn add_cond(conv: &Conv, g: &[f32], x: &mut Act) {
+        let off = Self::cond_of(conv, g);
+        for (row, &b) in x.data.chunks_exact_mut(x.t.max(1)).zip(&off) {
             row.iter_mut().for_each(|v| *v += b);
         }
     }
@@ -671,18 +653,7 @@ impl CpuVits {
             let mut h = f.pre.forward(&x0, Pre::None, None);
             let hidden = h.c;
             let cond = match (&f.cond, g) {
-                (Some(c), Some(g)) => Some(
-                    c.forward(
-                        &Act {
-                            c: g.len(),
-                            t: 1,
-                            data: g.to_vec(),
-                        },
-                        Pre::None,
-                        None,
-                    )
-                    .data,
-                ),
+                (Some(c), Some(g)) => Some(Self::cond_of(c, g)),
                 _ => None,
             };
             let mut out = Act::zeros(hidden, x.t);

@@ -151,17 +151,16 @@ impl PiperEngine {
         let mut report = SpeakReport::default();
         let gap = (opts.sentence_silence.max(0.0) * self.sample_rate() as f32) as usize;
         for s in &sentences {
-            let (_, unknown) = phoneme_ids(&s.phonemes, &self.voice.config.phoneme_ids);
-            for c in unknown {
-                if !report.unknown_phonemes.contains(&c) {
-                    report.unknown_phonemes.push(c);
-                }
-            }
             // A very long sentence (a transcript without stops) is spoken in pieces cut at
             // clause, else word, boundaries: attention is quadratic in its length.
             let mut samples = Vec::new();
             for piece in split_long(&s.phonemes, MAX_PHONEMES) {
-                let (ids, _) = phoneme_ids(piece, &self.voice.config.phoneme_ids);
+                let (ids, unknown) = phoneme_ids(piece, &self.voice.config.phoneme_ids);
+                for c in unknown {
+                    if !report.unknown_phonemes.contains(&c) {
+                        report.unknown_phonemes.push(c);
+                    }
+                }
                 let out = self
                     .vits
                     .synthesize(&ids, opts.scales, opts.speaker, &mut noise)
