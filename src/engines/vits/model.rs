@@ -108,14 +108,29 @@ fn leaky(x: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
 }
 
 impl Vits {
-    /// Puts the voice's weights on `device`.
+    /// Puts the voice's weights on `device`; on the CPU the host kernels run the encoder, flow
+    /// and decoder.
     pub fn load(voice: &PiperVoice, device: &Device) -> Result<Self, VoiceError> {
+        Self::build(voice, device, device.is_cpu())
+    }
+
+    /// Every module through candle, as on CUDA (for checking that path on a CPU).
+    pub fn load_generic(voice: &PiperVoice, device: &Device) -> Result<Self, VoiceError> {
+        Self::build(voice, device, false)
+    }
+
+    fn build(voice: &PiperVoice, device: &Device, host: bool) -> Result<Self, VoiceError> {
         let err = |e: candle_core::Error| VoiceError::Weights {
             path: voice.onnx.clone(),
             msg: e.to_string(),
         };
         let mut w = HashMap::new();
         for (name, t) in &voice.weights.weights {
+            // With the host kernels, candle runs only the duration predictor (and needs the
+            // speaker table): the other weights would be a second copy.
+            if host && !(name.starts_with("dp.") || name.starts_with("emb_g.")) {
+                continue;
+            }
             let tensor = Tensor::from_slice(&t.values, t.shape.as_slice(), device).map_err(err)?;
             w.insert(name.clone(), tensor);
         }
@@ -164,7 +179,7 @@ impl Vits {
                 })
                 .count()
         };
-        let host = if device.is_cpu() {
+        let host = if host {
             Some(
                 CpuVits::load(weights, &voice.dims).ok_or_else(|| VoiceError::Weights {
                     path: voice.onnx.clone(),
@@ -184,16 +199,6 @@ impl Vits {
             resblock_convs,
             host,
         })
-    }
-
-    /// Runs every module through candle, as on CUDA (for checking that path on a CPU).
-    pub fn without_host_kernels(mut self) -> Self {
-        self.host = None;
-        self
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
     }
 
     fn t(&self, name: &str) -> candle_core::Result<&Tensor> {
