@@ -363,6 +363,8 @@ pub fn entry(d: &Detected, id: &str) -> ModelEntry {
             })
             .collect(),
         local: Some(d.root.clone()),
+        variant: None,
+        requires: Vec::new(),
     }
 }
 

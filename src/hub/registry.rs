@@ -87,6 +87,14 @@ pub struct ModelEntry {
     /// Files already on this machine (`reelsmith models import`): nothing to download.
     #[serde(default)]
     pub local: Option<PathBuf>,
+    /// Which release of the architecture, where that changes how it is run: image models
+    /// `turbo` (few steps, no guidance, trailing timesteps) or `v` (v-prediction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// Registry ids of companion entries this model needs installed too (FLUX's text
+    /// encoders).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<String>,
 }
 
 fn main() -> String {

@@ -118,7 +118,7 @@ fn weights_on_gpu(m: &ModelEntry) -> u64 {
 fn act_per_megapixel(arch: &str) -> u64 {
     match arch {
         "sd15" | "sd21" | "sd-turbo" => 1600 * MIB,
-        "sdxl" | "sdxl-turbo" => 2200 * MIB,
+        "sdxl" | "sdxl-turbo" | "sdxl-refiner" => 2200 * MIB,
         "flux" => 3500 * MIB,
         // Video diffusion works on a latent per frame; per frame megapixel.
         "ltxv" => 180 * MIB,
@@ -185,6 +185,8 @@ mod tests {
                 sha256: None,
             }],
             local: None,
+            variant: None,
+            requires: Vec::new(),
         }
     }
 

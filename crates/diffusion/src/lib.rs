@@ -16,3 +16,5 @@ pub mod unet;
 pub mod vae;
 pub mod noise;
 pub mod pipeline;
+pub mod arch;
+pub mod build;

@@ -88,6 +88,14 @@ pub struct InitImage {
     pub mask: Option<Tensor>,
 }
 
+/// Progress after a sampling step.
+pub struct Step<'a> {
+    pub done: usize,
+    pub total: usize,
+    /// The latents after this step `[b, c, h, w]` (unpacked for FLUX too).
+    pub latents: &'a Tensor,
+}
+
 pub struct Params {
     pub sampler: SamplerKind,
     pub steps: usize,
@@ -178,8 +186,8 @@ impl Pipeline {
         self.family != Family::Flux && cfg > 1.0
     }
 
-    /// Samples `p.batch` images for `cond` (and `uncond` with guidance); `on_step(done, total)`
-    /// returns false to cancel. Returns `[batch, 3, h, w]` f32 in [0, 1].
+    /// Samples `p.batch` images for `cond` (and `uncond` with guidance); `on_step` sees each
+    /// step's latents and returns false to cancel. Returns `[batch, 3, h, w]` f32 in [0, 1].
     pub fn generate(
         &self,
         cond: &Conditioning,
@@ -187,7 +195,7 @@ impl Pipeline {
         p: &Params,
         init: Option<&InitImage>,
         noise: &mut dyn Noise,
-        on_step: &mut dyn FnMut(usize, usize) -> bool,
+        on_step: &mut dyn FnMut(Step) -> bool,
     ) -> Result<Tensor> {
         let m = self.size_multiple();
         if p.width == 0 || p.height == 0 || p.width % m != 0 || p.height % m != 0 {
@@ -329,9 +337,13 @@ impl Pipeline {
                 } else {
                     x0.clone()
                 };
-                latents = ((proper * (1.0 - mask)?)? + (&latents * mask)?)?;
+                latents = (proper.broadcast_mul(&(1.0 - mask)?)? + latents.broadcast_mul(mask)?)?;
             }
-            if !on_step(i + 1, total) {
+            if !on_step(Step {
+                done: i + 1,
+                total,
+                latents: &latents,
+            }) {
                 return Err(Error::Cancelled);
             }
         }
