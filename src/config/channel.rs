@@ -44,6 +44,27 @@ pub struct Style {
     pub negative_prompt: String,
     /// 3–8 colours as `#rrggbb`.
     pub palette: Vec<String>,
+    /// Style LoRAs merged into the image model (those made for its architecture).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loras: Vec<StyleLora>,
+}
+
+/// A channel's style LoRA.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StyleLora {
+    /// A kohya or diffusers LoRA `.safetensors`: absolute, or relative to `<models>/loras/`.
+    pub file: std::path::PathBuf,
+    /// Strength (1 = as trained).
+    #[serde(default = "one")]
+    pub weight: f32,
+    /// Architectures it is for (`sd15`, `sd21`, `sdxl`, `flux`); empty = any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arch: Vec<String>,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -190,6 +211,20 @@ impl Channel {
                 return Err(bad(
                     &format!("style.palette[{i}]"),
                     format!("`{c}` is not a #rrggbb colour"),
+                ));
+            }
+        }
+        for (i, l) in self.style.loras.iter().enumerate() {
+            if !l.weight.is_finite() || !(-4.0..=4.0).contains(&l.weight) {
+                return Err(bad(
+                    &format!("style.loras[{i}].weight"),
+                    format!("{} is outside -4..=4", l.weight),
+                ));
+            }
+            if l.file.extension().is_none_or(|e| e != "safetensors") {
+                return Err(bad(
+                    &format!("style.loras[{i}].file"),
+                    format!("{} is not a .safetensors LoRA", l.file.display()),
                 ));
             }
         }

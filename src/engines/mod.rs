@@ -2,6 +2,7 @@
 //! embedded defaults that need no weights; model engines (candle) implement the same traits.
 //! Engines know nothing of jobs, stages or the store.
 
+pub mod diffusion;
 pub mod llm;
 pub mod loaded;
 pub mod models;
@@ -19,6 +20,8 @@ pub enum EngineError {
     Failed { engine: String, message: String },
     #[error("{engine} is not available: {hint}")]
     Unavailable { engine: String, hint: String },
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// A voice to speak with.
@@ -52,12 +55,51 @@ pub struct ImageRequest {
     pub motifs: Vec<String>,
     pub scene_index: usize,
     pub scene_count: usize,
+    /// Image-to-image / inpainting from a picture (a character's reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<ImageInit>,
+    /// Sampler settings instead of the model's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<Sampling>,
+}
+
+/// A picture to start from.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageInit {
+    pub image: std::path::PathBuf,
+    /// Share of the sampling schedule to run from the picture (1 = ignore it, except where
+    /// masked out).
+    pub strength: f32,
+    /// White = redraw, black = keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<std::path::PathBuf>,
+}
+
+/// Sampler overrides (`None` = the model's registry default).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sampling {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampler: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cfg: Option<f32>,
 }
 
 /// Text to image.
 pub trait ImageEngine: Send + Sync {
     fn id(&self) -> String;
     fn generate(&self, req: &ImageRequest) -> Result<RgbImage, EngineError>;
+    /// As `generate`, reporting `(steps done, total)`; `progress` returns false to cancel
+    /// (between steps). Engines without steps ignore it.
+    fn generate_with(
+        &self,
+        req: &ImageRequest,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<RgbImage, EngineError> {
+        let _ = progress;
+        self.generate(req)
+    }
 }
 
 /// How a still becomes a clip.

@@ -10,7 +10,11 @@
 //! # [tts]
 //! # en = "piper-en_US-joe-medium"
 //! # de = "none"                     # espeak-ng for German
+//! image = "auto"                    # auto | none | an image model's registry id (sd15, sdxl-turbo, flux1-schnell, …)
 //! ```
+//!
+//! `REELSMITH_IMAGE` overrides `image`. `auto` picks the first installed image model; on a
+//! machine without CUDA only Turbo models (one or a few steps) are picked automatically.
 //!
 //! `REELSMITH_TTS` overrides `tts` with one value. Languages with no Piper voice speak with
 //! espeak-ng, and the voice stage says so in the job's notes.
@@ -44,6 +48,9 @@ pub struct StageModels {
     /// Piper voice per language (`path` is the voice's `.onnx`); absent languages use espeak-ng.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tts: BTreeMap<String, ModelRef>,
+    /// The image model that draws keyframes (`None`: the procedural painter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<super::diffusion::ImageModelRef>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +59,7 @@ struct EnginesFile {
     llm: Option<String>,
     asr: Option<String>,
     tts: Option<TtsSetting>,
+    image: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,10 +128,27 @@ impl StageModels {
             }
             (None, None) => choose_voices(&reg, &cfg, &BTreeMap::new(), None)?,
         };
+        let image = match var("REELSMITH_IMAGE") {
+            Some(v) => (v, "REELSMITH_IMAGE".to_string()),
+            None => (
+                settings.image.unwrap_or_else(|| "auto".into()),
+                format!("{}: image", file.display()),
+            ),
+        };
+        let image = match image.0.trim() {
+            "none" | "off" | "paint" => None,
+            "auto" => super::diffusion::auto_image_model(
+                &reg,
+                &cfg,
+                candle_core::utils::cuda_is_available(),
+            ),
+            v => Some(super::diffusion::find_image_model(&reg, &cfg, v, &image.1)?),
+        };
         Ok(StageModels {
             llm: choose(&reg, &cfg, &llm.0, &llm.1, ModelKind::Llm)?,
             asr: choose(&reg, &cfg, &asr.0, &asr.1, ModelKind::Asr)?,
             tts,
+            image,
         })
     }
 }

@@ -92,9 +92,13 @@ pub struct Character {
     /// Piper voices: variation of the timing (0.8 in most).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noise_w: Option<f32>,
-    /// Reference image; absolute after validation.
+    /// Reference image; absolute after validation. Image models draw the scenes this
+    /// character leads from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<PathBuf>,
+    /// Noise seed of the scenes this character leads (the same seed keeps a drawing alike).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// One scene (shot) of the video.

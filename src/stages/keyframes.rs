@@ -1,17 +1,25 @@
-//! keyframes: one still per scene, painted larger than the frame so the camera can move over it.
-//! A scene's `image` from the script is used as given (cropped to fit); otherwise the image
-//! engine draws it. Each scene's still is a memoised item keyed by what it shows.
+//! keyframes: one still per scene, drawn larger than the frame so the camera can move over it.
+//! A scene's `image` from the script is used as given (cropped to fit); otherwise the job's
+//! image model draws it (Stable Diffusion / SDXL / FLUX on candle: the plan's prompt with the
+//! channel style, the character sheets of the characters in the scene, image-to-image from the
+//! leading character's reference, the channel's style LoRAs), or, with no image model, the
+//! procedural painter. Each scene's still is a memoised item keyed by what it shows.
 
 use std::path::Path;
 
 use crate::captions::{self, AssLayout, Cue};
+use reelsmith_diffusion::lora::LoraSpec;
+
+use crate::engines::diffusion::DiffusionEngine;
 use crate::engines::procedural::{paint, PaintEngine};
-use crate::engines::{ImageEngine, ImageRequest};
+use crate::engines::{EngineError, ImageEngine, ImageInit, ImageRequest};
 use crate::media::image::RgbImage;
 use crate::media::{decode, stills};
-use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
+use crate::pipeline::{
+    read_json, write_json, JobSpec, Resources, Stage, StageCtx, StageError, StageKind,
+};
 
-use super::model::{KeyframeInfo, Keyframes, Plan};
+use super::model::{KeyframeInfo, Keyframes, Plan, PlannedCharacter, PlannedScene};
 use super::voice::place;
 
 pub struct KeyframesStage;
@@ -60,6 +68,105 @@ fn draw_label(
     Ok(out)
 }
 
+/// The characters a scene shows, leading one first: its speakers in order of speaking, then
+/// those its prompt names.
+fn scene_characters<'p>(plan: &'p Plan, scene: &PlannedScene) -> Vec<&'p PlannedCharacter> {
+    let mut out: Vec<&PlannedCharacter> = Vec::new();
+    for line in &scene.lines {
+        if let Some(c) = plan.characters.iter().find(|c| c.id == line.speaker) {
+            if !out.iter().any(|o| o.id == c.id) {
+                out.push(c);
+            }
+        }
+    }
+    let prompt = scene.prompt.to_lowercase();
+    let names = |c: &PlannedCharacter| {
+        [c.id.to_lowercase(), c.name.to_lowercase()]
+            .into_iter()
+            .filter(|n| !n.is_empty())
+            .any(|n| {
+                prompt
+                    .split(|ch: char| !ch.is_alphanumeric() && ch != '_' && ch != '-')
+                    .any(|w| w == n)
+                    || (n.contains(' ') && prompt.contains(&n))
+            })
+    };
+    for c in &plan.characters {
+        if !out.iter().any(|o| o.id == c.id) && names(c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Strength of image-to-image from a character's reference picture: enough to follow the
+/// scene's prompt, little enough to keep the character recognisable.
+pub const REFERENCE_STRENGTH: f32 = 0.7;
+
+/// The image-model request of a scene: the plan's prompt (channel style included) with the
+/// character sheets of the characters it shows; the leading character's reference picture
+/// and seed when it has them.
+fn diffusion_request(plan: &Plan, scene: &PlannedScene, base: ImageRequest) -> ImageRequest {
+    let chars = scene_characters(plan, scene);
+    let mut prompt = scene.prompt.clone();
+    for c in &chars {
+        let sheet = c.look.as_deref().unwrap_or(&c.description).trim();
+        if !sheet.is_empty() {
+            prompt.push_str(&format!(", {}: {sheet}", c.name));
+        }
+    }
+    let lead = chars.first();
+    ImageRequest {
+        prompt,
+        seed: lead.and_then(|c| c.seed).unwrap_or(base.seed),
+        init: lead.and_then(|c| c.reference.clone()).map(|image| ImageInit {
+            image,
+            strength: REFERENCE_STRENGTH,
+            mask: None,
+        }),
+        ..base
+    }
+}
+
+/// The channel's style LoRAs for an architecture, with relative files under `<config>/loras/`.
+fn style_loras(ctx: &StageCtx, arch: &str) -> Result<Vec<LoraSpec>, StageError> {
+    let root = crate::config::Dirs::resolve(None).config.join("loras");
+    let mut out = Vec::new();
+    for (i, l) in ctx.job.channel.style.loras.iter().enumerate() {
+        let family = |a: &str| a.trim_end_matches("-refiner").to_string();
+        if !l.arch.is_empty() && !l.arch.iter().any(|a| family(a) == family(arch)) {
+            continue;
+        }
+        let path = if l.file.is_absolute() {
+            l.file.clone()
+        } else {
+            root.join(&l.file)
+        };
+        if !path.is_file() {
+            return Err(StageError::data(
+                format!("channel {}: style.loras[{i}].file", ctx.job.channel.name),
+                format!("{} does not exist", path.display()),
+            ));
+        }
+        out.push(LoraSpec::new(path, l.weight));
+    }
+    Ok(out)
+}
+
+fn file_digest(path: &Path) -> Result<String, StageError> {
+    let bytes = std::fs::read(path).map_err(|e| StageError::io(path, e))?;
+    Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+}
+
+/// The device a model-backed task was placed on.
+fn candle_device(ctx: &StageCtx) -> Result<candle_core::Device, StageError> {
+    match ctx.device {
+        None => Ok(candle_core::Device::Cpu),
+        Some(i) => candle_core::Device::new_cuda(i as usize)
+            .map_err(|e| StageError::Engine(format!("GPU {i}: {e}"))),
+    }
+}
+
 impl Stage for KeyframesStage {
     fn kind(&self) -> StageKind {
         StageKind::Keyframes
@@ -69,14 +176,61 @@ impl Stage for KeyframesStage {
         PaintEngine.id()
     }
 
+    fn engine(&self, job: &JobSpec) -> String {
+        match &job.models.image {
+            Some(m) => format!("diffusion/{}@1", m.id),
+            None => self.builtin_engine(),
+        }
+    }
+
     fn params(&self, job: &JobSpec, _lang: Option<&str>) -> serde_json::Value {
-        serde_json::json!({ "size": keyframe_size(job.settings.width, job.settings.height) })
+        let model = job.models.image.as_ref().map(|m| (&m.id, &m.fingerprint));
+        serde_json::json!({
+            "size": keyframe_size(job.settings.width, job.settings.height),
+            "image_model": model,
+            "loras": job.channel.style.loras,
+        })
+    }
+
+    fn resources(&self, job: &JobSpec) -> Resources {
+        match &job.models.image {
+            None => Resources::default(),
+            Some(m) => Resources {
+                cpu_slots: 2,
+                ram_bytes: 0,
+                // Placed on a GPU only when this build can run one.
+                vram_bytes: if candle_core::utils::cuda_is_available() {
+                    m.vram_bytes
+                } else {
+                    0
+                },
+                model: Some(m.id.clone()),
+            },
+        }
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
         let plan: Plan = read_json(&ctx.input(StageKind::Plan)?.file("plan.json"))?;
         let (kw, kh) = keyframe_size(ctx.job.settings.width, ctx.job.settings.height);
-        let engine = PaintEngine;
+        let painter = PaintEngine;
+        let diffusion = match &ctx.job.models.image {
+            None => None,
+            Some(m) => {
+                let loras = style_loras(ctx, &m.arch)?;
+                let device = candle_device(ctx)?;
+                let engine = DiffusionEngine::load(m, &loras, &device, ctx.device)
+                    .map_err(|e| StageError::Engine(e.to_string()))?;
+                let digests = loras
+                    .iter()
+                    .map(|l| Ok((file_digest(&l.path)?, l.weight)))
+                    .collect::<Result<Vec<_>, StageError>>()?;
+                Some((engine, digests))
+            }
+        };
+        let engine: &dyn ImageEngine = match &diffusion {
+            Some((e, _)) => e,
+            None => &painter,
+        };
         let n = plan.scenes.len();
         let light = plan
             .palette
@@ -91,15 +245,14 @@ impl Stage for KeyframesStage {
             let file = format!("scene-{i:03}.png");
             let (params, source) = match &scene.image {
                 Some(path) => {
-                    let bytes = std::fs::read(path).map_err(|e| StageError::io(path, e))?;
-                    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    let digest = file_digest(path)?;
                     (
                         serde_json::json!({ "image": digest, "size": [kw, kh] }),
                         "script image",
                     )
                 }
                 None => {
-                    let req = ImageRequest {
+                    let base = ImageRequest {
                         prompt: scene.prompt.clone(),
                         negative_prompt: plan.negative_prompt.clone(),
                         width: kw,
@@ -110,11 +263,27 @@ impl Stage for KeyframesStage {
                         motifs: scene.motifs.clone(),
                         scene_index: i,
                         scene_count: n,
+                        init: None,
+                        sampling: None,
                     };
-                    (
-                        serde_json::json!({ "engine": engine.id(), "request": req, "label": label }),
-                        "painted",
-                    )
+                    match &diffusion {
+                        None => (
+                            serde_json::json!({ "engine": engine.id(), "request": base, "label": label }),
+                            "painted",
+                        ),
+                        Some((_, loras)) => {
+                            let req = diffusion_request(&plan, scene, base);
+                            let reference = match &req.init {
+                                Some(init) => Some(file_digest(&init.image)?),
+                                None => None,
+                            };
+                            (
+                                serde_json::json!({ "engine": engine.id(), "request": req,
+                                    "reference": reference, "loras": loras }),
+                                "generated",
+                            )
+                        }
+                    }
                 }
             };
             let item = ctx.item("keyframe", &params, |dir| {
@@ -123,10 +292,21 @@ impl Stage for KeyframesStage {
                     None => {
                         let req: ImageRequest = serde_json::from_value(params["request"].clone())
                             .map_err(|e| StageError::Engine(e.to_string()))?;
+                        let mut progress = |done: usize, total: usize| {
+                            ctx.progress((i as f32 + done as f32 / total.max(1) as f32) / n as f32);
+                            !ctx.cancel.is_cancelled()
+                        };
                         let img = engine
-                            .generate(&req)
-                            .map_err(|e| StageError::Engine(e.to_string()))?;
-                        draw_label(&img, &label, dir, light)?
+                            .generate_with(&req, &mut progress)
+                            .map_err(|e| match e {
+                                EngineError::Cancelled => StageError::Cancelled,
+                                e => StageError::Engine(e.to_string()),
+                            })?;
+                        if diffusion.is_some() {
+                            img
+                        } else {
+                            draw_label(&img, &label, dir, light)?
+                        }
                     }
                 };
                 stills::write_png(&img, &dir.join("keyframe.png"))?;

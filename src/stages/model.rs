@@ -61,6 +61,14 @@ pub struct PlannedCharacter {
     /// in so every keyframe draws them alike (written by the LLM planner).
     #[serde(default)]
     pub look: Option<String>,
+    /// Character sheet: a picture of the character; image models draw the scenes the character
+    /// leads from it (image-to-image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<std::path::PathBuf>,
+    /// Character sheet: the noise seed of the scenes the character leads (same seed, similar
+    /// drawing), instead of the scene's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

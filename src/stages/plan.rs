@@ -146,6 +146,8 @@ fn rules_plan(job: &JobSpec) -> Plan {
             noise_scale: c.noise_scale,
             noise_w: c.noise_w,
             look: None,
+            reference: c.reference.clone(),
+            seed: c.seed,
         })
         .collect();
     let n = s.scenes.len();

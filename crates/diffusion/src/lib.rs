@@ -18,3 +18,4 @@ pub mod noise;
 pub mod pipeline;
 pub mod arch;
 pub mod build;
+pub mod model;

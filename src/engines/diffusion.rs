@@ -1,0 +1,385 @@
+//! Image models (Stable Diffusion 1.5 / 2.1 / Turbo, SDXL / Turbo / refiner, FLUX.1-schnell)
+//! from the registry, run by `reelsmith_diffusion` on candle.
+//!
+//! A model folder holds what the registry lists: a single-file checkpoint (or FLUX's parts),
+//! `tokenizer/` (CLIP BPE: `vocab.json` + `merges.txt`) and for FLUX `tokenizer_2/spiece.model`;
+//! companions named by `requires` (FLUX's text encoders) are looked for in their own folders.
+//! A folder may also carry diffusers `unet|transformer|vae|text_encoder|text_encoder_2/config.json`
+//! files: they replace the built-in configs (fine-tunes with other shapes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::Device;
+use reelsmith_diffusion::arch::{self, Arch};
+use reelsmith_diffusion::lora::LoraSpec;
+use reelsmith_diffusion::model::{self as dm, Model, ModelFiles};
+use reelsmith_diffusion::pipeline::{InitImage, Step};
+use reelsmith_diffusion::scheduler::SamplerKind;
+use serde::{Deserialize, Serialize};
+
+use super::loaded::{self, ModelKey};
+use super::{EngineError, ImageEngine, ImageRequest};
+use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
+use crate::media::image::RgbImage;
+
+/// An installed image model a job draws with (part of the keyframes' cache keys).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageModelRef {
+    pub id: String,
+    /// The model's folder.
+    pub dir: PathBuf,
+    /// Companion folders (`requires`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub companions: Vec<PathBuf>,
+    pub arch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    /// sha256 of the weights when the registry knows them, else sizes and times.
+    pub fingerprint: String,
+    /// GPU memory to draw one image at the model's native size (what keyframes draw at), from
+    /// the registry's estimate (`hub::vram`); the scheduler admits by it.
+    #[serde(default)]
+    pub vram_bytes: u64,
+}
+
+/// Whether reelsmith can run a registry entry as an image model (not a companion, a format
+/// and architecture the engine knows).
+pub fn runnable(m: &ModelEntry) -> bool {
+    m.kind == ModelKind::Image
+        && m.format == "safetensors"
+        && m.variant.as_deref() != Some("text-encoders")
+        && arch::builtin(&m.arch, m.variant.as_deref()).is_some()
+}
+
+fn fingerprint(m: &ModelEntry, dir: &Path) -> String {
+    let mut parts = Vec::new();
+    for f in &m.files {
+        match &f.sha256 {
+            Some(s) => parts.push(s.clone()),
+            None => {
+                let meta = std::fs::metadata(dir.join(&f.path)).ok();
+                let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+                let mtime = meta
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                parts.push(format!("{size}-{mtime}"));
+            }
+        }
+    }
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(parts.join(",").as_bytes());
+    hex::encode(&digest[..12])
+}
+
+/// The installed model `m` as a job reference, or why it cannot be used.
+fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageModelRef, String> {
+    if !runnable(m) {
+        return Err(format!(
+            "{} ({} {}) is not an image model reelsmith runs; use one of: {}",
+            m.id,
+            m.format,
+            m.arch,
+            reg.models()
+                .iter()
+                .filter(|m| runnable(m))
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let dir = import::local_dir(cfg, m)
+        .ok_or_else(|| format!("{} is not installed: `reelsmith models pull {}`", m.id, m.id))?;
+    let mut companions = Vec::new();
+    for id in &m.requires {
+        let c = reg
+            .get(id)
+            .ok_or_else(|| format!("{} needs {id}, which the registry does not list", m.id))?;
+        let cdir = import::local_dir(cfg, c).ok_or_else(|| {
+            format!(
+                "{} needs {id} installed too: `reelsmith models pull {id}`",
+                m.id
+            )
+        })?;
+        companions.push(cdir);
+    }
+    let native = arch::builtin(&m.arch, m.variant.as_deref())
+        .map(|a| a.native as u32)
+        .unwrap_or(1024);
+    let size = crate::hub::vram::JobSize {
+        width: native,
+        height: native,
+        batch: 1,
+        ..Default::default()
+    };
+    Ok(ImageModelRef {
+        id: m.id.clone(),
+        vram_bytes: crate::hub::vram::estimate(m, &size),
+        fingerprint: fingerprint(m, &dir),
+        dir,
+        companions,
+        arch: m.arch.clone(),
+        variant: m.variant.clone(),
+    })
+}
+
+/// The model a setting names (`field` is where the setting came from, for errors).
+pub fn find_image_model(
+    reg: &Registry,
+    cfg: &HubConfig,
+    value: &str,
+    field: &str,
+) -> Result<ImageModelRef, String> {
+    let m = reg.get(value).ok_or_else(|| {
+        format!(
+            "{field}: no image model `{value}` in the registry (`reelsmith models list --kind image`)"
+        )
+    })?;
+    reference(reg, cfg, m).map_err(|e| format!("{field}: {e}"))
+}
+
+/// `auto`: the first installed runnable model in registry order. Without a GPU only Turbo
+/// variants are picked (one or a few steps; a 25-step model takes minutes per keyframe on a
+/// CPU) — name another model explicitly to use it anyway.
+pub fn auto_image_model(reg: &Registry, cfg: &HubConfig, gpu: bool) -> Option<ImageModelRef> {
+    reg.models()
+        .iter()
+        .filter(|m| runnable(m))
+        .filter(|m| gpu || m.variant.as_deref() == Some("turbo"))
+        .find_map(|m| reference(reg, cfg, m).ok())
+}
+
+/// Files named `name` under any of `dirs` (first match).
+fn find_in(dirs: &[&Path], rel: &str) -> Option<PathBuf> {
+    dirs.iter().map(|d| d.join(rel)).find(|p| p.exists())
+}
+
+/// The architecture (with any folder configs applied) and files of an installed model.
+pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
+    let mut arch = arch::builtin(&m.arch, m.variant.as_deref())
+        .ok_or_else(|| format!("{}: unknown image architecture {}", m.id, m.arch))?;
+    for net in ["unet", "transformer", "vae", "text_encoder", "text_encoder_2"] {
+        let p = m.dir.join(net).join("config.json");
+        if p.is_file() {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            arch.configs[net] = v;
+        }
+    }
+    // A folder's UNet config gives the native size: sample_size latents × the VAE's factor.
+    if let (Some(sample), Some(blocks)) = (
+        arch.configs["unet"]["sample_size"].as_u64(),
+        arch.configs["vae"]["block_out_channels"].as_array(),
+    ) {
+        arch.native = sample as usize * (1 << blocks.len().saturating_sub(1));
+    }
+    let mut dirs: Vec<&Path> = vec![&m.dir];
+    dirs.extend(m.companions.iter().map(PathBuf::as_path));
+    let mut weights = Vec::new();
+    for d in &dirs {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(d)
+            .map_err(|e| format!("{}: {e}", d.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && p.is_file())
+            .collect();
+        found.sort();
+        // FLUX's T5 comes as fp16 or fp8: one is enough (the first by name: fp16 < fp8).
+        let mut t5 = false;
+        found.retain(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.starts_with("t5xxl") {
+                let keep = !t5;
+                t5 = true;
+                keep
+            } else {
+                true
+            }
+        });
+        weights.extend(found);
+    }
+    if weights.is_empty() {
+        return Err(format!("{}: no .safetensors weights in {}", m.id, m.dir.display()));
+    }
+    let clip_tokenizer = find_in(&dirs, "tokenizer/vocab.json")
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .or_else(|| find_in(&dirs, "tokenizer/bpe_simple_vocab_16e6.txt.gz"))
+        .or_else(|| find_in(&dirs, "bpe_simple_vocab_16e6.txt.gz"))
+        .ok_or_else(|| {
+            format!(
+                "{}: the CLIP tokenizer is missing (tokenizer/vocab.json + merges.txt in {}); \
+                 `reelsmith models pull {}` fetches it",
+                m.id,
+                m.dir.display(),
+                m.id
+            )
+        })?;
+    let t5_tokenizer = find_in(&dirs, "tokenizer_2/spiece.model")
+        .or_else(|| find_in(&dirs, "tokenizer_2/tokenizer.json"));
+    Ok((
+        arch,
+        ModelFiles {
+            weights,
+            clip_tokenizer,
+            t5_tokenizer,
+        },
+    ))
+}
+
+/// A loaded model; the pipeline runs one image at a time.
+pub struct DiffusionEngine {
+    id: String,
+    model: Arc<Model>,
+}
+
+/// Rough host memory of a loaded model: the size of its weight files (f32 on the CPU doubles
+/// f16 files; counted once, the cache only needs an order of magnitude).
+fn weight_bytes(files: &ModelFiles) -> u64 {
+    files
+        .weights
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+impl DiffusionEngine {
+    /// Loads (or reuses) `m` with `loras` on `device`.
+    pub fn load(
+        m: &ImageModelRef,
+        loras: &[LoraSpec],
+        device: &Device,
+        device_index: Option<u32>,
+    ) -> Result<Self, EngineError> {
+        let fail = |message: String| EngineError::Failed {
+            engine: m.id.clone(),
+            message,
+        };
+        let (arch, files) = model_files(m).map_err(fail)?;
+        let lora_key: Vec<String> = loras
+            .iter()
+            .map(|l| format!("{}*{}", l.path.display(), l.weight))
+            .collect();
+        let key = ModelKey {
+            model: format!("{}#{}|{}", m.id, m.fingerprint, lora_key.join(",")),
+            device: device_index,
+            dtype: format!("{:?}", dm::run_dtype(arch.family, device)),
+        };
+        let bytes = weight_bytes(&files);
+        let model = loaded::shared(&key, bytes, || {
+            Model::load(arch, &files, loras, device).map_err(|e| fail(e.to_string()))
+        })?;
+        Ok(Self {
+            id: format!("{}#{}", m.id, m.fingerprint),
+            model,
+        })
+    }
+
+    /// The size to draw at for an output of `width`×`height`: the model's native area at the
+    /// output's aspect ratio, in whole latent blocks (the still is then scaled to the output).
+    pub fn draw_size(&self, width: u32, height: u32) -> (usize, usize) {
+        draw_size(&self.model, width, height)
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+}
+
+fn draw_size(model: &Model, width: u32, height: u32) -> (usize, usize) {
+    let native = model.arch.native as f64;
+    let m = model.pipeline.size_multiple().max(8) as f64;
+    let aspect = width as f64 / height.max(1) as f64;
+    let h = (native / aspect.sqrt() / m).round().max(1.0) * m;
+    let w = (native * aspect.sqrt() / m).round().max(1.0) * m;
+    (w as usize, h as usize)
+}
+
+fn read_rgb(path: &Path, width: usize, height: usize) -> Result<RgbImage, EngineError> {
+    let img = crate::media::decode::read_image(path).map_err(|e| EngineError::Failed {
+        engine: "image".into(),
+        message: format!("{}: {e}", path.display()),
+    })?;
+    Ok(crate::media::stills::cover(&img, width as u32, height as u32))
+}
+
+impl ImageEngine for DiffusionEngine {
+    fn id(&self) -> String {
+        format!("diffusion/{}@1", self.id)
+    }
+
+    fn generate(&self, req: &ImageRequest) -> Result<RgbImage, EngineError> {
+        self.generate_with(req, &mut |_, _| true)
+    }
+
+    fn generate_with(
+        &self,
+        req: &ImageRequest,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<RgbImage, EngineError> {
+        let fail = |message: String| EngineError::Failed {
+            engine: self.id(),
+            message,
+        };
+        let (w, h) = self.draw_size(req.width, req.height);
+        let model = &self.model;
+        let dev = model.pipeline.device.clone();
+        let init = match &req.init {
+            None => None,
+            Some(i) => {
+                let image = read_rgb(&i.image, w, h)?;
+                let image = dm::from_rgb8(&image.data, w, h, &dev).map_err(|e| fail(e.to_string()))?;
+                let mask = match &i.mask {
+                    None => None,
+                    Some(p) => {
+                        let m = read_rgb(p, w, h)?;
+                        let t = dm::from_rgb8(&m.data, w, h, &dev).map_err(|e| fail(e.to_string()))?;
+                        Some(t.narrow(1, 0, 1).map_err(|e| fail(e.to_string()))?)
+                    }
+                };
+                Some(InitImage {
+                    image,
+                    strength: i.strength as f64,
+                    mask,
+                })
+            }
+        };
+        let s = req.sampling.clone().unwrap_or_default();
+        let sampler = match &s.sampler {
+            None => None,
+            Some(name) => Some(SamplerKind::parse(name).ok_or_else(|| {
+                fail(format!("unknown sampler {name}: use ddim, euler, euler_a, dpmpp_2m or flow"))
+            })?),
+        };
+        let request = dm::Request {
+            prompt: req.prompt.clone(),
+            negative: (!req.negative_prompt.trim().is_empty()).then(|| req.negative_prompt.clone()),
+            width: w,
+            height: h,
+            seed: req.seed,
+            batch: 1,
+            sampler,
+            steps: s.steps.map(|v| v as usize),
+            cfg: s.cfg.map(f64::from),
+        };
+        let mut cancelled = false;
+        let result = model.generate(&request, init.as_ref(), &mut |step: Step| {
+            let go = progress(step.done, step.total);
+            cancelled = !go;
+            go
+        });
+        let (images, _cut) = match result {
+            Ok(v) => v,
+            Err(_) if cancelled => return Err(EngineError::Cancelled),
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let rgb = dm::to_rgb8(&images).map_err(|e| fail(e.to_string()))?;
+        let img = RgbImage {
+            width: w as u32,
+            height: h as u32,
+            data: rgb.into_iter().next().unwrap_or_default(),
+        };
+        Ok(crate::media::stills::cover(&img, req.width, req.height))
+    }
+}
