@@ -2091,6 +2091,11 @@ mod tests {
         let sd2 = ClipTokenizer::from_dir(clip_repo_dir("sd2").path()).unwrap();
         assert_eq!(sd2.pad_id(), 0);
         check_clip(&sd2, "slow_sd2");
+        // Older repos: only special_tokens_map.json names the pad token "!" (no
+        // added_tokens_decoder); it must still be cut out of prompts.
+        let old = clip_repo_dir("sd2");
+        std::fs::remove_file(old.path().join("tokenizer_config.json")).unwrap();
+        check_clip(&ClipTokenizer::from_dir(old.path()).unwrap(), "slow_sd2");
         // The OpenAI merges file gives the same ids.
         let openai = ClipTokenizer::from_openai_bpe(
             fixtures().join("clip/bpe_simple_vocab_16e6.head.txt.gz"),
@@ -2244,6 +2249,27 @@ mod tests {
         let tok = T5Tokenizer::from_dir(dir.path()).unwrap();
         assert_eq!(tok.vocab_size(), 900);
         t5_check(&tok, "hf", Some("hf_padded"));
+    }
+
+    /// Equal scores: the first candidate found for an end position stays (`▁ab` = -2 against
+    /// `▁a` + `b` = -1 + -1); runs of unknown characters are one `<unk>`. Expected ids from
+    /// `tokenizers` 0.23.3 with this vocabulary.
+    #[test]
+    fn t5_viterbi_keeps_the_first_best_on_ties() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = r#"{"added_tokens": [], "normalizer": null,
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"},
+                {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": true}]},
+            "model": {"type": "Unigram", "unk_id": 2, "byte_fallback": false, "vocab": [
+                ["<pad>", 0.0], ["</s>", 0.0], ["<unk>", 0.0], ["\u2581", -3.0], ["\u2581a", -1.0],
+                ["b", -1.0], ["\u2581ab", -2.0], ["a", -4.0], ["c", -4.0]]}}"#;
+        std::fs::write(dir.path().join("tokenizer.json"), json).unwrap();
+        let tok = T5Tokenizer::from_dir(dir.path()).unwrap();
+        assert_eq!(tok.encode("ab"), [6]);
+        assert_eq!(tok.encode("ab ab"), [6, 6]);
+        assert_eq!(tok.encode("abc"), [6, 8]);
+        assert_eq!(tok.encode("xyz ab"), [3, 2, 6]);
+        assert_eq!(tok.encode("a\u{2603}\u{2603}b"), [4, 2, 5]);
     }
 
     #[test]
