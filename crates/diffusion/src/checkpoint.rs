@@ -30,7 +30,7 @@
 //! `num_hidden_layers` (SD 2.x drops the last OpenCLIP block) and the OpenCLIP `text_projection`
 //! of SD 2.x stay unused, as in diffusers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -103,7 +103,7 @@ pub enum CheckpointError {
     #[error("cannot open checkpoint {path}: {source}")]
     Open {
         path: PathBuf,
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
     #[error("checkpoint key `{key}` is in both {first} and {second}")]
     DuplicateKey {
@@ -111,7 +111,9 @@ pub enum CheckpointError {
         first: PathBuf,
         second: PathBuf,
     },
-    #[error("{part}: {files} hold no {part} weights in a known layout{hint} (keys look like: {sample})")]
+    #[error(
+        "{part}: {files} hold no {part} weights in a known layout{hint} (keys look like: {sample})"
+    )]
     PartNotFound {
         part: Part,
         files: String,
@@ -133,8 +135,8 @@ pub enum CheckpointError {
         name: String,
         key: String,
         file: PathBuf,
-        expected: Vec<usize>,
-        found: Vec<usize>,
+        expected: Box<[usize]>,
+        found: Box<[usize]>,
     },
     #[error("{part}: cannot load `{name}` from checkpoint key `{key}` in {file}: {source}")]
     Load {
@@ -142,7 +144,7 @@ pub enum CheckpointError {
         name: String,
         key: String,
         file: PathBuf,
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
     #[error(transparent)]
     Lora(#[from] lora::LoraError),
@@ -193,7 +195,7 @@ impl Checkpoint {
             let st = unsafe { MmapedSafetensors::new(&path) }.map_err(|source| {
                 CheckpointError::Open {
                     path: path.clone(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
             for (key, view) in st.tensors() {
@@ -274,6 +276,21 @@ impl Checkpoint {
     /// The name map of one part: every name served, where it comes from and its shape.
     pub(crate) fn part_map(&self, part: Part, config: &Value) -> Result<PartMap, CheckpointError> {
         let layout = detect(&self.files, part)?;
+        // ComfyUI "scaled fp8" files keep a per-tensor scale next to each f8 weight; serving
+        // the bare f8 values would be silently wrong.
+        let scaled = self.files.index.keys().find(|k| {
+            k.strip_prefix(layout.prefix.as_str())
+                .is_some_and(|rest| rest == "scaled_fp8" || rest.ends_with(".scale_weight"))
+        });
+        if let Some(key) = scaled {
+            return Err(CheckpointError::Config {
+                part,
+                message: format!(
+                    "{} is a \"scaled fp8\" checkpoint (key `{key}`), which is not supported: use the fp16/bf16 or plain fp8 (e4m3fn) file",
+                    self.files.describe()
+                ),
+            });
+        }
         let structure = Structure::new(part, &layout, config, &self.files)?;
         let mut served = BTreeMap::new();
         for (key, (file, stored)) in &self.files.index {
@@ -281,26 +298,54 @@ impl Checkpoint {
                 continue;
             };
             for entry in forward(part, &layout, &structure, stripped, stored) {
-                served.insert(
+                let previous = served.insert(
                     entry.name.clone(),
                     Served {
-                        name: entry.name,
+                        name: entry.name.clone(),
                         key: key.clone(),
                         file: *file,
                         op: entry.op,
                         shape: entry.shape,
                     },
                 );
+                if let Some(previous) = previous {
+                    return Err(CheckpointError::Config {
+                        part,
+                        message: format!(
+                            "checkpoint keys `{}` and `{key}` both give `{}`",
+                            previous.key, entry.name
+                        ),
+                    });
+                }
             }
         }
         if served.is_empty() {
             return Err(not_found(&self.files, part, &layout.prefix));
+        }
+        let mut unused = BTreeSet::new();
+        if matches!(layout.kind, Kind::ClipHf { .. } | Kind::OpenClip) {
+            let all = Structure {
+                text_layers: None,
+                ..structure.clone()
+            };
+            for (key, (_, stored)) in &self.files.index {
+                if let Some(stripped) = key.strip_prefix(layout.prefix.as_str()) {
+                    let entries = forward(Part::TextEncoder2, &layout, &all, stripped, stored);
+                    unused.extend(
+                        entries
+                            .into_iter()
+                            .map(|e| e.name)
+                            .filter(|n| !served.contains_key(n)),
+                    );
+                }
+            }
         }
         Ok(PartMap {
             part,
             layout,
             structure,
             served,
+            unused,
         })
     }
 }
@@ -374,9 +419,19 @@ pub(crate) struct Structure {
 }
 
 impl Structure {
-    fn new(part: Part, layout: &Layout, config: &Value, files: &Files) -> Result<Self, CheckpointError> {
+    fn new(
+        part: Part,
+        layout: &Layout,
+        config: &Value,
+        files: &Files,
+    ) -> Result<Self, CheckpointError> {
         let mut s = Structure::default();
-        let uint = |field: &str| config.get(field).and_then(Value::as_u64).map(|v| v as usize);
+        let uint = |field: &str| {
+            config
+                .get(field)
+                .and_then(Value::as_u64)
+                .map(|v| v as usize)
+        };
         let strings = |field: &str| -> Option<Vec<String>> {
             config.get(field)?.as_array().map(|a| {
                 a.iter()
@@ -447,6 +502,10 @@ pub(crate) struct PartMap {
     structure: Structure,
     /// Served name → source.
     pub served: BTreeMap<String, Served>,
+    /// Names the checkpoint has but the configured network does not use (text encoder layers
+    /// beyond `num_hidden_layers`, a projection CLIPTextModel lacks); LoRA modules on them are
+    /// skipped.
+    pub unused: BTreeSet<String>,
 }
 
 impl PartMap {
@@ -493,7 +552,11 @@ fn forward(part: Part, layout: &Layout, s: &Structure, key: &str, stored: &[usiz
             let Some((name, squeeze)) = vae_ldm_to_diffusers(&k, s.vae_up_blocks) else {
                 return vec![];
             };
-            let shape = if squeeze { squeezed(stored) } else { stored.to_vec() };
+            let shape = if squeeze {
+                squeezed(stored)
+            } else {
+                stored.to_vec()
+            };
             return vec![Entry {
                 name,
                 op: Op::Whole,
@@ -501,8 +564,9 @@ fn forward(part: Part, layout: &Layout, s: &Structure, key: &str, stored: &[usiz
             }];
         }
         Kind::VaeDiffusers => vae_diffusers_name(&k),
-        Kind::ClipHf { text_model } => clip_hf_name(key, text_model)
-            .filter(|n| serve_text_name(part, s, n)),
+        Kind::ClipHf { text_model } => {
+            clip_hf_name(key, text_model).filter(|n| serve_text_name(part, s, n))
+        }
         Kind::OpenClip => return open_clip_forward(part, s, &k, stored),
         Kind::Flux => FLUX_TOP.contains(&k[0]).then(|| key.to_string()),
         Kind::T5 => is_t5_key(&k).then(|| key.to_string()),
@@ -514,7 +578,9 @@ fn forward(part: Part, layout: &Layout, s: &Structure, key: &str, stored: &[usiz
 fn reverse(layout: &Layout, s: &Structure, files: &Files, name: &str) -> Option<String> {
     let n: Vec<&str> = name.split('.').collect();
     match layout.kind {
-        Kind::UnetLdm => unet_diffusers_to_ldm(&n, s, |k| files.has(&format!("{}{k}", layout.prefix))),
+        Kind::UnetLdm => {
+            unet_diffusers_to_ldm(&n, s, |k| files.has(&format!("{}{k}", layout.prefix)))
+        }
         Kind::UnetDiffusers | Kind::VaeDiffusers | Kind::Flux | Kind::T5 => Some(name.to_string()),
         Kind::VaeLdm => vae_diffusers_to_ldm(&n, s.vae_up_blocks),
         Kind::ClipHf { text_model } => {
@@ -555,7 +621,9 @@ fn is_t5_key(k: &[&str]) -> bool {
     match k {
         ["shared", ..] | ["lm_head", ..] => true,
         // (not `encoder.down…`/`decoder.up…`: an autoencoder may share the files)
-        ["encoder" | "decoder", second, ..] => matches!(*second, "block" | "final_layer_norm" | "embed_tokens"),
+        ["encoder" | "decoder", second, ..] => {
+            matches!(*second, "block" | "final_layer_norm" | "embed_tokens")
+        }
         _ => false,
     }
 }
@@ -616,7 +684,9 @@ fn unet_ldm_to_diffusers(k: &[&str], s: &Structure) -> Option<String> {
             let i = index(i)?.checked_sub(1)?;
             let (b, j) = (i / per, i % per);
             match (*sub, rest) {
-                ("0", ["op", tail @ ..]) => join(&format!("down_blocks.{b}.downsamplers.0.conv"), tail),
+                ("0", ["op", tail @ ..]) => {
+                    join(&format!("down_blocks.{b}.downsamplers.0.conv"), tail)
+                }
                 ("0", _) => resnet_ldm_to_diffusers(&format!("down_blocks.{b}.resnets.{j}"), rest),
                 ("1", _) => join(&format!("down_blocks.{b}.attentions.{j}"), rest),
                 _ => None,
@@ -630,7 +700,9 @@ fn unet_ldm_to_diffusers(k: &[&str], s: &Structure) -> Option<String> {
             let (b, j) = (i / per, i % per);
             match (*sub, rest) {
                 ("0", _) => resnet_ldm_to_diffusers(&format!("up_blocks.{b}.resnets.{j}"), rest),
-                ("1" | "2", ["conv", tail @ ..]) => join(&format!("up_blocks.{b}.upsamplers.0.conv"), tail),
+                ("1" | "2", ["conv", tail @ ..]) => {
+                    join(&format!("up_blocks.{b}.upsamplers.0.conv"), tail)
+                }
                 ("1", _) => join(&format!("up_blocks.{b}.attentions.{j}"), rest),
                 _ => None,
             }
@@ -639,7 +711,11 @@ fn unet_ldm_to_diffusers(k: &[&str], s: &Structure) -> Option<String> {
     }
 }
 
-fn unet_diffusers_to_ldm(n: &[&str], s: &Structure, exists: impl Fn(&str) -> bool) -> Option<String> {
+fn unet_diffusers_to_ldm(
+    n: &[&str],
+    s: &Structure,
+    exists: impl Fn(&str) -> bool,
+) -> Option<String> {
     let l = s.layers_per_block;
     let per = l + 1;
     match n {
@@ -681,7 +757,10 @@ fn unet_diffusers_to_ldm(n: &[&str], s: &Structure, exists: impl Fn(&str) -> boo
                 Some(a) => a.get(b).copied().unwrap_or(false),
                 None => exists(&format!("output_blocks.{i}.2.conv.{}", rest.join("."))),
             };
-            join(&format!("output_blocks.{i}.{}.conv", if attn { 2 } else { 1 }), rest)
+            join(
+                &format!("output_blocks.{i}.{}.conv", if attn { 2 } else { 1 }),
+                rest,
+            )
         }
         _ => None,
     }
@@ -702,7 +781,9 @@ const VAE_ATTN: [(&str, &str); 5] = [
 fn vae_resnet(head: &str, rest: &[&str]) -> Option<String> {
     match rest {
         ["nin_shortcut", tail @ ..] => join(&format!("{head}.conv_shortcut"), tail),
-        [m @ ("norm1" | "conv1" | "norm2" | "conv2"), tail @ ..] => join(&format!("{head}.{m}"), tail),
+        [m @ ("norm1" | "conv1" | "norm2" | "conv2"), tail @ ..] => {
+            join(&format!("{head}.{m}"), tail)
+        }
         _ => None,
     }
 }
@@ -710,7 +791,9 @@ fn vae_resnet(head: &str, rest: &[&str]) -> Option<String> {
 fn vae_resnet_rev(head: &str, rest: &[&str]) -> Option<String> {
     match rest {
         ["conv_shortcut", tail @ ..] => join(&format!("{head}.nin_shortcut"), tail),
-        [m @ ("norm1" | "conv1" | "norm2" | "conv2"), tail @ ..] => join(&format!("{head}.{m}"), tail),
+        [m @ ("norm1" | "conv1" | "norm2" | "conv2"), tail @ ..] => {
+            join(&format!("{head}.{m}"), tail)
+        }
         _ => None,
     }
 }
@@ -736,11 +819,17 @@ fn vae_ldm_to_diffusers(k: &[&str], n_up: usize) -> Option<(String, bool)> {
         )),
         ["decoder", "up", i, "block", j, rest @ ..] => {
             let b = n_up.checked_sub(1)?.checked_sub(index(i)?)?;
-            plain(vae_resnet(&format!("decoder.up_blocks.{b}.resnets.{}", index(j)?), rest))
+            plain(vae_resnet(
+                &format!("decoder.up_blocks.{b}.resnets.{}", index(j)?),
+                rest,
+            ))
         }
         ["decoder", "up", i, "upsample", "conv", rest @ ..] => {
             let b = n_up.checked_sub(1)?.checked_sub(index(i)?)?;
-            plain(join(&format!("decoder.up_blocks.{b}.upsamplers.0.conv"), rest))
+            plain(join(
+                &format!("decoder.up_blocks.{b}.upsamplers.0.conv"),
+                rest,
+            ))
         }
         [ed @ ("encoder" | "decoder"), "mid", block @ ("block_1" | "block_2"), rest @ ..] => {
             let j = if *block == "block_1" { 0 } else { 1 };
@@ -758,11 +847,16 @@ fn vae_ldm_to_diffusers(k: &[&str], n_up: usize) -> Option<(String, bool)> {
 fn vae_diffusers_to_ldm(n: &[&str], n_up: usize) -> Option<String> {
     match n {
         [q @ ("quant_conv" | "post_quant_conv"), rest @ ..] => join(q, rest),
-        [ed @ ("encoder" | "decoder"), c @ ("conv_in" | "conv_out"), rest @ ..] => join(&format!("{ed}.{c}"), rest),
-        [ed @ ("encoder" | "decoder"), "conv_norm_out", rest @ ..] => join(&format!("{ed}.norm_out"), rest),
-        ["encoder", "down_blocks", i, "resnets", j, rest @ ..] => {
-            vae_resnet_rev(&format!("encoder.down.{}.block.{}", index(i)?, index(j)?), rest)
+        [ed @ ("encoder" | "decoder"), c @ ("conv_in" | "conv_out"), rest @ ..] => {
+            join(&format!("{ed}.{c}"), rest)
         }
+        [ed @ ("encoder" | "decoder"), "conv_norm_out", rest @ ..] => {
+            join(&format!("{ed}.norm_out"), rest)
+        }
+        ["encoder", "down_blocks", i, "resnets", j, rest @ ..] => vae_resnet_rev(
+            &format!("encoder.down.{}.block.{}", index(i)?, index(j)?),
+            rest,
+        ),
         ["encoder", "down_blocks", i, "downsamplers", "0", "conv", rest @ ..] => {
             join(&format!("encoder.down.{}.downsample.conv", index(i)?), rest)
         }
@@ -791,7 +885,10 @@ fn vae_diffusers_to_ldm(n: &[&str], n_up: usize) -> Option<String> {
 /// diffusers VAE key → served name (older diffusers files name the attention projections
 /// `query`/`key`/`value`/`proj_attn`).
 fn vae_diffusers_name(k: &[&str]) -> Option<String> {
-    if !matches!(k.first(), Some(&("encoder" | "decoder" | "quant_conv" | "post_quant_conv"))) {
+    if !matches!(
+        k.first(),
+        Some(&("encoder" | "decoder" | "quant_conv" | "post_quant_conv"))
+    ) {
         return None;
     }
     let renamed: Vec<&str> = k
@@ -852,7 +949,10 @@ fn serve_text_name(part: Part, s: &Structure, name: &str) -> bool {
     if name == "text_projection.weight" {
         return part == Part::TextEncoder2;
     }
-    if let (Some(layers), Some(rest)) = (s.text_layers, name.strip_prefix("text_model.encoder.layers.")) {
+    if let (Some(layers), Some(rest)) = (
+        s.text_layers,
+        name.strip_prefix("text_model.encoder.layers."),
+    ) {
         if let Some(i) = rest.split('.').next().and_then(index) {
             return i < layers;
         }
@@ -886,9 +986,15 @@ fn open_clip_forward(part: Part, s: &Structure, k: &[&str], stored: &[usize]) ->
                 return vec![];
             }
             match rest {
-                ["attn", which @ ("in_proj_weight" | "in_proj_bias")] if stored[0] % 3 == 0 => {
+                ["attn", which @ ("in_proj_weight" | "in_proj_bias")]
+                    if stored[0].is_multiple_of(3) =>
+                {
                     let h = stored[0] / 3;
-                    let p = if *which == "in_proj_weight" { "weight" } else { "bias" };
+                    let p = if *which == "in_proj_weight" {
+                        "weight"
+                    } else {
+                        "bias"
+                    };
                     ["q_proj", "k_proj", "v_proj"]
                         .iter()
                         .enumerate()
@@ -897,7 +1003,10 @@ fn open_clip_forward(part: Part, s: &Structure, k: &[&str], stored: &[usize]) ->
                             shape[0] = h;
                             Entry {
                                 name: format!("{head}.self_attn.{proj}.{p}"),
-                                op: Op::Rows { start: i * h, len: h },
+                                op: Op::Rows {
+                                    start: i * h,
+                                    len: h,
+                                },
                                 shape,
                             }
                         })
@@ -917,15 +1026,23 @@ fn open_clip_forward(part: Part, s: &Structure, k: &[&str], stored: &[usize]) ->
 
 fn open_clip_key(n: &[&str]) -> Option<String> {
     match n {
-        ["text_model", "embeddings", "token_embedding", "weight"] => Some("token_embedding.weight".into()),
-        ["text_model", "embeddings", "position_embedding", "weight"] => Some("positional_embedding".into()),
+        ["text_model", "embeddings", "token_embedding", "weight"] => {
+            Some("token_embedding.weight".into())
+        }
+        ["text_model", "embeddings", "position_embedding", "weight"] => {
+            Some("positional_embedding".into())
+        }
         ["text_model", "final_layer_norm", p] => Some(format!("ln_final.{p}")),
         ["text_projection", "weight"] => Some("text_projection".into()),
         ["text_model", "encoder", "layers", l, rest @ ..] => {
             let head = format!("transformer.resblocks.{}", index(l)?);
             match rest {
-                ["self_attn", "q_proj" | "k_proj" | "v_proj", "weight"] => Some(format!("{head}.attn.in_proj_weight")),
-                ["self_attn", "q_proj" | "k_proj" | "v_proj", "bias"] => Some(format!("{head}.attn.in_proj_bias")),
+                ["self_attn", "q_proj" | "k_proj" | "v_proj", "weight"] => {
+                    Some(format!("{head}.attn.in_proj_weight"))
+                }
+                ["self_attn", "q_proj" | "k_proj" | "v_proj", "bias"] => {
+                    Some(format!("{head}.attn.in_proj_bias"))
+                }
                 ["self_attn", "out_proj", p] => Some(format!("{head}.attn.out_proj.{p}")),
                 ["layer_norm1", p] => Some(format!("{head}.ln_1.{p}")),
                 ["layer_norm2", p] => Some(format!("{head}.ln_2.{p}")),
@@ -1012,12 +1129,17 @@ fn detect(files: &Files, part: Part) -> Result<Layout, CheckpointError> {
             if open_clip("cond_stage_model.model.") {
                 return found(Kind::OpenClip, "cond_stage_model.model.");
             }
-            if open_clip("conditioner.embedders.0.model.") || open_clip("conditioner.embedders.1.model.") {
+            if open_clip("conditioner.embedders.0.model.")
+                || open_clip("conditioner.embedders.1.model.")
+            {
                 hint = " (its OpenCLIP-bigG text encoder is text_encoder_2)".into();
             }
         }
         Part::TextEncoder2 => {
-            for p in ["conditioner.embedders.1.model.", "conditioner.embedders.0.model."] {
+            for p in [
+                "conditioner.embedders.1.model.",
+                "conditioner.embedders.0.model.",
+            ] {
                 if open_clip(p) {
                     return found(Kind::OpenClip, p);
                 }
@@ -1044,7 +1166,9 @@ fn detect(files: &Files, part: Part) -> Result<Layout, CheckpointError> {
         }
         Part::T5 => {
             for p in ["", "text_encoders.t5xxl.transformer.", "text_encoder_2."] {
-                if files.has(&format!("{p}encoder.block.0.layer.0.SelfAttention.q.weight")) {
+                if files.has(&format!(
+                    "{p}encoder.block.0.layer.0.SelfAttention.q.weight"
+                )) {
                     return found(Kind::T5, p);
                 }
             }
@@ -1095,12 +1219,21 @@ fn convert_on_cpu(dtype: DType) -> bool {
 }
 
 impl Backend {
-    fn fetch(&self, name: &str, shape: Option<&Shape>, dtype: DType, dev: &Device) -> Result<Tensor, CheckpointError> {
+    fn fetch(
+        &self,
+        name: &str,
+        shape: Option<&Shape>,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Tensor, CheckpointError> {
         let part = self.map.part;
         let Some(src) = self.map.served.get(name) else {
             let key = match self.map.expected_key(&self.files, name) {
                 Some(k) => format!("`{k}`"),
-                None => format!("(none: `{name}` is not a {part} name of the {:?} layout)", self.map.layout.kind),
+                None => format!(
+                    "(none: `{name}` is not a {part} name of the {:?} layout)",
+                    self.map.layout.kind
+                ),
             };
             return Err(CheckpointError::Missing {
                 part,
@@ -1118,8 +1251,8 @@ impl Backend {
                     name: name.to_string(),
                     key: src.key.clone(),
                     file: file.clone(),
-                    expected: want.to_vec(),
-                    found: src.shape.clone(),
+                    expected: want.into(),
+                    found: src.shape.as_slice().into(),
                 });
             }
         }
@@ -1128,7 +1261,7 @@ impl Backend {
             name: name.to_string(),
             key: src.key.clone(),
             file: file.clone(),
-            source,
+            source: Box::new(source),
         };
         let t = self.load(src, dev).map_err(load_err)?;
         let t = match self.deltas.get(name) {
@@ -1140,7 +1273,7 @@ impl Backend {
                             file: d.file.clone(),
                             key: d.key.clone(),
                             target: name.to_string(),
-                            source,
+                            source: Box::new(source),
                         })
                     })?;
                 }
@@ -1172,12 +1305,19 @@ impl Backend {
                 let row_bytes = row_elems * stored_dtype.size_in_bytes();
                 let bytes = data
                     .get(start * row_bytes..(start + len) * row_bytes)
-                    .ok_or_else(|| candle_core::Error::msg(format!("rows {start}..{} out of range", start + len)))?;
+                    .ok_or_else(|| {
+                        candle_core::Error::msg(format!(
+                            "rows {start}..{} out of range",
+                            start + len
+                        ))
+                    })?;
                 let mut shape = stored.clone();
                 shape[0] = len;
                 Tensor::from_raw_buffer(bytes, stored_dtype, &shape, load_dev)?
             }
-            Op::Whole | Op::Transpose => Tensor::from_raw_buffer(data, stored_dtype, &stored, load_dev)?,
+            Op::Whole | Op::Transpose => {
+                Tensor::from_raw_buffer(data, stored_dtype, &stored, load_dev)?
+            }
         };
         let t = if on_cpu { t.to_dtype(DType::F32)? } else { t };
         let t = match src.op {
@@ -1193,12 +1333,21 @@ impl Backend {
 }
 
 impl SimpleBackend for Backend {
-    fn get(&self, s: Shape, name: &str, _: candle_nn::Init, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.fetch(name, Some(&s), dtype, dev).map_err(candle_core::Error::wrap)
+    fn get(
+        &self,
+        s: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        dev: &Device,
+    ) -> candle_core::Result<Tensor> {
+        self.fetch(name, Some(&s), dtype, dev)
+            .map_err(candle_core::Error::wrap)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        self.fetch(name, None, dtype, dev).map_err(candle_core::Error::wrap)
+        self.fetch(name, None, dtype, dev)
+            .map_err(candle_core::Error::wrap)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
@@ -1209,7 +1358,6 @@ impl SimpleBackend for Backend {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::collections::BTreeSet;
 
     pub(crate) const FAMILIES: [&str; 5] = ["sd15", "sd21", "sdxl", "sdxl_refiner", "flux"];
 
@@ -1218,7 +1366,9 @@ pub(crate) mod tests {
     pub(crate) fn fixture_dir() -> PathBuf {
         std::env::var_os("REELSMITH_DIFFUSION_FIXTURES")
             .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/diffusion"))
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/diffusion")
+            })
     }
 
     pub(crate) fn fixture(name: &str) -> PathBuf {
@@ -1234,16 +1384,23 @@ pub(crate) mod tests {
     /// A fixture JSON; Python's json writes `-Infinity`/`NaN` (scheduler configs), read as null.
     pub(crate) fn read_json(name: &str) -> Value {
         let text = std::fs::read_to_string(fixture(name)).unwrap();
-        let text = regex::Regex::new(r"-?\bInfinity\b|\bNaN\b").unwrap().replace_all(&text, "null");
+        let text = regex::Regex::new(r"-?\bInfinity\b|\bNaN\b")
+            .unwrap()
+            .replace_all(&text, "null");
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     pub(crate) fn family_files(family: &str) -> Vec<PathBuf> {
         match family {
-            "flux" => ["flux1-schnell.safetensors", "ae.safetensors", "clip_l.safetensors", "t5xxl.safetensors"]
-                .iter()
-                .map(|f| fixture(f))
-                .collect(),
+            "flux" => [
+                "flux1-schnell.safetensors",
+                "ae.safetensors",
+                "clip_l.safetensors",
+                "t5xxl.safetensors",
+            ]
+            .iter()
+            .map(|f| fixture(f))
+            .collect(),
             f => vec![fixture(&format!("{f}.safetensors"))],
         }
     }
@@ -1265,7 +1422,10 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn part_named(name: &str) -> Part {
-        *Part::ALL.iter().find(|p| p.name() == name).unwrap_or_else(|| panic!("unknown part {name}"))
+        *Part::ALL
+            .iter()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("unknown part {name}"))
     }
 
     /// `<family>.keys.json`: {part: {name: shape}} from diffusers'/transformers' converters.
@@ -1273,19 +1433,29 @@ pub(crate) mod tests {
         let mut v = read_json(&format!("{family}.keys.json"));
         v.as_object_mut().unwrap().remove("fingerprint");
         let v: BTreeMap<String, BTreeMap<String, Vec<usize>>> = serde_json::from_value(v).unwrap();
-        v.into_iter().map(|(p, names)| (part_named(&p), names)).collect()
+        v.into_iter()
+            .map(|(p, names)| (part_named(&p), names))
+            .collect()
     }
 
     /// `<family>.keys.json` "fingerprint": {part: {name: Σ x_i·((i mod 97)/97 − 1/2)}}.
     fn expected_fingerprints(family: &str) -> BTreeMap<Part, BTreeMap<String, f64>> {
         let v = read_json(&format!("{family}.keys.json"))["fingerprint"].clone();
         let v: BTreeMap<String, BTreeMap<String, f64>> = serde_json::from_value(v).unwrap();
-        v.into_iter().map(|(p, names)| (part_named(&p), names)).collect()
+        v.into_iter()
+            .map(|(p, names)| (part_named(&p), names))
+            .collect()
     }
 
     /// (fingerprint, Σ |x_i·w_i|) of a tensor, as scripts/make-diffusion-keys.py computes it.
     fn fingerprint(t: &Tensor) -> (f64, f64) {
-        let v: Vec<f64> = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let v: Vec<f64> = t
+            .to_dtype(DType::F64)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
         v.iter().enumerate().fold((0.0, 0.0), |(s, a), (i, x)| {
             let w = (i % 97) as f64 / 97.0 - 0.5;
             (s + x * w, a + (x * w).abs())
@@ -1293,14 +1463,31 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn rel_max(got: &Tensor, want: &Tensor) -> f32 {
-        let d = (got - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-        let m = want.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (got - want)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let m = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         d / m.max(f32::MIN_POSITIVE)
     }
 
     fn raw(ck: &Checkpoint, key: &str) -> Tensor {
         let (file, _) = ck.files.index[key];
-        ck.files.mmaps[file].load(key, &Device::Cpu).unwrap().to_dtype(DType::F32).unwrap()
+        ck.files.mmaps[file]
+            .load(key, &Device::Cpu)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
     }
 
     /// Tensors no network uses, per family: the CLIP `position_ids` buffer, OpenCLIP's
@@ -1309,14 +1496,23 @@ pub(crate) mod tests {
         let mut out = BTreeSet::new();
         match family {
             "sd15" => {
-                out.insert("cond_stage_model.transformer.text_model.embeddings.position_ids".to_string());
+                out.insert(
+                    "cond_stage_model.transformer.text_model.embeddings.position_ids".to_string(),
+                );
             }
             "sd21" => {
                 let p = "cond_stage_model.model.";
                 out.insert(format!("{p}logit_scale"));
                 out.insert(format!("{p}text_projection"));
                 for w in ["weight", "bias"] {
-                    for m in ["attn.in_proj", "attn.out_proj", "ln_1", "ln_2", "mlp.c_fc", "mlp.c_proj"] {
+                    for m in [
+                        "attn.in_proj",
+                        "attn.out_proj",
+                        "ln_1",
+                        "ln_2",
+                        "mlp.c_fc",
+                        "mlp.c_proj",
+                    ] {
                         let key = if m == "attn.in_proj" {
                             format!("{p}transformer.resblocks.23.attn.in_proj_{w}")
                         } else {
@@ -1327,7 +1523,10 @@ pub(crate) mod tests {
                 }
             }
             "sdxl" => {
-                out.insert("conditioner.embedders.0.transformer.text_model.embeddings.position_ids".to_string());
+                out.insert(
+                    "conditioner.embedders.0.transformer.text_model.embeddings.position_ids"
+                        .to_string(),
+                );
                 out.insert("conditioner.embedders.1.model.logit_scale".to_string());
             }
             "sdxl_refiner" => {
@@ -1346,10 +1545,21 @@ pub(crate) mod tests {
             let expected = expected_keys(family);
             for (part, want) in &expected {
                 let map = ck.part_map(*part, &config(&meta, *part)).unwrap();
-                let got: BTreeMap<String, Vec<usize>> =
-                    map.served.iter().map(|(n, s)| (n.clone(), s.shape.clone())).collect();
-                let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
-                let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+                let got: BTreeMap<String, Vec<usize>> = map
+                    .served
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.shape.clone()))
+                    .collect();
+                let missing: Vec<_> = want
+                    .keys()
+                    .filter(|k| !got.contains_key(*k))
+                    .take(5)
+                    .collect();
+                let extra: Vec<_> = got
+                    .keys()
+                    .filter(|k| !want.contains_key(*k))
+                    .take(5)
+                    .collect();
                 let shapes: Vec<_> = want
                     .iter()
                     .filter(|(k, s)| got.get(*k).is_some_and(|g| g != *s))
@@ -1378,8 +1588,18 @@ pub(crate) mod tests {
                 let map = ck.part_map(part, &config(&meta, part)).unwrap();
                 used.extend(map.served.values().map(|s| s.key.clone()));
             }
-            let unused: BTreeSet<String> = ck.files.index.keys().filter(|k| !used.contains(*k)).cloned().collect();
-            assert_eq!(unused, expected_unused(family), "{family}: tensors no part serves");
+            let unused: BTreeSet<String> = ck
+                .files
+                .index
+                .keys()
+                .filter(|k| !used.contains(*k))
+                .cloned()
+                .collect();
+            assert_eq!(
+                unused,
+                expected_unused(family),
+                "{family}: tensors no part serves"
+            );
         }
     }
 
@@ -1409,7 +1629,9 @@ pub(crate) mod tests {
             for (part, names) in expected_keys(family) {
                 let cfg = config(&meta, part);
                 let map = ck.part_map(part, &cfg).unwrap();
-                let vb = ck.var_builder(part, &cfg, &[], DType::F32, &Device::Cpu).unwrap();
+                let vb = ck
+                    .var_builder(part, &cfg, &[], DType::F32, &Device::Cpu)
+                    .unwrap();
                 for (name, shape) in names {
                     let t = vb.get(shape.clone(), &name).unwrap();
                     assert_eq!(t.dims(), shape.as_slice());
@@ -1422,7 +1644,14 @@ pub(crate) mod tests {
                         Op::Transpose => r.t().unwrap(),
                     };
                     assert_eq!(
-                        (&t - &want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap(),
+                        (&t - &want)
+                            .unwrap()
+                            .abs()
+                            .unwrap()
+                            .max_all()
+                            .unwrap()
+                            .to_scalar::<f32>()
+                            .unwrap(),
                         0.0,
                         "{family} {part} {name}"
                     );
@@ -1439,7 +1668,9 @@ pub(crate) mod tests {
             let shapes = expected_keys(family);
             for (part, prints) in expected_fingerprints(family) {
                 let cfg = config(&meta, part);
-                let vb = ck.var_builder(part, &cfg, &[], DType::F32, &Device::Cpu).unwrap();
+                let vb = ck
+                    .var_builder(part, &cfg, &[], DType::F32, &Device::Cpu)
+                    .unwrap();
                 assert_eq!(prints.len(), shapes[&part].len());
                 for (name, want) in prints {
                     let t = vb.get(shapes[&part][&name].clone(), &name).unwrap();
@@ -1458,31 +1689,54 @@ pub(crate) mod tests {
         let ck = open("sdxl");
         let meta = read_json("sdxl.json");
         let vb = ck
-            .var_builder(Part::TextEncoder2, &config(&meta, Part::TextEncoder2), &[], DType::F32, &Device::Cpu)
+            .var_builder(
+                Part::TextEncoder2,
+                &config(&meta, Part::TextEncoder2),
+                &[],
+                DType::F32,
+                &Device::Cpu,
+            )
             .unwrap();
         let l = "text_model.encoder.layers.1.self_attn";
         let q = vb.get((32, 32), &format!("{l}.q_proj.weight")).unwrap();
         let k = vb.get((32, 32), &format!("{l}.k_proj.weight")).unwrap();
         let v = vb.get((32, 32), &format!("{l}.v_proj.weight")).unwrap();
-        let fused = raw(&ck, "conditioner.embedders.1.model.transformer.resblocks.1.attn.in_proj_weight");
+        let fused = raw(
+            &ck,
+            "conditioner.embedders.1.model.transformer.resblocks.1.attn.in_proj_weight",
+        );
         assert_eq!(rel_max(&Tensor::cat(&[q, k, v], 0).unwrap(), &fused), 0.0);
         let qb = vb.get(32, &format!("{l}.q_proj.bias")).unwrap();
         let vb_ = vb.get(32, &format!("{l}.v_proj.bias")).unwrap();
-        let fused_b = raw(&ck, "conditioner.embedders.1.model.transformer.resblocks.1.attn.in_proj_bias");
+        let fused_b = raw(
+            &ck,
+            "conditioner.embedders.1.model.transformer.resblocks.1.attn.in_proj_bias",
+        );
         assert_eq!(rel_max(&qb, &fused_b.narrow(0, 0, 32).unwrap()), 0.0);
         assert_eq!(rel_max(&vb_, &fused_b.narrow(0, 64, 32).unwrap()), 0.0);
         // OpenCLIP stores the projection for x @ P; the HF Linear weight is its transpose.
         let p = vb.get((32, 32), "text_projection.weight").unwrap();
         let stored = raw(&ck, "conditioner.embedders.1.model.text_projection");
         assert_eq!(rel_max(&p, &stored.t().unwrap()), 0.0);
-        assert!(rel_max(&p, &stored) > 0.1, "the tiny projection is not symmetric");
+        assert!(
+            rel_max(&p, &stored) > 0.1,
+            "the tiny projection is not symmetric"
+        );
     }
 
     #[test]
     fn vae_attention_weights_are_served_as_linear_or_as_1x1_conv() {
         let ck = open("sd15");
         let meta = read_json("sd15.json");
-        let vb = ck.var_builder(Part::Vae, &config(&meta, Part::Vae), &[], DType::F32, &Device::Cpu).unwrap();
+        let vb = ck
+            .var_builder(
+                Part::Vae,
+                &config(&meta, Part::Vae),
+                &[],
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
         let name = "decoder.mid_block.attentions.0.to_q.weight";
         let lin = vb.get((32, 32), name).unwrap();
         let conv = vb.get((32, 32, 1, 1), name).unwrap();
@@ -1492,16 +1746,37 @@ pub(crate) mod tests {
         assert_eq!(rel_max(&conv, &stored), 0.0);
         // the same element count in another arrangement is a shape error, not a silent reshape
         let err = vb.get((16, 64), name).unwrap_err().to_string();
-        assert!(err.contains("[16, 64]") && err.contains("[32, 32]"), "{err}");
+        assert!(
+            err.contains("[16, 64]") && err.contains("[32, 32]"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_shape_error_names_network_name_key_and_file() {
         let ck = open("sd15");
         let meta = read_json("sd15.json");
-        let vb = ck.var_builder(Part::Unet, &config(&meta, Part::Unet), &[], DType::F32, &Device::Cpu).unwrap();
-        let err = vb.get((64, 4, 3, 3), "conv_in.weight").unwrap_err().to_string();
-        for want in ["unet", "`conv_in.weight`", "model.diffusion_model.input_blocks.0.0.weight", "sd15.safetensors", "[64, 4, 3, 3]", "[32, 4, 3, 3]"] {
+        let vb = ck
+            .var_builder(
+                Part::Unet,
+                &config(&meta, Part::Unet),
+                &[],
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
+        let err = vb
+            .get((64, 4, 3, 3), "conv_in.weight")
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "unet",
+            "`conv_in.weight`",
+            "model.diffusion_model.input_blocks.0.0.weight",
+            "sd15.safetensors",
+            "[64, 4, 3, 3]",
+            "[32, 4, 3, 3]",
+        ] {
             assert!(err.contains(want), "`{want}` not in: {err}");
         }
     }
@@ -1510,22 +1785,50 @@ pub(crate) mod tests {
     fn missing_tensor_error_names_the_key_it_was_looked_up_as() {
         let ck = open("sd15");
         let meta = read_json("sd15.json");
-        let vb = ck.var_builder(Part::Unet, &config(&meta, Part::Unet), &[], DType::F32, &Device::Cpu).unwrap();
+        let vb = ck
+            .var_builder(
+                Part::Unet,
+                &config(&meta, Part::Unet),
+                &[],
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
         // an SDXL-only tensor asked of an SD 1.5 file
-        let err = vb.get((1280, 2816), "add_embedding.linear_1.weight").unwrap_err().to_string();
-        for want in ["unet", "`add_embedding.linear_1.weight`", "`model.diffusion_model.label_emb.0.0.weight`", "sd15.safetensors"] {
+        let err = vb
+            .get((1280, 2816), "add_embedding.linear_1.weight")
+            .unwrap_err()
+            .to_string();
+        for want in [
+            "unet",
+            "`add_embedding.linear_1.weight`",
+            "`model.diffusion_model.label_emb.0.0.weight`",
+            "sd15.safetensors",
+        ] {
             assert!(err.contains(want), "`{want}` not in: {err}");
         }
         let err = vb
             .get((64, 64), "down_blocks.3.attentions.0.proj_in.weight")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("model.diffusion_model.input_blocks.7.1.proj_in.weight"), "{err}");
+        assert!(
+            err.contains("model.diffusion_model.input_blocks.7.1.proj_in.weight"),
+            "{err}"
+        );
         let vb = ck
-            .var_builder(Part::TextEncoder, &config(&meta, Part::TextEncoder), &[], DType::F32, &Device::Cpu)
+            .var_builder(
+                Part::TextEncoder,
+                &config(&meta, Part::TextEncoder),
+                &[],
+                DType::F32,
+                &Device::Cpu,
+            )
             .unwrap();
         assert!(!vb.contains_tensor("text_projection.weight"));
-        let err = vb.get((32, 32), "text_model.encoder.layers.7.mlp.fc1.weight").unwrap_err().to_string();
+        let err = vb
+            .get((32, 32), "text_model.encoder.layers.7.mlp.fc1.weight")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("cond_stage_model.transformer.text_model.encoder.layers.7.mlp.fc1.weight"),
             "{err}"
@@ -1535,19 +1838,52 @@ pub(crate) mod tests {
     #[test]
     fn asking_for_a_part_the_files_do_not_hold_says_what_to_ask_for() {
         let sd21 = open("sd21");
-        let err = sd21.part_map(Part::TextEncoder2, &Value::Null).err().unwrap().to_string();
-        assert!(err.contains("SD 2.x has a single text encoder: ask for text_encoder"), "{err}");
+        let err = sd21
+            .part_map(Part::TextEncoder2, &Value::Null)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("SD 2.x has a single text encoder: ask for text_encoder"),
+            "{err}"
+        );
         let refiner = open("sdxl_refiner");
-        let err = refiner.part_map(Part::TextEncoder, &Value::Null).err().unwrap().to_string();
+        let err = refiner
+            .part_map(Part::TextEncoder, &Value::Null)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("text_encoder_2"), "{err}");
         let flux = Checkpoint::open(&[fixture("flux1-schnell.safetensors")]).unwrap();
-        let err = flux.part_map(Part::Unet, &Value::Null).err().unwrap().to_string();
-        assert!(err.contains("flux_transformer") && err.contains("flux1-schnell.safetensors"), "{err}");
+        let err = flux
+            .part_map(Part::Unet, &Value::Null)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("flux_transformer") && err.contains("flux1-schnell.safetensors"),
+            "{err}"
+        );
         let sd15 = open("sd15");
-        let err = sd15.part_map(Part::T5, &Value::Null).err().unwrap().to_string();
-        assert!(err.contains("t5") && err.contains("sd15.safetensors"), "{err}");
+        let err = sd15
+            .part_map(Part::T5, &Value::Null)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("t5") && err.contains("sd15.safetensors"),
+            "{err}"
+        );
         assert_eq!(sd15.parts(), vec![Part::Unet, Part::Vae, Part::TextEncoder]);
-        assert_eq!(open("flux").parts(), vec![Part::TextEncoder, Part::FluxTransformer, Part::FluxVae, Part::T5]);
+        assert_eq!(
+            open("flux").parts(),
+            vec![
+                Part::TextEncoder,
+                Part::FluxTransformer,
+                Part::FluxVae,
+                Part::T5
+            ]
+        );
     }
 
     #[test]
@@ -1555,7 +1891,10 @@ pub(crate) mod tests {
         let f = fixture("sd15.safetensors");
         let err = Checkpoint::open(&[f.clone(), f]).err().unwrap().to_string();
         assert!(err.contains("is in both"), "{err}");
-        assert!(matches!(Checkpoint::open::<PathBuf>(&[]), Err(CheckpointError::NoFiles)));
+        assert!(matches!(
+            Checkpoint::open::<PathBuf>(&[]),
+            Err(CheckpointError::NoFiles)
+        ));
     }
 
     #[test]
@@ -1566,19 +1905,35 @@ pub(crate) mod tests {
             for part in [Part::Unet, Part::Vae] {
                 let with = ck.part_map(part, &config(&meta, part)).unwrap();
                 let without = ck.part_map(part, &Value::Null).unwrap();
-                let names = |m: &PartMap| m.served.iter().map(|(n, s)| (n.clone(), s.key.clone())).collect::<Vec<_>>();
+                let names = |m: &PartMap| {
+                    m.served
+                        .iter()
+                        .map(|(n, s)| (n.clone(), s.key.clone()))
+                        .collect::<Vec<_>>()
+                };
                 assert_eq!(names(&with), names(&without), "{family} {part}");
                 for name in with.served.keys() {
-                    assert_eq!(with.expected_key(&ck.files, name), without.expected_key(&ck.files, name));
+                    assert_eq!(
+                        with.expected_key(&ck.files, name),
+                        without.expected_key(&ck.files, name)
+                    );
                 }
             }
         }
     }
 
     /// Writes every served tensor of `part` under its served name (optionally renamed) to a file.
-    fn write_served(ck: &Checkpoint, part: Part, cfg: &Value, rename: impl Fn(&str) -> String, path: &Path) {
+    fn write_served(
+        ck: &Checkpoint,
+        part: Part,
+        cfg: &Value,
+        rename: impl Fn(&str) -> String,
+        path: &Path,
+    ) {
         let map = ck.part_map(part, cfg).unwrap();
-        let vb = ck.var_builder(part, cfg, &[], DType::F16, &Device::Cpu).unwrap();
+        let vb = ck
+            .var_builder(part, cfg, &[], DType::F16, &Device::Cpu)
+            .unwrap();
         let tensors: HashMap<String, Tensor> = map
             .served
             .iter()
@@ -1593,11 +1948,19 @@ pub(crate) mod tests {
         let meta = read_json("sdxl.json");
         let ck = open("sdxl");
         let cases = [
-            (Part::Unet, "unet.safetensors", (|n: &str| n.to_string()) as fn(&str) -> String),
+            (
+                Part::Unet,
+                "unet.safetensors",
+                (|n: &str| n.to_string()) as fn(&str) -> String,
+            ),
             (Part::Vae, "vae.safetensors", |n: &str| n.to_string()),
             // transformers 5 saves CLIPTextModel without `text_model.`
-            (Part::TextEncoder, "te.safetensors", |n: &str| n.trim_start_matches("text_model.").to_string()),
-            (Part::TextEncoder2, "te2.safetensors", |n: &str| n.to_string()),
+            (Part::TextEncoder, "te.safetensors", |n: &str| {
+                n.trim_start_matches("text_model.").to_string()
+            }),
+            (Part::TextEncoder2, "te2.safetensors", |n: &str| {
+                n.to_string()
+            }),
         ];
         for (part, file, rename) in cases {
             let cfg = config(&meta, part);
@@ -1606,13 +1969,26 @@ pub(crate) mod tests {
             let other = Checkpoint::open(&[&path]).unwrap();
             let a = ck.part_map(part, &cfg).unwrap();
             let b = other.part_map(part, &cfg).unwrap();
-            let shapes = |m: &PartMap| m.served.iter().map(|(n, s)| (n.clone(), s.shape.clone())).collect::<Vec<_>>();
+            let shapes = |m: &PartMap| {
+                m.served
+                    .iter()
+                    .map(|(n, s)| (n.clone(), s.shape.clone()))
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(shapes(&a), shapes(&b), "{part} from {file}");
-            let vb = other.var_builder(part, &cfg, &[], DType::F32, &Device::Cpu).unwrap();
-            let vb0 = ck.var_builder(part, &cfg, &[], DType::F32, &Device::Cpu).unwrap();
+            let vb = other
+                .var_builder(part, &cfg, &[], DType::F32, &Device::Cpu)
+                .unwrap();
+            let vb0 = ck
+                .var_builder(part, &cfg, &[], DType::F32, &Device::Cpu)
+                .unwrap();
             for (n, s) in a.served.iter().take(20) {
                 let x = vb.get(s.shape.clone(), n).unwrap();
-                assert_eq!(rel_max(&x, &vb0.get(s.shape.clone(), n).unwrap()), 0.0, "{part} {n}");
+                assert_eq!(
+                    rel_max(&x, &vb0.get(s.shape.clone(), n).unwrap()),
+                    0.0,
+                    "{part} {n}"
+                );
             }
         }
     }
@@ -1635,11 +2011,48 @@ pub(crate) mod tests {
         assert_eq!(ck.parts(), vec![Part::T5]);
         let want = [0.5f32, -1.75, 448.0, -1.0 / 512.0, 3.0, 0.0, 240.0, -0.0625];
         for dtype in [DType::F32, DType::F16, DType::BF16] {
-            let vb = ck.var_builder(Part::T5, &Value::Null, &[], dtype, &Device::Cpu).unwrap();
-            let t = vb.get((2, 4), "encoder.block.0.layer.0.SelfAttention.q.weight").unwrap();
+            let vb = ck
+                .var_builder(Part::T5, &Value::Null, &[], dtype, &Device::Cpu)
+                .unwrap();
+            let t = vb
+                .get((2, 4), "encoder.block.0.layer.0.SelfAttention.q.weight")
+                .unwrap();
             assert_eq!(t.dtype(), dtype);
-            let got: Vec<f32> = t.to_dtype(DType::F32).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let got: Vec<f32> = t
+                .to_dtype(DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             assert_eq!(got, want, "{dtype:?}");
         }
+        // ComfyUI "scaled fp8": a scale per weight, refused rather than served unscaled
+        let scaled = dir.path().join("t5xxl_fp8_e4m3fn_scaled.safetensors");
+        let tensors: HashMap<String, Tensor> = [
+            (
+                "encoder.block.0.layer.0.SelfAttention.q.weight",
+                Tensor::new(&[[1f32, 2.0]], &Device::Cpu).unwrap(),
+            ),
+            (
+                "encoder.block.0.layer.0.SelfAttention.q.scale_weight",
+                Tensor::new(&[0.5f32], &Device::Cpu).unwrap(),
+            ),
+            ("scaled_fp8", Tensor::new(&[0f32], &Device::Cpu).unwrap()),
+        ]
+        .into_iter()
+        .map(|(k, t)| (k.to_string(), t.to_dtype(DType::F8E4M3).unwrap()))
+        .collect();
+        candle_core::safetensors::save(&tensors, &scaled).unwrap();
+        let ck = Checkpoint::open(&[&scaled]).unwrap();
+        let err = ck
+            .var_builder(Part::T5, &Value::Null, &[], DType::F32, &Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("scaled fp8") && err.contains("t5xxl_fp8_e4m3fn_scaled.safetensors"),
+            "{err}"
+        );
     }
 }

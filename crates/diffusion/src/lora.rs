@@ -29,10 +29,12 @@
 //! `diffusion_model.` → the UNet or Flux transformer; `lora_te_`/`lora_te1_`/`text_encoder.` →
 //! [`Part::TextEncoder`]; `lora_te2_`/`text_encoder_2.` → [`Part::TextEncoder2`]; `lora_te3_` and
 //! (on Flux) `text_encoder_2.` → [`Part::T5`]. When a part is loaded, every module aimed at it must
-//! match one of its weights, else loading fails naming the file and some of the keys; keys of no
-//! known format (LoHa, LoKr, DoRA, …) fail every load.
+//! match one of its weights (modules on weights the checkpoint has but the configured network
+//! does not use, such as SD 2.x's dropped last text-encoder block, are skipped), else loading
+//! fails naming the file and some of the keys, asking whether the LoRA is for another model
+//! family; keys of no known format (LoHa, LoKr, DoRA, …) fail every load.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -63,7 +65,7 @@ pub enum LoraError {
     #[error("cannot read LoRA {file}: {source}")]
     Read {
         file: PathBuf,
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
     #[error("cannot read the header of LoRA {file}: {message}")]
     Header { file: PathBuf, message: String },
@@ -92,22 +94,21 @@ pub enum LoraError {
         total: usize,
         examples: String,
     },
-    #[error("LoRA {file}: `{key}` (up {up:?}, down {down:?}) does not fit {part} weight `{target}` {shape:?}")]
+    #[error("LoRA {file}: `{key}` ({shapes}) does not fit {part} weight `{target}`")]
     Shape {
         file: PathBuf,
         part: Part,
         key: String,
         target: String,
-        up: Vec<usize>,
-        down: Vec<usize>,
-        shape: Vec<usize>,
+        /// "up [..], down [..]; weight [..]"
+        shapes: String,
     },
     #[error("LoRA {file}: merging `{key}` into `{target}`: {source}")]
     Merge {
         file: PathBuf,
         key: String,
         target: String,
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
 }
 
@@ -140,7 +141,10 @@ impl LoraDelta {
         let down = self.down.to_device(dev)?.to_dtype(DType::F32)?;
         let rank = down.dim(0)?;
         let out = up.dim(0)?;
-        let delta = (up.reshape((out, rank))?.matmul(&down.reshape((rank, ()))?)? * self.scale)?;
+        let delta = (up
+            .reshape((out, rank))?
+            .matmul(&down.reshape((rank, ()))?)?
+            * self.scale)?;
         match &self.pieces {
             None => w + delta.reshape(w.shape())?,
             Some(pieces) => {
@@ -165,7 +169,10 @@ impl LoraDelta {
 }
 
 /// The LoRA deltas of `loras` that apply to the part of `map`, keyed by served name.
-pub(crate) fn resolve(loras: &[LoraSpec], map: &PartMap) -> Result<HashMap<String, Vec<LoraDelta>>, LoraError> {
+pub(crate) fn resolve(
+    loras: &[LoraSpec],
+    map: &PartMap,
+) -> Result<HashMap<String, Vec<LoraDelta>>, LoraError> {
     let mut out: HashMap<String, Vec<LoraDelta>> = HashMap::new();
     if loras.is_empty() {
         return Ok(out);
@@ -177,6 +184,7 @@ pub(crate) fn resolve(loras: &[LoraSpec], map: &PartMap) -> Result<HashMap<Strin
         let mut unmatched = Vec::new();
         let mut misfits = Vec::new();
         let mut fitted = Vec::new();
+        let mut fitted_or_skipped = 0usize;
         for (key, module) in &lora.modules {
             let Some(c) = component(key) else {
                 unreachable!("modules without a known prefix are rejected by LoraFile::read")
@@ -190,17 +198,28 @@ pub(crate) fn resolve(loras: &[LoraSpec], map: &PartMap) -> Result<HashMap<Strin
                 continue;
             }
             aimed += 1;
-            let Some(target) = targets.lookup(map.part, &c) else {
-                unmatched.push(key.clone());
-                continue;
+            let target = match targets.lookup(map.part, &c) {
+                Lookup::Target(t) => t,
+                Lookup::Unused => {
+                    fitted_or_skipped += 1;
+                    continue;
+                }
+                Lookup::None => {
+                    unmatched.push(key.clone());
+                    continue;
+                }
             };
             match lora.delta(spec, key, module, &c, target, map.part) {
                 Ok(delta) => fitted.push((target.name.clone(), delta)),
                 Err(e) => misfits.push((key.clone(), e)),
             }
         }
-        if aimed > 0 && fitted.is_empty() {
-            let keys: Vec<String> = unmatched.iter().cloned().chain(misfits.iter().map(|(k, _)| k.clone())).collect();
+        if aimed > 0 && fitted.is_empty() && fitted_or_skipped == 0 {
+            let keys: Vec<String> = unmatched
+                .iter()
+                .cloned()
+                .chain(misfits.iter().map(|(k, _)| k.clone()))
+                .collect();
             let detail = misfits
                 .first()
                 .map(|(_, e)| format!("; {e}"))
@@ -301,9 +320,11 @@ fn split_key(key: &str) -> Option<(String, Slot)> {
 impl LoraFile {
     fn read(path: &Path) -> Result<LoraFile, LoraError> {
         let metadata = read_metadata(path)?;
-        let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|source| LoraError::Read {
-            file: path.to_path_buf(),
-            source,
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|source| {
+            LoraError::Read {
+                file: path.to_path_buf(),
+                source: Box::new(source),
+            }
         })?;
         let mut modules: BTreeMap<String, Module> = BTreeMap::new();
         let mut unsupported = Vec::new();
@@ -327,7 +348,7 @@ impl LoraFile {
                         .and_then(|t| t.to_vec1::<f64>())
                         .map_err(|source| LoraError::Read {
                             file: path.to_path_buf(),
-                            source,
+                            source: Box::new(source),
                         })?;
                     m.alpha = v.first().copied();
                 }
@@ -346,7 +367,9 @@ impl LoraFile {
         if modules.is_empty() {
             return Err(LoraError::Format {
                 file: path.to_path_buf(),
-                message: "no LoRA weights in the file (no lora_down/lora_up or lora_A/lora_B tensors)".into(),
+                message:
+                    "no LoRA weights in the file (no lora_down/lora_up or lora_A/lora_B tensors)"
+                        .into(),
             });
         }
         for (key, m) in &modules {
@@ -378,9 +401,12 @@ impl LoraFile {
             part,
             key: key.to_string(),
             target: target.name.clone(),
-            up: up.dims().to_vec(),
-            down: down.dims().to_vec(),
-            shape: target.shape.clone(),
+            shapes: format!(
+                "up {:?}, down {:?}; weight {:?}",
+                up.dims(),
+                down.dims(),
+                target.shape
+            ),
         };
         let (ud, dd) = (up.dims(), down.dims());
         if ud.len() < 2 || dd.len() < 2 || ud[2..].iter().any(|&d| d != 1) || ud[1] != dd[0] {
@@ -394,7 +420,9 @@ impl LoraFile {
             None => ud[0] == target_rows && cols == target_cols,
             Some(pieces) => {
                 cols == target_cols
-                    && pieces.iter().all(|p| p.from + p.len <= ud[0] && p.to + p.len <= target_rows)
+                    && pieces
+                        .iter()
+                        .all(|p| p.from + p.len <= ud[0] && p.to + p.len <= target_rows)
                     && pieces.iter().map(|p| p.len).sum::<usize>() == ud[0]
             }
         };
@@ -402,7 +430,11 @@ impl LoraFile {
             return Err(shape_err());
         }
         let (alpha, rslora) = self.alpha(m, c, rank);
-        let denom = if rslora { (rank as f64).sqrt() } else { rank as f64 };
+        let denom = if rslora {
+            (rank as f64).sqrt()
+        } else {
+            rank as f64
+        };
         Ok(LoraDelta {
             file: spec.path.clone(),
             key: key.to_string(),
@@ -426,7 +458,9 @@ impl LoraFile {
                         .or_else(|| meta.get(f))
                         .cloned()
                 };
-                let rslora = field("use_rslora").and_then(|v| v.as_bool()).unwrap_or(false);
+                let rslora = field("use_rslora")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(false);
                 if let Some(Value::Object(patterns)) = field("alpha_pattern") {
                     for (pattern, v) in &patterns {
                         let matches = regex::Regex::new(&format!(r"^(.*\.)?({pattern})$"))
@@ -443,7 +477,11 @@ impl LoraFile {
             }
         }
         if c.format == Format::Kohya {
-            let num = |k: &str| self.metadata.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+            let num = |k: &str| {
+                self.metadata
+                    .get(k)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            };
             if let (Some(a), Some(dim)) = (num("ss_network_alpha"), num("ss_network_dim")) {
                 if dim as usize == rank {
                     return (a, false);
@@ -465,7 +503,9 @@ fn read_metadata(path: &Path) -> Result<HashMap<String, String>, LoraError> {
     f.read_exact(&mut len).map_err(|e| err(e.to_string()))?;
     let len = u64::from_le_bytes(len);
     if len > 100 << 20 {
-        return Err(err(format!("header of {len} bytes: not a safetensors file")));
+        return Err(err(format!(
+            "header of {len} bytes: not a safetensors file"
+        )));
     }
     let mut header = vec![0u8; len as usize];
     f.read_exact(&mut header).map_err(|e| err(e.to_string()))?;
@@ -516,7 +556,10 @@ const DIFFUSERS_PREFIXES: [(&str, &str); 5] = [
 ];
 
 fn component(key: &str) -> Option<Component<'_>> {
-    for (format, prefixes) in [(Format::Kohya, &KOHYA_PREFIXES[..]), (Format::Diffusers, &DIFFUSERS_PREFIXES[..])] {
+    for (format, prefixes) in [
+        (Format::Kohya, &KOHYA_PREFIXES[..]),
+        (Format::Diffusers, &DIFFUSERS_PREFIXES[..]),
+    ] {
         for (prefix, name) in prefixes {
             if let Some(module) = key.strip_prefix(prefix) {
                 return Some(Component {
@@ -555,7 +598,11 @@ fn is_denoiser(part: Part) -> bool {
 fn is_denoiser_component(format: Format, name: &str) -> bool {
     matches!(
         (format, name),
-        (Format::Kohya, "unet" | "transformer") | (Format::Diffusers, "unet" | "transformer" | "diffusion_model")
+        (Format::Kohya, "unet" | "transformer")
+            | (
+                Format::Diffusers,
+                "unet" | "transformer" | "diffusion_model"
+            )
     )
 }
 
@@ -577,6 +624,17 @@ struct Targets {
     source: HashMap<String, Target>,
     /// kohya forms of both (None: two modules share the form).
     kohya: HashMap<String, Option<Target>>,
+    /// Module paths (and their kohya forms) of weights the checkpoint has but the network
+    /// does not use.
+    unused: HashSet<String>,
+    unused_kohya: HashSet<String>,
+}
+
+enum Lookup<'a> {
+    Target(&'a Target),
+    /// A weight of the checkpoint the configured network does not use: skipped.
+    Unused,
+    None,
 }
 
 impl Targets {
@@ -611,34 +669,61 @@ impl Targets {
                 None => {
                     kohya.insert(form, Some(target.clone()));
                 }
-                Some(Some(existing)) if existing.name == target.name && existing.pieces == target.pieces => {}
+                Some(Some(existing))
+                    if existing.name == target.name && existing.pieces == target.pieces => {}
                 Some(_) => {
                     kohya.insert(form, None);
                 }
             }
         }
+        let unused: HashSet<String> = map
+            .unused
+            .iter()
+            .filter_map(|n| n.strip_suffix(".weight"))
+            .map(str::to_string)
+            .collect();
+        let unused_kohya = unused.iter().map(|m| m.replace('.', "_")).collect();
         Targets {
+            unused,
+            unused_kohya,
             diffusers,
             source,
             kohya,
         }
     }
 
-    fn lookup(&self, part: Part, c: &Component<'_>) -> Option<&Target> {
-        match c.format {
-            Format::Kohya => self.kohya.get(c.module)?.as_ref(),
+    fn lookup(&self, part: Part, c: &Component<'_>) -> Lookup<'_> {
+        let text = matches!(part, Part::TextEncoder | Part::TextEncoder2);
+        let found = match c.format {
+            Format::Kohya => self.kohya.get(c.module).and_then(Option::as_ref),
             Format::Diffusers => {
                 let direct = if c.name == "diffusion_model" {
-                    self.source.get(c.module).or_else(|| self.diffusers.get(c.module))
+                    self.source
+                        .get(c.module)
+                        .or_else(|| self.diffusers.get(c.module))
                 } else {
                     self.diffusers.get(c.module)
                 };
-                let text = matches!(part, Part::TextEncoder | Part::TextEncoder2);
                 direct.or_else(|| {
                     text.then(|| self.diffusers.get(&format!("text_model.{}", c.module)))
                         .flatten()
                 })
             }
+        };
+        if let Some(t) = found {
+            return Lookup::Target(t);
+        }
+        let unused = match c.format {
+            Format::Kohya => self.unused_kohya.contains(c.module),
+            Format::Diffusers => {
+                self.unused.contains(c.module)
+                    || (text && self.unused.contains(&format!("text_model.{}", c.module)))
+            }
+        };
+        if unused {
+            Lookup::Unused
+        } else {
+            Lookup::None
         }
     }
 }
@@ -659,18 +744,36 @@ fn flux_aliases(map: &PartMap) -> Vec<(String, Target)> {
             ));
         }
     };
-    let rows = |from: usize, len: usize| Some(vec![RowPiece { from: 0, to: from, len }]);
+    let rows = |from: usize, len: usize| {
+        Some(vec![RowPiece {
+            from: 0,
+            to: from,
+            len,
+        }])
+    };
     let mut i = 0;
     while let Some(qkv) = shape(&format!("double_blocks.{i}.img_attn.qkv.weight")) {
         let d = format!("transformer_blocks.{i}");
         let b = format!("double_blocks.{i}");
         let h = qkv[0] / 3;
-        for (j, (img, txt)) in [("to_q", "add_q_proj"), ("to_k", "add_k_proj"), ("to_v", "add_v_proj")]
-            .into_iter()
-            .enumerate()
+        for (j, (img, txt)) in [
+            ("to_q", "add_q_proj"),
+            ("to_k", "add_k_proj"),
+            ("to_v", "add_v_proj"),
+        ]
+        .into_iter()
+        .enumerate()
         {
-            add(format!("{d}.attn.{img}"), format!("{b}.img_attn.qkv.weight"), rows(j * h, h));
-            add(format!("{d}.attn.{txt}"), format!("{b}.txt_attn.qkv.weight"), rows(j * h, h));
+            add(
+                format!("{d}.attn.{img}"),
+                format!("{b}.img_attn.qkv.weight"),
+                rows(j * h, h),
+            );
+            add(
+                format!("{d}.attn.{txt}"),
+                format!("{b}.txt_attn.qkv.weight"),
+                rows(j * h, h),
+            );
         }
         for (alias, bfl) in [
             ("attn.to_out.0", "img_attn.proj"),
@@ -696,7 +799,11 @@ fn flux_aliases(map: &PartMap) -> Vec<(String, Target)> {
         let h = linear2[0];
         if linear1[0] > 3 * h {
             for (j, proj) in ["to_q", "to_k", "to_v"].into_iter().enumerate() {
-                add(format!("{d}.attn.{proj}"), format!("{b}.linear1.weight"), rows(j * h, h));
+                add(
+                    format!("{d}.attn.{proj}"),
+                    format!("{b}.linear1.weight"),
+                    rows(j * h, h),
+                );
             }
             add(
                 format!("{d}.proj_mlp"),
@@ -705,18 +812,40 @@ fn flux_aliases(map: &PartMap) -> Vec<(String, Target)> {
             );
         }
         add(format!("{d}.proj_out"), format!("{b}.linear2.weight"), None);
-        add(format!("{d}.norm.linear"), format!("{b}.modulation.lin.weight"), None);
+        add(
+            format!("{d}.norm.linear"),
+            format!("{b}.modulation.lin.weight"),
+            None,
+        );
         i += 1;
     }
     for (alias, bfl) in [
         ("x_embedder", "img_in"),
         ("context_embedder", "txt_in"),
-        ("time_text_embed.timestep_embedder.linear_1", "time_in.in_layer"),
-        ("time_text_embed.timestep_embedder.linear_2", "time_in.out_layer"),
-        ("time_text_embed.text_embedder.linear_1", "vector_in.in_layer"),
-        ("time_text_embed.text_embedder.linear_2", "vector_in.out_layer"),
-        ("time_text_embed.guidance_embedder.linear_1", "guidance_in.in_layer"),
-        ("time_text_embed.guidance_embedder.linear_2", "guidance_in.out_layer"),
+        (
+            "time_text_embed.timestep_embedder.linear_1",
+            "time_in.in_layer",
+        ),
+        (
+            "time_text_embed.timestep_embedder.linear_2",
+            "time_in.out_layer",
+        ),
+        (
+            "time_text_embed.text_embedder.linear_1",
+            "vector_in.in_layer",
+        ),
+        (
+            "time_text_embed.text_embedder.linear_2",
+            "vector_in.out_layer",
+        ),
+        (
+            "time_text_embed.guidance_embedder.linear_1",
+            "guidance_in.in_layer",
+        ),
+        (
+            "time_text_embed.guidance_embedder.linear_2",
+            "guidance_in.out_layer",
+        ),
         ("proj_out", "final_layer.linear"),
     ] {
         add(alias.to_string(), format!("{bfl}.weight"), None);
@@ -727,7 +856,18 @@ fn flux_aliases(map: &PartMap) -> Vec<(String, Target)> {
         add(
             "norm_out.linear".into(),
             "final_layer.adaLN_modulation.1.weight".into(),
-            Some(vec![RowPiece { from: 0, to: h, len: h }, RowPiece { from: h, to: 0, len: h }]),
+            Some(vec![
+                RowPiece {
+                    from: 0,
+                    to: h,
+                    len: h,
+                },
+                RowPiece {
+                    from: h,
+                    to: 0,
+                    len: h,
+                },
+            ]),
         );
     }
     out
@@ -743,10 +883,14 @@ mod tests {
     /// A deterministic tensor with values in [-0.5, 0.5).
     fn det(shape: &[usize], seed: u64) -> Tensor {
         let n: usize = shape.iter().product();
-        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let v: Vec<f32> = (0..n)
             .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((x >> 40) as f32 / (1u64 << 24) as f32) - 0.5
             })
             .collect();
@@ -769,12 +913,14 @@ mod tests {
             );
         }
         if !metadata.is_empty() {
-            let m: serde_json::Map<String, Value> =
-                metadata.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect();
+            let m: serde_json::Map<String, Value> = metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+                .collect();
             header.insert("__metadata__".into(), Value::Object(m));
         }
         let mut h = serde_json::to_vec(&Value::Object(header)).unwrap();
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
         let mut bytes = (h.len() as u64).to_le_bytes().to_vec();
@@ -783,14 +929,21 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
-    fn deltas(ck: &Checkpoint, meta: &Value, part: Part, loras: &[LoraSpec]) -> Result<HashMap<String, Vec<LoraDelta>>, LoraError> {
+    fn deltas(
+        ck: &Checkpoint,
+        meta: &Value,
+        part: Part,
+        loras: &[LoraSpec],
+    ) -> Result<HashMap<String, Vec<LoraDelta>>, LoraError> {
         resolve(loras, &ck.part_map(part, &config(meta, part)).unwrap())
     }
 
     fn weight(ck: &Checkpoint, meta: &Value, part: Part, loras: &[LoraSpec], name: &str) -> Tensor {
         let cfg = config(meta, part);
         let shape = ck.part_map(part, &cfg).unwrap().served[name].shape.clone();
-        let vb = ck.var_builder(part, &cfg, loras, DType::F32, &Device::Cpu).unwrap();
+        let vb = ck
+            .var_builder(part, &cfg, loras, DType::F32, &Device::Cpu)
+            .unwrap();
         vb.get(shape, name).unwrap()
     }
 
@@ -805,27 +958,55 @@ mod tests {
         let w = sd15_scale(&meta);
         let kohya = [LoraSpec::new(fixture("sd15_lora_kohya.safetensors"), w)];
         let peft = [LoraSpec::new(fixture("sd15_lora_peft.safetensors"), w)];
-        for (part, count) in [(Part::Unet, "unet_modules"), (Part::TextEncoder, "te_modules")] {
+        for (part, count) in [
+            (Part::Unet, "unet_modules"),
+            (Part::TextEncoder, "te_modules"),
+        ] {
             let dk = deltas(&ck, &meta, part, &kohya).unwrap();
             let dp = deltas(&ck, &meta, part, &peft).unwrap();
             let targets: BTreeSet<&String> = dk.keys().collect();
-            assert_eq!(targets, dp.keys().collect::<BTreeSet<_>>(), "{part}: kohya and peft targets");
-            assert_eq!(targets.len() as u64, meta["lora"][count].as_u64().unwrap(), "{part}: targets");
+            assert_eq!(
+                targets,
+                dp.keys().collect::<BTreeSet<_>>(),
+                "{part}: kohya and peft targets"
+            );
+            assert_eq!(
+                targets.len() as u64,
+                meta["lora"][count].as_u64().unwrap(),
+                "{part}: targets"
+            );
             assert!(dk.values().chain(dp.values()).all(|d| d.len() == 1));
             for d in dk.values().chain(dp.values()) {
-                assert!((d[0].scale - w as f64 * 8.0 / 4.0).abs() < 1e-6, "{part}: scale {}", d[0].scale);
+                assert!(
+                    (d[0].scale - w as f64 * 8.0 / 4.0).abs() < 1e-6,
+                    "{part}: scale {}",
+                    d[0].scale
+                );
             }
             for name in &targets {
                 let base = weight(&ck, &meta, part, &[], name);
                 let a = weight(&ck, &meta, part, &kohya, name);
                 let b = weight(&ck, &meta, part, &peft, name);
-                assert!(rel_max(&a, &b) <= 1e-6, "{part} {name}: kohya vs peft {}", rel_max(&a, &b));
-                assert!(rel_max(&a, &base) > 1e-2, "{part} {name}: the LoRA changes it");
+                assert!(
+                    rel_max(&a, &b) <= 1e-6,
+                    "{part} {name}: kohya vs peft {}",
+                    rel_max(&a, &b)
+                );
+                assert!(
+                    rel_max(&a, &base) > 1e-2,
+                    "{part} {name}: the LoRA changes it"
+                );
             }
         }
         // a weight no module adapts is served untouched
         let n = "down_blocks.0.resnets.0.conv1.weight";
-        assert_eq!(rel_max(&weight(&ck, &meta, Part::Unet, &kohya, n), &weight(&ck, &meta, Part::Unet, &[], n)), 0.0);
+        assert_eq!(
+            rel_max(
+                &weight(&ck, &meta, Part::Unet, &kohya, n),
+                &weight(&ck, &meta, Part::Unet, &[], n)
+            ),
+            0.0
+        );
     }
 
     #[test]
@@ -842,11 +1023,22 @@ mod tests {
             let loras = [LoraSpec::new(fixture(file), w)];
             for (key, want) in &reference {
                 let (part, name) = key.split_once('.').unwrap();
-                let part = if part == "unet" { Part::Unet } else { Part::TextEncoder };
+                let part = if part == "unet" {
+                    Part::Unet
+                } else {
+                    Part::TextEncoder
+                };
                 let got = weight(&ck, &meta, part, &loras, name);
                 let base = weight(&ck, &meta, part, &[], name);
-                assert!(rel_max(&got, want) <= 1e-6, "{file} {key}: rel {}", rel_max(&got, want));
-                assert!(rel_max(&base, want) > 1e-2, "{key}: the reference is merged");
+                assert!(
+                    rel_max(&got, want) <= 1e-6,
+                    "{file} {key}: rel {}",
+                    rel_max(&got, want)
+                );
+                assert!(
+                    rel_max(&base, want) > 1e-2,
+                    "{key}: the reference is merged"
+                );
             }
         }
     }
@@ -857,7 +1049,10 @@ mod tests {
         let meta = read_json("sdxl.json");
         let spec = [LoraSpec::new(fixture("sdxl_lora_kohya.safetensors"), 0.8)];
         let d = deltas(&ck, &meta, Part::Unet, &spec).unwrap();
-        assert_eq!(d.len() as u64, meta["lora"]["unet_modules"].as_u64().unwrap());
+        assert_eq!(
+            d.len() as u64,
+            meta["lora"]["unet_modules"].as_u64().unwrap()
+        );
         // the fixture script's SGM → diffusers names (checked there against diffusers' loader)
         let sgm: &serde_json::Map<String, Value> = meta["lora"]["sgm_names"].as_object().unwrap();
         assert_eq!(sgm.len(), d.len());
@@ -881,23 +1076,51 @@ mod tests {
         let sd15 = open("sd15");
         let meta15 = read_json("sd15.json");
         let sdxl_lora = [LoraSpec::new(fixture("sdxl_lora_kohya.safetensors"), 1.0)];
-        let err = deltas(&sd15, &meta15, Part::Unet, &sdxl_lora).unwrap_err().to_string();
-        assert!(err.contains("sdxl_lora_kohya.safetensors") && err.contains("another model family"), "{err}");
+        let err = deltas(&sd15, &meta15, Part::Unet, &sdxl_lora)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sdxl_lora_kohya.safetensors") && err.contains("another model family"),
+            "{err}"
+        );
         let sdxl = open("sdxl");
         let meta_xl = read_json("sdxl.json");
         let sd15_lora = [LoraSpec::new(fixture("sd15_lora_peft.safetensors"), 1.0)];
-        let err = deltas(&sdxl, &meta_xl, Part::Unet, &sd15_lora).unwrap_err().to_string();
-        assert!(err.contains("sd15_lora_peft.safetensors") && err.contains("another model family"), "{err}");
+        let err = deltas(&sdxl, &meta_xl, Part::Unet, &sd15_lora)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sd15_lora_peft.safetensors") && err.contains("another model family"),
+            "{err}"
+        );
         // a Flux LoRA (diffusers names) on an SD UNet
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("flux_lora.safetensors");
         let m = "transformer.transformer_blocks.0.attn.to_q";
-        write_st(&p, &[(format!("{m}.lora_A.weight"), det(&[2, 32], 1)), (format!("{m}.lora_B.weight"), det(&[32, 2], 2))], &[]);
-        let err = deltas(&sd15, &meta15, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap_err().to_string();
-        assert!(err.contains("flux_lora.safetensors") && err.contains("another model family"), "{err}");
+        write_st(
+            &p,
+            &[
+                (format!("{m}.lora_A.weight"), det(&[2, 32], 1)),
+                (format!("{m}.lora_B.weight"), det(&[32, 2], 2)),
+            ],
+            &[],
+        );
+        let err = deltas(&sd15, &meta15, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("flux_lora.safetensors") && err.contains("another model family"),
+            "{err}"
+        );
         // and var_builder reports it
         let err = sd15
-            .var_builder(Part::Unet, &config(&meta15, Part::Unet), &sdxl_lora, DType::F32, &Device::Cpu)
+            .var_builder(
+                Part::Unet,
+                &config(&meta15, Part::Unet),
+                &sdxl_lora,
+                DType::F32,
+                &Device::Cpu,
+            )
             .err()
             .unwrap()
             .to_string();
@@ -921,35 +1144,61 @@ mod tests {
         let mut t = pair(good);
         t.push((format!("{good}.hada_w1_a"), det(&[2, 32], 5)));
         write_st(&p, &t, &[]);
-        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap_err().to_string();
-        assert!(err.contains("loha.safetensors") && err.contains("hada_w1_a"), "{err}");
+        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("loha.safetensors") && err.contains("hada_w1_a"),
+            "{err}"
+        );
         // DoRA
         let p = dir.path().join("dora.safetensors");
         let mut t = pair(good);
         t.push((format!("{good}.dora_scale"), det(&[32, 1], 5)));
         write_st(&p, &t, &[]);
-        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap_err().to_string();
+        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("dora_scale"), "{err}");
         // one good module, one that names nothing of the UNet
         let p = dir.path().join("partly.safetensors");
         let mut t = pair(good);
-        t.extend(pair("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn9_to_q"));
+        t.extend(pair(
+            "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn9_to_q",
+        ));
         write_st(&p, &t, &[]);
-        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap_err().to_string();
-        assert!(err.contains("partly.safetensors") && err.contains("attn9_to_q") && !err.contains("attn1_to_q"), "{err}");
+        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("partly.safetensors")
+                && err.contains("attn9_to_q")
+                && !err.contains("attn1_to_q"),
+            "{err}"
+        );
         // a module whose matrices do not fit the weight
         let p = dir.path().join("shape.safetensors");
         write_st(
             &p,
-            &[(format!("{good}.lora_down.weight"), det(&[2, 31], 3)), (format!("{good}.lora_up.weight"), det(&[32, 2], 4))],
+            &[
+                (format!("{good}.lora_down.weight"), det(&[2, 31], 3)),
+                (format!("{good}.lora_up.weight"), det(&[32, 2], 4)),
+            ],
             &[],
         );
-        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap_err().to_string();
-        assert!(err.contains("shape.safetensors") && err.contains("[2, 31]"), "{err}");
+        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shape.safetensors") && err.contains("[2, 31]"),
+            "{err}"
+        );
         // half a pair
         let p = dir.path().join("half.safetensors");
         write_st(&p, &pair(good)[..1], &[]);
-        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap_err().to_string();
+        let err = deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("only one of its down/up"), "{err}");
     }
 
@@ -971,24 +1220,76 @@ mod tests {
         let want: Vec<f32> = (0..b.len())
             .map(|idx| {
                 let (o, rest) = (idx / 288, idx % 288);
-                b[idx] + scale * (0..2).map(|r| u[o * 2 + r] * d[r * 288 + rest]).sum::<f32>()
+                b[idx]
+                    + scale
+                        * (0..2)
+                            .map(|r| u[o * 2 + r] * d[r * 288 + rest])
+                            .sum::<f32>()
             })
             .collect();
         let want = Tensor::from_vec(want, (32, 32, 3, 3), &Device::Cpu).unwrap();
-        for module in ["lora_unet_down_blocks_0_resnets_0_conv1", "lora_unet_input_blocks_1_0_in_layers_2"] {
+        for module in [
+            "lora_unet_down_blocks_0_resnets_0_conv1",
+            "lora_unet_input_blocks_1_0_in_layers_2",
+        ] {
             let p = dir.path().join(format!("{module}.safetensors"));
             write_st(
                 &p,
                 &[
                     (format!("{module}.lora_down.weight"), down.clone()),
                     (format!("{module}.lora_up.weight"), up.clone()),
-                    (format!("{module}.alpha"), Tensor::new(1f32, &Device::Cpu).unwrap()),
+                    (
+                        format!("{module}.alpha"),
+                        Tensor::new(1f32, &Device::Cpu).unwrap(),
+                    ),
                 ],
                 &[],
             );
             let got = weight(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 0.7)], name);
-            assert!(rel_max(&got, &want) <= 1e-6, "{module}: rel {}", rel_max(&got, &want));
+            assert!(
+                rel_max(&got, &want) <= 1e-6,
+                "{module}: rel {}",
+                rel_max(&got, &want)
+            );
         }
+    }
+
+    #[test]
+    fn modules_on_weights_the_network_does_not_use_are_skipped() {
+        // SD 2.x: the last OpenCLIP block is in the file, the 23-layer text encoder skips it
+        let ck = open("sd21");
+        let meta = read_json("sd21.json");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sd2_te.safetensors");
+        let mut t = vec![];
+        for (i, m) in [
+            "lora_te_text_model_encoder_layers_0_mlp_fc1",
+            "lora_te_text_model_encoder_layers_23_mlp_fc1",
+        ]
+        .iter()
+        .enumerate()
+        {
+            t.push((format!("{m}.lora_down.weight"), det(&[2, 32], i as u64)));
+            t.push((format!("{m}.lora_up.weight"), det(&[37, 2], 9 + i as u64)));
+        }
+        write_st(&p, &t, &[]);
+        let d = deltas(&ck, &meta, Part::TextEncoder, &[LoraSpec::new(&p, 1.0)]).unwrap();
+        assert_eq!(
+            d.keys().collect::<Vec<_>>(),
+            vec!["text_model.encoder.layers.0.mlp.fc1.weight"]
+        );
+        // a layer the file does not have at all is still an error
+        let p = dir.path().join("sd2_te_bad.safetensors");
+        let m = "lora_te_text_model_encoder_layers_24_mlp_fc1";
+        write_st(
+            &p,
+            &[
+                (format!("{m}.lora_down.weight"), det(&[2, 32], 1)),
+                (format!("{m}.lora_up.weight"), det(&[37, 2], 2)),
+            ],
+            &[],
+        );
+        assert!(deltas(&ck, &meta, Part::TextEncoder, &[LoraSpec::new(&p, 1.0)]).is_err());
     }
 
     #[test]
@@ -999,7 +1300,13 @@ mod tests {
         let p = fixture("sd15_lora_peft.safetensors");
         let name = "up_blocks.1.attentions.0.transformer_blocks.0.attn2.to_v.weight";
         let one = weight(&ck, &meta, Part::Unet, &[LoraSpec::new(&k, 0.8)], name);
-        let two = weight(&ck, &meta, Part::Unet, &[LoraSpec::new(&k, 0.5), LoraSpec::new(&p, 0.3)], name);
+        let two = weight(
+            &ck,
+            &meta,
+            Part::Unet,
+            &[LoraSpec::new(&k, 0.5), LoraSpec::new(&p, 0.3)],
+            name,
+        );
         assert!(rel_max(&two, &one) <= 1e-6, "rel {}", rel_max(&two, &one));
     }
 
@@ -1025,18 +1332,36 @@ mod tests {
         let plain = dir.path().join("plain.safetensors");
         write_st(&plain, &t, &[]);
         let s = scales(&plain);
-        assert_eq!((s[&format!("{q}.weight")], s[&format!("{k}.weight")]), (0.5, 0.5), "alpha = rank");
+        assert_eq!(
+            (s[&format!("{q}.weight")], s[&format!("{k}.weight")]),
+            (0.5, 0.5),
+            "alpha = rank"
+        );
         let with_meta = dir.path().join("meta.safetensors");
         let lam = serde_json::json!({"unet.lora_alpha": 6, "unet.r": 2, "unet.alpha_pattern": {"attn2.to_k": 1}});
-        write_st(&with_meta, &t, &[("lora_adapter_metadata", lam.to_string())]);
+        write_st(
+            &with_meta,
+            &t,
+            &[("lora_adapter_metadata", lam.to_string())],
+        );
         let s = scales(&with_meta);
         assert_eq!(s[&format!("{q}.weight")], 0.5 * 6.0 / 2.0);
         assert_eq!(s[&format!("{k}.weight")], 0.5 * 1.0 / 2.0, "alpha_pattern");
         let with_tensor = dir.path().join("tensor.safetensors");
         let mut t2 = t.clone();
-        t2.push((format!("unet.{q}.alpha"), Tensor::new(3f32, &Device::Cpu).unwrap()));
-        write_st(&with_tensor, &t2, &[("lora_adapter_metadata", lam.to_string())]);
-        assert_eq!(scales(&with_tensor)[&format!("{q}.weight")], 0.5 * 3.0 / 2.0);
+        t2.push((
+            format!("unet.{q}.alpha"),
+            Tensor::new(3f32, &Device::Cpu).unwrap(),
+        ));
+        write_st(
+            &with_tensor,
+            &t2,
+            &[("lora_adapter_metadata", lam.to_string())],
+        );
+        assert_eq!(
+            scales(&with_tensor)[&format!("{q}.weight")],
+            0.5 * 3.0 / 2.0
+        );
     }
 
     #[test]
@@ -1045,9 +1370,12 @@ mod tests {
         let meta = read_json("sd15.json");
         let dir = tempfile::tempdir().unwrap();
         let mut merged = vec![];
-        for (i, m) in ["text_model.encoder.layers.0.self_attn.q_proj", "encoder.layers.0.self_attn.q_proj"]
-            .iter()
-            .enumerate()
+        for (i, m) in [
+            "text_model.encoder.layers.0.self_attn.q_proj",
+            "encoder.layers.0.self_attn.q_proj",
+        ]
+        .iter()
+        .enumerate()
         {
             let p = dir.path().join(format!("te{i}.safetensors"));
             write_st(
@@ -1059,9 +1387,17 @@ mod tests {
                 &[],
             );
             let name = "text_model.encoder.layers.0.self_attn.q_proj.weight";
-            merged.push(weight(&ck, &meta, Part::TextEncoder, &[LoraSpec::new(&p, 1.0)], name));
+            merged.push(weight(
+                &ck,
+                &meta,
+                Part::TextEncoder,
+                &[LoraSpec::new(&p, 1.0)],
+                name,
+            ));
             // and nothing of it goes to the UNet
-            assert!(deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)]).unwrap().is_empty());
+            assert!(deltas(&ck, &meta, Part::Unet, &[LoraSpec::new(&p, 1.0)])
+                .unwrap()
+                .is_empty());
         }
         assert_eq!(rel_max(&merged[0], &merged[1]), 0.0);
     }
@@ -1092,7 +1428,9 @@ mod tests {
         }
         write_st(&diff, &t, &[]);
         // the same adapter on BFL's fused weights (kohya), zero rows elsewhere
-        let z = |rows: usize, cols: usize| Tensor::zeros((rows, cols), DType::F32, &Device::Cpu).unwrap();
+        let z = |rows: usize, cols: usize| {
+            Tensor::zeros((rows, cols), DType::F32, &Device::Cpu).unwrap()
+        };
         let cat0 = |ts: &[Tensor]| Tensor::cat(ts, 0).unwrap();
         let cat1 = |ts: &[Tensor]| Tensor::cat(ts, 1).unwrap();
         let kohya = dir.path().join("flux_kohya.safetensors");
@@ -1101,14 +1439,29 @@ mod tests {
             let rank = down.dim(0).unwrap() as f32;
             t.push((format!("lora_unet_{m}.lora_down.weight"), down));
             t.push((format!("lora_unet_{m}.lora_up.weight"), up));
-            t.push((format!("lora_unet_{m}.alpha"), Tensor::new(rank, &Device::Cpu).unwrap()));
+            t.push((
+                format!("lora_unet_{m}.alpha"),
+                Tensor::new(rank, &Device::Cpu).unwrap(),
+            ));
         };
-        add("double_blocks_0_img_attn_qkv", qa.clone(), cat0(&[z(32, 2), qb.clone(), z(32, 2)]));
-        add("double_blocks_0_txt_attn_qkv", va.clone(), cat0(&[z(64, 2), vb.clone()]));
+        add(
+            "double_blocks_0_img_attn_qkv",
+            qa.clone(),
+            cat0(&[z(32, 2), qb.clone(), z(32, 2)]),
+        );
+        add(
+            "double_blocks_0_txt_attn_qkv",
+            va.clone(),
+            cat0(&[z(64, 2), vb.clone()]),
+        );
         add(
             "single_blocks_0_linear1",
             cat0(&[ma.clone(), sa.clone()]),
-            cat0(&[cat1(&[z(32, 2), sb.clone()]), z(64, 4), cat1(&[mb.clone(), z(128, 2)])]),
+            cat0(&[
+                cat1(&[z(32, 2), sb.clone()]),
+                z(64, 4),
+                cat1(&[mb.clone(), z(128, 2)]),
+            ]),
         );
         add(
             "final_layer_adaLN_modulation_1",
@@ -1126,7 +1479,11 @@ mod tests {
             let base = weight(&ck, &meta, part, &[], name);
             let d = weight(&ck, &meta, part, &[LoraSpec::new(&diff, 0.9)], name);
             let k = weight(&ck, &meta, part, &[LoraSpec::new(&kohya, 0.9)], name);
-            assert!(rel_max(&d, &k) <= 1e-6, "{name}: diffusers vs kohya rel {}", rel_max(&d, &k));
+            assert!(
+                rel_max(&d, &k) <= 1e-6,
+                "{name}: diffusers vs kohya rel {}",
+                rel_max(&d, &k)
+            );
             assert!(rel_max(&d, &base) > 1e-2, "{name}: changed");
         }
         // rows outside the slices are untouched: q and v of img qkv
@@ -1134,14 +1491,23 @@ mod tests {
         let base = weight(&ck, &meta, part, &[], name);
         let d = weight(&ck, &meta, part, &[LoraSpec::new(&diff, 0.9)], name);
         for start in [0, 64] {
-            assert_eq!(rel_max(&d.narrow(0, start, 32).unwrap(), &base.narrow(0, start, 32).unwrap()), 0.0);
+            assert_eq!(
+                rel_max(
+                    &d.narrow(0, start, 32).unwrap(),
+                    &base.narrow(0, start, 32).unwrap()
+                ),
+                0.0
+            );
         }
         // the delta of the k slice is exactly 0.9 · B @ A
-        let want = (base.narrow(0, 32, 32).unwrap() + (qb.matmul(&qa).unwrap() * 0.9).unwrap()).unwrap();
+        let want =
+            (base.narrow(0, 32, 32).unwrap() + (qb.matmul(&qa).unwrap() * 0.9).unwrap()).unwrap();
         assert!(rel_max(&d.narrow(0, 32, 32).unwrap(), &want) <= 1e-6);
         // and a diffusers Flux LoRA is no LoRA of the CLIP/T5 encoders
         for p in [Part::TextEncoder, Part::T5] {
-            assert!(deltas(&ck, &meta, p, &[LoraSpec::new(&diff, 1.0)]).unwrap().is_empty());
+            assert!(deltas(&ck, &meta, p, &[LoraSpec::new(&diff, 1.0)])
+                .unwrap()
+                .is_empty());
         }
     }
 }
