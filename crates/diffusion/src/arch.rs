@@ -136,7 +136,8 @@ pub fn builtin(arch: &str, variant: Option<&str>) -> Option<Arch> {
                     "use_linear_projection": true, "addition_embed_type": "text_time",
                     "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816})
             };
-            let mut configs = json!({"unet": unet, "vae": sd_vae(0.13025), "text_encoder_2": big_g});
+            let mut configs =
+                json!({"unet": unet, "vae": sd_vae(0.13025), "text_encoder_2": big_g});
             if !refiner {
                 configs["text_encoder"] = clip_l();
             }

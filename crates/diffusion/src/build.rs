@@ -35,7 +35,7 @@ impl Network {
     }
 }
 
-fn config<'a>(configs: &'a Value, n: Network) -> Result<&'a Value> {
+fn config(configs: &Value, n: Network) -> Result<&Value> {
     configs
         .get(n.key())
         .ok_or_else(|| Error::Invalid(format!("no {} config", n.key())))
@@ -53,7 +53,11 @@ pub fn flux_config(v: &Value) -> Result<flux::model::Config> {
     let axes = v
         .get("axes_dims_rope")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_u64().map(|x| x as usize)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64().map(|x| x as usize))
+                .collect()
+        })
         .unwrap_or_else(|| vec![16, 56, 56]);
     Ok(flux::model::Config {
         in_channels: get("in_channels")?,
@@ -98,7 +102,7 @@ pub fn build(
         _ => {
             let (vb, c) = load(Network::Unet)?;
             let cfg: UNetConfig = parse("unet", c).map_err(Error::Invalid)?;
-            Denoiser::UNet(crate::unet::UNet::new(vb, &cfg)?)
+            Denoiser::UNet(Box::new(crate::unet::UNet::new(vb, &cfg)?))
         }
     };
     let mut text = TextEncoders::default();
@@ -144,6 +148,12 @@ pub fn random(arch: &crate::arch::Arch, dtype: DType, device: &Device) -> Result
         device,
         // The builder shares the map's storage: tensors are made (randomly initialised) as the
         // networks ask for them.
-        |_, _| Ok(VarBuilder::from_varmap(&candle_nn::VarMap::new(), dtype, device)),
+        |_, _| {
+            Ok(VarBuilder::from_varmap(
+                &candle_nn::VarMap::new(),
+                dtype,
+                device,
+            ))
+        },
     )
 }

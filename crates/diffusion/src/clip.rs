@@ -94,7 +94,11 @@ impl ClipText {
     fn attention(&self, l: &Layer, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, n, h) = x.dims3()?;
         let d = h / self.heads;
-        let split = |t: Tensor| t.reshape((b, n, self.heads, d))?.transpose(1, 2)?.contiguous();
+        let split = |t: Tensor| {
+            t.reshape((b, n, self.heads, d))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
         let q = split((l.q.forward(x)? * (d as f64).powf(-0.5))?)?;
         let k = split(l.k.forward(x)?)?;
         let v = split(l.v.forward(x)?)?;

@@ -6,16 +6,16 @@
 //! BFL Flux files, ComfyUI text encoders) and renamed on the fly to the diffusers names the
 //! networks are written against (`checkpoint`).
 
-pub mod checkpoint;
-pub mod lora;
-pub mod tokenizer;
-pub mod clip;
-pub mod config;
-pub mod scheduler;
-pub mod unet;
-pub mod vae;
-pub mod noise;
-pub mod pipeline;
 pub mod arch;
 pub mod build;
+pub mod checkpoint;
+pub mod clip;
+pub mod config;
+pub mod lora;
 pub mod model;
+pub mod noise;
+pub mod pipeline;
+pub mod scheduler;
+pub mod tokenizer;
+pub mod unet;
+pub mod vae;

@@ -102,7 +102,12 @@ pub fn part_of(net: Network, family: Family) -> Part {
 
 impl Model {
     /// Loads `arch` from `files` on `device`, merging `loras`.
-    pub fn load(arch: Arch, files: &ModelFiles, loras: &[LoraSpec], device: &Device) -> Result<Self> {
+    pub fn load(
+        arch: Arch,
+        files: &ModelFiles,
+        loras: &[LoraSpec],
+        device: &Device,
+    ) -> Result<Self> {
         let family = arch.family;
         let ckpt = Checkpoint::open(&files.weights).map_err(|e| Error::Invalid(e.to_string()))?;
         let dtype = run_dtype(family, device);
@@ -122,7 +127,10 @@ impl Model {
         let (clip, clip2) = match family {
             Family::Sd1 | Family::Flux => (Some(base), None),
             Family::Sd2 => (Some(base.with_pad_token("!").map_err(tok)?), None),
-            Family::Sdxl => (Some(base.clone()), Some(base.with_pad_token("!").map_err(tok)?)),
+            Family::Sdxl => (
+                Some(base.clone()),
+                Some(base.with_pad_token("!").map_err(tok)?),
+            ),
             Family::SdxlRefiner => (None, Some(base.with_pad_token("!").map_err(tok)?)),
         };
         let t5 = match (family, &files.t5_tokenizer) {
@@ -212,9 +220,9 @@ impl Model {
             None
         };
         let mut noise = Seeded::new(req.seed);
-        let image = self
-            .pipeline
-            .generate(&cond, uncond.as_ref(), &params, init, &mut noise, on_step)?;
+        let image =
+            self.pipeline
+                .generate(&cond, uncond.as_ref(), &params, init, &mut noise, on_step)?;
         Ok((image, cut))
     }
 }
@@ -225,7 +233,9 @@ fn tok(e: crate::tokenizer::TokenizerError) -> Error {
 
 /// `[b, 3, h, w]` in [0, 1] → one RGB8 buffer per image (row-major, 3 bytes per pixel).
 pub fn to_rgb8(images: &Tensor) -> Result<Vec<Vec<u8>>> {
-    let images = (images.to_dtype(DType::F32)? * 255.0)?.round()?.clamp(0f32, 255f32)?;
+    let images = (images.to_dtype(DType::F32)? * 255.0)?
+        .round()?
+        .clamp(0f32, 255f32)?;
     let (b, _, _, _) = images.dims4()?;
     let mut out = Vec::with_capacity(b);
     for i in 0..b {

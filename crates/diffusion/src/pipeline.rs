@@ -46,7 +46,7 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T> {
 }
 
 pub enum Denoiser {
-    UNet(UNet),
+    UNet(Box<UNet>),
     Flux(Box<flux::model::Flux>),
 }
 
@@ -136,7 +136,12 @@ impl Pipeline {
         }
     }
 
-    fn clip(&self, which: Option<&ClipText>, ids: Option<&Vec<u32>>, what: &str) -> Result<ClipOutput> {
+    fn clip(
+        &self,
+        which: Option<&ClipText>,
+        ids: Option<&Vec<u32>>,
+        what: &str,
+    ) -> Result<ClipOutput> {
         let (Some(m), Some(ids)) = (which, ids) else {
             return invalid(format!("{what}: no encoder or no token ids"));
         };
@@ -148,7 +153,9 @@ impl Pipeline {
         let t = &self.text;
         Ok(match self.family {
             Family::Sd1 | Family::Sd2 => Conditioning {
-                context: self.clip(t.clip.as_ref(), ids.clip.as_ref(), "text encoder")?.last,
+                context: self
+                    .clip(t.clip.as_ref(), ids.clip.as_ref(), "text encoder")?
+                    .last,
                 pooled: None,
             },
             Family::Sdxl => {
@@ -198,7 +205,11 @@ impl Pipeline {
         on_step: &mut dyn FnMut(Step) -> bool,
     ) -> Result<Tensor> {
         let m = self.size_multiple();
-        if p.width == 0 || p.height == 0 || p.width % m != 0 || p.height % m != 0 {
+        if p.width == 0
+            || p.height == 0
+            || !p.width.is_multiple_of(m)
+            || !p.height.is_multiple_of(m)
+        {
             return invalid(format!(
                 "size {}x{} must be a positive multiple of {m}",
                 p.width, p.height
@@ -213,15 +224,23 @@ impl Pipeline {
         }
         let f = self.latent_factor();
         let b = p.batch;
-        let shape = [b, self.vae.config.latent_channels, p.height / f, p.width / f];
+        let shape = [
+            b,
+            self.vae.config.latent_channels,
+            p.height / f,
+            p.width / f,
+        ];
         let dev = &self.device;
         let mut sampler = Sampler::new(p.sampler, &self.schedule, p.steps)?;
 
         // Conditioning batch: [negative × b, positive × b] with guidance (diffusers' order).
         let rep = |t: &Tensor| -> Result<Tensor> { Ok(repeat_batch(t, b)?) };
         let mut ctx = rep(&cond.context)?;
-        let mut pooled = cond.pooled.as_ref().map(|t| rep(t)).transpose()?;
-        let mut ids = self.time_ids(p, false)?.map(|t| t.repeat((b, 1))).transpose()?;
+        let mut pooled = cond.pooled.as_ref().map(&rep).transpose()?;
+        let mut ids = self
+            .time_ids(p, false)?
+            .map(|t| t.repeat((b, 1)))
+            .transpose()?;
         if guided {
             let u = uncond.expect("checked");
             ctx = Tensor::cat(&[&rep(&u.context)?, &ctx], 0)?;
@@ -229,7 +248,10 @@ impl Pipeline {
                 pooled = Some(Tensor::cat(&[&rep(up)?, pp], 0)?);
             }
             if let Some(i) = &ids {
-                let neg = self.time_ids(p, true)?.expect("same family").repeat((b, 1))?;
+                let neg = self
+                    .time_ids(p, true)?
+                    .expect("same family")
+                    .repeat((b, 1))?;
                 ids = Some(Tensor::cat(&[&neg, i], 0)?);
             }
         }
@@ -272,7 +294,8 @@ impl Pipeline {
                     // UNets only) and draws its posterior noise: drawn here to stay in step.
                     noise.draw(post.mean.dims(), dev)?;
                     let mask = mask.ge(0.5)?.to_dtype(self.dtype)?;
-                    let mask = nearest_resize(&mask, p.height / f, p.width / f)?.repeat((b, 1, 1, 1))?;
+                    let mask =
+                        nearest_resize(&mask, p.height / f, p.width / f)?.repeat((b, 1, 1, 1))?;
                     inpaint = Some((x0, n, mask));
                 }
                 lat
@@ -358,7 +381,11 @@ impl Pipeline {
         let v = match self.family {
             Family::Sdxl => vec![h, w, 0.0, 0.0, h, w],
             Family::SdxlRefiner => {
-                let a = if negative { p.aesthetic.1 } else { p.aesthetic.0 };
+                let a = if negative {
+                    p.aesthetic.1
+                } else {
+                    p.aesthetic.0
+                };
                 vec![h, w, 0.0, 0.0, a as f32]
             }
             _ => return Ok(None),

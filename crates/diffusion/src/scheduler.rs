@@ -309,9 +309,7 @@ impl Sampler {
     fn sigma_x0(&self, out: &Tensor, x: &Tensor, s: f64) -> Result<Tensor> {
         match self.prediction {
             Prediction::Epsilon => x - (out * s)?,
-            Prediction::VPrediction => {
-                (out * (-s / (s * s + 1.0).sqrt()))? + (x / (s * s + 1.0))?
-            }
+            Prediction::VPrediction => (out * (-s / (s * s + 1.0).sqrt()))? + (x / (s * s + 1.0))?,
         }
     }
 
@@ -472,11 +470,26 @@ mod tests {
     #[test]
     fn spacings_match_diffusers() {
         // Values printed by diffusers 0.42.1 for 2 steps (steps_offset 1 where leading).
-        assert_eq!(spaced(Spacing::Leading, 2, 1000, 1, false), vec![501.0, 1.0]);
-        assert_eq!(spaced(Spacing::Trailing, 2, 1000, 0, false), vec![999.0, 499.0]);
-        assert_eq!(spaced(Spacing::Linspace, 2, 1000, 0, false), vec![999.0, 0.0]);
-        assert_eq!(spaced(Spacing::Linspace, 2, 1000, 0, true), vec![999.0, 500.0]);
-        assert_eq!(spaced(Spacing::Leading, 2, 1000, 1, true), vec![667.0, 334.0]);
+        assert_eq!(
+            spaced(Spacing::Leading, 2, 1000, 1, false),
+            vec![501.0, 1.0]
+        );
+        assert_eq!(
+            spaced(Spacing::Trailing, 2, 1000, 0, false),
+            vec![999.0, 499.0]
+        );
+        assert_eq!(
+            spaced(Spacing::Linspace, 2, 1000, 0, false),
+            vec![999.0, 0.0]
+        );
+        assert_eq!(
+            spaced(Spacing::Linspace, 2, 1000, 0, true),
+            vec![999.0, 500.0]
+        );
+        assert_eq!(
+            spaced(Spacing::Leading, 2, 1000, 1, true),
+            vec![667.0, 334.0]
+        );
     }
 
     #[test]

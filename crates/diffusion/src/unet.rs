@@ -74,7 +74,9 @@ impl UNet {
             .collect();
         for (i, t) in cfg.up_block_types.iter().enumerate() {
             if t.contains("CrossAttn") != attn[n - 1 - i] {
-                candle_core::bail!("unet config: up block {i} ({t}) does not mirror its down block");
+                candle_core::bail!(
+                    "unet config: up block {i} ({t}) does not mirror its down block"
+                );
             }
         }
         let ch0 = cfg.block_out_channels[0];
@@ -96,11 +98,13 @@ impl UNet {
                     embedding: TimestepEmbedding::new(vb.pp("add_embedding"), input, temb)?,
                 })
             }
-            Some(other) => candle_core::bail!("unet config: addition_embed_type {other} unsupported"),
+            Some(other) => {
+                candle_core::bail!("unet config: addition_embed_type {other} unsupported")
+            }
         };
 
         let mut down = Vec::with_capacity(n);
-        for i in 0..n {
+        for (i, &has_attn) in attn.iter().enumerate() {
             let cin = if i == 0 {
                 ch0
             } else {
@@ -116,7 +120,7 @@ impl UNet {
                 ..Default::default()
             };
             let vbi = vb.pp("down_blocks").pp(i);
-            down.push(if attn[i] {
+            down.push(if has_attn {
                 let c = CrossAttnDownBlock2DConfig {
                     downblock: plain,
                     attn_num_head_channels: cfg.heads(i),
@@ -149,7 +153,8 @@ impl UNet {
             transformer_layers_per_block: cfg.transformer_layers_per_block.get(n - 1),
             ..Default::default()
         };
-        let mid = UNetMidBlock2DCrossAttn::new(vb.pp("mid_block"), last, Some(temb), false, mid_cfg)?;
+        let mid =
+            UNetMidBlock2DCrossAttn::new(vb.pp("mid_block"), last, Some(temb), false, mid_cfg)?;
 
         let mut up = Vec::with_capacity(n);
         for i in 0..n {
@@ -191,7 +196,12 @@ impl UNet {
                 Up::Plain(UpBlock2D::new(vbi, cin, prev, cout, Some(temb), plain)?)
             });
         }
-        let norm_out = nn::group_norm(cfg.norm_num_groups, ch0, cfg.norm_eps, vb.pp("conv_norm_out"))?;
+        let norm_out = nn::group_norm(
+            cfg.norm_num_groups,
+            ch0,
+            cfg.norm_eps,
+            vb.pp("conv_norm_out"),
+        )?;
         let conv_out = conv3(ch0, cfg.out_channels, vb.pp("conv_out"))?;
         Ok(Self {
             conv_in,
@@ -224,7 +234,11 @@ impl UNet {
         match (&self.add, input.added) {
             (Some(add), Some((pooled, ids))) => {
                 let ids = ids.to_dtype(DType::F32)?.flatten_all()?;
-                let te = add.time_proj.forward(&ids)?.reshape((b, ()))?.to_dtype(dtype)?;
+                let te = add
+                    .time_proj
+                    .forward(&ids)?
+                    .reshape((b, ()))?
+                    .to_dtype(dtype)?;
                 let x = Tensor::cat(&[&pooled.to_dtype(dtype)?, &te], 1)?;
                 emb = (emb + add.embedding.forward(&x)?)?;
             }

@@ -99,7 +99,12 @@ impl Vae {
                 ..Default::default()
             };
             let cin = rev[i.saturating_sub(1)];
-            dec_up.push(UpDecoderBlock2D::new(d.pp("up_blocks").pp(i), cin, rev[i], c)?);
+            dec_up.push(UpDecoderBlock2D::new(
+                d.pp("up_blocks").pp(i),
+                cin,
+                rev[i],
+                c,
+            )?);
         }
         Ok(Self {
             enc_in: conv(cfg.in_channels, ch[0], 3, e.pp("conv_in"))?,
@@ -133,7 +138,9 @@ impl Vae {
             xs = b.forward(&xs)?;
         }
         xs = self.enc_mid.forward(&xs, None)?;
-        xs = self.enc_out.forward(&nn::ops::silu(&self.enc_norm.forward(&xs)?)?)?;
+        xs = self
+            .enc_out
+            .forward(&nn::ops::silu(&self.enc_norm.forward(&xs)?)?)?;
         if let Some(q) = &self.quant {
             xs = q.forward(&xs)?;
         }

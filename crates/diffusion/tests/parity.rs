@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use reelsmith_diffusion::build::{build, Network};
-use reelsmith_diffusion::checkpoint::{Checkpoint, Part};
+use reelsmith_diffusion::build::build;
+use reelsmith_diffusion::checkpoint::Checkpoint;
 use reelsmith_diffusion::lora::LoraSpec;
+use reelsmith_diffusion::model::part_of;
 use reelsmith_diffusion::noise::Replay;
 use reelsmith_diffusion::pipeline::{
     pack, Conditioning, Denoiser, Family, InitImage, Params, Pipeline, TokenIds,
@@ -33,11 +34,15 @@ struct Fixture {
 
 impl Fixture {
     fn load(family: &str) -> Self {
-        let json: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir().join(format!("{family}.json"))).unwrap())
-                .unwrap();
-        let io = candle_core::safetensors::load(dir().join(format!("{family}.io.safetensors")), &Device::Cpu)
-            .unwrap();
+        let json: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir().join(format!("{family}.json"))).unwrap(),
+        )
+        .unwrap();
+        let io = candle_core::safetensors::load(
+            dir().join(format!("{family}.io.safetensors")),
+            &Device::Cpu,
+        )
+        .unwrap();
         Self { json, io }
     }
 
@@ -79,8 +84,20 @@ impl Fixture {
 /// rel-L2 and max|Δ|/max|ref|, asserted against the limits.
 fn check(what: &str, got: &Tensor, want: &Tensor, rel_limit: f64, max_limit: f64) {
     assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let g = got.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let w = want.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let g = got
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let w = want
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     let (mut num, mut den, mut max_d, mut max_r) = (0.0, 0.0, 0.0f64, 0.0f64);
     for (a, b) in g.iter().zip(&w) {
         num += (a - b) * (a - b);
@@ -91,8 +108,14 @@ fn check(what: &str, got: &Tensor, want: &Tensor, rel_limit: f64, max_limit: f64
     let rel = (num / den.max(1e-30)).sqrt();
     let rmax = max_d / max_r.max(1e-30);
     println!("{what}: rel-L2 {rel:.2e}, max|Δ| {max_d:.2e} (max|ref| {max_r:.3})");
-    assert!(rel <= rel_limit, "{what}: rel-L2 {rel:.3e} > {rel_limit:.0e}");
-    assert!(rmax <= max_limit, "{what}: max|Δ|/max|ref| {rmax:.3e} > {max_limit:.0e}");
+    assert!(
+        rel <= rel_limit,
+        "{what}: rel-L2 {rel:.3e} > {rel_limit:.0e}"
+    );
+    assert!(
+        rmax <= max_limit,
+        "{what}: max|Δ|/max|ref| {rmax:.3e} > {max_limit:.0e}"
+    );
 }
 
 fn check_call(what: &str, got: &Tensor, want: &Tensor) {
@@ -116,7 +139,12 @@ fn family_of(name: &str) -> Family {
 
 fn files_of(name: &str) -> Vec<PathBuf> {
     let names: Vec<&str> = match name {
-        "flux" => vec!["flux1-schnell.safetensors", "ae.safetensors", "clip_l.safetensors", "t5xxl.safetensors"],
+        "flux" => vec![
+            "flux1-schnell.safetensors",
+            "ae.safetensors",
+            "clip_l.safetensors",
+            "t5xxl.safetensors",
+        ],
         "sd15" => vec!["sd15.safetensors"],
         "sd21" => vec!["sd21.safetensors"],
         "sdxl" => vec!["sdxl.safetensors"],
@@ -126,32 +154,34 @@ fn files_of(name: &str) -> Vec<PathBuf> {
     names.into_iter().map(|n| dir().join(n)).collect()
 }
 
-fn part_of(net: Network, family: Family) -> Part {
-    match (net, family) {
-        (Network::Unet, _) => Part::Unet,
-        (Network::Transformer, _) => Part::FluxTransformer,
-        (Network::Vae, Family::Flux) => Part::FluxVae,
-        (Network::Vae, _) => Part::Vae,
-        (Network::TextEncoder, _) => Part::TextEncoder,
-        (Network::TextEncoder2, Family::Flux) => Part::T5,
-        (Network::TextEncoder2, _) => Part::TextEncoder2,
-    }
-}
-
 fn pipeline(fx: &Fixture, name: &str, loras: &[LoraSpec]) -> Pipeline {
     let family = family_of(name);
     let ckpt = Checkpoint::open(&files_of(name)).unwrap();
-    let schedule: ScheduleConfig = serde_json::from_value(fx.json["scheduler"].clone()).unwrap_or_default();
-    build(family, &fx.json, schedule, DType::F32, &Device::Cpu, |net, cfg| {
-        Ok(ckpt
-            .var_builder(part_of(net, family), cfg, loras, DType::F32, &Device::Cpu)
-            .map_err(|e| reelsmith_diffusion::pipeline::Error::Invalid(e.to_string()))?)
-    })
+    let schedule: ScheduleConfig =
+        serde_json::from_value(fx.json["scheduler"].clone()).unwrap_or_default();
+    build(
+        family,
+        &fx.json,
+        schedule,
+        DType::F32,
+        &Device::Cpu,
+        |net, cfg| {
+            ckpt.var_builder(part_of(net, family), cfg, loras, DType::F32, &Device::Cpu)
+                .map_err(|e| reelsmith_diffusion::pipeline::Error::Invalid(e.to_string()))
+        },
+    )
     .unwrap()
 }
 
 /// Runs one recorded pipeline run and checks every step and the image.
-fn replay_run(fx: &Fixture, p: &mut Pipeline, run: &str, cond: &Conditioning, uncond: Option<&Conditioning>, init: Option<&InitImage>) {
+fn replay_run(
+    fx: &Fixture,
+    p: &mut Pipeline,
+    run: &str,
+    cond: &Conditioning,
+    uncond: Option<&Conditioning>,
+    init: Option<&InitImage>,
+) {
     let r = fx.run(run);
     let sched = &r["scheduler"];
     let kind = SamplerKind::from_diffusers_class(sched["_class_name"].as_str().unwrap()).unwrap();
@@ -173,27 +203,50 @@ fn replay_run(fx: &Fixture, p: &mut Pipeline, run: &str, cond: &Conditioning, un
     let flux = p.family == Family::Flux;
     let image = p
         .generate(cond, uncond, &params, init, &mut noise, &mut |s| {
-            steps.push(if flux { pack(s.latents).unwrap() } else { s.latents.clone() });
+            steps.push(if flux {
+                pack(s.latents).unwrap()
+            } else {
+                s.latents.clone()
+            });
             true
         })
         .unwrap();
     assert_eq!(noise.remaining(), 0, "{run}: recorded draws left unused");
     for (i, s) in steps.iter().enumerate() {
-        check_run(&format!("{run} step {i}"), s, &fx.t(&format!("{run}.step.{i}")));
+        check_run(
+            &format!("{run} step {i}"),
+            s,
+            &fx.t(&format!("{run}.step.{i}")),
+        );
     }
-    check_run(&format!("{run} image"), &image, &fx.t(&format!("{run}.image")));
+    check_run(
+        &format!("{run} image"),
+        &image,
+        &fx.t(&format!("{run}.image")),
+    );
 }
 
 fn vae_roundtrip(fx: &Fixture, p: &Pipeline, name: &str) {
     let post = p.vae.encode(&fx.t("vae.image")).unwrap();
     check_call(&format!("{name} vae mean"), &post.mean, &fx.t("vae.mean"));
     let decoded = p.vae.decode(&fx.t("vae.latents")).unwrap();
-    check_call(&format!("{name} vae decode"), &decoded, &fx.t("vae.decoded"));
+    check_call(
+        &format!("{name} vae decode"),
+        &decoded,
+        &fx.t("vae.decoded"),
+    );
 }
 
 fn unet_call(fx: &Fixture, p: &Pipeline, name: &str, ctx: &Tensor, want: &Tensor) {
-    let Denoiser::UNet(unet) = &p.denoiser else { unreachable!() };
-    let t = fx.t("unet.t").flatten_all().unwrap().to_vec1::<f32>().unwrap()[0] as f64;
+    let Denoiser::UNet(unet) = &p.denoiser else {
+        unreachable!()
+    };
+    let t = fx
+        .t("unet.t")
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap()[0] as f64;
     let (pooled, ids) = (fx.io.get("unet.pooled"), fx.io.get("unet.time_ids"));
     let out = unet
         .forward(
@@ -251,15 +304,35 @@ fn sd15_loras_match_peft_in_both_formats() {
         let uncond = p.encode(&clip_ids(&fx, "ids", 0)).unwrap();
         let cond = p.encode(&clip_ids(&fx, "ids", 1)).unwrap();
         let both = Tensor::cat(&[&uncond.context, &cond.context], 0).unwrap();
-        check_call(&format!("{file} text encoder"), &both, &fx.t("lora.te.hidden"));
-        unet_call(&fx, &p, file, &fx.t("lora.te.hidden"), &fx.t("lora.unet.out"));
+        check_call(
+            &format!("{file} text encoder"),
+            &both,
+            &fx.t("lora.te.hidden"),
+        );
+        unet_call(
+            &fx,
+            &p,
+            file,
+            &fx.t("lora.te.hidden"),
+            &fx.t("lora.unet.out"),
+        );
     }
     // Without the LoRA the outputs differ: the merge is what makes the match.
     let plain = pipeline(&fx, "sd15", &[]);
     let cond = plain.encode(&clip_ids(&fx, "ids", 1)).unwrap();
     let want = fx.t("lora.te.hidden").get(1).unwrap().unsqueeze(0).unwrap();
-    let diff = (cond.context - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-    assert!(diff > 1e-3, "the LoRA changes the text encoder (max |Δ| {diff})");
+    let diff = (cond.context - want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(
+        diff > 1e-3,
+        "the LoRA changes the text encoder (max |Δ| {diff})"
+    );
 }
 
 #[test]
@@ -292,7 +365,14 @@ fn sdxl_and_turbo_match_diffusers() {
     let cond = p.encode(&sdxl_ids(&fx, 1)).unwrap();
     let ctx = Tensor::cat(&[&uncond.context, &cond.context], 0).unwrap();
     check_call("sdxl context", &ctx, &fx.t("ctx"));
-    let pooled = Tensor::cat(&[uncond.pooled.as_ref().unwrap(), cond.pooled.as_ref().unwrap()], 0).unwrap();
+    let pooled = Tensor::cat(
+        &[
+            uncond.pooled.as_ref().unwrap(),
+            cond.pooled.as_ref().unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
     check_call("sdxl pooled", &pooled, &fx.t("pooled"));
     unet_call(&fx, &p, "sdxl", &fx.t("unet.ctx"), &fx.t("unet.out"));
     vae_roundtrip(&fx, &p, "sdxl");
@@ -302,7 +382,13 @@ fn sdxl_and_turbo_match_diffusers() {
     let scale = fx.json["lora"]["scale"].as_f64().unwrap() as f32;
     let lora = LoraSpec::new(dir().join("sdxl_lora_kohya.safetensors"), scale);
     let p = pipeline(&fx, "sdxl", &[lora]);
-    unet_call(&fx, &p, "sdxl kohya lora", &fx.t("unet.ctx"), &fx.t("lora.unet.out"));
+    unet_call(
+        &fx,
+        &p,
+        "sdxl kohya lora",
+        &fx.t("unet.ctx"),
+        &fx.t("lora.unet.out"),
+    );
 }
 
 #[test]
@@ -338,9 +424,19 @@ fn flux_schnell_matches_diffusers() {
     let cond = p.encode(&ids).unwrap();
     check_call("flux t5", &cond.context, &fx.t("t5.hidden"));
     let pooled = fx.t("clip.pooled");
-    let want_pooled = if pooled.dim(0).unwrap() == 2 { pooled.get(1).unwrap().unsqueeze(0).unwrap() } else { pooled };
-    check_call("flux clip pooled", cond.pooled.as_ref().unwrap(), &want_pooled);
-    let Denoiser::Flux(model) = &p.denoiser else { unreachable!() };
+    let want_pooled = if pooled.dim(0).unwrap() == 2 {
+        pooled.get(1).unwrap().unsqueeze(0).unwrap()
+    } else {
+        pooled
+    };
+    check_call(
+        "flux clip pooled",
+        cond.pooled.as_ref().unwrap(),
+        &want_pooled,
+    );
+    let Denoiser::Flux(model) = &p.denoiser else {
+        unreachable!()
+    };
     use candle_transformers::models::flux::WithForward;
     let out = model
         .forward(
