@@ -6,6 +6,10 @@ Run with the venv python printed by scripts/bench-refs.sh:
   bench_ref.py llm --model FILE.gguf --threads N --prompt-tokens P --gen-tokens G
   bench_ref.py asr --model CT2_DIR --audio FILE.wav --threads N --beam B [--language en]
   bench_ref.py tts --model VOICE.onnx --ids IDS.json --threads N
+  bench_ref.py image --configs CONFIGS.json --family unet|flux --size WxH --batch B
+                     --steps S --cfg C --device cpu|cuda --dtype float32|float16|bfloat16
+                     --threads N
+    (`image` needs torch + diffusers: the venv of scripts/diffusion-fixture-venv.sh)
 
 Each subcommand prints exactly ONE line of JSON on stdout; everything else
 (including anything the native libraries print) goes to stderr. Exits non-zero
@@ -206,6 +210,92 @@ def run_tts(args):
     }
 
 
+def run_image(args):
+    """diffusers' eager denoising step on a random-weight network built from the same configs
+    reelsmith uses: the denoiser call (batch doubled under guidance) plus the scheduler
+    update, timed per step after one warm-up step."""
+    import torch
+    import diffusers
+    from diffusers import (EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler,
+                           FluxTransformer2DModel, UNet2DConditionModel)
+
+    torch.set_num_threads(args.threads)
+    with open(args.configs) as f:
+        cfgs = json.load(f)
+    dev = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    b = args.batch
+    guided = args.cfg > 1.0
+    vae_factor = 2 ** (len(cfgs["vae"]["block_out_channels"]) - 1)
+    lh, lw = h // vae_factor, w // vae_factor
+    with torch.no_grad():
+        if args.family == "flux":
+            t = cfgs["transformer"]
+            net = FluxTransformer2DModel(**{k: v for k, v in t.items() if not k.startswith("_")})
+            net = net.to(dev, dtype).eval()
+            c = net.config.in_channels // 4
+            x = torch.randn(b, (lh // 2) * (lw // 2), c * 4, device=dev, dtype=dtype)
+            txt = torch.randn(b, 256, net.config.joint_attention_dim, device=dev, dtype=dtype)
+            pooled = torch.randn(b, net.config.pooled_projection_dim, device=dev, dtype=dtype)
+            img_ids = torch.zeros((lh // 2) * (lw // 2), 3, device=dev, dtype=dtype)
+            txt_ids = torch.zeros(256, 3, device=dev, dtype=dtype)
+            sched = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=False)
+
+            def call(x, t):
+                return net(hidden_states=x, timestep=(t / 1000).expand(b).to(dtype),
+                           pooled_projections=pooled, encoder_hidden_states=txt,
+                           txt_ids=txt_ids, img_ids=img_ids, return_dict=False)[0]
+        else:
+            u = cfgs["unet"]
+            net = UNet2DConditionModel(**{k: v for k, v in u.items() if not k.startswith("_")})
+            net = net.to(dev, dtype).eval()
+            n = 2 * b if guided else b
+            ctx = torch.randn(n, 77, net.config.cross_attention_dim, device=dev, dtype=dtype)
+            added = None
+            if u.get("addition_embed_type") == "text_time":
+                ids = (net.config.projection_class_embeddings_input_dim
+                       - 1280) // net.config.addition_time_embed_dim
+                added = {"text_embeds": torch.randn(n, 1280, device=dev, dtype=dtype),
+                         "time_ids": torch.full((n, ids), 512.0, device=dev, dtype=dtype)}
+            x = torch.randn(b, net.config.in_channels, lh, lw, device=dev, dtype=dtype)
+            sched = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012,
+                                           beta_schedule="scaled_linear")
+
+            def call(x, t):
+                xin = torch.cat([x, x]) if guided else x
+                xin = sched.scale_model_input(xin, t)
+                out = net(xin, t, encoder_hidden_states=ctx, added_cond_kwargs=added,
+                          return_dict=False)[0]
+                if guided:
+                    un, co = out.chunk(2)
+                    out = un + args.cfg * (co - un)
+                return out
+        sched.set_timesteps(args.steps + 1, device=dev)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        times = []
+        for i, t in enumerate(sched.timesteps):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = call(x, t)
+            x = sched.step(out, t, x, return_dict=False)[0]
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+    peak = torch.cuda.max_memory_allocated() if dev.type == "cuda" else peak_rss_bytes()
+    return {
+        "engine": "diffusers",
+        "diffusers": diffusers.__version__,
+        "torch": torch.__version__,
+        "step_s": sum(times) / len(times),
+        "steps": times,
+        "peak_bytes": peak,
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -224,6 +314,16 @@ def main():
     tts.add_argument("--model", required=True, help="Piper voice .onnx")
     tts.add_argument("--ids", required=True, help="JSON: sentences (phoneme ids), scales, sample_rate")
     tts.add_argument("--threads", type=int, required=True)
+    img = sub.add_parser("image", help="diffusers denoising step time (random weights)")
+    img.add_argument("--configs", required=True, help="JSON: unet|transformer, vae, ... configs")
+    img.add_argument("--family", choices=["unet", "flux"], required=True)
+    img.add_argument("--size", required=True, help="WxH")
+    img.add_argument("--batch", type=int, default=1)
+    img.add_argument("--steps", type=int, default=3)
+    img.add_argument("--cfg", type=float, default=0.0)
+    img.add_argument("--device", default="cpu")
+    img.add_argument("--dtype", default="float32")
+    img.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     if args.threads < 1:
         die("--threads must be >= 1")
@@ -234,7 +334,7 @@ def main():
     sys.stdout.flush()
     os.dup2(2, 1)
     try:
-        result = {"llm": run_llm, "asr": run_asr, "tts": run_tts}[args.cmd](args)
+        result = {"llm": run_llm, "asr": run_asr, "tts": run_tts, "image": run_image}[args.cmd](args)
     except ImportError as e:
         die(f"{e}; run with the python printed by scripts/bench-refs.sh")
     except Exception as e:  # noqa: BLE001 - report any engine failure clearly

@@ -94,6 +94,34 @@ pub enum BenchWhat {
         #[arg(long)]
         no_reference: bool,
     },
+    /// An image model's denoising step with full-size random weights (they time like the real
+    /// ones): seconds per step, VAE decode and peak memory at a size and batch; with a python
+    /// holding torch + diffusers (default: the fixture venv of scripts/diffusion-fixture-venv.sh,
+    /// if present), diffusers' eager step on the same architecture and device, and the ratio
+    /// (target ≤ 1.2× on a GPU).
+    Image {
+        /// Registry id or architecture: sd15, sd21, sd-turbo, sdxl, sdxl-turbo, sdxl-refiner, flux.
+        #[arg(long, default_value = "sd15")]
+        model: String,
+        /// WxH (default: 512x512).
+        #[arg(long, default_value = "512x512")]
+        size: String,
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Steps timed (after one warm-up step).
+        #[arg(long, default_value_t = 3)]
+        steps: usize,
+        /// cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Python with torch + diffusers for the reference run.
+        #[arg(long)]
+        python: Option<PathBuf>,
+        #[arg(long)]
+        no_reference: bool,
+    },
     /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
     /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
     /// ≤ 100 ms).
@@ -362,6 +390,20 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
                 },
             )
         }
+        BenchWhat::Image {
+            model,
+            size,
+            batch,
+            steps,
+            device,
+            threads,
+            python,
+            no_reference,
+        } => {
+            pin_cpu_threads(threads);
+            image_bench_args(&model, &size, batch, steps, &device, python, no_reference)
+                .and_then(|b| super::bench_models::bench_image(work.path(), dirs, b))
+        }
         BenchWhat::Asr {
             model,
             audio,
@@ -388,6 +430,46 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
             1
         }
     }
+}
+
+/// `bench image`'s options, checked; the reference python is `--python`, else the fixture
+/// venv when it exists.
+fn image_bench_args<'a>(
+    model: &'a str,
+    size: &str,
+    batch: usize,
+    steps: usize,
+    device: &'a str,
+    python: Option<PathBuf>,
+    no_reference: bool,
+) -> Result<super::bench_models::ImageBench<'a>, String> {
+    let (w, h) = size
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse::<usize>().ok()?, h.trim().parse::<usize>().ok()?)))
+        .filter(|(w, h)| *w >= 64 && *h >= 64 && w % 64 == 0 && h % 64 == 0)
+        .ok_or_else(|| format!("--size {size}: use WxH, multiples of 64 (e.g. 512x512)"))?;
+    if batch == 0 || steps == 0 {
+        return Err("--batch and --steps must be at least 1".into());
+    }
+    let venv = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/reelsmith/fixture-venv/bin/python"))
+        .filter(|p| p.is_file());
+    let reference_python = match (no_reference, python) {
+        (true, _) => None,
+        (false, Some(p)) => Some(p),
+        (false, None) => Some(venv.ok_or(
+            "no python with torch + diffusers: run scripts/diffusion-fixture-venv.sh, pass --python, or --no-reference",
+        )?),
+    };
+    Ok(super::bench_models::ImageBench {
+        model,
+        width: w,
+        height: h,
+        batch,
+        steps,
+        device,
+        reference_python,
+    })
 }
 
 fn bench_render(work: &Path) -> Result<(), String> {

@@ -490,3 +490,229 @@ pub fn bench_tts(work: &Path, dirs: &Dirs, b: TtsBench) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// Options of `bench image`.
+pub struct ImageBench<'a> {
+    /// A registry id or an architecture (`sd15`, `sd21`, `sd-turbo`, `sdxl`, `sdxl-turbo`,
+    /// `sdxl-refiner`, `flux`).
+    pub model: &'a str,
+    pub width: usize,
+    pub height: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub device: &'a str,
+    /// Python with torch + diffusers for the reference (`None`: ours only).
+    pub reference_python: Option<PathBuf>,
+}
+
+/// Architecture and variant of `--model`: a registry entry's, else the name itself.
+fn image_arch(model: &str, dirs: &Dirs) -> Result<(String, Option<String>), String> {
+    let reg = crate::hub::Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
+    if let Some(m) = reg.get(model) {
+        return Ok((m.arch.clone(), m.variant.clone()));
+    }
+    Ok(match model {
+        "sd-turbo" => ("sd21".into(), Some("turbo".into())),
+        "sdxl-turbo" => ("sdxl".into(), Some("turbo".into())),
+        "sd21-v" => ("sd21".into(), Some("v".into())),
+        other => (other.to_string(), None),
+    })
+}
+
+/// Parameters of the full-size networks (denoiser + text encoders + VAE), to refuse a run
+/// that cannot fit in memory before allocating it.
+fn image_params(arch: &str) -> u64 {
+    match arch {
+        "sd15" => 1_066_000_000,
+        "sd21" => 1_290_000_000,
+        "sdxl" => 3_470_000_000,
+        "sdxl-refiner" => 3_100_000_000,
+        _ => 16_870_000_000,
+    }
+}
+
+fn mem_available() -> Option<u64> {
+    let t = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = t
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb << 10)
+}
+
+/// Full-size random-weight networks (they time like the real ones): seconds per sampling step
+/// (the denoiser with guidance where the model's default uses it, plus the sampler update) at
+/// a size and batch, the VAE decode, and peak memory; with a reference python, diffusers'
+/// eager step time on the same architecture, size, batch and device, and the ratio.
+pub fn bench_image(work: &Path, dirs: &Dirs, b: ImageBench) -> Result<(), String> {
+    use reelsmith_diffusion::{arch, build, model, noise, pipeline};
+
+    let (arch_name, variant) = image_arch(b.model, dirs)?;
+    let arch = arch::builtin(&arch_name, variant.as_deref()).ok_or_else(|| {
+        format!(
+            "--model {}: not an image model or architecture (sd15, sd21, sd-turbo, sdxl, sdxl-turbo, sdxl-refiner, flux, or a registry id)",
+            b.model
+        )
+    })?;
+    let device = crate::engines::models::parse_device(b.device)?;
+    let dtype = model::run_dtype(arch.family, &device);
+    if device.is_cpu() {
+        let need = image_params(&arch_name) * 4;
+        if let Some(avail) = mem_available().filter(|&a| a < need + (need >> 2)) {
+            return Err(format!(
+                "{} needs ~{:.1} GiB for f32 weights on the CPU; {:.1} GiB is available (use --device cuda, or a smaller model)",
+                arch.name,
+                need as f64 / (1u64 << 30) as f64,
+                avail as f64 / (1u64 << 30) as f64
+            ));
+        }
+    }
+    let cfg = if arch.defaults.cfg > 1.0 { arch.defaults.cfg } else { 0.0 };
+    println!(
+        "bench image: {} ({}) {}x{} batch {} {} steps, {} {:?}, random weights{}",
+        arch.name,
+        arch_name,
+        b.width,
+        b.height,
+        b.batch,
+        arch.defaults.sampler.name(),
+        b.device,
+        dtype,
+        if cfg > 0.0 { format!(", CFG {cfg}") } else { String::new() }
+    );
+    let t0 = Instant::now();
+    let p = build::random(&arch, dtype, &device).map_err(|e| e.to_string())?;
+    let load_s = t0.elapsed().as_secs_f64();
+    // A CLIP-like prompt: bos, some tokens, eos, padding.
+    let mut clip: Vec<u32> = vec![49406, 320, 1125, 539, 320, 2368, 49407];
+    clip.resize(77, 49407);
+    let mut t5: Vec<u32> = (0..12).map(|i| 100 + i).collect();
+    t5.push(1);
+    t5.resize(256, 0);
+    let ids = pipeline::TokenIds {
+        clip: Some(clip.clone()),
+        clip2: Some(clip),
+        t5: Some(t5),
+    };
+    let t1 = Instant::now();
+    let cond = p.encode(&ids).map_err(|e| e.to_string())?;
+    let encode_s = t1.elapsed().as_secs_f64();
+    let uncond = p.uses_guidance(cfg).then(|| cond.clone());
+    let params = pipeline::Params {
+        sampler: arch.defaults.sampler,
+        // One more than measured: the first step warms up.
+        steps: b.steps + 1,
+        cfg,
+        width: b.width,
+        height: b.height,
+        batch: b.batch,
+        aesthetic: (6.0, 2.5),
+    };
+    let mut marks = vec![Instant::now()];
+    let start = Instant::now();
+    let _image = p
+        .generate(
+            &cond,
+            uncond.as_ref(),
+            &params,
+            None,
+            &mut noise::Seeded::new(0),
+            &mut |s: pipeline::Step| {
+                // Wait for the device so the step's time is its own.
+                let _ = s.latents.device().synchronize();
+                marks.push(Instant::now());
+                true
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    let end = Instant::now();
+    let steps: Vec<f64> = marks
+        .windows(2)
+        .skip(2)
+        .map(|w| (w[1] - w[0]).as_secs_f64())
+        .collect();
+    let first = (marks[1] - start).as_secs_f64();
+    let decode_s = (end - *marks.last().unwrap_or(&start)).as_secs_f64();
+    let ours = steps.iter().sum::<f64>() / steps.len().max(1) as f64;
+    println!(
+        "  reelsmith (candle)  {:.3} s/step (median of {}: {:.3}; first step {:.2} s)   VAE decode {:.2} s   text encoders {:.2} s   build {:.1} s   peak RSS {:.0} MiB",
+        ours,
+        steps.len(),
+        median(&steps),
+        first,
+        decode_s,
+        encode_s,
+        load_s,
+        mib(peak_rss())
+    );
+    let Some(py) = b.reference_python else {
+        return Ok(());
+    };
+    drop(p);
+    let cfg_file = work.join("image-configs.json");
+    std::fs::write(&cfg_file, arch.configs.to_string())
+        .map_err(|e| format!("{}: {e}", cfg_file.display()))?;
+    let script = work.join("bench_ref.py");
+    std::fs::write(&script, REF_PY).map_err(|e| format!("{}: {e}", script.display()))?;
+    let out = Command::new(&py)
+        .arg(&script)
+        .args([
+            "image",
+            "--configs",
+            &cfg_file.display().to_string(),
+            "--family",
+            match arch.family {
+                pipeline::Family::Flux => "flux",
+                _ => "unet",
+            },
+            "--size",
+            &format!("{}x{}", b.width, b.height),
+            "--batch",
+            &b.batch.to_string(),
+            "--steps",
+            &b.steps.to_string(),
+            "--cfg",
+            &cfg.to_string(),
+            "--device",
+            if device.is_cpu() { "cpu" } else { "cuda" },
+            "--dtype",
+            match dtype {
+                candle_core::DType::F16 => "float16",
+                candle_core::DType::BF16 => "bfloat16",
+                _ => "float32",
+            },
+            "--threads",
+            &std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "2".into()),
+        ])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{}: {e}", py.display()))?;
+    if !out.status.success() {
+        return Err(format!("the diffusers reference run failed ({})", out.status));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    let x: serde_json::Value =
+        serde_json::from_str(line.trim()).map_err(|e| format!("reference output {line:?}: {e}"))?;
+    let theirs = x["step_s"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "  diffusers (eager)   {:.3} s/step   peak {:.0} MiB   (diffusers {}, torch {})",
+        theirs,
+        mib(x["peak_bytes"].as_u64().unwrap_or(0)),
+        x["diffusers"].as_str().unwrap_or("?"),
+        x["torch"].as_str().unwrap_or("?")
+    );
+    println!(
+        "  ratio (ours / diffusers): step time {:.2}× (target ≤ 1.2)",
+        ours / theirs
+    );
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
