@@ -570,7 +570,11 @@ pub fn bench_image(work: &Path, dirs: &Dirs, b: ImageBench) -> Result<(), String
             ));
         }
     }
-    let cfg = if arch.defaults.cfg > 1.0 { arch.defaults.cfg } else { 0.0 };
+    let cfg = if arch.defaults.cfg > 1.0 {
+        arch.defaults.cfg
+    } else {
+        0.0
+    };
     println!(
         "bench image: {} ({}) {}x{} batch {} {} steps, {} {:?}, random weights{}",
         arch.name,
@@ -581,7 +585,11 @@ pub fn bench_image(work: &Path, dirs: &Dirs, b: ImageBench) -> Result<(), String
         arch.defaults.sampler.name(),
         b.device,
         dtype,
-        if cfg > 0.0 { format!(", CFG {cfg}") } else { String::new() }
+        if cfg > 0.0 {
+            format!(", CFG {cfg}")
+        } else {
+            String::new()
+        }
     );
     let t0 = Instant::now();
     let p = build::random(&arch, dtype, &device).map_err(|e| e.to_string())?;
@@ -629,9 +637,10 @@ pub fn bench_image(work: &Path, dirs: &Dirs, b: ImageBench) -> Result<(), String
         )
         .map_err(|e| e.to_string())?;
     let end = Instant::now();
+    // marks[0] is taken before sampling starts: the first window is the warm-up step.
     let steps: Vec<f64> = marks
         .windows(2)
-        .skip(2)
+        .skip(1)
         .map(|w| (w[1] - w[0]).as_secs_f64())
         .collect();
     let first = (marks[1] - start).as_secs_f64();
@@ -691,7 +700,10 @@ pub fn bench_image(work: &Path, dirs: &Dirs, b: ImageBench) -> Result<(), String
         .output()
         .map_err(|e| format!("{}: {e}", py.display()))?;
     if !out.status.success() {
-        return Err(format!("the diffusers reference run failed ({})", out.status));
+        return Err(format!(
+            "the diffusers reference run failed ({})",
+            out.status
+        ));
     }
     let line = String::from_utf8_lossy(&out.stdout);
     let x: serde_json::Value =

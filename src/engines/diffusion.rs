@@ -89,8 +89,12 @@ fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageMod
                 .join(", ")
         ));
     }
-    let dir = import::local_dir(cfg, m)
-        .ok_or_else(|| format!("{} is not installed: `reelsmith models pull {}`", m.id, m.id))?;
+    let dir = import::local_dir(cfg, m).ok_or_else(|| {
+        format!(
+            "{} is not installed: `reelsmith models pull {}`",
+            m.id, m.id
+        )
+    })?;
     let mut companions = Vec::new();
     for id in &m.requires {
         let c = reg
@@ -159,7 +163,13 @@ fn find_in(dirs: &[&Path], rel: &str) -> Option<PathBuf> {
 pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
     let mut arch = arch::builtin(&m.arch, m.variant.as_deref())
         .ok_or_else(|| format!("{}: unknown image architecture {}", m.id, m.arch))?;
-    for net in ["unet", "transformer", "vae", "text_encoder", "text_encoder_2"] {
+    for net in [
+        "unet",
+        "transformer",
+        "vae",
+        "text_encoder",
+        "text_encoder_2",
+    ] {
         let p = m.dir.join(net).join("config.json");
         if p.is_file() {
             let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -188,7 +198,10 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
         // FLUX's T5 comes as fp16 or fp8: one is enough (the first by name: fp16 < fp8).
         let mut t5 = false;
         found.retain(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.starts_with("t5xxl") {
                 let keep = !t5;
                 t5 = true;
@@ -200,7 +213,11 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
         weights.extend(found);
     }
     if weights.is_empty() {
-        return Err(format!("{}: no .safetensors weights in {}", m.id, m.dir.display()));
+        return Err(format!(
+            "{}: no .safetensors weights in {}",
+            m.id,
+            m.dir.display()
+        ));
     }
     let clip_tokenizer = find_in(&dirs, "tokenizer/vocab.json")
         .and_then(|p| p.parent().map(Path::to_path_buf))
@@ -227,10 +244,40 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
     ))
 }
 
-/// A loaded model; the pipeline runs one image at a time.
+/// Share of the schedule the SDXL refiner redraws (image-to-image over the base's drawing).
+pub const REFINER_STRENGTH: f64 = 0.3;
+
+/// A loaded model, with the SDXL refiner when the job has one.
 pub struct DiffusionEngine {
     id: String,
     model: Arc<Model>,
+    refiner: Option<(String, Arc<Model>)>,
+}
+
+fn load_model(
+    m: &ImageModelRef,
+    loras: &[LoraSpec],
+    device: &Device,
+    device_index: Option<u32>,
+) -> Result<Arc<Model>, EngineError> {
+    let fail = |message: String| EngineError::Failed {
+        engine: m.id.clone(),
+        message,
+    };
+    let (arch, files) = model_files(m).map_err(fail)?;
+    let lora_key: Vec<String> = loras
+        .iter()
+        .map(|l| format!("{}*{}", l.path.display(), l.weight))
+        .collect();
+    let key = ModelKey {
+        model: format!("{}#{}|{}", m.id, m.fingerprint, lora_key.join(",")),
+        device: device_index,
+        dtype: format!("{:?}", dm::run_dtype(arch.family, device)),
+    };
+    let bytes = weight_bytes(&files);
+    loaded::shared(&key, bytes, || {
+        Model::load(arch, &files, loras, device).map_err(|e| fail(e.to_string()))
+    })
 }
 
 /// Rough host memory of a loaded model: the size of its weight files (f32 on the CPU doubles
@@ -245,34 +292,24 @@ fn weight_bytes(files: &ModelFiles) -> u64 {
 }
 
 impl DiffusionEngine {
-    /// Loads (or reuses) `m` with `loras` on `device`.
+    /// Loads (or reuses) `m` with `loras` on `device`, and the refiner (without LoRAs: style
+    /// LoRAs are made for the base model).
     pub fn load(
         m: &ImageModelRef,
+        refiner: Option<&ImageModelRef>,
         loras: &[LoraSpec],
         device: &Device,
         device_index: Option<u32>,
     ) -> Result<Self, EngineError> {
-        let fail = |message: String| EngineError::Failed {
-            engine: m.id.clone(),
-            message,
+        let model = load_model(m, loras, device, device_index)?;
+        let refiner = match refiner {
+            Some(r) => Some((r.id.clone(), load_model(r, &[], device, device_index)?)),
+            None => None,
         };
-        let (arch, files) = model_files(m).map_err(fail)?;
-        let lora_key: Vec<String> = loras
-            .iter()
-            .map(|l| format!("{}*{}", l.path.display(), l.weight))
-            .collect();
-        let key = ModelKey {
-            model: format!("{}#{}|{}", m.id, m.fingerprint, lora_key.join(",")),
-            device: device_index,
-            dtype: format!("{:?}", dm::run_dtype(arch.family, device)),
-        };
-        let bytes = weight_bytes(&files);
-        let model = loaded::shared(&key, bytes, || {
-            Model::load(arch, &files, loras, device).map_err(|e| fail(e.to_string()))
-        })?;
         Ok(Self {
             id: format!("{}#{}", m.id, m.fingerprint),
             model,
+            refiner,
         })
     }
 
@@ -301,12 +338,19 @@ fn read_rgb(path: &Path, width: usize, height: usize) -> Result<RgbImage, Engine
         engine: "image".into(),
         message: format!("{}: {e}", path.display()),
     })?;
-    Ok(crate::media::stills::cover(&img, width as u32, height as u32))
+    Ok(crate::media::stills::cover(
+        &img,
+        width as u32,
+        height as u32,
+    ))
 }
 
 impl ImageEngine for DiffusionEngine {
     fn id(&self) -> String {
-        format!("diffusion/{}@1", self.id)
+        match &self.refiner {
+            Some((r, _)) => format!("diffusion/{}+{r}@1", self.id),
+            None => format!("diffusion/{}@1", self.id),
+        }
     }
 
     fn generate(&self, req: &ImageRequest) -> Result<RgbImage, EngineError> {
@@ -329,12 +373,14 @@ impl ImageEngine for DiffusionEngine {
             None => None,
             Some(i) => {
                 let image = read_rgb(&i.image, w, h)?;
-                let image = dm::from_rgb8(&image.data, w, h, &dev).map_err(|e| fail(e.to_string()))?;
+                let image =
+                    dm::from_rgb8(&image.data, w, h, &dev).map_err(|e| fail(e.to_string()))?;
                 let mask = match &i.mask {
                     None => None,
                     Some(p) => {
                         let m = read_rgb(p, w, h)?;
-                        let t = dm::from_rgb8(&m.data, w, h, &dev).map_err(|e| fail(e.to_string()))?;
+                        let t =
+                            dm::from_rgb8(&m.data, w, h, &dev).map_err(|e| fail(e.to_string()))?;
                         Some(t.narrow(1, 0, 1).map_err(|e| fail(e.to_string()))?)
                     }
                 };
@@ -349,7 +395,9 @@ impl ImageEngine for DiffusionEngine {
         let sampler = match &s.sampler {
             None => None,
             Some(name) => Some(SamplerKind::parse(name).ok_or_else(|| {
-                fail(format!("unknown sampler {name}: use ddim, euler, euler_a, dpmpp_2m or flow"))
+                fail(format!(
+                    "unknown sampler {name}: use ddim, euler, euler_a, dpmpp_2m or flow"
+                ))
             })?),
         };
         let request = dm::Request {
@@ -369,11 +417,34 @@ impl ImageEngine for DiffusionEngine {
             cancelled = !go;
             go
         });
-        let (images, _cut) = match result {
+        let (mut images, _cut) = match result {
             Ok(v) => v,
             Err(_) if cancelled => return Err(EngineError::Cancelled),
             Err(e) => return Err(fail(e.to_string())),
         };
+        if let Some((_, refiner)) = &self.refiner {
+            let init = InitImage {
+                image: images,
+                strength: REFINER_STRENGTH,
+                mask: None,
+            };
+            let request = dm::Request {
+                sampler: None,
+                steps: None,
+                cfg: None,
+                ..request
+            };
+            let result = refiner.generate(&request, Some(&init), &mut |step: Step| {
+                let go = progress(step.done, step.total);
+                cancelled = !go;
+                go
+            });
+            images = match result {
+                Ok((v, _)) => v,
+                Err(_) if cancelled => return Err(EngineError::Cancelled),
+                Err(e) => return Err(fail(format!("refiner: {e}"))),
+            };
+        }
         let rgb = dm::to_rgb8(&images).map_err(|e| fail(e.to_string()))?;
         let img = RgbImage {
             width: w as u32,

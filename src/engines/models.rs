@@ -11,6 +11,7 @@
 //! # en = "piper-en_US-joe-medium"
 //! # de = "none"                     # espeak-ng for German
 //! image = "auto"                    # auto | none | an image model's registry id (sd15, sdxl-turbo, flux1-schnell, …)
+//! refiner = "auto"                  # auto (sdxl-refiner over SDXL base when installed) | none | id
 //! ```
 //!
 //! `REELSMITH_IMAGE` overrides `image`. `auto` picks the first installed image model; on a
@@ -51,6 +52,9 @@ pub struct StageModels {
     /// The image model that draws keyframes (`None`: the procedural painter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<super::diffusion::ImageModelRef>,
+    /// SDXL refiner run over the image model's drawings (SDXL base only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refiner: Option<super::diffusion::ImageModelRef>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +64,7 @@ struct EnginesFile {
     asr: Option<String>,
     tts: Option<TtsSetting>,
     image: Option<String>,
+    refiner: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,11 +149,33 @@ impl StageModels {
             ),
             v => Some(super::diffusion::find_image_model(&reg, &cfg, v, &image.1)?),
         };
+        let refiner_field = format!("{}: refiner", file.display());
+        let refiner = match settings.refiner.as_deref().map(str::trim).unwrap_or("auto") {
+            "none" | "off" => None,
+            "auto" => image
+                .as_ref()
+                .filter(|m| m.arch == "sdxl" && m.variant.is_none())
+                .and_then(|_| {
+                    super::diffusion::find_image_model(&reg, &cfg, "sdxl-refiner", &refiner_field)
+                        .ok()
+                }),
+            v => {
+                let r = super::diffusion::find_image_model(&reg, &cfg, v, &refiner_field)?;
+                if r.arch != "sdxl-refiner" {
+                    return Err(format!(
+                        "{refiner_field}: {} is not an SDXL refiner (arch {})",
+                        r.id, r.arch
+                    ));
+                }
+                Some(r)
+            }
+        };
         Ok(StageModels {
             llm: choose(&reg, &cfg, &llm.0, &llm.1, ModelKind::Llm)?,
             asr: choose(&reg, &cfg, &asr.0, &asr.1, ModelKind::Asr)?,
             tts,
             image,
+            refiner,
         })
     }
 }

@@ -119,11 +119,13 @@ fn diffusion_request(plan: &Plan, scene: &PlannedScene, base: ImageRequest) -> I
     ImageRequest {
         prompt,
         seed: lead.and_then(|c| c.seed).unwrap_or(base.seed),
-        init: lead.and_then(|c| c.reference.clone()).map(|image| ImageInit {
-            image,
-            strength: REFERENCE_STRENGTH,
-            mask: None,
-        }),
+        init: lead
+            .and_then(|c| c.reference.clone())
+            .map(|image| ImageInit {
+                image,
+                strength: REFERENCE_STRENGTH,
+                mask: None,
+            }),
         ..base
     }
 }
@@ -185,9 +187,11 @@ impl Stage for KeyframesStage {
 
     fn params(&self, job: &JobSpec, _lang: Option<&str>) -> serde_json::Value {
         let model = job.models.image.as_ref().map(|m| (&m.id, &m.fingerprint));
+        let refiner = job.models.refiner.as_ref().map(|m| (&m.id, &m.fingerprint));
         serde_json::json!({
             "size": keyframe_size(job.settings.width, job.settings.height),
             "image_model": model,
+            "refiner": refiner,
             "loras": job.channel.style.loras,
         })
     }
@@ -198,9 +202,10 @@ impl Stage for KeyframesStage {
             Some(m) => Resources {
                 cpu_slots: 2,
                 ram_bytes: 0,
-                // Placed on a GPU only when this build can run one.
+                // Placed on a GPU only when this build can run one; the refiner stays loaded
+                // beside the base model.
                 vram_bytes: if candle_core::utils::cuda_is_available() {
-                    m.vram_bytes
+                    m.vram_bytes + job.models.refiner.as_ref().map_or(0, |r| r.vram_bytes)
                 } else {
                     0
                 },
@@ -218,7 +223,8 @@ impl Stage for KeyframesStage {
             Some(m) => {
                 let loras = style_loras(ctx, &m.arch)?;
                 let device = candle_device(ctx)?;
-                let engine = DiffusionEngine::load(m, &loras, &device, ctx.device)
+                let refiner = ctx.job.models.refiner.as_ref();
+                let engine = DiffusionEngine::load(m, refiner, &loras, &device, ctx.device)
                     .map_err(|e| StageError::Engine(e.to_string()))?;
                 let digests = loras
                     .iter()
@@ -296,12 +302,13 @@ impl Stage for KeyframesStage {
                             ctx.progress((i as f32 + done as f32 / total.max(1) as f32) / n as f32);
                             !ctx.cancel.is_cancelled()
                         };
-                        let img = engine
-                            .generate_with(&req, &mut progress)
-                            .map_err(|e| match e {
-                                EngineError::Cancelled => StageError::Cancelled,
-                                e => StageError::Engine(e.to_string()),
-                            })?;
+                        let img =
+                            engine
+                                .generate_with(&req, &mut progress)
+                                .map_err(|e| match e {
+                                    EngineError::Cancelled => StageError::Cancelled,
+                                    e => StageError::Engine(e.to_string()),
+                                })?;
                         if diffusion.is_some() {
                             img
                         } else {

@@ -93,6 +93,7 @@ pub fn build(
         Ok((weights(n, c)?, c))
     };
     let (vb, c) = load(Network::Vae)?;
+    let vae_dtype = vb.dtype();
     let vae = crate::vae::Vae::new(vb, &parse::<VaeConfig>("vae", c).map_err(Error::Invalid)?)?;
     let denoiser = match family {
         Family::Flux => {
@@ -134,6 +135,7 @@ pub fn build(
         schedule,
         device: device.clone(),
         dtype,
+        vae_dtype,
     })
 }
 

@@ -111,6 +111,11 @@ impl Model {
         let family = arch.family;
         let ckpt = Checkpoint::open(&files.weights).map_err(|e| Error::Invalid(e.to_string()))?;
         let dtype = run_dtype(family, device);
+        // SDXL's autoencoder overflows in f16 (diffusers upcasts it: `force_upcast`).
+        let net_dtype = |net: Network| match (net, family) {
+            (Network::Vae, Family::Sdxl | Family::SdxlRefiner) if dtype == DType::F16 => DType::F32,
+            _ => dtype,
+        };
         let pipeline = build(
             family,
             &arch.configs,
@@ -118,7 +123,7 @@ impl Model {
             dtype,
             device,
             |net, cfg| {
-                ckpt.var_builder(part_of(net, family), cfg, loras, dtype, device)
+                ckpt.var_builder(part_of(net, family), cfg, loras, net_dtype(net), device)
                     .map_err(|e| Error::Invalid(e.to_string()))
             },
         )?;

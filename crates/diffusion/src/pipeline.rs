@@ -116,6 +116,9 @@ pub struct Pipeline {
     pub schedule: ScheduleConfig,
     pub device: Device,
     pub dtype: DType,
+    /// The autoencoder's dtype: f32 where f16 overflows (SDXL's VAE, as diffusers'
+    /// `force_upcast`), else `dtype`.
+    pub vae_dtype: DType,
 }
 
 fn ids_tensor(ids: &[u32], dev: &Device) -> Result<Tensor> {
@@ -273,10 +276,16 @@ impl Pipeline {
                 if !(init.strength > 0.0 && init.strength <= 1.0) {
                     return invalid(format!("strength {} is not in (0, 1]", init.strength));
                 }
-                let image = ((init.image.to_dtype(self.dtype)? * 2.0)? - 1.0)?;
+                let image = ((init.image.to_dtype(self.vae_dtype)? * 2.0)? - 1.0)?;
                 let post = self.vae.encode(&image)?;
-                let draw = noise.draw(post.mean.dims(), dev)?.to_dtype(self.dtype)?;
-                let x0 = self.vae.scale(&post.sample(&draw)?)?.repeat((b, 1, 1, 1))?;
+                let draw = noise
+                    .draw(post.mean.dims(), dev)?
+                    .to_dtype(self.vae_dtype)?;
+                let x0 = self
+                    .vae
+                    .scale(&post.sample(&draw)?)?
+                    .to_dtype(self.dtype)?
+                    .repeat((b, 1, 1, 1))?;
                 if sampler.start_at_strength(init.strength) == 0 {
                     return invalid(format!(
                         "strength {} leaves none of the {} steps",
@@ -370,6 +379,7 @@ impl Pipeline {
                 return Err(Error::Cancelled);
             }
         }
+        let latents = latents.to_dtype(self.vae_dtype)?;
         let image = self.vae.decode(&self.vae.unscale(&latents)?)?;
         Ok(((image.to_dtype(DType::F32)? / 2.0)? + 0.5)?.clamp(0f32, 1f32)?)
     }
