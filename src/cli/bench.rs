@@ -445,7 +445,12 @@ fn image_bench_args<'a>(
 ) -> Result<super::bench_models::ImageBench<'a>, String> {
     let (w, h) = size
         .split_once(['x', 'X'])
-        .and_then(|(w, h)| Some((w.trim().parse::<usize>().ok()?, h.trim().parse::<usize>().ok()?)))
+        .and_then(|(w, h)| {
+            Some((
+                w.trim().parse::<usize>().ok()?,
+                h.trim().parse::<usize>().ok()?,
+            ))
+        })
         .filter(|(w, h)| *w >= 64 && *h >= 64 && w % 64 == 0 && h % 64 == 0)
         .ok_or_else(|| format!("--size {size}: use WxH, multiples of 64 (e.g. 512x512)"))?;
     if batch == 0 || steps == 0 {
