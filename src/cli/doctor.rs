@@ -180,6 +180,31 @@ pub fn run(dirs: &Dirs) -> i32 {
                     None => println!("  --   tts {lang}: no Piper voice; espeak-ng speaks {lang}"),
                 }
             }
+            match &m.image {
+                Some(r) => {
+                    let files = crate::engines::diffusion::model_files(r);
+                    match files {
+                        Ok((arch, _)) => println!(
+                            "  ok   image: {} ({}, {}) for keyframes{}",
+                            r.id,
+                            arch.name,
+                            r.dir.display(),
+                            match &m.refiner {
+                                Some(x) => format!(", refined by {}", x.id),
+                                None => String::new(),
+                            }
+                        ),
+                        Err(e) => {
+                            problems += 1;
+                            println!("  MISS image: {e}");
+                        }
+                    }
+                }
+                None => println!(
+                    "  --   image: none; keyframes are painted (`reelsmith models pull sd-turbo` \
+                     for a model that runs on the CPU)"
+                ),
+            }
             // The Piper phonemizer is espeak-ng's library, opened at run time.
             if !m.tts.is_empty() {
                 match crate::engines::vits::phonemize::phonemize("ok", "en-us") {
