@@ -41,6 +41,9 @@ pub struct ImageModelRef {
     /// the registry's estimate (`hub::vram`); the scheduler admits by it.
     #[serde(default)]
     pub vram_bytes: u64,
+    /// The registry's default sampler/steps/guidance (else the architecture's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<crate::hub::registry::SamplingDefault>,
 }
 
 /// Whether reelsmith can run a registry entry as an image model (not a companion, a format
@@ -125,6 +128,7 @@ fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageMod
         companions,
         arch: m.arch.clone(),
         variant: m.variant.clone(),
+        sampling: m.sampling.clone(),
     })
 }
 
@@ -219,7 +223,20 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
             m.dir.display()
         ));
     }
+    if let Some(s) = &m.sampling {
+        arch.defaults = arch::SamplingDefaults {
+            sampler: SamplerKind::parse(&s.sampler).ok_or_else(|| {
+                format!(
+                    "{}: registry sampling.sampler {} is unknown",
+                    m.id, s.sampler
+                )
+            })?,
+            steps: s.steps.max(1) as usize,
+            cfg: f64::from(s.cfg),
+        };
+    }
     let clip_tokenizer = find_in(&dirs, "tokenizer/vocab.json")
+        .or_else(|| find_in(&dirs, "tokenizer_2/vocab.json"))
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .or_else(|| find_in(&dirs, "tokenizer/bpe_simple_vocab_16e6.txt.gz"))
         .or_else(|| find_in(&dirs, "bpe_simple_vocab_16e6.txt.gz"))

@@ -95,7 +95,25 @@ pub struct ModelEntry {
     /// encoders).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
+    /// Image models: how the model is sampled by default (its makers' recommendation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<SamplingDefault>,
 }
+
+/// An image model's default sampler, step count and guidance scale.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingDefault {
+    /// ddim, euler, euler_a, dpmpp_2m or flow.
+    pub sampler: String,
+    pub steps: u32,
+    /// Classifier-free guidance scale (≤ 1: off).
+    pub cfg: f32,
+}
+
+// `cfg` is a finite number from the registry file (TOML has no NaN literal in our files and
+// the loader rejects non-finite values), so equality is an equivalence.
+impl Eq for SamplingDefault {}
 
 fn main() -> String {
     "main".into()
@@ -226,6 +244,26 @@ impl Registry {
             }
             if m.files.is_empty() {
                 return Err(err(format!("{at}.files: list at least one file")));
+            }
+            if let Some(s) = &m.sampling {
+                const SAMPLERS: [&str; 5] = ["ddim", "euler", "euler_a", "dpmpp_2m", "flow"];
+                if !SAMPLERS.contains(&s.sampler.as_str()) {
+                    return Err(err(format!(
+                        "{at}.sampling.sampler: {:?} is not one of {}",
+                        s.sampler,
+                        SAMPLERS.join(", ")
+                    )));
+                }
+                if s.steps == 0
+                    || s.steps > 1000
+                    || !s.cfg.is_finite()
+                    || !(0.0..=30.0).contains(&s.cfg)
+                {
+                    return Err(err(format!(
+                        "{at}.sampling: steps 1..=1000 and cfg 0..=30 (got {} and {})",
+                        s.steps, s.cfg
+                    )));
+                }
             }
             for (j, f) in m.files.iter().enumerate() {
                 if f.path.is_empty() || f.path.starts_with('/') || f.path.contains("..") {

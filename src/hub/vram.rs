@@ -187,6 +187,7 @@ mod tests {
             local: None,
             variant: None,
             requires: Vec::new(),
+            sampling: None,
         }
     }
 
