@@ -365,6 +365,7 @@ pub fn entry(d: &Detected, id: &str) -> ModelEntry {
         local: Some(d.root.clone()),
         variant: None,
         requires: Vec::new(),
+        sampling: None,
     }
 }
 
