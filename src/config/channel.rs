@@ -466,6 +466,33 @@ mod tests {
     }
 
     #[test]
+    fn style_loras_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+        let write = |text: &str| {
+            std::fs::write(dir.path().join("channels/anime.toml"), text).unwrap();
+            ChannelSet::load(Some(dir.path()))
+        };
+        let set =
+            write("[[style.loras]]\nfile = \"ink.safetensors\"\nweight = 0.6\narch = [\"sd15\"]\n")
+                .unwrap();
+        let l = &set.get("anime").unwrap().style.loras;
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            (l[0].weight, l[0].arch.as_slice()),
+            (0.6, &["sd15".to_string()][..])
+        );
+        let err = write("[[style.loras]]\nfile = \"ink.safetensors\"\nweight = 9.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("style.loras[0].weight"), "{err}");
+        let err = write("[[style.loras]]\nfile = \"ink.ckpt\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("style.loras[0].file"), "{err}");
+    }
+
+    #[test]
     fn overlay_with_a_cycle_is_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("channels")).unwrap();

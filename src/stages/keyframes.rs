@@ -70,16 +70,20 @@ fn draw_label(
 
 /// The characters a scene shows, leading one first: its speakers in order of speaking, then
 /// those its prompt names.
-fn scene_characters<'p>(plan: &'p Plan, scene: &PlannedScene) -> Vec<&'p PlannedCharacter> {
+fn scene_characters<'p>(
+    characters: &'p [PlannedCharacter],
+    prompt: &str,
+    speakers: &[&str],
+) -> Vec<&'p PlannedCharacter> {
     let mut out: Vec<&PlannedCharacter> = Vec::new();
-    for line in &scene.lines {
-        if let Some(c) = plan.characters.iter().find(|c| c.id == line.speaker) {
+    for speaker in speakers {
+        if let Some(c) = characters.iter().find(|c| c.id == *speaker) {
             if !out.iter().any(|o| o.id == c.id) {
                 out.push(c);
             }
         }
     }
-    let prompt = scene.prompt.to_lowercase();
+    let prompt = prompt.to_lowercase();
     let names = |c: &PlannedCharacter| {
         [c.id.to_lowercase(), c.name.to_lowercase()]
             .into_iter()
@@ -91,7 +95,7 @@ fn scene_characters<'p>(plan: &'p Plan, scene: &PlannedScene) -> Vec<&'p Planned
                     || (n.contains(' ') && prompt.contains(&n))
             })
     };
-    for c in &plan.characters {
+    for c in characters {
         if !out.iter().any(|o| o.id == c.id) && names(c) {
             out.push(c);
         }
@@ -107,8 +111,18 @@ pub const REFERENCE_STRENGTH: f32 = 0.7;
 /// character sheets of the characters it shows; the leading character's reference picture
 /// and seed when it has them.
 fn diffusion_request(plan: &Plan, scene: &PlannedScene, base: ImageRequest) -> ImageRequest {
-    let chars = scene_characters(plan, scene);
-    let mut prompt = scene.prompt.clone();
+    let speakers: Vec<&str> = scene.lines.iter().map(|l| l.speaker.as_str()).collect();
+    sheet_request(&plan.characters, &scene.prompt, &speakers, base)
+}
+
+fn sheet_request(
+    characters: &[PlannedCharacter],
+    scene_prompt: &str,
+    speakers: &[&str],
+    base: ImageRequest,
+) -> ImageRequest {
+    let chars = scene_characters(characters, scene_prompt, speakers);
+    let mut prompt = scene_prompt.to_string();
     for c in &chars {
         let sheet = c.look.as_deref().unwrap_or(&c.description).trim();
         if !sheet.is_empty() {
@@ -346,5 +360,116 @@ impl Stage for KeyframesStage {
                 frames,
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn character(
+        id: &str,
+        look: &str,
+        seed: Option<u64>,
+        reference: Option<&str>,
+    ) -> PlannedCharacter {
+        PlannedCharacter {
+            id: id.into(),
+            name: id.to_uppercase(),
+            description: format!("{id} as described"),
+            variant: "m3".into(),
+            pitch: None,
+            rate: None,
+            speaker: None,
+            length_scale: None,
+            noise_scale: None,
+            noise_w: None,
+            look: (!look.is_empty()).then(|| look.to_string()),
+            reference: reference.map(Into::into),
+            seed,
+        }
+    }
+
+    fn cast() -> Vec<PlannedCharacter> {
+        vec![
+            character(
+                "aki",
+                "red scarf, short black hair",
+                Some(77),
+                Some("/refs/aki.png"),
+            ),
+            character("bo", "", None, None),
+            character("cy", "tall, silver armour", Some(5), None),
+        ]
+    }
+
+    fn base(seed: u64) -> ImageRequest {
+        ImageRequest {
+            prompt: String::new(),
+            negative_prompt: "blurry".into(),
+            width: 640,
+            height: 360,
+            seed,
+            look: "anime".into(),
+            palette: vec![],
+            motifs: vec![],
+            scene_index: 0,
+            scene_count: 1,
+            init: None,
+            sampling: None,
+        }
+    }
+
+    #[test]
+    fn the_leading_character_is_the_first_speaker_then_the_prompt_names() {
+        let cast = cast();
+        let ids = |prompt: &str, speakers: &[&str]| -> Vec<String> {
+            scene_characters(&cast, prompt, speakers)
+                .iter()
+                .map(|c| c.id.clone())
+                .collect()
+        };
+        assert_eq!(
+            ids("cy stands on a hill with bo", &["bo", "aki", "bo"]),
+            ["bo", "aki", "cy"]
+        );
+        assert!(ids("a quiet harbour at dawn", &[]).is_empty());
+        // Names match whole words only ("bold" is not Bo).
+        assert!(ids("bold colours", &[]).is_empty());
+    }
+
+    #[test]
+    fn character_sheets_shape_the_request() {
+        let cast = cast();
+        // Aki leads: her sheet, seed and reference; Cy is named in the prompt: his sheet.
+        let req = sheet_request(
+            &cast,
+            "anime key visual, aki meets cy",
+            &["aki"],
+            base(1234),
+        );
+        assert!(
+            req.prompt.starts_with("anime key visual, aki meets cy"),
+            "{}",
+            req.prompt
+        );
+        assert!(
+            req.prompt.contains("AKI: red scarf, short black hair"),
+            "{}",
+            req.prompt
+        );
+        assert!(
+            req.prompt.contains("CY: tall, silver armour"),
+            "{}",
+            req.prompt
+        );
+        assert_eq!(req.seed, 77);
+        let init = req.init.expect("image-to-image from the reference");
+        assert_eq!(init.image, std::path::PathBuf::from("/refs/aki.png"));
+        assert_eq!(init.strength, REFERENCE_STRENGTH);
+        // Bo leads (no look: his description; no seed or reference): the scene's own seed.
+        let req = sheet_request(&cast, "bo alone", &["bo"], base(1234));
+        assert!(req.prompt.contains("BO: bo as described"), "{}", req.prompt);
+        assert_eq!((req.seed, req.init.is_none()), (1234, true));
     }
 }
