@@ -56,6 +56,8 @@ fn llm_plans_every_example_with_schema_valid_json() {
         llm: Some(llm_ref(&gguf)),
         asr: None,
         tts: Default::default(),
+        image: None,
+        refiner: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples");

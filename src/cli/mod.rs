@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_models;
 pub mod chat;
 pub mod doctor;
+pub mod image;
 pub mod models;
 pub mod queue;
 pub mod render;
@@ -69,6 +70,9 @@ pub enum Command {
     Transcribe(transcribe::TranscribeArgs),
     /// Speak text with a Piper voice (VITS on candle) into a WAV file, for trying voices.
     Say(say::SayArgs),
+    /// Draw a picture with an installed image model (Stable Diffusion, SDXL, FLUX on candle):
+    /// text-to-image, --init image-to-image, --mask inpainting, LoRAs.
+    Image(image::ImageArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
 }
@@ -179,5 +183,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Transcribe(a) => transcribe::run(a, &dirs),
         Command::Chat(a) => chat::run(a, &dirs),
         Command::Say(a) => say::run(a, &dirs),
+        Command::Image(a) => image::run(a, &dirs),
     }
 }

@@ -546,6 +546,7 @@ fn import(path: &std::path::Path, id: Option<String>, dirs: &Dirs) -> i32 {
             .unwrap_or_else(|| "imported".into());
         let stem = stem
             .trim_end_matches(".gguf")
+            .trim_end_matches(".safetensors")
             .trim_end_matches(".json")
             .trim_end_matches(".onnx")
             .to_string();

@@ -191,6 +191,31 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
     }
     let mut dirs: Vec<&Path> = vec![&m.dir];
     dirs.extend(m.companions.iter().map(PathBuf::as_path));
+    if m.dir.join("transformer/config.json").is_file() {
+        return Err(format!(
+            "{}: FLUX diffusers folders (transformer/ with diffusers names) are not supported; \
+             use the BFL single file flux1-schnell.safetensors (`reelsmith models pull flux1-schnell`)",
+            m.id
+        ));
+    }
+    // A diffusers folder: each network's weights in its own folder.
+    let mut per_network = std::collections::BTreeMap::new();
+    for net in ["unet", "vae", "text_encoder", "text_encoder_2"] {
+        let d = m.dir.join(net);
+        if !d.join("config.json").is_file() {
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&d)
+            .map_err(|e| format!("{}: {e}", d.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && p.is_file())
+            .collect();
+        found.sort();
+        // Both precisions may be there (`*.fp16.safetensors` sorts first): one is enough.
+        if let Some(first) = found.into_iter().next() {
+            per_network.insert(net.to_string(), vec![first]);
+        }
+    }
     let mut weights = Vec::new();
     for d in &dirs {
         let mut found: Vec<PathBuf> = std::fs::read_dir(d)
@@ -255,6 +280,7 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
         arch,
         ModelFiles {
             weights,
+            per_network,
             clip_tokenizer,
             t5_tokenizer,
         },
@@ -324,7 +350,7 @@ impl DiffusionEngine {
             None => None,
         };
         Ok(Self {
-            id: format!("{}#{}", m.id, m.fingerprint),
+            id: m.id.clone(),
             model,
             refiner,
         })

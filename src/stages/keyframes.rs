@@ -144,20 +144,38 @@ fn sheet_request(
     }
 }
 
+/// The engine id of an image model (and refiner) as reports and keyframes.json show it.
+pub fn engine_id(
+    m: &crate::engines::diffusion::ImageModelRef,
+    refiner: Option<&crate::engines::diffusion::ImageModelRef>,
+) -> String {
+    match refiner {
+        Some(r) => format!("diffusion/{}+{}@1", m.id, r.id),
+        None => format!("diffusion/{}@1", m.id),
+    }
+}
+
+/// A style LoRA's file: absolute, or relative to `<config>/loras/`.
+fn lora_path(file: &Path) -> std::path::PathBuf {
+    if file.is_absolute() {
+        file.to_path_buf()
+    } else {
+        crate::config::Dirs::resolve(None)
+            .config
+            .join("loras")
+            .join(file)
+    }
+}
+
 /// The channel's style LoRAs for an architecture, with relative files under `<config>/loras/`.
 fn style_loras(ctx: &StageCtx, arch: &str) -> Result<Vec<LoraSpec>, StageError> {
-    let root = crate::config::Dirs::resolve(None).config.join("loras");
     let mut out = Vec::new();
     for (i, l) in ctx.job.channel.style.loras.iter().enumerate() {
         let family = |a: &str| a.trim_end_matches("-refiner").to_string();
         if !l.arch.is_empty() && !l.arch.iter().any(|a| family(a) == family(arch)) {
             continue;
         }
-        let path = if l.file.is_absolute() {
-            l.file.clone()
-        } else {
-            root.join(&l.file)
-        };
+        let path = lora_path(&l.file);
         if !path.is_file() {
             return Err(StageError::data(
                 format!("channel {}: style.loras[{i}].file", ctx.job.channel.name),
@@ -194,7 +212,7 @@ impl Stage for KeyframesStage {
 
     fn engine(&self, job: &JobSpec) -> String {
         match &job.models.image {
-            Some(m) => format!("diffusion/{}@1", m.id),
+            Some(m) => engine_id(m, job.models.refiner.as_ref()),
             None => self.builtin_engine(),
         }
     }
@@ -202,11 +220,34 @@ impl Stage for KeyframesStage {
     fn params(&self, job: &JobSpec, _lang: Option<&str>) -> serde_json::Value {
         let model = job.models.image.as_ref().map(|m| (&m.id, &m.fingerprint));
         let refiner = job.models.refiner.as_ref().map(|m| (&m.id, &m.fingerprint));
+        // Pictures and LoRAs are keyed by content: one edited in place redraws.
+        let digest = |p: &Path| file_digest(p).ok();
+        let references: Vec<_> = job
+            .script
+            .characters
+            .iter()
+            .map(|c| c.reference.as_deref().map(digest))
+            .collect();
+        let images: Vec<_> = job
+            .script
+            .scenes
+            .iter()
+            .map(|s| s.image.as_deref().map(digest))
+            .collect();
+        let loras: Vec<_> = job
+            .channel
+            .style
+            .loras
+            .iter()
+            .map(|l| (digest(&lora_path(&l.file)), l.weight, &l.arch))
+            .collect();
         serde_json::json!({
             "size": keyframe_size(job.settings.width, job.settings.height),
             "image_model": model,
             "refiner": refiner,
-            "loras": job.channel.style.loras,
+            "loras": loras,
+            "references": references,
+            "images": images,
         })
     }
 
@@ -297,9 +338,13 @@ impl Stage for KeyframesStage {
                                 Some(init) => Some(file_digest(&init.image)?),
                                 None => None,
                             };
+                            let models = (
+                                ctx.job.models.image.as_ref().map(|m| &m.fingerprint),
+                                ctx.job.models.refiner.as_ref().map(|m| &m.fingerprint),
+                            );
                             (
-                                serde_json::json!({ "engine": engine.id(), "request": req,
-                                    "reference": reference, "loras": loras }),
+                                serde_json::json!({ "engine": engine.id(), "weights": models,
+                                    "request": req, "reference": reference, "loras": loras }),
                                 "generated",
                             )
                         }

@@ -27,6 +27,9 @@ pub struct ModelFiles {
     /// `.safetensors` files: a single-file checkpoint, or FLUX's transformer + autoencoder +
     /// text encoders.
     pub weights: Vec<PathBuf>,
+    /// Networks whose weights are in files of their own (a diffusers folder: `unet`, `vae`,
+    /// `text_encoder`, `text_encoder_2` → files); the others come from `weights`.
+    pub per_network: std::collections::BTreeMap<String, Vec<PathBuf>>,
     /// CLIP BPE: a folder with `vocab.json` + `merges.txt`, or OpenAI's
     /// `bpe_simple_vocab_16e6.txt(.gz)`.
     pub clip_tokenizer: PathBuf,
@@ -109,7 +112,17 @@ impl Model {
         device: &Device,
     ) -> Result<Self> {
         let family = arch.family;
-        let ckpt = Checkpoint::open(&files.weights).map_err(|e| Error::Invalid(e.to_string()))?;
+        let open =
+            |paths: &[PathBuf]| Checkpoint::open(paths).map_err(|e| Error::Invalid(e.to_string()));
+        let ckpt = if files.weights.is_empty() {
+            None
+        } else {
+            Some(open(&files.weights)?)
+        };
+        let mut own = std::collections::BTreeMap::new();
+        for (net, paths) in &files.per_network {
+            own.insert(net.clone(), open(paths)?);
+        }
         let dtype = run_dtype(family, device);
         // SDXL's autoencoder overflows in f16 (diffusers upcasts it: `force_upcast`).
         let net_dtype = |net: Network| match (net, family) {
@@ -123,7 +136,11 @@ impl Model {
             dtype,
             device,
             |net, cfg| {
-                ckpt.var_builder(part_of(net, family), cfg, loras, net_dtype(net), device)
+                let c = own
+                    .get(net.key())
+                    .or(ckpt.as_ref())
+                    .ok_or_else(|| Error::Invalid(format!("no weights for the {}", net.key())))?;
+                c.var_builder(part_of(net, family), cfg, loras, net_dtype(net), device)
                     .map_err(|e| Error::Invalid(e.to_string()))
             },
         )?;
