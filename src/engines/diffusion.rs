@@ -158,6 +158,17 @@ pub fn auto_image_model(reg: &Registry, cfg: &HubConfig, gpu: bool) -> Option<Im
         .find_map(|m| reference(reg, cfg, m).ok())
 }
 
+/// The `.safetensors` files directly in `dir`, sorted by name.
+fn safetensors_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && p.is_file())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
 /// Files named `name` under any of `dirs` (first match).
 fn find_in(dirs: &[&Path], rel: &str) -> Option<PathBuf> {
     dirs.iter().map(|d| d.join(rel)).find(|p| p.exists())
@@ -205,25 +216,14 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
         if !d.join("config.json").is_file() {
             continue;
         }
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&d)
-            .map_err(|e| format!("{}: {e}", d.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && p.is_file())
-            .collect();
-        found.sort();
         // Both precisions may be there (`*.fp16.safetensors` sorts first): one is enough.
-        if let Some(first) = found.into_iter().next() {
+        if let Some(first) = safetensors_in(&d)?.into_iter().next() {
             per_network.insert(net.to_string(), vec![first]);
         }
     }
     let mut weights = Vec::new();
     for d in &dirs {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(d)
-            .map_err(|e| format!("{}: {e}", d.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors") && p.is_file())
-            .collect();
-        found.sort();
+        let mut found = safetensors_in(d)?;
         // FLUX's T5 comes as fp16 or fp8: one is enough (the first by name: fp16 < fp8).
         let mut t5 = false;
         found.retain(|p| {
@@ -241,7 +241,7 @@ pub fn model_files(m: &ImageModelRef) -> Result<(Arch, ModelFiles), String> {
         });
         weights.extend(found);
     }
-    if weights.is_empty() {
+    if weights.is_empty() && per_network.is_empty() {
         return Err(format!(
             "{}: no .safetensors weights in {}",
             m.id,
