@@ -497,3 +497,90 @@ impl ImageEngine for DiffusionEngine {
         Ok(crate::media::stills::cover(&img, req.width, req.height))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_ref(dir: &Path) -> ImageModelRef {
+        ImageModelRef {
+            id: "m".into(),
+            dir: dir.to_path_buf(),
+            companions: vec![],
+            arch: "sd15".into(),
+            variant: None,
+            fingerprint: "f".into(),
+            vram_bytes: 0,
+            sampling: Some(crate::hub::registry::SamplingDefault {
+                sampler: "euler".into(),
+                steps: 12,
+                cfg: 4.5,
+            }),
+        }
+    }
+
+    #[test]
+    fn single_file_and_diffusers_folders_are_laid_out_for_the_loader() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("tokenizer")).unwrap();
+        std::fs::write(d.join("tokenizer/vocab.json"), "{}").unwrap();
+        // No weights yet: a clear error.
+        let e = model_files(&model_ref(d)).unwrap_err();
+        assert!(e.contains("no .safetensors weights"), "{e}");
+        // A single-file checkpoint.
+        std::fs::write(d.join("v1-5.safetensors"), "x").unwrap();
+        let (arch, files) = model_files(&model_ref(d)).unwrap();
+        assert_eq!(files.weights, vec![d.join("v1-5.safetensors")]);
+        assert!(files.per_network.is_empty());
+        assert_eq!(files.clip_tokenizer, d.join("tokenizer"));
+        // The registry's sampling replaces the architecture's.
+        assert_eq!(
+            (
+                arch.defaults.sampler,
+                arch.defaults.steps,
+                arch.defaults.cfg
+            ),
+            (SamplerKind::Euler, 12, 4.5)
+        );
+        // A diffusers folder: per-network files (one precision each), configs override.
+        std::fs::remove_file(d.join("v1-5.safetensors")).unwrap();
+        for net in ["unet", "vae", "text_encoder"] {
+            std::fs::create_dir_all(d.join(net)).unwrap();
+            std::fs::write(d.join(net).join("diffusion_pytorch_model.safetensors"), "x").unwrap();
+            std::fs::write(
+                d.join(net).join("diffusion_pytorch_model.fp16.safetensors"),
+                "x",
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            d.join("unet/config.json"),
+            r#"{"sample_size": 96, "block_out_channels": [1]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("vae/config.json"),
+            r#"{"block_out_channels": [1, 2, 3, 4]}"#,
+        )
+        .unwrap();
+        std::fs::write(d.join("text_encoder/config.json"), "{}").unwrap();
+        let (arch, files) = model_files(&model_ref(d)).unwrap();
+        assert!(files.weights.is_empty());
+        assert_eq!(files.per_network.len(), 3);
+        assert_eq!(
+            files.per_network["unet"],
+            vec![d.join("unet/diffusion_pytorch_model.fp16.safetensors")]
+        );
+        assert_eq!(
+            arch.native,
+            96 * 8,
+            "sample_size latents × the VAE's factor"
+        );
+        // FLUX diffusers folders are refused with what to use instead.
+        std::fs::create_dir_all(d.join("transformer")).unwrap();
+        std::fs::write(d.join("transformer/config.json"), "{}").unwrap();
+        let e = model_files(&model_ref(d)).unwrap_err();
+        assert!(e.contains("flux1-schnell.safetensors"), "{e}");
+    }
+}
