@@ -350,21 +350,15 @@ impl Sampler {
         let (alpha_t, sigma_t) = vp(s_next);
         let lambda = |a: f64, s: f64| a.ln() - s.ln();
         let lambda_s = lambda(alpha_s, sigma_s);
-        let last = step + 1 == self.timesteps.len();
-        // The final step goes to σ = 0 (λ = ∞): first order, as diffusers with
-        // final_sigmas_type "zero" (and lower_order_final).
-        let result = if last || s_next == 0.0 {
-            // h → ∞: x_t = x0.
-            if s_next == 0.0 {
-                x0.clone()
-            } else {
-                let h = lambda(alpha_t, sigma_t) - lambda_s;
-                ((x * (sigma_t / sigma_s))? - (&x0 * (alpha_t * ((-h).exp() - 1.0)))?)?
-            }
+        // The last step lands on σ = 0 (λ = ∞), where the first-order update is x0 itself:
+        // diffusers with final_sigmas_type "zero" (always first order there).
+        let result = if s_next == 0.0 {
+            x0.clone()
         } else {
             let h = lambda(alpha_t, sigma_t) - lambda_s;
             let first = ((x * (sigma_t / sigma_s))? - (&x0 * (alpha_t * ((-h).exp() - 1.0)))?)?;
             match (&self.previous_x0, step) {
+                // Second order from the previous estimate (not on a run's first step).
                 (Some(prev), s) if s > 0 => {
                     let (alpha_p, sigma_p) = vp(self.sigmas[step - 1]);
                     let h0 = lambda_s - lambda(alpha_p, sigma_p);
