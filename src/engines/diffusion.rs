@@ -56,22 +56,15 @@ pub fn runnable(m: &ModelEntry) -> bool {
 }
 
 fn fingerprint(m: &ModelEntry, dir: &Path) -> String {
-    let mut parts = Vec::new();
-    for f in &m.files {
-        match &f.sha256 {
-            Some(s) => parts.push(s.clone()),
-            None => {
-                let meta = std::fs::metadata(dir.join(&f.path)).ok();
-                let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-                let mtime = meta
-                    .and_then(|m| m.modified().ok())
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                parts.push(format!("{size}-{mtime}"));
-            }
-        }
-    }
+    let parts: Vec<String> = m
+        .files
+        .iter()
+        .map(|f| {
+            f.sha256
+                .clone()
+                .unwrap_or_else(|| super::models::fingerprint_of(&dir.join(&f.path)))
+        })
+        .collect();
     let digest = <sha2::Sha256 as sha2::Digest>::digest(parts.join(",").as_bytes());
     hex::encode(&digest[..12])
 }

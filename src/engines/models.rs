@@ -360,7 +360,8 @@ fn formats_of(kind: ModelKind) -> &'static [&'static str] {
     }
 }
 
-fn fingerprint_of(path: &Path) -> String {
+/// `size-mtime` of a file: a cheap fingerprint for weights the registry has no hash for.
+pub(crate) fn fingerprint_of(path: &Path) -> String {
     let meta = std::fs::metadata(path).ok();
     let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
     let mtime = meta

@@ -220,7 +220,8 @@ impl Stage for KeyframesStage {
     fn params(&self, job: &JobSpec, _lang: Option<&str>) -> serde_json::Value {
         let model = job.models.image.as_ref().map(|m| (&m.id, &m.fingerprint));
         let refiner = job.models.refiner.as_ref().map(|m| (&m.id, &m.fingerprint));
-        // Pictures and LoRAs are keyed by content: one edited in place redraws.
+        // Pictures are keyed by content, LoRAs (hundreds of MB) by size and time: one edited
+        // in place redraws.
         let digest = |p: &Path| file_digest(p).ok();
         let references: Vec<_> = job
             .script
@@ -239,7 +240,13 @@ impl Stage for KeyframesStage {
             .style
             .loras
             .iter()
-            .map(|l| (digest(&lora_path(&l.file)), l.weight, &l.arch))
+            .map(|l| {
+                (
+                    crate::engines::models::fingerprint_of(&lora_path(&l.file)),
+                    l.weight,
+                    &l.arch,
+                )
+            })
             .collect();
         serde_json::json!({
             "size": keyframe_size(job.settings.width, job.settings.height),
@@ -281,10 +288,10 @@ impl Stage for KeyframesStage {
                 let refiner = ctx.job.models.refiner.as_ref();
                 let engine = DiffusionEngine::load(m, refiner, &loras, &device, ctx.device)
                     .map_err(|e| StageError::Engine(e.to_string()))?;
-                let digests = loras
+                let digests: Vec<_> = loras
                     .iter()
-                    .map(|l| Ok((file_digest(&l.path)?, l.weight)))
-                    .collect::<Result<Vec<_>, StageError>>()?;
+                    .map(|l| (crate::engines::models::fingerprint_of(&l.path), l.weight))
+                    .collect();
                 Some((engine, digests))
             }
         };
