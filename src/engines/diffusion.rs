@@ -369,6 +369,31 @@ fn draw_size(model: &Model, width: u32, height: u32) -> (usize, usize) {
     (w as usize, h as usize)
 }
 
+/// One sampling run reporting its steps; a stop asked for by `progress` is `Cancelled`.
+fn draw(
+    model: &Model,
+    request: &dm::Request,
+    init: Option<&InitImage>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+    engine: &str,
+    what: &str,
+) -> Result<candle_core::Tensor, EngineError> {
+    let mut cancelled = false;
+    let result = model.generate(request, init, &mut |step: Step| {
+        let go = progress(step.done, step.total);
+        cancelled = !go;
+        go
+    });
+    match result {
+        Ok((images, _cut)) => Ok(images),
+        Err(_) if cancelled => Err(EngineError::Cancelled),
+        Err(e) => Err(EngineError::Failed {
+            engine: engine.to_string(),
+            message: format!("{what}{e}"),
+        }),
+    }
+}
+
 fn read_rgb(path: &Path, width: usize, height: usize) -> Result<RgbImage, EngineError> {
     let img = crate::media::decode::read_image(path).map_err(|e| EngineError::Failed {
         engine: "image".into(),
@@ -447,17 +472,7 @@ impl ImageEngine for DiffusionEngine {
             steps: s.steps.map(|v| v as usize),
             cfg: s.cfg.map(f64::from),
         };
-        let mut cancelled = false;
-        let result = model.generate(&request, init.as_ref(), &mut |step: Step| {
-            let go = progress(step.done, step.total);
-            cancelled = !go;
-            go
-        });
-        let (mut images, _cut) = match result {
-            Ok(v) => v,
-            Err(_) if cancelled => return Err(EngineError::Cancelled),
-            Err(e) => return Err(fail(e.to_string())),
-        };
+        let mut images = draw(model, &request, init.as_ref(), progress, &self.id(), "")?;
         if let Some((_, refiner)) = &self.refiner {
             let init = InitImage {
                 image: images,
@@ -470,16 +485,14 @@ impl ImageEngine for DiffusionEngine {
                 cfg: None,
                 ..request
             };
-            let result = refiner.generate(&request, Some(&init), &mut |step: Step| {
-                let go = progress(step.done, step.total);
-                cancelled = !go;
-                go
-            });
-            images = match result {
-                Ok((v, _)) => v,
-                Err(_) if cancelled => return Err(EngineError::Cancelled),
-                Err(e) => return Err(fail(format!("refiner: {e}"))),
-            };
+            images = draw(
+                refiner,
+                &request,
+                Some(&init),
+                progress,
+                &self.id(),
+                "refiner: ",
+            )?;
         }
         let rgb = dm::to_rgb8(&images).map_err(|e| fail(e.to_string()))?;
         let img = RgbImage {

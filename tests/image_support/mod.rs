@@ -91,15 +91,7 @@ pub fn build_model(dir: &Path) {
         )
         .unwrap();
     }
-    let clip = fx.join("tokenizer/clip");
-    gunzip(
-        &clip.join("vocab.json.gz"),
-        &dir.join("tokenizer/vocab.json"),
-    );
-    gunzip(
-        &clip.join("merges.txt.gz"),
-        &dir.join("tokenizer/merges.txt"),
-    );
+    let clip = clip_tokenizer(&fx, dir);
     for f in ["special_tokens_map.json", "tokenizer_config.json"] {
         std::fs::copy(clip.join("sd15").join(f), dir.join("tokenizer").join(f)).unwrap();
     }
@@ -194,6 +186,17 @@ pub fn build_flux(dir: &Path) {
     ] {
         std::fs::copy(fx.join(f), dir.join(f)).unwrap();
     }
+    clip_tokenizer(&fx, dir);
+    std::fs::copy(
+        fx.join("tokenizer/t5/spiece.model"),
+        dir.join("tokenizer_2/spiece.model"),
+    )
+    .unwrap();
+}
+
+/// The real CLIP vocabulary and merges (from the tokenizer fixtures) into `dir/tokenizer/`;
+/// returns the fixture folder they came from.
+fn clip_tokenizer(fx: &Path, dir: &Path) -> PathBuf {
     let clip = fx.join("tokenizer/clip");
     gunzip(
         &clip.join("vocab.json.gz"),
@@ -203,9 +206,5 @@ pub fn build_flux(dir: &Path) {
         &clip.join("merges.txt.gz"),
         &dir.join("tokenizer/merges.txt"),
     );
-    std::fs::copy(
-        fx.join("tokenizer/t5/spiece.model"),
-        dir.join("tokenizer_2/spiece.model"),
-    )
-    .unwrap();
+    clip
 }

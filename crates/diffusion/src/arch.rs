@@ -27,6 +27,13 @@ pub struct SamplingDefaults {
     pub cfg: f64,
 }
 
+/// Turbo models: one ancestral step, no guidance.
+const TURBO: SamplingDefaults = SamplingDefaults {
+    sampler: SamplerKind::EulerA,
+    steps: 1,
+    cfg: 0.0,
+};
+
 fn clip_l() -> Value {
     json!({"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072,
         "num_hidden_layers": 12, "num_attention_heads": 12, "max_position_embeddings": 77,
@@ -96,11 +103,7 @@ pub fn builtin(arch: &str, variant: Option<&str>) -> Option<Arch> {
                 with(json!({}))
             },
             defaults: if turbo {
-                SamplingDefaults {
-                    sampler: SamplerKind::EulerA,
-                    steps: 1,
-                    cfg: 0.0,
-                }
+                TURBO
             } else {
                 SamplingDefaults {
                     sampler: SamplerKind::DpmPP2M,
@@ -159,11 +162,7 @@ pub fn builtin(arch: &str, variant: Option<&str>) -> Option<Arch> {
                     with(json!({"timestep_spacing": "leading"}))
                 },
                 defaults: if turbo {
-                    SamplingDefaults {
-                        sampler: SamplerKind::EulerA,
-                        steps: 1,
-                        cfg: 0.0,
-                    }
+                    TURBO
                 } else {
                     SamplingDefaults {
                         sampler: SamplerKind::Euler,

@@ -1481,6 +1481,12 @@ pub(crate) mod tests {
         d / m.max(f32::MIN_POSITIVE)
     }
 
+    /// The f32 CPU weights of `part`, configured from the family's JSON, without LoRAs.
+    fn part_vb(ck: &Checkpoint, meta: &Value, part: Part) -> VarBuilder<'static> {
+        ck.var_builder(part, &config(meta, part), &[], DType::F32, &Device::Cpu)
+            .unwrap()
+    }
+
     fn raw(ck: &Checkpoint, key: &str) -> Tensor {
         let (file, _) = ck.files.index[key];
         ck.files.mmaps[file]
@@ -1688,15 +1694,7 @@ pub(crate) mod tests {
     fn open_clip_fused_qkv_is_split_and_text_projection_transposed() {
         let ck = open("sdxl");
         let meta = read_json("sdxl.json");
-        let vb = ck
-            .var_builder(
-                Part::TextEncoder2,
-                &config(&meta, Part::TextEncoder2),
-                &[],
-                DType::F32,
-                &Device::Cpu,
-            )
-            .unwrap();
+        let vb = part_vb(&ck, &meta, Part::TextEncoder2);
         let l = "text_model.encoder.layers.1.self_attn";
         let q = vb.get((32, 32), &format!("{l}.q_proj.weight")).unwrap();
         let k = vb.get((32, 32), &format!("{l}.k_proj.weight")).unwrap();
@@ -1728,15 +1726,7 @@ pub(crate) mod tests {
     fn vae_attention_weights_are_served_as_linear_or_as_1x1_conv() {
         let ck = open("sd15");
         let meta = read_json("sd15.json");
-        let vb = ck
-            .var_builder(
-                Part::Vae,
-                &config(&meta, Part::Vae),
-                &[],
-                DType::F32,
-                &Device::Cpu,
-            )
-            .unwrap();
+        let vb = part_vb(&ck, &meta, Part::Vae);
         let name = "decoder.mid_block.attentions.0.to_q.weight";
         let lin = vb.get((32, 32), name).unwrap();
         let conv = vb.get((32, 32, 1, 1), name).unwrap();
@@ -1756,15 +1746,7 @@ pub(crate) mod tests {
     fn wrong_shape_error_names_network_name_key_and_file() {
         let ck = open("sd15");
         let meta = read_json("sd15.json");
-        let vb = ck
-            .var_builder(
-                Part::Unet,
-                &config(&meta, Part::Unet),
-                &[],
-                DType::F32,
-                &Device::Cpu,
-            )
-            .unwrap();
+        let vb = part_vb(&ck, &meta, Part::Unet);
         let err = vb
             .get((64, 4, 3, 3), "conv_in.weight")
             .unwrap_err()
@@ -1785,15 +1767,7 @@ pub(crate) mod tests {
     fn missing_tensor_error_names_the_key_it_was_looked_up_as() {
         let ck = open("sd15");
         let meta = read_json("sd15.json");
-        let vb = ck
-            .var_builder(
-                Part::Unet,
-                &config(&meta, Part::Unet),
-                &[],
-                DType::F32,
-                &Device::Cpu,
-            )
-            .unwrap();
+        let vb = part_vb(&ck, &meta, Part::Unet);
         // an SDXL-only tensor asked of an SD 1.5 file
         let err = vb
             .get((1280, 2816), "add_embedding.linear_1.weight")
@@ -1815,15 +1789,7 @@ pub(crate) mod tests {
             err.contains("model.diffusion_model.input_blocks.7.1.proj_in.weight"),
             "{err}"
         );
-        let vb = ck
-            .var_builder(
-                Part::TextEncoder,
-                &config(&meta, Part::TextEncoder),
-                &[],
-                DType::F32,
-                &Device::Cpu,
-            )
-            .unwrap();
+        let vb = part_vb(&ck, &meta, Part::TextEncoder);
         assert!(!vb.contains_tensor("text_projection.weight"));
         let err = vb
             .get((32, 32), "text_model.encoder.layers.7.mlp.fc1.weight")
