@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use reelsmith::engines::vits::model::{Noise, Vits};
+use reelsmith::engines::vits::model::{Seeded, Vits};
 use reelsmith::engines::vits::speak::{PiperEngine, SpeakError, SpeakOptions};
 use reelsmith::engines::vits::{PiperVoice, Scales, VoiceError};
 
@@ -181,7 +181,7 @@ fn the_candle_engine_matches_onnxruntime_with_the_noise_off() {
     for (case, vits) in [("hello", &host), ("fox", &host), ("fox", &generic)] {
         let r = reference(case);
         let out = vits
-            .synthesize(&r.ids, scales, None, &mut Noise::new(7))
+            .synthesize(&r.ids, scales, None, &mut Seeded::new(7))
             .unwrap();
         assert_eq!(
             out.samples.len(),

@@ -384,7 +384,7 @@ fn bench_voice(arg: Option<&str>, dirs: &Dirs) -> Result<PathBuf, String> {
 /// (one run per sentence, as Piper does) and thread count; prints both realtime factors and
 /// the ratio (target ≤ 1.5×).
 pub fn bench_tts(work: &Path, dirs: &Dirs, b: TtsBench) -> Result<(), String> {
-    use crate::engines::vits::model::Noise;
+    use crate::engines::vits::model::Seeded;
     use crate::engines::vits::phonemize::{phoneme_ids, phonemize};
     use crate::engines::vits::speak::PiperEngine;
 
@@ -418,7 +418,7 @@ pub fn bench_tts(work: &Path, dirs: &Dirs, b: TtsBench) -> Result<(), String> {
         b.threads
     );
     let speak = |seed: u64, all: bool| -> Result<usize, String> {
-        let mut noise = Noise::new(seed);
+        let mut noise = Seeded::new(seed);
         let mut n = 0;
         for ids in sentences.iter().take(if all { usize::MAX } else { 1 }) {
             n += engine

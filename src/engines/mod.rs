@@ -7,8 +7,10 @@ pub mod llm;
 pub mod loaded;
 pub mod models;
 pub mod procedural;
-pub mod vits;
-pub mod whisper;
+/// Piper voices (the `reelsmith-vits` crate).
+pub use reelsmith_vits as vits;
+/// Whisper speech recognition (the `reelsmith-whisper` crate).
+pub use reelsmith_whisper as whisper;
 
 use crate::media::compose::CameraPath;
 use crate::media::image::RgbImage;

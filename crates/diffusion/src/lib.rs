@@ -13,7 +13,8 @@ pub mod clip;
 pub mod config;
 pub mod lora;
 pub mod model;
-pub mod noise;
+/// Seeded and replayed noise (shared with the other model crates).
+pub use reelsmith_kit::noise;
 pub mod pipeline;
 pub mod scheduler;
 pub mod tokenizer;

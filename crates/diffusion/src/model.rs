@@ -10,6 +10,7 @@ use crate::build::{build, Network};
 use crate::checkpoint::{Checkpoint, Part};
 use crate::lora::LoraSpec;
 use crate::noise::Seeded;
+use reelsmith_kit::{compute_dtype, Precision};
 use crate::pipeline::{
     Conditioning, Error, Family, InitImage, Params, Pipeline, Result, Step, TokenIds,
 };
@@ -55,11 +56,11 @@ pub struct Request {
 /// Run dtype per device: f32 on the CPU; f16 (SD/SDXL) or bf16 (FLUX, whose activations
 /// overflow f16) on CUDA.
 pub fn run_dtype(family: Family, device: &Device) -> DType {
-    match (device.is_cpu(), family) {
-        (true, _) => DType::F32,
-        (false, Family::Flux) => DType::BF16,
-        (false, _) => DType::F16,
-    }
+    let precision = match family {
+        Family::Flux => Precision::Bf16,
+        _ => Precision::F16,
+    };
+    compute_dtype(device, precision)
 }
 
 pub struct Model {

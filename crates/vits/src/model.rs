@@ -51,56 +51,16 @@ pub struct Synthesis {
 }
 
 /// Where the noise comes from: a seeded generator, so a render is repeatable.
-#[derive(Debug, Clone)]
-pub struct Noise {
-    state: u64,
-    spare: Option<f32>,
-}
+pub use reelsmith_kit::noise::Seeded;
 
-impl Noise {
-    pub fn new(seed: u64) -> Self {
-        Self {
-            state: seed ^ 0x9E37_79B9_7F4A_7C15,
-            spare: None,
-        }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        // splitmix64
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A standard normal sample (Box–Muller).
-    pub fn gaussian(&mut self) -> f32 {
-        if let Some(s) = self.spare.take() {
-            return s;
-        }
-        let u1 = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let r = (-2.0 * u1.ln()).sqrt();
-        let (s, c) = (2.0 * std::f64::consts::PI * u2).sin_cos();
-        self.spare = Some((r * s) as f32);
-        (r * c) as f32
-    }
-
-    fn tensor(
-        &mut self,
-        shape: (usize, usize, usize),
-        scale: f32,
-        dev: &Device,
-    ) -> candle_core::Result<Tensor> {
-        let n = shape.0 * shape.1 * shape.2;
-        let v: Vec<f32> = if scale == 0.0 {
-            vec![0.0; n]
-        } else {
-            (0..n).map(|_| self.gaussian() * scale).collect()
-        };
-        Tensor::from_vec(v, shape, dev)
-    }
+/// Normal noise of `shape` scaled by `scale` (zeros, drawing nothing, when `scale` is 0).
+fn noise_tensor(
+    noise: &mut Seeded,
+    shape: (usize, usize, usize),
+    scale: f32,
+    dev: &Device,
+) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(noise.scaled(shape.0 * shape.1 * shape.2, scale), shape, dev)
 }
 
 fn leaky(x: &Tensor, slope: f64) -> candle_core::Result<Tensor> {
@@ -278,7 +238,7 @@ impl Vits {
         ids: &[i64],
         scales: Scales,
         speaker: Option<usize>,
-        noise: &mut Noise,
+        noise: &mut Seeded,
     ) -> candle_core::Result<Synthesis> {
         if ids.is_empty() {
             return Ok(Synthesis {
@@ -325,7 +285,7 @@ impl Vits {
                 (m_p.index_select(&idx, 2)?, logs_p.index_select(&idx, 2)?)
             };
             let frames = m.dim(2)?;
-            let eps = noise.tensor((1, inter, frames), scales.noise_scale, &self.device)?;
+            let eps = noise_tensor(noise, (1, inter, frames), scales.noise_scale, &self.device)?;
             let z_p = (m + (eps * logs.exp()?)?)?;
             let z = self.flow_reverse(&z_p, g.as_ref())?;
             let samples = self.decode(&z, g.as_ref())?.flatten_all()?.to_vec1()?;
@@ -354,7 +314,7 @@ impl Vits {
                 let eps = if scales.noise_scale == 0.0 {
                     0.0
                 } else {
-                    noise.gaussian() * scales.noise_scale
+                    noise.normal() * scales.noise_scale
                 };
                 *zv = match idx.get(f) {
                     Some(&p) => m[p] + eps * logs[p].exp(),
@@ -449,7 +409,7 @@ impl Vits {
         x: &Tensor,
         g: Option<&Tensor>,
         scales: Scales,
-        noise: &mut Noise,
+        noise: &mut Seeded,
     ) -> candle_core::Result<Vec<u32>> {
         let logw = self.log_durations(x, g, scales.noise_w, noise)?;
         Ok(logw
@@ -464,7 +424,7 @@ impl Vits {
         x: &Tensor,
         g: Option<&Tensor>,
         noise_w: f32,
-        noise: &mut Noise,
+        noise: &mut Seeded,
     ) -> candle_core::Result<Vec<f64>> {
         let t = x.dim(2)?;
         if !self.dims.stochastic_duration {
@@ -491,12 +451,8 @@ impl Vits {
         let cond = self.conv("dp.proj", &h)?;
         // z: two channels, [2][T], on the host (the spline is elementwise and tiny).
         let mut z: [Vec<f64>; 2] = [
-            (0..t)
-                .map(|_| (noise.gaussian() * noise_w) as f64)
-                .collect(),
-            (0..t)
-                .map(|_| (noise.gaussian() * noise_w) as f64)
-                .collect(),
+            (0..t).map(|_| (noise.normal() * noise_w) as f64).collect(),
+            (0..t).map(|_| (noise.normal() * noise_w) as f64).collect(),
         ];
         // Reverse order without the unused flow: flip, conv flows from last to the second,
         // flipping between them, flip, then the elementwise affine.

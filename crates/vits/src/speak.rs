@@ -6,7 +6,7 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use super::model::{Noise, Vits};
+use super::model::{Seeded, Vits};
 use super::phonemize::{phoneme_ids, phonemize, PhonemizeError};
 use super::{PiperVoice, Scales, VoiceError};
 
@@ -147,7 +147,7 @@ impl PiperEngine {
     ) -> Result<SpeakReport, E> {
         let sentences =
             phonemize(text, &self.voice.config.espeak_voice).map_err(SpeakError::from)?;
-        let mut noise = Noise::new(opts.seed);
+        let mut noise = Seeded::new(opts.seed);
         let mut report = SpeakReport::default();
         let gap = (opts.sentence_silence.max(0.0) * self.sample_rate() as f32) as usize;
         for s in &sentences {

@@ -387,9 +387,7 @@ impl Ct2Model {
                 .collect(),
             Ct2DType::F16 => b
                 .chunks_exact(2)
-                .map(|c| {
-                    crate::engines::whisper::kernels::f16_to_f32(u16::from_le_bytes([c[0], c[1]]))
-                })
+                .map(|c| crate::kernels::f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
                 .collect(),
             Ct2DType::BF16 => b
                 .chunks_exact(2)
@@ -519,16 +517,10 @@ mod tests {
 
     #[test]
     fn half_conversion() {
-        assert_eq!(crate::engines::whisper::kernels::f16_to_f32(0x3c00), 1.0);
-        assert_eq!(
-            crate::engines::whisper::kernels::f16_to_f32(0x0001),
-            2f32.powi(-24)
-        );
-        assert_eq!(
-            crate::engines::whisper::kernels::f16_to_f32(0x7bff),
-            65504.0
-        );
-        assert!(crate::engines::whisper::kernels::f16_to_f32(0xfc00).is_infinite());
-        assert!(crate::engines::whisper::kernels::f16_to_f32(0x7e00).is_nan());
+        assert_eq!(crate::kernels::f16_to_f32(0x3c00), 1.0);
+        assert_eq!(crate::kernels::f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(crate::kernels::f16_to_f32(0x7bff), 65504.0);
+        assert!(crate::kernels::f16_to_f32(0xfc00).is_infinite());
+        assert!(crate::kernels::f16_to_f32(0x7e00).is_nan());
     }
 }

@@ -2,7 +2,6 @@
 //! Whisper's timestamp rules over sliding 30 s windows, and word timing.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use candle_core::{DType, Device, Tensor};
 
@@ -82,9 +81,7 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 fn cancelled(opts: &TranscribeOptions) -> bool {
-    opts.cancel
-        .as_ref()
-        .is_some_and(|c| c.load(Ordering::Relaxed))
+    reelsmith_kit::is_cancelled(opts.cancel.as_ref())
 }
 
 impl Whisper {

@@ -8,7 +8,7 @@
 //! ```no_run
 //! # use std::path::Path;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use reelsmith::engines::whisper::{to_srt, TranscribeOptions, Whisper};
+//! use reelsmith_whisper::{to_srt, TranscribeOptions, Whisper};
 //! let mut model = Whisper::load(Path::new("models/whisper-base"), &candle_core::Device::Cpu)?;
 //! let pcm: Vec<f32> = vec![0.0; 16_000]; // 16 kHz mono samples in [-1, 1]
 //! let opts = TranscribeOptions { word_timestamps: true, ..Default::default() };
@@ -35,8 +35,6 @@ pub mod tokenizer;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 pub use decode::Whisper;
 
@@ -99,8 +97,7 @@ pub enum Task {
     Translate,
 }
 
-/// Progress callback: receives the processed fraction of the audio (0..=1).
-pub type ProgressFn = Arc<dyn Fn(f32) + Send + Sync>;
+pub use reelsmith_kit::hooks::{CancelFlag, ProgressFn};
 
 /// Transcription settings. `Default` gives greedy transcription with
 /// language detection and segment-level timestamps.
@@ -123,7 +120,7 @@ pub struct TranscribeOptions {
     pub logprob_threshold: Option<f32>,
     /// Raised by another thread to stop; `transcribe` then returns
     /// [`WhisperError::Cancelled`].
-    pub cancel: Option<Arc<AtomicBool>>,
+    pub cancel: Option<CancelFlag>,
     /// Called with the processed fraction after each 30 s window.
     pub progress: Option<ProgressFn>,
 }

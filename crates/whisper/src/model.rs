@@ -708,11 +708,7 @@ pub struct WhisperModel {
 impl WhisperModel {
     /// Builds the model from a parsed CTranslate2 Whisper model.
     pub fn from_ct2(m: &Ct2Model, device: &Device) -> Result<Self, WhisperError> {
-        let dtype = if device.is_cpu() {
-            DType::F32
-        } else {
-            DType::F16
-        };
+        let dtype = reelsmith_kit::compute_dtype(device, reelsmith_kit::Precision::F16);
         let l = Loader { m, dtype, device };
         if m.spec != "WhisperSpec" {
             return Err(l.err(format!(

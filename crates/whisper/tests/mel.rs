@@ -1,6 +1,6 @@
 //! Front-end tests: mel filterbank shape and STFT frequency placement.
 
-use reelsmith::engines::whisper::audio::{
+use reelsmith_whisper::audio::{
     log_mel_spectrogram, mel_filters, power_spectrogram, HOP_LENGTH, N_BINS, N_FFT, SAMPLE_RATE,
 };
 

@@ -76,11 +76,7 @@ impl SafetensorsModel {
     pub fn load(dir: &Path, arch: Arch, config_json: &str, device: &Device) -> Result<Self> {
         let files = weight_files(dir)?;
         // Half precision only where the hardware computes in it; the CPU runs f32.
-        let dtype = if device.is_cpu() {
-            DType::F32
-        } else {
-            DType::BF16
-        };
+        let dtype = reelsmith_kit::compute_dtype(device, reelsmith_kit::Precision::Bf16);
         // SAFETY: the files are memory-mapped read-only; they are not modified while loaded.
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device)? };
         let bad = |e: serde_json::Error| LlmError::Format(format!("config.json: {e}"));
