@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod hub;
 pub mod media;
 pub mod pipeline;
+pub(crate) mod rt;
 pub mod scheduler;
 pub mod script;
 pub mod stages;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::Dirs;
+pub(crate) use crate::rt::{cancel_on_signals, runtime};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -108,38 +109,6 @@ fn init_logging(dirs: &Dirs) {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
-}
-
-/// A multi-threaded tokio runtime, or the exit code after saying why there is none.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            eprintln!("error: cannot start the runtime: {e}");
-            1
-        })
-}
-
-/// Cancels `token` on Ctrl-C (SIGINT) or SIGTERM, printing `message` to stderr first.
-/// Must be called inside the runtime.
-pub(crate) fn cancel_on_signals(token: tokio_util::sync::CancellationToken, message: &'static str) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-        eprintln!("{message}");
-        token.cancel();
-    });
 }
 
 /// Panics inside stages are caught and reported as that stage's failure; the hook only records

@@ -403,7 +403,7 @@ pub fn run(dirs: &Dirs, opts: StudioOptions) -> i32 {
             return 1;
         }
     };
-    let rt = match crate::cli::runtime() {
+    let rt = match crate::rt::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
     };
@@ -504,7 +504,7 @@ async fn studio(dirs: &Dirs, opts: StudioOptions, mode: Mode) -> i32 {
                         log.display()
                     );
                     drain.cancel();
-                    crate::cli::cancel_on_signals(
+                    crate::rt::cancel_on_signals(
                         shutdown.clone(),
                         "checkpointing the running stages; the headless scheduler resumes them",
                     );

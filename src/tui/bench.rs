@@ -240,7 +240,7 @@ fn idle(work: &Path, seconds: u64) -> Result<(), String> {
             let _ = id;
         }
     }
-    let rt = crate::cli::runtime().map_err(|_| "no runtime".to_string())?;
+    let rt = crate::rt::runtime().map_err(|_| "no runtime".to_string())?;
     rt.block_on(async {
         let _lock = SchedulerLock::acquire(&dirs.data).map_err(|e| e.to_string())?;
         let shutdown = CancellationToken::new();
@@ -279,7 +279,7 @@ fn idle(work: &Path, seconds: u64) -> Result<(), String> {
             tokio::time::sleep(Duration::from_secs(seconds)).await;
             s2.cancel();
         });
-        let cpu0 = crate::cli::bench::cpu_seconds();
+        let cpu0 = crate::rt::cpu_seconds();
         let t0 = Instant::now();
         // The first frame is drawn at once; measure what follows it separately.
         let first = {
@@ -294,7 +294,7 @@ fn idle(work: &Path, seconds: u64) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let wall = t0.elapsed().as_secs_f64();
-        let cpu = crate::cli::bench::cpu_seconds() - cpu0;
+        let cpu = crate::rt::cpu_seconds() - cpu0;
         let total = bytes.load(Ordering::Relaxed);
         let first = first.await.unwrap_or(0);
         shutdown.cancel();

@@ -1,0 +1,61 @@
+//! Process plumbing shared by the command line and the studio: the tokio runtime, stopping on
+//! signals, and this process's CPU time. It sits below `cli` and `tui` so neither imports the
+//! other for it.
+
+/// A multi-threaded tokio runtime, or the exit code after saying why there is none.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the runtime: {e}");
+            1
+        })
+}
+
+/// Cancels `token` on Ctrl-C (SIGINT) or SIGTERM, printing `message` to stderr first.
+/// Must be called inside the runtime.
+pub(crate) fn cancel_on_signals(token: tokio_util::sync::CancellationToken, message: &'static str) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        eprintln!("{message}");
+        token.cancel();
+    });
+}
+
+/// CPU seconds this process has used (user + system, all threads).
+pub(crate) fn cpu_seconds() -> f64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let c0 = super::cpu_seconds();
+        let mut x = 0u64;
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_millis(200) {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+        let used = super::cpu_seconds() - c0;
+        assert!(used > 0.05, "{used} CPU-s for 200 ms of busy work ({x})");
+    }
+}
