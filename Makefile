@@ -6,7 +6,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 EXAMPLES := data/examples/explainer.yaml data/examples/anime-duel.yaml data/examples/multilingual.json data/examples/notes.txt
 
-.PHONY: demo test test-models deps build lint bench
+.PHONY: demo test test-models deps build lint bench check-cuda gpu-check
 
 deps:
 	@bash scripts/install-deps.sh
@@ -36,6 +36,15 @@ test-models:
 
 test: deps test-models
 	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2
+	@bash scripts/check-cuda.sh
+
+# The whole workspace type-checked with --features cuda (nvcc from PyPI wheels, no GPU needed).
+check-cuda:
+	@bash scripts/check-cuda.sh
+
+# On a machine with an NVIDIA GPU: CUDA build, parity on the GPU, NVML, benches, one table.
+gpu-check:
+	@bash scripts/gpu-check.sh
 
 lint:
 	$(CARGO) fmt --check

@@ -14,9 +14,11 @@ use crate::media::compose::{blend_into, new_frame, Blend, Still, TimelineClip, T
 use crate::media::encode::{AudioSource, EncodeSettings, Mp4Writer};
 use crate::media::overlay::CaptionTrack;
 use crate::media::stills;
-use crate::pipeline::job::{self, Progress, RenderOutcome, RenderRequest};
+use crate::pipeline::job::{self, RenderRequest};
+use crate::pipeline::runner::RunSummary;
 use crate::pipeline::runner::{NodeStatus, RunEvent};
 use crate::pipeline::{read_json, JobSpec, Quality, RenderSettings, Stage, StageKind};
+pub(crate) use crate::rt::cpu_seconds;
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
 
@@ -278,20 +280,9 @@ fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
     Ok(())
 }
 
-struct Quiet;
-
-impl Progress for Quiet {
-    fn event(&mut self, event: &RunEvent) {
-        if let RunEvent::Finished(r) = event {
-            if r.status == NodeStatus::Failed {
-                eprintln!("{}: {}", r.node, r.error.clone().unwrap_or_default());
-            }
-        }
-    }
-}
-
-/// Renders the benchmark script in a fresh data dir under `work`.
-fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> {
+/// Renders the benchmark script in a fresh data dir under `work`, through the scheduler as
+/// `render` does; returns the settings and the finished job's stage reports and artifacts.
+fn render_bench(work: &Path) -> Result<(RenderSettings, RunSummary), String> {
     let script = work.join("sixty-seconds.yaml");
     std::fs::write(&script, BENCH_SCRIPT).map_err(|e| format!("{}: {e}", script.display()))?;
     let dirs = Dirs {
@@ -306,8 +297,6 @@ fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> 
         quality: Quality::Draft,
         seed: 1,
     };
-    let job = job::prepare(&req, &dirs).map_err(|e| e.to_string())?;
-    let settings = job.settings.clone();
     let parallelism = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -315,17 +304,29 @@ fn render_bench(work: &Path) -> Result<(RenderSettings, RenderOutcome), String> 
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let outcome = rt
-        .block_on(job::execute(
-            job,
+    let fg = rt
+        .block_on(crate::scheduler::foreground::run(
             &dirs,
-            &req.out,
+            &req,
             parallelism,
             CancellationToken::new(),
-            Box::new(Quiet),
+            |ev| {
+                if let RunEvent::Finished(r) = ev {
+                    if r.status == NodeStatus::Failed {
+                        eprintln!("{}: {}", r.node, r.error.clone().unwrap_or_default());
+                    }
+                }
+            },
+            |_| {},
         ))
         .map_err(|e| e.to_string())?;
-    Ok((settings, outcome))
+    match fg.ended {
+        crate::scheduler::foreground::Ended::Done {
+            summary: Some(summary),
+            ..
+        } => Ok((fg.spec.settings, summary)),
+        _ => Err("the benchmark render did not finish".into()),
+    }
 }
 
 /// Sizes the rayon pool (candle's and our kernels') to `threads` unless the user did; the pool
@@ -484,7 +485,6 @@ fn bench_render(work: &Path) -> Result<(), String> {
     let video = 60.0;
     println!("bench render: 60 s 720p30 (explainer, en), embedded engines, cold cache");
     let mut rows: Vec<_> = o
-        .summary
         .nodes
         .iter()
         .filter(|n| n.status == NodeStatus::Done)
@@ -517,17 +517,6 @@ fn bench_render(work: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// CPU seconds this process has used (user + system, all threads).
-pub(crate) fn cpu_seconds() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct we own.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 /// Frames drawn once before timing: each output frame's outgoing layer, and during a transition
 /// the incoming layer and how to blend them.
 struct Prerendered {
@@ -539,8 +528,7 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
     eprintln!("preparing: rendering the benchmark script's stages …");
     let (s, o) = render_bench(work)?;
     let art = |k: StageKind, lang: Option<&str>| {
-        o.summary
-            .artifact(k, lang)
+        o.artifact(k, lang)
             .cloned()
             .ok_or_else(|| format!("no {k} artifact"))
     };

@@ -124,6 +124,14 @@ pub fn run(dirs: &Dirs) -> i32 {
         ),
     }
 
+    println!("\nCUDA");
+    let build = crate::gpu::cuda::BuildCuda::current();
+    let driver = crate::gpu::cuda::DriverCuda::probe();
+    for check in crate::gpu::cuda::report(&build, driver.as_ref().map_err(String::as_str)) {
+        problems += usize::from(matches!(check, crate::gpu::cuda::Check::Problem(_)));
+        println!("  {check}");
+    }
+
     println!("\ndata");
     println!("  data dir:   {}", dirs.data.display());
     println!("  config dir: {}", dirs.config.display());

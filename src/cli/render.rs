@@ -9,9 +9,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Dirs;
-use crate::pipeline::job::{self, Progress, RenderRequest};
+use crate::pipeline::job::RenderRequest;
 use crate::pipeline::runner::{NodeStatus, RunEvent};
 use crate::pipeline::Quality;
+use crate::scheduler::foreground::{self, Ended, Notice};
 
 #[derive(Args, Debug)]
 pub struct RenderArgs {
@@ -67,7 +68,7 @@ impl TerminalProgress {
     }
 }
 
-impl Progress for TerminalProgress {
+impl TerminalProgress {
     fn event(&mut self, event: &RunEvent) {
         match event {
             RunEvent::Planned { .. } => {}
@@ -110,6 +111,8 @@ impl Progress for TerminalProgress {
     }
 }
 
+/// Renders one script in the foreground: the job goes through the scheduler like any queued job
+/// (admission, store bookkeeping, crash recovery, export), shown as it runs.
 pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
     let req = RenderRequest {
         script: args.script,
@@ -118,13 +121,6 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
         out: args.out,
         quality: args.quality,
         seed: args.seed,
-    };
-    let job = match job::prepare(&req, dirs) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return e.exit_code();
-        }
     };
     let parallelism = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -135,34 +131,59 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let cancel = CancellationToken::new();
+    let shutdown = CancellationToken::new();
     let outcome = rt.block_on(async {
         super::cancel_on_signals(
-            cancel.clone(),
-            "interrupted: stopping after the current frame; run again to resume",
+            shutdown.clone(),
+            "interrupted: stopping after the current frame; run the same command again to resume",
         );
-        job::execute(
-            job,
+        let mut display = TerminalProgress::new();
+        foreground::run(
             dirs,
-            &req.out,
+            &req,
             parallelism,
-            cancel,
-            Box::new(TerminalProgress::new()),
+            shutdown.clone(),
+            move |ev| display.event(ev),
+            |notice| match notice {
+                Notice::Adopted(id) => {
+                    eprintln!("resuming job {id} (left unfinished by an earlier run)")
+                }
+                Notice::Following { job, pid } => eprintln!(
+                    "a scheduler{} is running on this data dir: queued as job {job} there; \
+                     following it (Ctrl-C stops following, the job stays queued)",
+                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                ),
+            },
         )
         .await
     });
     match outcome {
-        Ok(o) => {
-            for (lang, out) in &o.outputs {
-                println!("{lang}: {}", out.final_mp4.display());
-                println!("{lang}: {}", out.short_mp4.display());
-                println!("{lang}: {}", out.captions_srt.display());
-                println!("{lang}: {}", out.metadata_json.display());
-                println!("{lang}: {}", out.thumbnail_png.display());
+        Ok(fg) => match fg.ended {
+            Ended::Done { project_dir, .. } => {
+                for lang in &fg.spec.languages {
+                    let dir = project_dir.join(lang);
+                    for name in [
+                        "final.mp4",
+                        "short.mp4",
+                        "captions.srt",
+                        "metadata.json",
+                        "thumbnail.png",
+                    ] {
+                        println!("{lang}: {}", dir.join(name).display());
+                    }
+                }
+                println!("report: {}", project_dir.join("report.json").display());
+                0
             }
-            println!("report: {}", o.report.display());
-            0
-        }
+            Ended::Interrupted => {
+                eprintln!(
+                    "job {} stays queued with its finished stages; run the same command again to \
+                     resume it (or `reelsmith run`; `reelsmith cancel {}` drops it)",
+                    fg.job, fg.job
+                );
+                1
+            }
+        },
         Err(e) => {
             eprintln!("error: {e}");
             e.exit_code()

@@ -13,6 +13,7 @@
 //! `KiB/MiB/GiB/TiB` and decimal units for `KB/MB/GB/TB` (see [`units`]).
 
 pub mod cpu;
+pub mod cuda;
 pub mod fake;
 pub mod ledger;
 pub mod monitor;

@@ -1,22 +1,18 @@
-//! A render job end to end: validate the script against the channels, run the graph, record
-//! every state change in the store, and export the outputs atomically with a report.
+//! A render job: validate the script against the channels and build the job, and export a
+//! finished job's outputs atomically with a report. The scheduler runs it (`scheduler`), for
+//! the queue and for `render` in the foreground alike.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::runner::{self, NodeReport, NodeStatus, RunEvent, RunSummary};
-use super::{ArtifactCache, JobSpec, Quality, RenderSettings, StageKind};
+use super::runner::{self, NodeReport, RunSummary};
+use super::{JobSpec, Quality, RenderSettings, StageKind};
 use crate::config::{ChannelSet, Dirs};
 use crate::engines::models::StageModels;
 use crate::engines::procedural::music;
 use crate::script::{self, ValidateOptions};
-use crate::store::{EventLevel, JobStatus, Store, TaskStatus};
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -140,20 +136,6 @@ pub struct LanguageOutputs {
     pub thumbnail_png: PathBuf,
 }
 
-/// The outcome of a render.
-#[derive(Clone, Debug)]
-pub struct RenderOutcome {
-    pub project_dir: PathBuf,
-    pub report: PathBuf,
-    pub outputs: BTreeMap<String, LanguageOutputs>,
-    pub summary: RunSummary,
-}
-
-/// Something to tell the user while the job runs.
-pub trait Progress: Send {
-    fn event(&mut self, event: &RunEvent);
-}
-
 /// Copies `src` to `dst` through a temp file in the same directory, so `dst` is whole or absent.
 fn copy_atomic(src: &Path, dst: &Path) -> std::io::Result<()> {
     let tmp = dst.with_extension(format!(
@@ -185,194 +167,6 @@ struct Report<'a> {
     mixes: BTreeMap<String, serde_json::Value>,
     /// Engines that voiced each language (`piper/ID`, or espeak-ng when no voice is installed).
     voices: BTreeMap<String, Vec<String>>,
-}
-
-/// Runs the job: records it in the store, runs the graph, exports outputs and the report.
-pub async fn execute(
-    job: JobSpec,
-    dirs: &Dirs,
-    out_root: &Path,
-    parallelism: usize,
-    cancel: CancellationToken,
-    mut progress: Box<dyn Progress>,
-) -> Result<RenderOutcome, JobError> {
-    let failed = |m: String| JobError::Failed(m);
-    std::fs::create_dir_all(&dirs.data)
-        .map_err(|e| failed(format!("{}: {e}", dirs.data.display())))?;
-    let store = Store::open(&dirs.db_path()).map_err(|e| failed(e.to_string()))?;
-    let cache = Arc::new(
-        ArtifactCache::open(&dirs.artifacts(), &dirs.tmp())
-            .map_err(|e| failed(format!("{}: {e}", dirs.artifacts().display())))?,
-    );
-    let graph = job
-        .channel
-        .graph()
-        .map_err(|e| JobError::Input(format!("channel {}: {e}", job.channel.name)))?;
-    let project_id = store
-        .upsert_project(
-            &job.project,
-            &job.script_path.to_string_lossy(),
-            &job.channel.name,
-        )
-        .map_err(|e| failed(e.to_string()))?;
-    let project_dir = out_root.join(&job.project);
-    let params = serde_json::json!({
-        "languages": job.languages, "quality": job.settings.quality, "seed": job.settings.seed,
-    });
-    let job_id = store
-        .create_job(
-            project_id,
-            "render",
-            &params,
-            &project_dir.to_string_lossy(),
-            0,
-            JobStatus::Running,
-        )
-        .map_err(|e| failed(e.to_string()))?;
-    let mut tasks = BTreeMap::new();
-    for (node, _) in graph.expand(&job.languages) {
-        let id = store
-            .upsert_task(
-                job_id,
-                &node.name(),
-                node.kind.as_str(),
-                node.lang.as_deref(),
-            )
-            .map_err(|e| failed(e.to_string()))?;
-        tasks.insert(node.name(), id);
-    }
-
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let job = Arc::new(job);
-    let stages = crate::stages::registry();
-    let run = {
-        let job = job.clone();
-        let cache = cache.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            runner::run(job, &graph, &stages, cache, parallelism, cancel, tx).await
-        })
-    };
-    // The single writer of this job's state: every event goes to the store, then to the user.
-    let mut last_progress: BTreeMap<String, Instant> = BTreeMap::new();
-    while let Some(ev) = rx.recv().await {
-        let res = match &ev {
-            RunEvent::Planned { .. } => Ok(()),
-            RunEvent::Started { node, engine } => match tasks.get(node) {
-                Some(&t) => store.task_started(t, engine),
-                None => Ok(()),
-            },
-            RunEvent::Progress { node, fraction } => {
-                let due = last_progress
-                    .get(node)
-                    .is_none_or(|t| t.elapsed().as_secs_f64() >= 1.0);
-                match (due, tasks.get(node)) {
-                    (true, Some(&t)) => {
-                        last_progress.insert(node.clone(), Instant::now());
-                        store.task_progress(t, *fraction as f64)
-                    }
-                    _ => Ok(()),
-                }
-            }
-            RunEvent::Finished(r) => {
-                let status = match r.status {
-                    NodeStatus::Done => TaskStatus::Done,
-                    NodeStatus::Cached => TaskStatus::Cached,
-                    NodeStatus::Failed => TaskStatus::Failed,
-                    NodeStatus::Cancelled => TaskStatus::Cancelled,
-                    NodeStatus::Skipped => TaskStatus::Skipped,
-                };
-                let t = tasks.get(&r.node).copied();
-                let mut res = Ok(());
-                if let Some(t) = t {
-                    let key = matches!(r.status, NodeStatus::Done | NodeStatus::Cached)
-                        .then_some(r.key.as_str());
-                    res = store.task_finished(
-                        t,
-                        status,
-                        key,
-                        r.error.as_deref(),
-                        (r.seconds * 1000.0) as i64,
-                    );
-                }
-                if r.status == NodeStatus::Done {
-                    if let Some(dir) = cache.get(&r.key) {
-                        let bytes = super::cache::dir_size(&dir).unwrap_or(0);
-                        res =
-                            res.and_then(|_| store.record_artifact(&r.key, r.kind.as_str(), bytes));
-                    }
-                }
-                for n in &r.notes {
-                    res = res.and_then(|_| store.add_event(Some(job_id), t, EventLevel::Warn, n));
-                }
-                if let Some(e) = &r.error {
-                    if r.status == NodeStatus::Failed {
-                        res = res.and_then(|_| {
-                            store.add_event(
-                                Some(job_id),
-                                t,
-                                EventLevel::Error,
-                                &format!("{}: {e}", r.node),
-                            )
-                        });
-                    }
-                }
-                res
-            }
-        };
-        if let Err(e) = res {
-            tracing::error!("store: {e}");
-        }
-        progress.event(&ev);
-    }
-    let summary = run
-        .await
-        .map_err(|e| failed(format!("the pipeline task was lost: {e}")))?
-        .map_err(|e| failed(e.to_string()))?;
-
-    let problems: Vec<String> = summary
-        .failed()
-        .iter()
-        .map(|n| format!("{}: {}", n.node, n.error.clone().unwrap_or_default()))
-        .collect();
-    if !problems.is_empty() {
-        let cancelled = cancel.is_cancelled();
-        let msg = if cancelled {
-            "cancelled; run the same command again to resume (finished stages are kept)".to_string()
-        } else {
-            problems.join("\n")
-        };
-        let _ = store.set_job_status(
-            job_id,
-            if cancelled {
-                JobStatus::Cancelled
-            } else {
-                JobStatus::Failed
-            },
-            Some(&msg),
-        );
-        return Err(failed(msg));
-    }
-
-    // Export: every file lands whole (temp name, then rename); the report goes last.
-    let exported = export(&job, &summary, &project_dir)
-        .map_err(|e| failed(format!("exporting to {}: {e}", project_dir.display())));
-    let (outputs, report) = match exported {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = store.set_job_status(job_id, JobStatus::Failed, Some(&e.to_string()));
-            return Err(e);
-        }
-    };
-    store
-        .set_job_status(job_id, JobStatus::Done, None)
-        .map_err(|e| failed(e.to_string()))?;
-    Ok(RenderOutcome {
-        project_dir,
-        report,
-        outputs,
-        summary,
-    })
 }
 
 /// Copies a finished job's outputs into `<out>/<project>/<lang>/` and writes `report.json`.

@@ -12,6 +12,7 @@
 //! - On start, tasks that were running when the studio died are resumed (finished stages are
 //!   cache hits); a task that was running through `crash_limit` consecutive crashes is failed.
 
+pub mod foreground;
 pub mod lock;
 pub mod policy;
 
@@ -56,6 +57,9 @@ pub struct SchedulerConfig {
     pub export: bool,
     /// Model downloads (`pulls`) run at once; 0 leaves queued pulls to another process.
     pub pulls: usize,
+    /// Run this job only, leaving the rest of the queue to whoever runs it (`render`'s
+    /// foreground run).
+    pub only_job: Option<JobId>,
 }
 
 impl Default for SchedulerConfig {
@@ -74,6 +78,7 @@ impl Default for SchedulerConfig {
             export: true,
             oom_retries: 3,
             pulls: 2,
+            only_job: None,
         }
     }
 }
@@ -177,6 +182,10 @@ pub struct Scheduler {
     published_ledger: Option<String>,
     /// Runs the queued model downloads.
     pulls: Option<crate::hub::queue::PullRunner>,
+    /// Where stage starts, progress and results are also sent (a foreground `render`).
+    events: Option<tokio::sync::mpsc::UnboundedSender<runner::RunEvent>>,
+    /// The stage reports and artifacts of `only_job` once it finished.
+    summary: Option<(JobId, RunSummary)>,
 }
 
 /// The settings key under which the running scheduler publishes its VRAM ledger as JSON
@@ -267,6 +276,8 @@ impl Scheduler {
             drain: CancellationToken::new(),
             published_ledger: None,
             pulls,
+            events: None,
+            summary: None,
         })
     }
 
@@ -293,6 +304,28 @@ impl Scheduler {
     /// the jobs stay queued for whoever runs the queue next).
     pub fn set_drain(&mut self, token: CancellationToken) {
         self.drain = token;
+    }
+
+    /// Also sends every task's start, progress and result to `tx` (a foreground run's display).
+    pub fn set_events(&mut self, tx: tokio::sync::mpsc::UnboundedSender<runner::RunEvent>) {
+        self.events = Some(tx);
+    }
+
+    /// The stage reports and artifacts of job `id` (the `only_job`) after it finished.
+    pub fn take_summary(&mut self, id: JobId) -> Option<RunSummary> {
+        match self.summary.take() {
+            Some((j, s)) if j == id => Some(s),
+            other => {
+                self.summary = other;
+                None
+            }
+        }
+    }
+
+    fn emit(&self, event: runner::RunEvent) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
     }
 
     /// Writes the ledger to the store when it changed (at most once per loop turn).
@@ -471,7 +504,10 @@ impl Scheduler {
         }
         self.last_version = Some(v);
         self.queue_paused = self.store.queue_paused()?;
-        let rows = self.store.active_jobs()?;
+        let mut rows = self.store.active_jobs()?;
+        if let Some(only) = self.cfg.only_job {
+            rows.retain(|r| r.id == only);
+        }
         let active: BTreeSet<JobId> = rows.iter().map(|r| r.id).collect();
         for row in rows {
             if let Some(l) = self.live.get_mut(&row.id) {
@@ -811,6 +847,7 @@ impl Scheduler {
         l.reports.push(report.clone());
         self.store
             .task_finished(task, TaskStatus::Cached, Some(&report.key), None, 0)?;
+        self.emit(runner::RunEvent::Finished(report));
         self.stats.tasks_cached += 1;
         self.maybe_finish_job(id)
     }
@@ -897,10 +934,22 @@ impl Scheduler {
         let cache = self.cache.clone();
         let progress = self.progress.clone();
         self.stats.tasks_run += 1;
+        self.emit(runner::RunEvent::Started {
+            node: planned.node.name(),
+            engine: planned.engine.clone(),
+        });
+        let events = self.events.clone();
+        let node_name = planned.node.name();
         set.spawn_blocking(move || {
             let report_progress = move |f: f32| {
                 if let Ok(mut p) = progress.lock() {
                     p.insert(task, f);
+                }
+                if let Some(tx) = &events {
+                    let _ = tx.send(runner::RunEvent::Progress {
+                        node: node_name.clone(),
+                        fraction: f,
+                    });
                 }
             };
             let (report, art) = runner::execute_node(
@@ -1041,7 +1090,10 @@ impl Scheduler {
                 .add_event(Some(id), Some(task), EventLevel::Error, &msg)?;
             let mut r = report;
             r.error = Some(msg.clone());
-            l.reports.push(r);
+            l.reports.push(r.clone());
+            if let Some(tx) = &self.events {
+                let _ = tx.send(runner::RunEvent::Finished(r));
+            }
             self.say(format!("job {id} ({project}) FAILED: {msg}"));
             self.skip_dependents(id)?;
             return self.maybe_finish_job(id);
@@ -1107,6 +1159,9 @@ impl Scheduler {
                 format!("job {id} ({project}) {name} FAILED: {err}")
             }
         };
+        if let Some(tx) = &self.events {
+            let _ = tx.send(runner::RunEvent::Finished(report.clone()));
+        }
         l.reports.push(report);
         self.say(line);
         self.skip_dependents(id)?;
@@ -1180,12 +1235,15 @@ impl Scheduler {
             self.stats.jobs_failed += 1;
             return Ok(());
         }
+        let summary = RunSummary {
+            nodes: l.reports.clone(),
+            artifacts: l.artifacts.clone(),
+            seconds: l.started.elapsed().as_secs_f64(),
+        };
+        if self.cfg.only_job == Some(id) {
+            self.summary = Some((id, summary.clone()));
+        }
         if self.cfg.export {
-            let summary = RunSummary {
-                nodes: l.reports.clone(),
-                artifacts: l.artifacts.clone(),
-                seconds: l.started.elapsed().as_secs_f64(),
-            };
             let project_dir = std::path::PathBuf::from(&l.row.out_dir);
             if let Err(e) = job::export(&l.spec, &summary, &project_dir) {
                 let msg = format!("exporting to {}: {e}", project_dir.display());

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use reelsmith_diffusion::build::build;
 use reelsmith_diffusion::checkpoint::Checkpoint;
 use reelsmith_diffusion::lora::LoraSpec;
@@ -21,7 +21,22 @@ use reelsmith_diffusion::pipeline::{
 };
 use reelsmith_diffusion::scheduler::{SamplerKind, ScheduleConfig};
 use reelsmith_diffusion::unet::UNetInput;
+use reelsmith_kit::testing::TestDevice;
+use reelsmith_kit::Precision;
 use serde_json::Value;
+
+/// Where the networks run (`REELSMITH_TEST_DEVICE`, `REELSMITH_TEST_DTYPE`; CPU f32 by default).
+fn test_device() -> &'static TestDevice {
+    static TD: std::sync::OnceLock<TestDevice> = std::sync::OnceLock::new();
+    TD.get_or_init(TestDevice::from_env)
+}
+
+fn precision_of(family: Family) -> Precision {
+    match family {
+        Family::Flux => Precision::Bf16,
+        _ => Precision::F16,
+    }
+}
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/diffusion")
@@ -40,7 +55,7 @@ impl Fixture {
         .unwrap();
         let io = candle_core::safetensors::load(
             dir().join(format!("{family}.io.safetensors")),
-            &Device::Cpu,
+            &test_device().device,
         )
         .unwrap();
         Self { json, io }
@@ -81,9 +96,11 @@ impl Fixture {
     }
 }
 
-/// rel-L2 and max|Δ|/max|ref|, asserted against the limits.
+/// rel-L2 and max|Δ|/max|ref|, asserted against the limits (widened by the test device's
+/// dtype, see `reelsmith_kit::testing`).
 fn check(what: &str, got: &Tensor, want: &Tensor, rel_limit: f64, max_limit: f64) {
     assert_eq!(got.dims(), want.dims(), "{what}: shape");
+    let (rel_limit, max_limit) = test_device().limits(got.dtype(), rel_limit, max_limit);
     let g = got
         .to_dtype(DType::F64)
         .unwrap()
@@ -157,19 +174,14 @@ fn files_of(name: &str) -> Vec<PathBuf> {
 fn pipeline(fx: &Fixture, name: &str, loras: &[LoraSpec]) -> Pipeline {
     let family = family_of(name);
     let ckpt = Checkpoint::open(&files_of(name)).unwrap();
+    let td = test_device();
+    let dtype = td.dtype(precision_of(family));
     let schedule: ScheduleConfig =
         serde_json::from_value(fx.json["scheduler"].clone()).unwrap_or_default();
-    build(
-        family,
-        &fx.json,
-        schedule,
-        DType::F32,
-        &Device::Cpu,
-        |net, cfg| {
-            ckpt.var_builder(part_of(net, family), cfg, loras, DType::F32, &Device::Cpu)
-                .map_err(|e| reelsmith_diffusion::pipeline::Error::Invalid(e.to_string()))
-        },
-    )
+    build(family, &fx.json, schedule, dtype, &td.device, |net, cfg| {
+        ckpt.var_builder(part_of(net, family), cfg, loras, dtype, &td.device)
+            .map_err(|e| reelsmith_diffusion::pipeline::Error::Invalid(e.to_string()))
+    })
     .unwrap()
 }
 

@@ -5,6 +5,7 @@
 pub mod device;
 pub mod hooks;
 pub mod noise;
+pub mod testing;
 
 pub use device::{compute_dtype, parse_device, DeviceError, Precision};
 pub use hooks::{is_cancelled, CancelFlag, ProgressFn};
