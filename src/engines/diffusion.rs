@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loaded::{self, ModelKey};
 use super::{EngineError, ImageEngine, ImageRequest};
-use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
+use crate::hub::{import, HubConfig, ModelEntry, Registry};
 use crate::media::image::RgbImage;
 
 /// An installed image model a job draws with (part of the keyframes' cache keys).
@@ -46,15 +46,6 @@ pub struct ImageModelRef {
     pub sampling: Option<crate::hub::registry::SamplingDefault>,
 }
 
-/// Whether reelsmith can run a registry entry as an image model (not a companion, a format
-/// and architecture the engine knows).
-pub fn runnable(m: &ModelEntry) -> bool {
-    m.kind == ModelKind::Image
-        && m.format == "safetensors"
-        && m.variant.as_deref() != Some("text-encoders")
-        && arch::builtin(&m.arch, m.variant.as_deref()).is_some()
-}
-
 fn fingerprint(m: &ModelEntry, dir: &Path) -> String {
     let parts: Vec<String> = m
         .files
@@ -71,7 +62,7 @@ fn fingerprint(m: &ModelEntry, dir: &Path) -> String {
 
 /// The installed model `m` as a job reference, or why it cannot be used.
 fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageModelRef, String> {
-    if !runnable(m) {
+    if !import::runnable_image(m) {
         return Err(format!(
             "{} ({} {}) is not an image model reelsmith runs; use one of: {}",
             m.id,
@@ -79,7 +70,7 @@ fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageMod
             m.arch,
             reg.models()
                 .iter()
-                .filter(|m| runnable(m))
+                .filter(|m| import::runnable_image(m))
                 .map(|m| m.id.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -146,7 +137,7 @@ pub fn find_image_model(
 pub fn auto_image_model(reg: &Registry, cfg: &HubConfig, gpu: bool) -> Option<ImageModelRef> {
     reg.models()
         .iter()
-        .filter(|m| runnable(m))
+        .filter(|m| import::runnable_image(m))
         .filter(|m| gpu || m.variant.as_deref() == Some("turbo"))
         .find_map(|m| reference(reg, cfg, m).ok())
 }

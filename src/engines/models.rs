@@ -199,30 +199,6 @@ fn onnx_in(dir: &Path) -> Option<PathBuf> {
     (found.len() == 1).then(|| found.pop()).flatten()
 }
 
-/// The language (two letters) a voice speaks, from its `.onnx.json`.
-pub fn voice_language(onnx: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(format!("{}.json", onnx.display())).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let family = v
-        .pointer("/language/family")
-        .and_then(|f| f.as_str())
-        .or_else(|| {
-            v.pointer("/language/code")?
-                .as_str()?
-                .split(['_', '-'])
-                .next()
-        })
-        .map(str::to_string)
-        .or_else(|| {
-            let e = v.pointer("/espeak/voice")?.as_str()?;
-            Some(e.split(['-', '_']).next()?.to_string())
-        })?;
-    Some(match family.as_str() {
-        "cmn" | "yue" => "zh".into(),
-        f => f.to_ascii_lowercase(),
-    })
-}
-
 /// One voice from a setting value: a registry id (with or without `piper-`), a `.onnx` file or a
 /// folder holding one.
 pub fn find_voice(
@@ -314,7 +290,7 @@ fn choose_voices(
             "none" | "off" | "espeak" | "espeak-ng" => fallback_auto = false,
             v => {
                 let voice = find_voice(v, field, reg, cfg)?;
-                let lang = voice_language(&voice.path).ok_or_else(|| {
+                let lang = import::voice_language(&voice.path).ok_or_else(|| {
                     format!(
                         "{field}: {} does not say its language (language.family in its .onnx.json)",
                         voice.path.display()
