@@ -1,5 +1,6 @@
 use super::*;
 
+use rusqlite::params;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A unique database path in the temp dir, removed (with its WAL/SHM files)
