@@ -76,6 +76,12 @@ for dtype in f32 production; do
     summary="$(grep -E '^test result:' "$last_log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
     row "model crates' tests on cuda ($dtype)" "$status" "${last_secs}s" "$summary"
 done
+# Real weights (test models): Whisper base and the Piper voice on the GPU (f16), with their
+# reference comparisons (WER, faster-whisper twin, onnxruntime samples).
+timed real-weights env REELSMITH_TEST_DEVICE=cuda cargo "${offline[@]}" test --release \
+    --features cuda --test asr --test piper_voice -- --test-threads=1
+summary="$(grep -E '^test result:' "$last_log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
+row "whisper + piper real weights on cuda" "$status" "${last_secs}s" "$summary"
 
 if [[ -x "$bin" ]]; then
     timed doctor "$bin" doctor

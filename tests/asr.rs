@@ -17,6 +17,12 @@ const ENGLISH: &str = "The museum opens early in the morning and closes late in 
     Visitors can buy their tickets at the front desk. \
     Please keep your bags in the lockers near the entrance.";
 
+/// Where the model runs: `REELSMITH_TEST_DEVICE` (cpu by default; `scripts/gpu-check.sh` sets
+/// cuda, where Whisper computes in f16).
+fn test_device() -> Device {
+    reelsmith_kit::testing::TestDevice::from_env().device
+}
+
 /// One model shared by all tests (loading takes a moment; decoding in
 /// parallel would only fight over the CPU).
 fn model() -> Option<&'static Mutex<Whisper>> {
@@ -24,7 +30,7 @@ fn model() -> Option<&'static Mutex<Whisper>> {
     MODEL
         .get_or_init(|| {
             common::asr::model_dir().map(|dir| {
-                Mutex::new(Whisper::load(&dir, &Device::Cpu).expect("load whisper-base"))
+                Mutex::new(Whisper::load(&dir, &test_device()).expect("load whisper-base"))
             })
         })
         .as_ref()
@@ -445,7 +451,7 @@ fn a_hugging_face_whisper_checkpoint_transcribes_like_its_ctranslate2_twin() {
     };
     let tmp = tempfile::tempdir().unwrap();
     export_hf(&dir, tmp.path());
-    let mut hf = Whisper::load(tmp.path(), &Device::Cpu).expect("the HF checkpoint loads");
+    let mut hf = Whisper::load(tmp.path(), &test_device()).expect("the HF checkpoint loads");
     assert_eq!(hf.dims(), model.lock().unwrap().dims());
     let pcm = common::asr::espeak("en", ENGLISH);
     let opts = TranscribeOptions {

@@ -171,8 +171,9 @@ fn the_candle_engine_matches_onnxruntime_with_the_noise_off() {
     };
     let voice = PiperVoice::open(&onnx).unwrap();
     let host = Vits::load(&voice, &candle_core::Device::Cpu).unwrap();
-    // candle for every module: the path CUDA takes.
-    let generic = Vits::load_generic(&voice, &candle_core::Device::Cpu).unwrap();
+    // candle for every module: the path CUDA takes (on REELSMITH_TEST_DEVICE, cpu by default).
+    let device = reelsmith_kit::testing::TestDevice::from_env().device;
+    let generic = Vits::load_generic(&voice, &device).unwrap();
     let scales = Scales {
         noise_scale: 0.0,
         length_scale: 1.0,

@@ -37,6 +37,16 @@ impl SplitMix64 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 
+    /// Uniform in [-1, 1) with 24 bits.
+    pub fn bipolar_f32(&mut self) -> f32 {
+        self.unit_f32() * 2.0 - 1.0
+    }
+
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f32) -> bool {
+        self.unit_f32() < p
+    }
+
     /// Uniform integer in `0..n` (`n` of 0 counts as 1).
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n.max(1) as u64) as usize

@@ -111,7 +111,7 @@ impl Composer<'_> {
                 let len = 1 + pattern[i + 1..].iter().take_while(|&&c| c == b'-').count();
                 let midi = self.scale_note(degree + offset) + line.transpose;
                 let accent = if i % 4 == 0 { 1.0 } else { 0.8 };
-                let amp = line.level * accent * (1.0 + 0.06 * self.rng.bipolar());
+                let amp = line.level * accent * (1.0 + 0.06 * self.rng.bipolar_f32());
                 self.push(bar * spb + i, len, midi, amp, line.pan, line.inst);
             }
         }
@@ -140,7 +140,7 @@ impl Composer<'_> {
             idx += 1;
             let amp = arp.level
                 * (if step % 4 == 0 { 1.0 } else { 0.8 })
-                * (1.0 + 0.1 * self.rng.bipolar());
+                * (1.0 + 0.1 * self.rng.bipolar_f32());
             let pan = 0.35 * sin_turns(step as f32 / 32.0);
             self.push(step, arp.stride, tones[order], amp, pan, arp.inst);
             if arp.echo {
@@ -178,7 +178,7 @@ impl Composer<'_> {
                 continue;
             }
             let reach = 2.0 + mel.density * (RHYTHMS.len() as f32 - 2.0);
-            let choice = ((self.rng.unit() * reach) as usize).min(RHYTHMS.len() - 1);
+            let choice = ((self.rng.unit_f32() * reach) as usize).min(RHYTHMS.len() - 1);
             let onsets = RHYTHMS[choice];
             let degree = self.chord_degree(bar);
             let mut notes = Vec::with_capacity(onsets.len());
@@ -232,7 +232,7 @@ impl Composer<'_> {
                         b'o' => 0.6,
                         _ => continue,
                     };
-                    let amp = drums.level * level * vel * (1.0 + 0.08 * self.rng.bipolar());
+                    let amp = drums.level * level * vel * (1.0 + 0.08 * self.rng.bipolar_f32());
                     // Midi is irrelevant for drums (fixed tunings in the renderer).
                     self.push(bar * spb + i, 1, 60, amp, pan, inst);
                 }
@@ -249,7 +249,7 @@ pub(super) fn compose(spec: &MoodSpec, info: LoopInfo, seed: u64) -> Vec<Note> {
     let mut c = Composer {
         spec,
         info,
-        rng: SplitMix64(seed ^ name_hash),
+        rng: SplitMix64::from_state(seed ^ name_hash),
         notes: Vec::with_capacity(1024),
     };
     c.pads();

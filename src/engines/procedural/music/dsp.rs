@@ -1,37 +1,7 @@
 //! Deterministic arithmetic helpers: PRNG, sines, exponentials, pitches and oscillators.
 
-/// splitmix64: tiny, fast and identical everywhere.
-#[derive(Debug, Clone)]
-pub(super) struct SplitMix64(pub(super) u64);
-
-impl SplitMix64 {
-    pub(super) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub(super) fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Uniform in [-1, 1).
-    pub(super) fn bipolar(&mut self) -> f32 {
-        self.unit() * 2.0 - 1.0
-    }
-
-    /// Uniform integer in 0..n (n > 0).
-    pub(super) fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    pub(super) fn chance(&mut self, p: f32) -> bool {
-        self.unit() < p
-    }
-}
+/// The generator shared with the model crates (splitmix64: identical everywhere).
+pub(super) use reelsmith_kit::noise::SplitMix64;
 
 /// sin(2π·p) for `p` in turns, via quarter-wave reduction and a degree-9 odd
 /// Taylor polynomial (|error| < 4e-6). Arithmetic only, hence deterministic.

@@ -185,7 +185,7 @@ fn render_note(note: &Note, pad: &PadSpec, rate: f32, out: &mut [f32]) {
         }
         Inst::Snare | Inst::Hat => {
             let hat = note.inst == Inst::Hat;
-            let mut rng = SplitMix64(note.noise_seed);
+            let mut rng = SplitMix64::from_state(note.noise_seed);
             let c = lowpass_coef(if hat { 7000.0 } else { 1500.0 }, rate);
             let noise_decay = decay_per_sample(if hat { 0.03 } else { 0.09 }, rate);
             let body_decay = decay_per_sample(0.05, rate);
@@ -193,7 +193,7 @@ fn render_note(note: &Note, pad: &PadSpec, rate: f32, out: &mut [f32]) {
                 (0.0f32, 0.0f32, 1.0f32, 1.0f32, 0.0f32);
             let attack = ms(0.001);
             for (t, o) in out.iter_mut().enumerate() {
-                let w = rng.bipolar();
+                let w = rng.bipolar_f32();
                 lp1 += c * (w - lp1);
                 let hp = w - lp1;
                 lp2 += c * (hp - lp2);

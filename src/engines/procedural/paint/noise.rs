@@ -2,35 +2,27 @@
 
 use super::*;
 
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use reelsmith_kit::noise::{mix64, SplitMix64};
 
-/// splitmix64.
-pub(super) struct Rng(u64);
+/// The painter's generator: splitmix64 (shared with the model crates) from a mixed seed.
+pub(super) struct Rng(SplitMix64);
 
 impl Rng {
     pub(super) fn new(seed: u64) -> Rng {
-        Rng(mix64(seed ^ 0x5DEE_CE66_D1CE_4E5B))
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix64(self.0)
+        Rng(SplitMix64::from_state(mix64(seed ^ 0x5DEE_CE66_D1CE_4E5B)))
     }
     /// Uniform in [0, 1).
     pub(super) fn f(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 * (1.0 / 16_777_216.0)
+        self.0.unit_f32()
     }
     pub(super) fn range(&mut self, a: f32, b: f32) -> f32 {
         a + (b - a) * self.f()
     }
     pub(super) fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n.max(1) as u64) as usize
+        self.0.below(n)
     }
     pub(super) fn chance(&mut self, p: f32) -> bool {
-        self.f() < p
+        self.0.chance(p)
     }
 }
 
