@@ -17,9 +17,10 @@ use crate::hub::{HubConfig, Registry};
 pub struct SayArgs {
     /// What to say (`-` reads standard input).
     pub text: String,
-    /// A Piper voice: registry id (`piper-en_US-joe-medium` or `en_US-joe-medium`), a NAME.onnx
-    /// file (NAME.onnx.json beside it) or a folder holding one. Default: the installed voice
-    /// for --lang.
+    /// A Piper voice: its id or name (`piper-en_US-joe-medium`, `en_US-joe-medium`, an
+    /// imported voice's file name; installed voices first, case aside), a NAME.onnx file
+    /// (NAME.onnx.json beside it) or a folder holding one. Default: the installed voice for
+    /// --lang.
     #[arg(long)]
     pub voice: Option<String>,
     /// Language whose installed voice to use when --voice is not given.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::loaded::{self, ModelKey};
 use super::{EngineError, ImageEngine, ImageRequest};
-use crate::hub::{import, HubConfig, ModelEntry, Registry};
+use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
 use crate::media::image::RgbImage;
 
 /// An installed image model a job draws with (part of the keyframes' cache keys).
@@ -116,18 +116,17 @@ fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageMod
     })
 }
 
-/// The model a setting names (`field` is where the setting came from, for errors).
+/// The model a setting names, as [`import::resolve`] reads names (installed models first, case
+/// aside, file names too); `field` is where the setting came from, for errors.
 pub fn find_image_model(
     reg: &Registry,
     cfg: &HubConfig,
     value: &str,
     field: &str,
 ) -> Result<ImageModelRef, String> {
-    let m = reg.get(value).ok_or_else(|| {
-        format!(
-            "{field}: no image model `{value}` in the registry (`reelsmith models list --kind image`)"
-        )
-    })?;
+    let m = import::resolve(reg, cfg, value, ModelKind::Image, &["safetensors"])
+        .map_err(|e| format!("{field}: {e}"))?
+        .entry;
     reference(reg, cfg, m).map_err(|e| format!("{field}: {e}"))
 }
 

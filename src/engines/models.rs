@@ -1,6 +1,8 @@
 //! Which installed models the model-backed stages use: `<config>/engines.toml` and the
-//! `REELSMITH_LLM` / `REELSMITH_ASR` variables (which win) say `auto`, `none`, a registry id
+//! `REELSMITH_LLM` / `REELSMITH_ASR` variables (which win) say `auto`, `none`, a model's name
 //! or a path. `auto` picks an installed model; with none installed the rule-based engines run.
+//! A name is read by [`import::resolve`]: an id, or an imported model's file name, case aside;
+//! installed and imported models first, then the registry's.
 //!
 //! ```toml
 //! llm = "auto"                      # auto | none | registry id | path to a .gguf or a checkpoint folder
@@ -199,8 +201,10 @@ fn onnx_in(dir: &Path) -> Option<PathBuf> {
     (found.len() == 1).then(|| found.pop()).flatten()
 }
 
-/// One voice from a setting value: a registry id (with or without `piper-`), a `.onnx` file or a
-/// folder holding one.
+/// One voice from a setting value: a `.onnx` file or a folder holding one (a value with a `/`,
+/// or one that exists on disk), else a voice's name as [`import::resolve`] reads it: its id
+/// (`piper-en_US-joe-medium`, `en_us-joe-medium`), the id without `piper-`, or its file's name
+/// (`en_US-joe-medium`, `en_US-joe-medium.onnx`), case aside; installed voices first.
 pub fn find_voice(
     value: &str,
     field: &str,
@@ -208,7 +212,7 @@ pub fn find_voice(
     cfg: &HubConfig,
 ) -> Result<ModelRef, String> {
     let path = Path::new(value);
-    if value.ends_with(".onnx") || path.is_dir() || value.contains('/') {
+    if value.contains('/') || path.exists() {
         let onnx = if path.is_dir() {
             onnx_in(path).ok_or_else(|| {
                 format!("{field}: {value} holds no single .onnx voice (NAME.onnx + NAME.onnx.json)")
@@ -229,18 +233,15 @@ pub fn find_voice(
             params: None,
         });
     }
-    let id = if reg.get(value).is_none() && reg.get(&format!("piper-{value}")).is_some() {
-        format!("piper-{value}")
-    } else {
-        value.to_string()
-    };
     let none = format!("{field}: no voice `{value}`");
-    let (m, dir) = import::pick(reg, cfg, Some(&id), ModelKind::Tts, &["onnx"], &none)
+    let (m, dir) = import::pick(reg, cfg, Some(value), ModelKind::Tts, &["onnx"], &none)
         .map_err(|e| format!("{field}: {}", e.trim_start_matches("--model ")))?;
     let onnx = piper_onnx(m, &dir).ok_or_else(|| {
         format!(
-            "{field}: {id} is installed in {} but its .onnx is missing; `reelsmith models verify {id}`",
-            dir.display()
+            "{field}: {} is installed in {} but its .onnx is missing; `reelsmith models verify {}`",
+            m.id,
+            dir.display(),
+            m.id
         )
     })?;
     Ok(installed_voice(m, onnx))
@@ -434,7 +435,7 @@ fn choose(
         _ => {}
     }
     let path = Path::new(value);
-    let is_path = value.contains('/') || value.ends_with(".gguf") || path.exists();
+    let is_path = value.contains('/') || path.exists();
     if is_path {
         let checkpoint = checkpoint_weights(path);
         let ok = match kind {
@@ -482,9 +483,11 @@ fn choose(
         .map_err(|e| format!("{field}: {}", e.trim_start_matches("--model ")))?;
     let (path, fingerprint) = weights(m, &dir, kind).ok_or_else(|| {
         format!(
-            "{field}: {value} is installed in {} but its weights are missing; \
-             `reelsmith models verify {value}`",
-            dir.display()
+            "{field}: {} is installed in {} but its weights are missing; \
+             `reelsmith models verify {}`",
+            m.id,
+            dir.display(),
+            m.id
         )
     })?;
     Ok(Some(ModelRef {
@@ -564,6 +567,58 @@ mod tests {
         let e = StageModels::resolve(&d).unwrap_err();
         assert!(
             e.contains("engines.toml: asr") && e.contains("no-such-whisper"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_imported_voice_is_found_by_the_name_of_its_file() {
+        let t = tempfile::tempdir().unwrap();
+        let (config, voices) = (t.path().join("config"), t.path().join("voices"));
+        std::fs::create_dir_all(&voices).unwrap();
+        let onnx = voices.join("en_US-joe-medium.onnx");
+        std::fs::write(&onnx, [0x08u8, 0x07, 0x00]).unwrap();
+        std::fs::write(
+            voices.join("en_US-joe-medium.onnx.json"),
+            r#"{"audio":{"sample_rate":22050},"language":{"family":"en"},"phoneme_id_map":{"a":[1]}}"#,
+        )
+        .unwrap();
+        let d = import::detect(&onnx).unwrap();
+        // What `reelsmith models import` registers for this file.
+        import::register(&config, &import::entry(&d, "en_us-joe-medium")).unwrap();
+        let reg = Registry::load(Some(&config)).unwrap();
+        let hf = t.path().join("hf").to_string_lossy().into_owned();
+        let cfg = HubConfig::from_env(|k| (k == "HF_HOME").then(|| hf.clone()));
+        let onnx = onnx.canonicalize().unwrap();
+        // Not a file in the working directory: the names of the imported voice.
+        for name in [
+            "en_US-joe-medium",
+            "en_US-joe-medium.onnx",
+            "EN_us-JOE-medium",
+        ] {
+            let v = find_voice(name, "--voice", &reg, &cfg).unwrap();
+            assert_eq!(
+                (v.id.as_str(), &v.path),
+                ("en_us-joe-medium", &onnx),
+                "{name}"
+            );
+        }
+        let per_lang = BTreeMap::from([("en".to_string(), "en_US-joe-medium".to_string())]);
+        let voices = choose_voices(&reg, &cfg, &per_lang, None).unwrap();
+        assert_eq!(voices["en"].path, onnx);
+        let one = choose_voices(
+            &reg,
+            &cfg,
+            &BTreeMap::new(),
+            Some(("en_US-joe-medium.onnx", "tts")),
+        )
+        .unwrap();
+        assert_eq!(one["en"].id, "en_us-joe-medium");
+        // A name nothing has: the field, the name and the close ones.
+        let e = find_voice("en_US-joe-high", "engines.toml: tts", &reg, &cfg).unwrap_err();
+        assert!(
+            e.starts_with("engines.toml: tts: en_US-joe-high: no tts model has this name")
+                && e.contains("en_us-joe-medium (imported from"),
             "{e}"
         );
     }
