@@ -258,18 +258,7 @@ pub enum ClipFlavor {
 
 /// GPT-2's byte → printable character table (`bytes_to_unicode`).
 fn byte_chars() -> [char; 256] {
-    let mut table = ['\0'; 256];
-    let mut n = 0u32;
-    for b in 0..=255u8 {
-        let printable = matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
-        table[b as usize] = if printable {
-            char::from(b)
-        } else {
-            n += 1;
-            char::from_u32(255 + n).expect("valid code point")
-        };
-    }
-    table
+    reelsmith_kit::bytes_bpe::byte_chars()
 }
 
 /// The order OpenAI's SimpleTokenizer lists the byte characters: printable ones, then the rest.

@@ -2,6 +2,7 @@
 //! reference draws), the device and dtype policy, and the cancel/progress hooks long-running
 //! model calls take. Nothing here knows of jobs, the CLI, the store or the model registry.
 
+pub mod bytes_bpe;
 pub mod device;
 pub mod hooks;
 pub mod noise;

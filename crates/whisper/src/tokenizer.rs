@@ -50,24 +50,7 @@ pub struct Tokenizer {
 
 /// GPT-2's byte → printable character map, inverted (char → byte).
 fn unicode_to_byte() -> HashMap<char, u8> {
-    let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
-        .chain(0xA1..=0xAC)
-        .chain(0xAE..=0xFF)
-        .collect();
-    let mut chars = printable.clone();
-    let mut extra = 0;
-    for b in 0..256u32 {
-        if !printable.contains(&b) {
-            printable.push(b);
-            chars.push(256 + extra);
-            extra += 1;
-        }
-    }
-    printable
-        .iter()
-        .zip(&chars)
-        .filter_map(|(&b, &c)| char::from_u32(c).map(|c| (c, b as u8)))
-        .collect()
+    reelsmith_kit::bytes_bpe::char_bytes()
 }
 
 /// GPT-2's pre-tokenizer: contractions, ` ?letters`, ` ?digits`, ` ?other symbols`, and

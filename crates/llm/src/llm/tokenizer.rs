@@ -83,25 +83,9 @@ impl PreTokenizer {
     }
 }
 
-/// Builds GPT-2's reversible byte → printable-character table.
-///
-/// Printable Latin-1 bytes map to themselves; the remaining 68 bytes are
-/// assigned code points starting at U+0100 in byte order.
+/// GPT-2's reversible byte → printable-character table (shared by every byte-level BPE).
 fn byte_alphabet() -> [char; 256] {
-    let mut table = ['\0'; 256];
-    let mut next = 256u32;
-    for (b, slot) in table.iter_mut().enumerate() {
-        let printable = (0x21..=0x7e).contains(&b) || (0xa1..=0xac).contains(&b) || b >= 0xae;
-        let cp = if printable {
-            b as u32
-        } else {
-            let cp = next;
-            next += 1;
-            cp
-        };
-        *slot = char::from_u32(cp).unwrap_or('\0');
-    }
-    table
+    reelsmith_kit::bytes_bpe::byte_chars()
 }
 
 /// A byte-level BPE tokenizer.
