@@ -10,12 +10,12 @@ use crate::build::{build, Network};
 use crate::checkpoint::{Checkpoint, Part};
 use crate::lora::LoraSpec;
 use crate::noise::Seeded;
-use reelsmith_kit::{compute_dtype, Precision};
 use crate::pipeline::{
     Conditioning, Error, Family, InitImage, Params, Pipeline, Result, Step, TokenIds,
 };
 use crate::scheduler::SamplerKind;
 use crate::tokenizer::{ClipTokenizer, Pad, T5Tokenizer};
+use reelsmith_kit::{compute_dtype, Precision};
 
 /// CLIP's context length.
 const CLIP_LEN: usize = 77;
