@@ -68,7 +68,11 @@ fn a_killed_render_resumes_as_the_same_job() {
     assert!(err.contains("resuming job 1"), "{err}");
     let jobs = status_json(&data, &cfg);
     let list = jobs["jobs"].as_array().unwrap();
-    assert_eq!(list.len(), 1, "the resumed render queued a second job: {jobs}");
+    assert_eq!(
+        list.len(),
+        1,
+        "the resumed render queued a second job: {jobs}"
+    );
     assert_eq!(list[0]["status"], "done", "{jobs}");
     for st in list[0]["stages"].as_array().unwrap() {
         assert!(
@@ -135,5 +139,11 @@ fn render_hands_its_job_to_a_running_scheduler_and_follows_it() {
     assert!(err.contains(&format!("pid {}", studio.id())), "{err}");
     let final_mp4 = printed_final(&o.stdout);
     assert!(final_mp4.is_file(), "{}", final_mp4.display());
-    assert!(final_mp4.parent().unwrap().parent().unwrap().join("report.json").is_file());
+    assert!(final_mp4
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("report.json")
+        .is_file());
 }
