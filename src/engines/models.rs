@@ -501,24 +501,7 @@ fn choose(
 /// Parses a `--device` value: `cpu`, `cuda` (GPU 0) or `cuda:N`. A CUDA device needs a build
 /// with `--features cuda` and a working driver; the error says which is missing.
 pub fn parse_device(value: &str) -> Result<candle_core::Device, String> {
-    let v = value.trim().to_ascii_lowercase();
-    let ordinal = match v.as_str() {
-        "cpu" => return Ok(candle_core::Device::Cpu),
-        "cuda" | "gpu" => 0,
-        _ => match v.strip_prefix("cuda:") {
-            Some(n) => n
-                .parse::<usize>()
-                .map_err(|_| format!("--device {value}: use cpu, cuda or cuda:N"))?,
-            None => return Err(format!("--device {value}: use cpu, cuda or cuda:N")),
-        },
-    };
-    if !candle_core::utils::cuda_is_available() {
-        return Err(format!(
-            "--device {value}: this reelsmith was built without CUDA; rebuild with \
-             `cargo build --release --features cuda` (needs the CUDA toolkit), or use --device cpu"
-        ));
-    }
-    candle_core::Device::new_cuda(ordinal).map_err(|e| format!("--device {value}: {e}"))
+    reelsmith_kit::parse_device(value).map_err(|e| format!("--device {e}"))
 }
 
 #[cfg(test)]

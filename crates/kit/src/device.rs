@@ -33,13 +33,13 @@ pub fn compute_dtype(device: &Device, precision: Precision) -> DType {
 /// Why a device name could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error("unknown device `{0}`: use cpu, cuda or cuda:N")]
+    #[error("{0}: use cpu, cuda or cuda:N")]
     Unknown(String),
     #[error(
-        "device `{0}`: this build has no CUDA support; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit) or use --device cpu"
+        "{0}: this reelsmith was built without CUDA; rebuild with `cargo build --release --features cuda` (needs the CUDA toolkit), or use --device cpu"
     )]
     NoCuda(String),
-    #[error("device `{name}`: {source}")]
+    #[error("{name}: {source}")]
     Cuda {
         name: String,
         #[source]
