@@ -4,7 +4,7 @@
 Run with the venv python printed by scripts/bench-refs.sh:
 
   bench_ref.py llm --model FILE.gguf --threads N --prompt-tokens P --gen-tokens G
-  bench_ref.py asr --model CT2_DIR --audio FILE.wav --threads N --beam B [--language en]
+  bench_ref.py asr --model CT2_DIR --audio FILE.wav --threads N --beam B [--language en] [--device cuda]
   bench_ref.py tts --model VOICE.onnx --ids IDS.json --threads N
   bench_ref.py image --configs CONFIGS.json --family unet|flux --size WxH --batch B
                      --steps S --cfg C --device cpu|cuda --dtype float32|float16|bfloat16
@@ -126,8 +126,12 @@ def run_asr(args):
     import ctranslate2
     import faster_whisper
 
+    # The same device and precision as reelsmith: f32 on the CPU, f16 on CUDA.
+    device, _, index = args.device.partition(":")
+    device = "cuda" if device in ("cuda", "gpu") else "cpu"
     model = faster_whisper.WhisperModel(
-        args.model, device="cpu", compute_type="float32",
+        args.model, device=device, device_index=int(index or 0),
+        compute_type="float16" if device == "cuda" else "float32",
         cpu_threads=args.threads, num_workers=1,
     )
     opts = dict(
@@ -310,6 +314,7 @@ def main():
     asr.add_argument("--threads", type=int, required=True)
     asr.add_argument("--beam", type=int, default=1)
     asr.add_argument("--language", default=None, help="e.g. en (default: detect)")
+    asr.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     tts = sub.add_parser("tts", help="Piper voice (onnxruntime) synthesis speed")
     tts.add_argument("--model", required=True, help="Piper voice .onnx")
     tts.add_argument("--ids", required=True, help="JSON: sentences (phoneme ids), scales, sample_rate")

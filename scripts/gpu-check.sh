@@ -111,7 +111,11 @@ if [[ -x "$bin" ]]; then
             --device cuda "${ref[@]}"
         row "bench image $model 512² cuda" "$status" "${last_secs}s" "$(grep -iE 'ratio|s/step' "$last_log" | tail -n2 | tr -s ' ' | paste -sd';')"
     done
-    for what in asr tts llm; do
+    # Whisper on the GPU against faster-whisper (ctranslate2, f16) on the same GPU, when its
+    # wheel is installed; the CPU-only engines (Piper's host kernels, the GGUF LLM) for scale.
+    timed bench-asr-cuda "$bin" bench asr --device cuda --rounds 2
+    row "bench asr (cuda, f16)" "$status" "${last_secs}s" "$(grep -iE 'ratio|RTF' "$last_log" | tail -n2 | tr -s ' ' | paste -sd';')"
+    for what in tts llm; do
         timed "bench-$what" "$bin" bench "$what" --threads 8 --rounds 1
         row "bench $what (cpu, 8 threads)" "$status" "${last_secs}s" "$(grep -iE 'ratio' "$last_log" | tail -n1 | tr -s ' ')"
     done

@@ -78,6 +78,9 @@ pub enum BenchWhat {
         /// Alternating rounds of both engines; the best of each is compared.
         #[arg(long, default_value_t = 3)]
         rounds: usize,
+        /// cpu, cuda or cuda:N: both engines run there (f32 on the CPU, f16 on CUDA).
+        #[arg(long, default_value = "cpu")]
+        device: String,
         #[arg(long)]
         no_reference: bool,
     },
@@ -410,17 +413,21 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
             audio,
             threads,
             rounds,
+            device,
             no_reference,
         } => {
             pin_cpu_threads(threads);
             super::bench_models::bench_asr(
                 work.path(),
                 dirs,
-                model.as_deref(),
-                audio.as_deref(),
-                threads.max(1),
-                rounds.max(1),
-                !no_reference,
+                super::bench_models::AsrBench {
+                    model: model.as_deref(),
+                    audio: audio.as_deref(),
+                    threads: threads.max(1),
+                    rounds: rounds.max(1),
+                    device: &device,
+                    with_reference: !no_reference,
+                },
             )
         }
     };

@@ -253,15 +253,27 @@ fn speech_wav(work: &Path) -> Result<PathBuf, String> {
     Ok(wav)
 }
 
-pub fn bench_asr(
-    work: &Path,
-    dirs: &Dirs,
-    model: Option<&str>,
-    audio: Option<&Path>,
-    threads: usize,
-    rounds: usize,
-    with_reference: bool,
-) -> Result<(), String> {
+/// What `bench asr` measures.
+pub struct AsrBench<'a> {
+    pub model: Option<&'a str>,
+    pub audio: Option<&'a Path>,
+    pub threads: usize,
+    pub rounds: usize,
+    /// cpu, cuda or cuda:N (both engines).
+    pub device: &'a str,
+    pub with_reference: bool,
+}
+
+pub fn bench_asr(work: &Path, dirs: &Dirs, b: AsrBench) -> Result<(), String> {
+    let AsrBench {
+        model,
+        audio,
+        threads,
+        rounds,
+        device,
+        with_reference,
+    } = b;
+    let dev = crate::engines::models::parse_device(device)?;
     let model = model_path(model, dirs, true)?;
     let audio = match audio {
         Some(a) => a.to_path_buf(),
@@ -271,11 +283,11 @@ pub fn bench_asr(
         crate::media::decode::decode_audio_mono(&audio, 16_000).map_err(|e| e.to_string())?;
     let seconds = mono.len() as f64 / 16_000.0;
     println!(
-        "bench asr: {} on {} ({seconds:.1} s), beam 1, {threads} threads",
+        "bench asr: {} on {} ({seconds:.1} s), beam 1, {threads} threads, {device}",
         model.display(),
         audio.display()
     );
-    let mut w = Whisper::load(&model, &candle_core::Device::Cpu).map_err(|e| e.to_string())?;
+    let mut w = Whisper::load(&model, &dev).map_err(|e| e.to_string())?;
     let opts = TranscribeOptions {
         language: Some("en".into()),
         ..TranscribeOptions::default()
@@ -312,6 +324,8 @@ pub fn bench_asr(
                     "1".into(),
                     "--language".into(),
                     "en".into(),
+                    "--device".into(),
+                    device.to_string(),
                 ],
             )?;
             let (xa, xb) = (
