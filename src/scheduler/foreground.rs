@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{enqueue, JobParams, LockError, Scheduler, SchedulerConfig, SchedulerLock};
+use super::{enqueue_prepared, JobParams, LockError, Scheduler, SchedulerConfig, SchedulerLock};
 use crate::config::{ChannelSet, Dirs};
 use crate::engines::models::StageModels;
 use crate::pipeline::job::{self, JobError, RenderRequest};
@@ -67,26 +67,25 @@ pub async fn run(
 ) -> Result<Foreground, JobError> {
     let failed = |m: String| JobError::Failed(m);
     // Bad input is refused before anything is written.
-    let spec = job::prepare(req, dirs)?;
+    let channels =
+        ChannelSet::load(Some(&dirs.config)).map_err(|e| JobError::Input(e.to_string()))?;
+    let text = crate::script::read_text(&req.script).map_err(|e| JobError::Input(e.to_string()))?;
+    let models = StageModels::resolve(dirs).map_err(JobError::Input)?;
+    let spec = job::prepare_text(req, &text, &channels, &models)?;
     let mut req = req.clone();
     req.out = std::path::absolute(&req.out)
         .map_err(|e| JobError::Input(format!("--out {}: {e}", req.out.display())))?;
     std::fs::create_dir_all(&dirs.data)
         .map_err(|e| failed(format!("{}: {e}", dirs.data.display())))?;
     let store = Store::open(&dirs.db_path()).map_err(|e| failed(e.to_string()))?;
-    let earlier = unfinished_job(&store, &req, &spec)?;
+    let earlier = unfinished_job(&store, &req, &text, &spec)?;
     let adopted = earlier.is_some();
     let id = match earlier {
         Some(id) => {
             on_notice(Notice::Adopted(id));
             id
         }
-        None => {
-            let channels =
-                ChannelSet::load(Some(&dirs.config)).map_err(|e| JobError::Input(e.to_string()))?;
-            let models = StageModels::resolve(dirs).map_err(JobError::Input)?;
-            enqueue(&store, &channels, &req, 0, &models)?
-        }
+        None => enqueue_prepared(&store, &req, text, &spec, 0)?,
     };
     let lock = match SchedulerLock::acquire(&dirs.data) {
         Ok(l) => Some(l),
@@ -138,13 +137,12 @@ pub async fn run(
     let _ = display.await;
     drop(lock);
     run.map_err(|e| failed(e.to_string()))?;
-    let ended = ending(&store, id)?.unwrap_or(Ended::Interrupted);
-    let ended = match ended {
-        Ended::Done { project_dir, .. } => Ended::Done {
+    let ended = match finished(&store, id)? {
+        Some(project_dir) => Ended::Done {
             project_dir,
             summary,
         },
-        other => other,
+        None => Ended::Interrupted,
     };
     Ok(Foreground {
         job: id,
@@ -158,16 +156,10 @@ pub async fn run(
 fn unfinished_job(
     store: &Store,
     req: &RenderRequest,
+    text: &str,
     spec: &JobSpec,
 ) -> Result<Option<JobId>, JobError> {
-    let text = crate::script::read_text(&req.script).map_err(|e| JobError::Input(e.to_string()))?;
-    let params = serde_json::to_value(JobParams {
-        channel: req.channel.clone(),
-        languages: req.languages.clone(),
-        quality: req.quality,
-        seed: req.seed,
-    })
-    .map_err(|e| JobError::Failed(e.to_string()))?;
+    let params = JobParams::of(req).to_value()?;
     let out_dir = req.out.join(&spec.project);
     let rows = store
         .active_jobs()
@@ -179,23 +171,21 @@ fn unfinished_job(
                 && !r.cancel_requested
                 && r.params == params
                 && Path::new(&r.out_dir) == out_dir
-                && r.script.as_deref() == Some(text.as_str())
+                && r.script.as_deref() == Some(text)
         })
         .map(|r| r.id)
         .max())
 }
 
-/// How job `id` ended according to the store: `None` while it is still queued or running.
-fn ending(store: &Store, id: JobId) -> Result<Option<Ended>, JobError> {
+/// Where job `id` was exported once it is done; `None` while it is still queued or running,
+/// its error when it failed or was cancelled.
+fn finished(store: &Store, id: JobId) -> Result<Option<PathBuf>, JobError> {
     let row = store
         .job(id)
         .map_err(|e| JobError::Failed(e.to_string()))?
         .ok_or_else(|| JobError::Failed(format!("job {id} disappeared from the store")))?;
     match row.status {
-        JobStatus::Done => Ok(Some(Ended::Done {
-            project_dir: PathBuf::from(row.out_dir),
-            summary: None,
-        })),
+        JobStatus::Done => Ok(Some(PathBuf::from(row.out_dir))),
         JobStatus::Failed => {
             Err(JobError::Failed(row.error.unwrap_or_else(|| {
                 format!("job {id} failed; see `reelsmith logs {id}`")
@@ -228,8 +218,11 @@ async fn follow(store: &Store, id: JobId, shutdown: &CancellationToken) -> Resul
                 }
             }
         }
-        if let Some(end) = ending(store, id)? {
-            return Ok(end);
+        if let Some(project_dir) = finished(store, id)? {
+            return Ok(Ended::Done {
+                project_dir,
+                summary: None,
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(300)) => {}

@@ -100,6 +100,23 @@ pub struct JobParams {
     pub seed: u64,
 }
 
+impl JobParams {
+    /// The parameters of `req`.
+    pub fn of(req: &RenderRequest) -> Self {
+        Self {
+            channel: req.channel.clone(),
+            languages: req.languages.clone(),
+            quality: req.quality,
+            seed: req.seed,
+        }
+    }
+
+    /// As stored in the job row.
+    pub fn to_value(&self) -> Result<serde_json::Value, job::JobError> {
+        serde_json::to_value(self).map_err(|e| job::JobError::Failed(e.to_string()))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum NodeState {
     Pending,
@@ -1293,6 +1310,17 @@ pub fn enqueue(
     let text =
         crate::script::read_text(&req.script).map_err(|e| job::JobError::Input(e.to_string()))?;
     let spec = job::prepare_text(req, &text, channels, models)?;
+    enqueue_prepared(store, req, text, &spec, priority)
+}
+
+/// Queues a job for `spec`, prepared from `text` (the script's content) for `req`.
+pub fn enqueue_prepared(
+    store: &Store,
+    req: &RenderRequest,
+    text: String,
+    spec: &JobSpec,
+    priority: i64,
+) -> Result<JobId, job::JobError> {
     let graph = spec
         .channel
         .graph()
@@ -1306,17 +1334,11 @@ pub fn enqueue(
             &spec.channel.name,
         )
         .map_err(fail)?;
-    let params = JobParams {
-        channel: req.channel.clone(),
-        languages: req.languages.clone(),
-        quality: req.quality,
-        seed: req.seed,
-    };
     let tasks = new_tasks(&graph, &spec.languages);
     let new = crate::store::NewJob {
         project,
         kind: "render".into(),
-        params: serde_json::to_value(&params).map_err(|e| job::JobError::Failed(e.to_string()))?,
+        params: JobParams::of(req).to_value()?,
         out_dir: req.out.join(&spec.project).to_string_lossy().into_owned(),
         priority,
         script: text,

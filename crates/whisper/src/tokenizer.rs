@@ -48,11 +48,6 @@ pub struct Tokenizer {
     ranks: HashMap<Vec<u8>, u32>,
 }
 
-/// GPT-2's byte → printable character map, inverted (char → byte).
-fn unicode_to_byte() -> HashMap<char, u8> {
-    reelsmith_kit::bytes_bpe::char_bytes()
-}
-
 /// GPT-2's pre-tokenizer: contractions, ` ?letters`, ` ?digits`, ` ?other symbols`, and
 /// whitespace (a space before a word goes with the word).
 fn pre_tokenize(text: &str) -> Vec<&str> {
@@ -240,7 +235,7 @@ impl Tokenizer {
             .filter(|(_, s)| is_special(s))
             .map(|(i, s)| (s[2..s.len() - 2].to_string(), sot + 1 + i as u32))
             .collect();
-        let map = unicode_to_byte();
+        let map = reelsmith_kit::bytes_bpe::char_bytes();
         let bytes = strings
             .iter()
             .enumerate()
@@ -432,7 +427,7 @@ mod tests {
 
     #[test]
     fn byte_table_is_a_bijection() {
-        let m = unicode_to_byte();
+        let m = reelsmith_kit::bytes_bpe::char_bytes();
         assert_eq!(m.len(), 256);
         let mut seen = [false; 256];
         for &b in m.values() {

@@ -23,11 +23,6 @@ pub enum ClipFlavor {
     Tokenizers,
 }
 
-/// GPT-2's byte → printable character table (`bytes_to_unicode`).
-pub(super) fn byte_chars() -> [char; 256] {
-    reelsmith_kit::bytes_bpe::byte_chars()
-}
-
 /// The order OpenAI's SimpleTokenizer lists the byte characters: printable ones, then the rest.
 pub(super) fn byte_chars_in_vocab_order(table: &[char; 256]) -> Vec<char> {
     let mut v: Vec<char> = table
@@ -243,7 +238,7 @@ impl ClipTokenizer {
             }
             pairs.push((i + 1, parse_merge(path, i + 1, line)?));
         }
-        let table = byte_chars();
+        let table = reelsmith_kit::bytes_bpe::byte_chars();
         let mut tokens: Vec<String> = Vec::with_capacity(2 * 256 + pairs.len() + 2);
         let order = byte_chars_in_vocab_order(&table);
         tokens.extend(order.iter().map(|c| c.to_string()));
@@ -279,7 +274,7 @@ impl ClipTokenizer {
             // A repeated pair takes its last rank, as both references' maps built in order do.
             merges.insert((ia, ib), (rank as u32, im));
         }
-        let table = byte_chars();
+        let table = reelsmith_kit::bytes_bpe::byte_chars();
         let mut byte_ids = [None; 256];
         let mut byte_ids_end = [None; 256];
         for b in 0..256 {

@@ -83,11 +83,6 @@ impl PreTokenizer {
     }
 }
 
-/// GPT-2's reversible byte → printable-character table (shared by every byte-level BPE).
-fn byte_alphabet() -> [char; 256] {
-    reelsmith_kit::bytes_bpe::byte_chars()
-}
-
 /// A byte-level BPE tokenizer.
 #[derive(Debug)]
 pub struct Tokenizer {
@@ -291,7 +286,7 @@ impl Tokenizer {
             .map(|(i, (t, _))| (t.clone(), i as u32))
             .collect();
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
-        let alphabet = byte_alphabet();
+        let alphabet = reelsmith_kit::bytes_bpe::byte_chars();
         let mut byte_to_id = [None; 256];
         let mut char_to_byte = HashMap::with_capacity(256);
         for (b, c) in alphabet.iter().enumerate() {
@@ -872,7 +867,7 @@ mod tests {
 
     #[test]
     fn byte_alphabet_is_a_bijection() {
-        let t = byte_alphabet();
+        let t = reelsmith_kit::bytes_bpe::byte_chars();
         let set: std::collections::HashSet<char> = t.iter().copied().collect();
         assert_eq!(set.len(), 256);
         assert_eq!(t[b' ' as usize], 'Ġ');
@@ -881,7 +876,7 @@ mod tests {
     }
 
     fn tiny() -> Tokenizer {
-        let alphabet = byte_alphabet();
+        let alphabet = reelsmith_kit::bytes_bpe::byte_chars();
         let mut tokens: Vec<String> = alphabet.iter().map(|c| c.to_string()).collect();
         tokens.push("ab".into());
         tokens.push("abc".into());
