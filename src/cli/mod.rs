@@ -76,6 +76,19 @@ pub enum Command {
     Image(image::ImageArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
+    /// A stage worker (started and fed by the scheduler over stdin/stdout; not for people).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    /// Which stage implementations to run: default, or noop (benchmarks).
+    #[arg(long, default_value = "default")]
+    pub stages: String,
+    /// The GPU this worker serves (none: a CPU worker).
+    #[arg(long)]
+    pub device: Option<u32>,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -148,6 +161,16 @@ pub fn run(cli: Cli) -> i32 {
         Command::Queue(c) => queue::queue(c, &dirs),
         Command::Priority(a) => queue::priority(a, &dirs),
         Command::Logs(a) => queue::logs(a, &dirs),
+        Command::Worker(a) => {
+            let Some(stages) = crate::stages::registry_named(&a.stages) else {
+                eprintln!(
+                    "error: worker: unknown stage set `{}` (default, noop)",
+                    a.stages
+                );
+                return 2;
+            };
+            crate::scheduler::worker::serve::serve(&dirs, stages)
+        }
         Command::Models(a) => models::run(a, &dirs),
         Command::Transcribe(a) => transcribe::run(a, &dirs),
         Command::Chat(a) => chat::run(a, &dirs),

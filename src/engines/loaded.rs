@@ -145,6 +145,21 @@ pub fn shared<T: Any + Send + Sync, E>(
     Ok(value)
 }
 
+/// The models loaded in this process, as `model@device` (`cpu` for host memory), least
+/// recently used first.
+pub fn models() -> Vec<String> {
+    global()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .into_iter()
+        .map(|k| match k.device {
+            Some(d) => format!("{}@gpu{d}", k.model),
+            None => format!("{}@cpu", k.model),
+        })
+        .collect()
+}
+
 /// Drops `model` from `device` in the process-wide cache; returns the bytes freed.
 pub fn evict(device: Option<u32>, model: &str) -> u64 {
     global()

@@ -78,6 +78,8 @@ impl Drop for TempArtifact {
 pub struct ArtifactCache {
     root: PathBuf,
     tmp: PathBuf,
+    /// `<data>/checkpoints`: long tasks' saved state, removed when their artifact commits.
+    checkpoints: PathBuf,
     counter: AtomicU64,
 }
 
@@ -93,6 +95,7 @@ impl ArtifactCache {
         let cache = Self {
             root: root.to_path_buf(),
             tmp: tmp.to_path_buf(),
+            checkpoints: root.parent().unwrap_or(root).join("checkpoints"),
             counter: AtomicU64::new(0),
         };
         cache.sweep()?;
@@ -154,6 +157,11 @@ impl ArtifactCache {
 
     /// Marks the temp dir complete and renames it into place. If another writer got there
     /// first, theirs is kept (same key, same content) and ours is dropped.
+    /// Where tasks keep checkpoints (`<data>/checkpoints`).
+    pub fn checkpoints_root(&self) -> PathBuf {
+        self.checkpoints.clone()
+    }
+
     pub fn commit(&self, mut tmp: TempArtifact, key: &str, kind: &str) -> io::Result<PathBuf> {
         let bytes = dir_size(tmp.path())?;
         let manifest = serde_json::json!({ "key": key, "kind": kind, "bytes": bytes });

@@ -145,7 +145,7 @@ pub struct StageGraph {
 }
 
 /// One unit of work in a job: a stage kind, for one language or for all.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Node {
     pub kind: StageKind,
     pub lang: Option<String>,

@@ -2,6 +2,7 @@
 //! artifact cache and the runner that executes a job's graph.
 
 pub mod cache;
+pub mod checkpoint;
 pub mod graph;
 pub mod job;
 pub mod runner;
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Channel;
 use crate::script::Script;
 pub use cache::ArtifactCache;
+pub use checkpoint::StageEvent;
 pub use graph::{Node, StageGraph, StageKind};
 
 /// Output quality presets.
@@ -105,7 +107,8 @@ impl RenderSettings {
 
 /// Everything a job renders from. Only the plan stage reads `script` and `channel`; every other
 /// stage reads the plan artifact and `settings`, so cache keys follow what a stage really uses.
-#[derive(Clone, Debug)]
+/// It travels to stage workers as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
     pub project: String,
     pub script_path: PathBuf,
@@ -118,7 +121,7 @@ pub struct JobSpec {
 }
 
 /// A finished artifact: its key and directory.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRef {
     pub key: String,
     pub dir: PathBuf,
@@ -189,7 +192,10 @@ pub struct StageCtx<'a> {
     pub cache: &'a ArtifactCache,
     /// The GPU the scheduler placed this task on (None: CPU).
     pub device: Option<u32>,
+    /// The task's artifact key (names its checkpoint directory); None outside a task.
+    pub key: Option<&'a str>,
     progress: &'a (dyn Fn(f32) + Send + Sync),
+    events: Option<&'a (dyn Fn(StageEvent) + Send + Sync)>,
     items: Mutex<ItemStats>,
     notes: Mutex<Vec<String>>,
 }
@@ -212,9 +218,74 @@ impl<'a> StageCtx<'a> {
             cancel,
             cache,
             device: None,
+            key: None,
             progress,
+            events: None,
             items: Mutex::new(ItemStats::default()),
             notes: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sends checkpoint and resume events to `events` (the scheduler's log and crash counting).
+    pub fn with_events(mut self, events: &'a (dyn Fn(StageEvent) + Send + Sync)) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// This task's checkpoint directory (`<data>/checkpoints/<key>/`, not created): what an
+    /// earlier attempt of the same task saved is there. None outside a scheduled task.
+    pub fn checkpoint_dir(&self) -> Option<PathBuf> {
+        self.key
+            .map(|k| checkpoint::dir(&self.cache.checkpoints_root(), k))
+    }
+
+    /// Saves `bytes` as checkpoint file `name` (atomically) and reports the checkpoint as
+    /// `label` (e.g. "step 12/30"). Without a checkpoint directory it does nothing.
+    pub fn save_checkpoint(&self, name: &str, bytes: &[u8], label: &str) -> Result<(), StageError> {
+        let Some(dir) = self.checkpoint_dir() else {
+            return Ok(());
+        };
+        checkpoint::write_atomic(&dir, name, bytes)
+            .map_err(|e| StageError::io(&dir.join(name), e))?;
+        self.checkpointed(label);
+        Ok(())
+    }
+
+    /// Moves the finished file `file` into the checkpoint directory as `name` (atomically, same
+    /// file system: write it under [`StageCtx::out`] or the checkpoint directory) and reports
+    /// the checkpoint as `label`. Without a checkpoint directory the file stays where it is
+    /// and its path is returned.
+    pub fn adopt_checkpoint(
+        &self,
+        name: &str,
+        file: &Path,
+        label: &str,
+    ) -> Result<PathBuf, StageError> {
+        let Some(dir) = self.checkpoint_dir() else {
+            return Ok(file.to_path_buf());
+        };
+        checkpoint::adopt(&dir, name, file).map_err(|e| StageError::io(file, e))?;
+        self.checkpointed(label);
+        Ok(dir.join(name))
+    }
+
+    /// The checkpoint file `name` an earlier attempt saved, if any.
+    pub fn load_checkpoint(&self, name: &str) -> Option<Vec<u8>> {
+        checkpoint::read(&self.checkpoint_dir()?, name)
+    }
+
+    /// Reports a checkpoint whose files the stage put in place itself.
+    pub fn checkpointed(&self, label: &str) {
+        if let Some(ev) = self.events {
+            ev(StageEvent::Checkpoint(label.to_string()));
+        }
+    }
+
+    /// Reports that this attempt continues from an earlier one's checkpoint `label`.
+    pub fn resumed(&self, label: &str) {
+        tracing::info!("resumed from checkpoint {label}");
+        if let Some(ev) = self.events {
+            ev(StageEvent::Resumed(label.to_string()));
         }
     }
 

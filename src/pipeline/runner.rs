@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::{self, ArtifactCache};
 use super::graph::{Node, StageGraph, StageKind};
-use super::{ArtifactRef, ItemStats, JobSpec, Stage, StageCtx, StageError};
+use super::{ArtifactRef, ItemStats, JobSpec, Stage, StageCtx, StageError, StageEvent};
 
 /// Bump when a change anywhere alters outputs for the same inputs, to invalidate old caches.
 pub const PIPELINE_VERSION: u32 = 1;
@@ -35,7 +35,7 @@ pub enum RunEvent {
     Finished(NodeReport),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeStatus {
     Done,
@@ -46,7 +46,7 @@ pub enum NodeStatus {
 }
 
 /// The outcome of one node, for the job's report and the store.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct NodeReport {
     pub node: String,
     pub kind: StageKind,
@@ -59,7 +59,7 @@ pub struct NodeReport {
     pub notes: Vec<String>,
     pub error: Option<String>,
     /// The failure was the GPU running out of memory (worth retrying after freeing memory).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom: bool,
 }
 
@@ -183,11 +183,12 @@ pub fn execute_node(
     cancel: &CancellationToken,
     device: Option<u32>,
     progress: &(dyn Fn(f32) + Send + Sync),
+    events: &(dyn Fn(StageEvent) + Send + Sync),
 ) -> (NodeReport, Option<ArtifactRef>) {
     let t0 = Instant::now();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run_node(
-            job, stage, node, key, inputs, cache, cancel, device, progress,
+            job, stage, node, key, inputs, cache, cancel, device, progress, events,
         )
     }));
     let (result, items, notes) = match outcome {
@@ -238,6 +239,7 @@ fn run_node(
     cancel: &CancellationToken,
     device: Option<u32>,
     report: &(dyn Fn(f32) + Send + Sync),
+    events: &(dyn Fn(StageEvent) + Send + Sync),
 ) -> (
     Result<std::path::PathBuf, StageError>,
     ItemStats,
@@ -270,8 +272,10 @@ fn run_node(
         cancel,
         cache,
         &progress,
-    );
+    )
+    .with_events(events);
     ctx.device = device;
+    ctx.key = Some(key);
     let result = stage.run(&ctx);
     let (items, notes) = ctx.into_parts();
     let result = result.and_then(|()| {
@@ -279,5 +283,12 @@ fn run_node(
             .commit(tmp, key, node.kind.as_str())
             .map_err(|e| StageError::io(cache.root(), e))
     });
+    if result.is_ok() {
+        // The artifact is whole: the task's checkpoints have served their purpose.
+        let dir = super::checkpoint::dir(&cache.checkpoints_root(), key);
+        if let Err(e) = super::checkpoint::clear(&dir) {
+            tracing::warn!("removing checkpoints {}: {e}", dir.display());
+        }
+    }
     (result, items, notes)
 }

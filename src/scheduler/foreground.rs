@@ -113,6 +113,7 @@ pub async fn run(
         exit_when_idle: true,
         pulls: 0,
         only_job: Some(id),
+        workers: Some(super::worker::default_config(&dirs.data).map_err(failed)?),
         ..SchedulerConfig::default()
     };
     let log: Box<dyn FnMut(&str) + Send> = Box::new(|line| tracing::info!("{line}"));

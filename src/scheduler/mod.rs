@@ -15,13 +15,14 @@
 pub mod foreground;
 pub mod lock;
 pub mod policy;
+pub mod worker;
 
 use crate::engines::models::StageModels;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ChannelSet, Dirs};
@@ -31,6 +32,8 @@ use crate::pipeline::runner::{self, NodeReport, NodeStatus, Planned, RunSummary,
 use crate::pipeline::{ArtifactCache, ArtifactRef, JobSpec, Quality};
 use crate::store::{EventLevel, JobId, JobRow, JobStatus, Store, StoreError, TaskId, TaskStatus};
 use crate::watch::{Inbox, Outcome};
+use worker::pool::PoolMsg;
+use worker::{Death, FromWorker, Pool, PoolConfig, ToWorker, WorkerId};
 
 pub use lock::{LockError, SchedulerLock};
 
@@ -60,6 +63,14 @@ pub struct SchedulerConfig {
     /// Run this job only, leaving the rest of the queue to whoever runs it (`render`'s
     /// foreground run).
     pub only_job: Option<JobId>,
+    /// Run stages in worker processes (None: on threads of this process, for tests with
+    /// stages of their own and for benchmark baselines).
+    pub workers: Option<PoolConfig>,
+    /// A running task whose progress has not moved for this long is reported as stalled.
+    pub stall_after: Duration,
+    /// A cancelled task on a worker that has not answered within this is ended by stopping
+    /// its worker.
+    pub kill_grace: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -79,6 +90,9 @@ impl Default for SchedulerConfig {
             oom_retries: 3,
             pulls: 2,
             only_job: None,
+            workers: None,
+            stall_after: Duration::from_secs(600),
+            kill_grace: Duration::from_secs(3),
         }
     }
 }
@@ -171,6 +185,29 @@ pub struct RunStats {
 
 type TaskResult = (JobId, usize, NodeReport, Option<ArtifactRef>);
 
+/// The in-process executor's pseudo worker id.
+const IN_PROCESS: WorkerId = 0;
+
+/// A task running on a worker (or a thread of this process).
+struct Running {
+    job: JobId,
+    node: usize,
+    name: String,
+    worker: WorkerId,
+    fraction: f32,
+    /// When its progress last moved (or a checkpoint was saved).
+    moved: Instant,
+    stalled: bool,
+    /// Checkpoints saved in this attempt (a crash after one is not a crash loop).
+    checkpoints: u32,
+    cancel_sent: Option<Instant>,
+    kill_sent: bool,
+}
+
+/// The settings key under which the running scheduler publishes its workers as JSON
+/// (a list of [`worker::WorkerView`]), for `status --json` and the studio.
+pub const WORKERS_SETTING: &str = "workers";
+
 pub struct Scheduler {
     dirs: Dirs,
     store: Store,
@@ -203,6 +240,14 @@ pub struct Scheduler {
     events: Option<tokio::sync::mpsc::UnboundedSender<runner::RunEvent>>,
     /// The stage reports and artifacts of `only_job` once it finished.
     summary: Option<(JobId, RunSummary)>,
+    /// The stage workers (None: stages run on threads of this process).
+    pool: Option<Pool>,
+    /// Where workers (and in-process threads) report.
+    tx: UnboundedSender<PoolMsg>,
+    rx: Option<UnboundedReceiver<PoolMsg>>,
+    running: BTreeMap<TaskId, Running>,
+    /// The worker list as last written to the store, and when.
+    published_workers: Option<(String, Instant)>,
 }
 
 /// The settings key under which the running scheduler publishes its VRAM ledger as JSON
@@ -214,7 +259,39 @@ pub const LEDGER_SETTING: &str = "gpu_ledger";
 pub struct LedgerSnapshot {
     /// The scheduler's process (its own GPU memory use is this pid's).
     pub pid: u32,
+    /// Its stage workers' processes (their GPU memory is the studio's too).
+    #[serde(default)]
+    pub worker_pids: Vec<u32>,
     pub devices: Vec<crate::gpu::DeviceLedger>,
+}
+
+impl Running {
+    fn new(job: JobId, node: usize, name: String, worker: WorkerId) -> Self {
+        Self {
+            job,
+            node,
+            name,
+            worker,
+            fraction: 0.0,
+            moved: Instant::now(),
+            stalled: false,
+            checkpoints: 0,
+            cancel_sent: None,
+            kill_sent: false,
+        }
+    }
+}
+
+/// "10 min", "45 s".
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 && s % 3600 == 0 {
+        format!("{} h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 {
+        format!("{} min", s / 60)
+    } else {
+        format!("{} s", s.max(1))
+    }
 }
 
 fn clock() -> String {
@@ -269,6 +346,8 @@ impl Scheduler {
             let hub = crate::hub::HubConfig::from_env(|k| std::env::var(k).ok());
             Some(crate::hub::queue::PullRunner::new(hub, registry, cfg.pulls))
         };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let pool = cfg.workers.clone().map(|w| Pool::new(w, tx.clone()));
         Ok(Self {
             dirs,
             store,
@@ -295,6 +374,11 @@ impl Scheduler {
             pulls,
             events: None,
             summary: None,
+            pool,
+            tx,
+            rx: Some(rx),
+            running: BTreeMap::new(),
+            published_workers: None,
         })
     }
 
@@ -352,6 +436,7 @@ impl Scheduler {
         }
         let snap = LedgerSnapshot {
             pid: std::process::id(),
+            worker_pids: self.pool.as_ref().map(Pool::pids).unwrap_or_default(),
             devices: self.ledger.snapshot(),
         };
         let Ok(json) = serde_json::to_string(&snap) else {
@@ -384,21 +469,17 @@ impl Scheduler {
             self.dirs.data.display(),
             self.cfg.cpu_slots
         ));
-        for r in self.store.recover_after_crash(self.cfg.crash_limit)? {
-            let line = if r.failed {
-                format!(
-                    "job {} {}: crashed the studio {} times; failed",
-                    r.job, r.stage, r.crashes
-                )
-            } else {
-                format!(
-                    "job {} {}: was running when the studio stopped; resuming",
-                    r.job, r.stage
-                )
-            };
-            self.say(line);
+        // Stages ran in workers, so the studio stopping was not their fault: what was running
+        // resumes (from its checkpoints) without counting a crash.
+        for r in self.store.recover_interrupted()? {
+            self.say(format!(
+                "job {} {}: was running when the studio stopped; resuming",
+                r.job, r.stage
+            ));
         }
-        let mut set: JoinSet<TaskResult> = JoinSet::new();
+        let Some(mut rx) = self.rx.take() else {
+            return Err(SchedError::Io("the scheduler is already running".into()));
+        };
         let mut stopping = false;
         let mut last_flush = Instant::now();
         loop {
@@ -411,26 +492,27 @@ impl Scheduler {
                     self.live.len(),
                     self.queue.len(),
                     self.stats.tasks_cached,
-                    set.len(),
+                    self.running.len(),
                 );
                 self.fill_window()?;
-                self.launch(&mut set)?;
+                self.launch()?;
                 let after = (
                     self.live.len(),
                     self.queue.len(),
                     self.stats.tasks_cached,
-                    set.len(),
+                    self.running.len(),
                 );
                 progressed = before != after;
             }
+            self.supervise()?;
             self.publish_ledger();
             let stopping_now = self.shutdown.is_cancelled() || draining;
             self.tick_pulls(!stopping_now);
-            if stopping_now && set.is_empty() {
+            if stopping_now && self.running.is_empty() {
                 break;
             }
             if self.cfg.exit_when_idle
-                && set.is_empty()
+                && self.running.is_empty()
                 && self.live.is_empty()
                 && self.queue.is_empty()
                 && self.pulls.as_ref().is_none_or(|p| p.is_idle())
@@ -444,36 +526,46 @@ impl Scheduler {
                 if !self.gpus.is_cpu_only() {
                     self.ledger.update_samples(&self.gpus.sample());
                 }
+                self.publish_workers(false);
                 last_flush = Instant::now();
             }
-            if progressed && set.is_empty() {
+            if progressed && self.running.is_empty() {
                 // Jobs finished from the cache or entered the window: schedule again at once.
                 continue;
             }
             tokio::select! {
-                r = set.join_next(), if !set.is_empty() => {
-                    match r {
-                        Some(Ok(res)) => self.reduce(res)?,
-                        Some(Err(e)) => self.say(format!("a worker thread was lost: {e}")),
-                        None => {}
+                m = rx.recv() => {
+                    if let Some(m) = m {
+                        self.on_message(m)?;
                     }
-                    // Reap everything else that finished meanwhile before scheduling again.
-                    while let Some(r) = set.try_join_next() {
-                        match r {
-                            Ok(res) => self.reduce(res)?,
-                            Err(e) => self.say(format!("a worker thread was lost: {e}")),
-                        }
+                    // Take everything else that arrived meanwhile before scheduling again.
+                    while let Ok(m) = rx.try_recv() {
+                        self.on_message(m)?;
                     }
                 }
                 _ = tokio::time::sleep(self.cfg.poll) => {}
                 _ = self.shutdown.cancelled(), if !stopping => {
                     stopping = true;
-                    let n = set.len();
+                    let n = self.running.len();
                     self.say(format!("stopping: {n} running task(s) will be checkpointed and resumed next time"));
+                    self.supervise()?;
                 }
             }
         }
         self.flush_progress();
+        if let Some(pool) = self.pool.as_mut() {
+            pool.shutdown(Duration::from_secs(2));
+        }
+        // Their exits are expected now; nothing runs on them.
+        while let Ok(m) = rx.try_recv() {
+            if let PoolMsg::Exited(id, _) = m {
+                if let Some(p) = self.pool.as_mut() {
+                    p.exited(id);
+                }
+            }
+        }
+        self.publish_workers(true);
+        self.rx = Some(rx);
         if let Some(mut runner) = self.pulls.take() {
             match runner.shutdown(&self.store) {
                 Ok(reports) => reports.iter().for_each(|r| self.say(r.to_string())),
@@ -760,7 +852,7 @@ impl Scheduler {
     }
 
     /// Starts every ready task that fits, best job first; cache hits finish at once.
-    fn launch(&mut self, set: &mut JoinSet<TaskResult>) -> Result<(), SchedError> {
+    fn launch(&mut self) -> Result<(), SchedError> {
         if self.queue_paused {
             return Ok(());
         }
@@ -807,7 +899,7 @@ impl Scheduler {
                 None => continue,
             };
             for i in ready {
-                if !self.try_start(id, i, set)? {
+                if !self.try_start(id, i)? {
                     return Ok(());
                 }
             }
@@ -870,12 +962,7 @@ impl Scheduler {
     }
 
     /// Starts node `i` of job `id` if resources allow; false when the CPU side is full.
-    fn try_start(
-        &mut self,
-        id: JobId,
-        i: usize,
-        set: &mut JoinSet<TaskResult>,
-    ) -> Result<bool, SchedError> {
+    fn try_start(&mut self, id: JobId, i: usize) -> Result<bool, SchedError> {
         let Some(l) = self.live.get(&id) else {
             return Ok(true);
         };
@@ -900,8 +987,7 @@ impl Scheduler {
                 // Idle models make room: drop them from the ledger (the loaded-model cache
                 // frees them) and ask again.
                 for m in models.clone() {
-                    self.ledger.evict(*device, &m);
-                    crate::engines::loaded::evict(Some(*device), &m);
+                    self.evict_model(*device, &m);
                 }
                 admission = self
                     .ledger
@@ -948,42 +1034,430 @@ impl Scheduler {
         if first {
             self.store.set_job_status(id, JobStatus::Running, None)?;
         }
-        let cache = self.cache.clone();
-        let progress = self.progress.clone();
         self.stats.tasks_run += 1;
         self.emit(runner::RunEvent::Started {
             node: planned.node.name(),
             engine: planned.engine.clone(),
         });
-        let events = self.events.clone();
-        let node_name = planned.node.name();
-        set.spawn_blocking(move || {
-            let report_progress = move |f: f32| {
-                if let Ok(mut p) = progress.lock() {
-                    p.insert(task, f);
+        let name = planned.node.name();
+        let worker = match self.pool.as_mut() {
+            None => {
+                let (cache, tx) = (self.cache.clone(), self.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let progress = |fraction: f32| {
+                        let _ = tx.send(PoolMsg::From(
+                            IN_PROCESS,
+                            FromWorker::Progress { task, fraction },
+                        ));
+                    };
+                    let events = |event: crate::pipeline::StageEvent| {
+                        let _ =
+                            tx.send(PoolMsg::From(IN_PROCESS, FromWorker::Event { task, event }));
+                    };
+                    let (report, artifact) = runner::execute_node(
+                        &spec,
+                        stage.as_ref(),
+                        &planned.node,
+                        &planned.key,
+                        &planned.engine,
+                        &inputs,
+                        &cache,
+                        &cancel,
+                        device,
+                        &progress,
+                        &events,
+                    );
+                    let _ = tx.send(PoolMsg::From(
+                        IN_PROCESS,
+                        FromWorker::Done {
+                            task,
+                            report,
+                            artifact,
+                            models: Vec::new(),
+                        },
+                    ));
+                });
+                IN_PROCESS
+            }
+            Some(pool) => {
+                let order = worker::Order {
+                    task,
+                    job: id,
+                    spec: (*spec).clone(),
+                    node: planned.node.clone(),
+                    key: planned.key.clone(),
+                    engine: planned.engine.clone(),
+                    inputs,
+                    device,
+                };
+                match pool.assign(device, task) {
+                    Ok(w) => {
+                        if let Err(e) = pool.send(w, &ToWorker::Run(Box::new(order))) {
+                            // The worker is on its way out: its exit puts the task back.
+                            tracing::warn!("{name}: {e}");
+                            pool.kill(w);
+                        }
+                        w
+                    }
+                    Err(e) => {
+                        self.running
+                            .insert(task, Running::new(id, i, name, IN_PROCESS));
+                        let report = self.synthetic_report(id, i, NodeStatus::Failed, Some(e));
+                        self.running.remove(&task);
+                        return self.reduce((id, i, report, None)).map(|()| true);
+                    }
                 }
-                if let Some(tx) = &events {
-                    let _ = tx.send(runner::RunEvent::Progress {
-                        node: node_name.clone(),
-                        fraction: f,
-                    });
-                }
-            };
-            let (report, art) = runner::execute_node(
-                &spec,
-                stage.as_ref(),
-                &planned.node,
-                &planned.key,
-                &planned.engine,
-                &inputs,
-                &cache,
-                &cancel,
-                device,
-                &report_progress,
-            );
-            (id, i, report, art)
-        });
+            }
+        };
+        self.running.insert(task, Running::new(id, i, name, worker));
         Ok(true)
+    }
+
+    /// A report for node `i` of job `id` that no stage wrote (a worker that died or could not
+    /// start).
+    fn synthetic_report(
+        &self,
+        id: JobId,
+        i: usize,
+        status: NodeStatus,
+        error: Option<String>,
+    ) -> NodeReport {
+        let (node, key, engine) = match self.live.get(&id) {
+            Some(l) => {
+                let p = &l.nodes[i].planned;
+                (p.node.clone(), p.key.clone(), p.engine.clone())
+            }
+            None => (
+                crate::pipeline::Node {
+                    kind: crate::pipeline::StageKind::Plan,
+                    lang: None,
+                },
+                String::new(),
+                String::new(),
+            ),
+        };
+        NodeReport {
+            node: node.name(),
+            kind: node.kind,
+            lang: node.lang,
+            status,
+            key,
+            engine,
+            seconds: 0.0,
+            items: Default::default(),
+            notes: vec![],
+            error,
+            oom: false,
+        }
+    }
+
+    /// Unloads `model` from GPU `device`: from the ledger, and from whoever holds it (the
+    /// device's worker, or this process).
+    fn evict_model(&mut self, device: u32, model: &str) {
+        self.ledger.evict(device, model);
+        match self.pool.as_mut() {
+            Some(pool) => {
+                if let Some(w) = pool.of_device(device) {
+                    let msg = ToWorker::Evict {
+                        device: Some(device),
+                        model: model.to_string(),
+                    };
+                    if let Err(e) = pool.send(w, &msg) {
+                        tracing::warn!("evicting {model}: {e}");
+                    }
+                }
+            }
+            None => {
+                crate::engines::loaded::evict(Some(device), model);
+            }
+        }
+    }
+
+    /// Handles one message from a worker (or an in-process stage thread).
+    fn on_message(&mut self, msg: PoolMsg) -> Result<(), SchedError> {
+        match msg {
+            PoolMsg::From(_, FromWorker::Ready { pid }) => {
+                tracing::debug!("stage worker {pid} ready");
+                Ok(())
+            }
+            PoolMsg::From(_, FromWorker::Progress { task, fraction }) => {
+                let Some(r) = self.running.get_mut(&task) else {
+                    return Ok(());
+                };
+                if fraction > r.fraction {
+                    r.moved = Instant::now();
+                }
+                r.fraction = fraction;
+                let (job, name, was_stalled) = (r.job, r.name.clone(), r.stalled);
+                if was_stalled && r.moved.elapsed() < Duration::from_secs(1) {
+                    r.stalled = false;
+                    let msg = format!("{name} is moving again");
+                    self.event(Some(job), Some(task), EventLevel::Info, &msg);
+                }
+                if let Ok(mut p) = self.progress.lock() {
+                    p.insert(task, fraction);
+                }
+                self.emit(runner::RunEvent::Progress {
+                    node: name,
+                    fraction,
+                });
+                Ok(())
+            }
+            PoolMsg::From(_, FromWorker::Event { task, event }) => {
+                let Some(r) = self.running.get_mut(&task) else {
+                    return Ok(());
+                };
+                r.moved = Instant::now();
+                r.stalled = false;
+                let (job, name) = (r.job, r.name.clone());
+                let msg = match event {
+                    crate::pipeline::StageEvent::Checkpoint(label) => {
+                        r.checkpoints += 1;
+                        tracing::info!("job {job} {name}: checkpoint {label}");
+                        format!("{name}: checkpoint saved ({label})")
+                    }
+                    crate::pipeline::StageEvent::Resumed(label) => {
+                        let m = format!("{name}: resumed from the checkpoint at {label}");
+                        self.say(format!("job {job} {m}"));
+                        m
+                    }
+                };
+                self.event(Some(job), Some(task), EventLevel::Info, &msg);
+                Ok(())
+            }
+            PoolMsg::From(
+                w,
+                FromWorker::Done {
+                    task,
+                    report,
+                    artifact,
+                    models,
+                },
+            ) => {
+                let Some(r) = self.running.remove(&task) else {
+                    return Ok(());
+                };
+                if w != IN_PROCESS {
+                    if let Some(why) = self.pool.as_mut().and_then(|p| p.finished(w, task, models))
+                    {
+                        self.say(why);
+                    }
+                }
+                self.reduce((r.job, r.node, report, artifact))
+            }
+            PoolMsg::Exited(w, death) => self.worker_exited(w, death),
+        }
+    }
+
+    /// A worker is gone: GPU memory it held is free again, and what it was running is put
+    /// back, cancelled or counted as a crash.
+    fn worker_exited(&mut self, w: WorkerId, death: Death) -> Result<(), SchedError> {
+        let Some(gone) = self.pool.as_mut().and_then(|p| p.exited(w)) else {
+            return Ok(());
+        };
+        if let Some(d) = gone.device {
+            let loaded: Vec<String> = self
+                .ledger
+                .snapshot()
+                .into_iter()
+                .filter(|dl| dl.index == d)
+                .flat_map(|dl| dl.loaded.into_iter().map(|m| m.model))
+                .collect();
+            for m in loaded {
+                self.ledger.evict(d, &m);
+            }
+        }
+        if gone.running.is_empty() {
+            if !death.clean() && !gone.retiring && !self.shutdown.is_cancelled() {
+                let what = death.describe("nothing");
+                self.say(format!("stage worker {} ended: {what}", gone.pid));
+            }
+            return Ok(());
+        }
+        for task in gone.running {
+            self.task_died(task, &death, gone.pid)?;
+        }
+        Ok(())
+    }
+
+    fn task_died(&mut self, task: TaskId, death: &Death, pid: u32) -> Result<(), SchedError> {
+        let Some(r) = self.running.remove(&task) else {
+            return Ok(());
+        };
+        let Some(l) = self.live.get(&r.job) else {
+            return Ok(());
+        };
+        let (job, i, name) = (r.job, r.node, r.name.clone());
+        if l.user_cancelled() {
+            let report =
+                self.synthetic_report(job, i, NodeStatus::Cancelled, Some("cancelled".into()));
+            if r.kill_sent {
+                let msg = format!("{name} did not answer the cancel; its worker {pid} was stopped");
+                self.event(Some(job), Some(task), EventLevel::Warn, &msg);
+            }
+            return self.reduce((job, i, report, None));
+        }
+        if self.shutdown.is_cancelled() {
+            // Checkpointed: it resumes on the next start.
+            let report =
+                self.synthetic_report(job, i, NodeStatus::Cancelled, Some("cancelled".into()));
+            return self.reduce((job, i, report, None));
+        }
+        if death.killed_by_us {
+            // Stopped for another task's sake (a shared GPU worker): not its fault.
+            let msg = format!("{name}: its worker {pid} was stopped; starting it again");
+            self.requeue(job, i, Duration::ZERO, &msg)?;
+            return Ok(());
+        }
+        let cause = death.describe(&name);
+        let counted = r.checkpoints == 0;
+        let limit = self.cfg.crash_limit;
+        let (crashes, failed) = self.store.task_crashed(task, &cause, counted, limit)?;
+        if failed {
+            let msg = format!(
+                "{cause}; it crashed {crashes} times in a row without progress \
+                 (limit {limit}); fix or remove it, then `reelsmith retry {job}`"
+            );
+            let report = self.synthetic_report(job, i, NodeStatus::Failed, Some(msg));
+            return self.reduce((job, i, report, None));
+        }
+        let msg = if counted {
+            format!("{cause}; starting it again (crash {crashes} of {limit} without progress)")
+        } else {
+            format!(
+                "{cause}; it had saved {} checkpoint(s), so this is not a crash loop: resuming from the last",
+                r.checkpoints
+            )
+        };
+        self.requeue(job, i, Duration::from_secs(1), &msg)
+    }
+
+    /// Puts node `i` of job `id` back to pending (resources released), not before `after`.
+    fn requeue(
+        &mut self,
+        id: JobId,
+        i: usize,
+        after: Duration,
+        msg: &str,
+    ) -> Result<(), SchedError> {
+        let Some(l) = self.live.get_mut(&id) else {
+            return Ok(());
+        };
+        let project = l.spec.project.clone();
+        let n = &mut l.nodes[i];
+        if let Some(slot) = n.slot.take() {
+            self.cpu.release(slot);
+            self.ledger.release(slot);
+        }
+        n.state = NodeState::Pending;
+        n.not_before = Some(Instant::now() + after);
+        let task = n.task;
+        self.store.reset_task(task)?;
+        self.store
+            .add_event(Some(id), Some(task), EventLevel::Warn, msg)?;
+        self.say(format!("job {id} ({project}) {msg}"));
+        Ok(())
+    }
+
+    /// Sends cancels to workers whose task's job was cancelled, stops the workers that do not
+    /// answer in time, and reports tasks whose progress stopped moving.
+    fn supervise(&mut self) -> Result<(), SchedError> {
+        let now = Instant::now();
+        let mut stalled = Vec::new();
+        let mut to_cancel = Vec::new();
+        let mut to_kill = Vec::new();
+        for (task, r) in self.running.iter_mut() {
+            let cancelled = self
+                .live
+                .get(&r.job)
+                .is_some_and(|l| l.cancel.is_cancelled());
+            if cancelled && r.worker != IN_PROCESS {
+                match r.cancel_sent {
+                    None => {
+                        r.cancel_sent = Some(now);
+                        to_cancel.push((*task, r.worker));
+                    }
+                    Some(t) if !r.kill_sent && now.duration_since(t) >= self.cfg.kill_grace => {
+                        r.kill_sent = true;
+                        to_kill.push((r.job, r.name.clone(), r.worker));
+                    }
+                    _ => {}
+                }
+            }
+            if !r.stalled && now.duration_since(r.moved) >= self.cfg.stall_after {
+                r.stalled = true;
+                stalled.push((*task, r.job, r.name.clone(), r.worker));
+            }
+        }
+        if let Some(pool) = self.pool.as_mut() {
+            for (task, w) in to_cancel {
+                if let Err(e) = pool.send(w, &ToWorker::Cancel { task }) {
+                    tracing::warn!("cancelling task {task}: {e}");
+                }
+            }
+        }
+        for (job, name, w) in to_kill {
+            let pid = self.pool.as_ref().and_then(|p| p.pid(w)).unwrap_or(0);
+            self.say(format!(
+                "job {job} {name} did not answer the cancel within {:.0} s: stopping its worker {pid}",
+                self.cfg.kill_grace.as_secs_f64()
+            ));
+            if let Some(pool) = self.pool.as_mut() {
+                pool.kill(w);
+            }
+        }
+        for (task, job, name, w) in stalled {
+            let pid = self.pool.as_ref().and_then(|p| p.pid(w));
+            let on = pid.map(|p| format!(" (worker {p})")).unwrap_or_default();
+            let msg = format!(
+                "{name} has made no progress for {}{on}; `reelsmith cancel {job}` (or c in the studio) stops it",
+                human_duration(self.cfg.stall_after)
+            );
+            self.event(Some(job), Some(task), EventLevel::Warn, &msg);
+            self.say(format!("job {job} {msg}"));
+        }
+        Ok(())
+    }
+
+    /// Writes the worker list to the store when it changed (or every 10 s, for memory
+    /// figures); `stopping` publishes an empty list.
+    fn publish_workers(&mut self, stopping: bool) {
+        let Some(pool) = self.pool.as_ref() else {
+            return;
+        };
+        let views = if stopping {
+            Vec::new()
+        } else {
+            pool.views(|task| match self.running.get(&task) {
+                Some(r) => format!(
+                    "job {} {} ({:.0}%{})",
+                    r.job,
+                    r.name,
+                    r.fraction * 100.0,
+                    if r.stalled { ", stalled" } else { "" }
+                ),
+                None => format!("task {task}"),
+            })
+        };
+        let identity: Vec<_> = views
+            .iter()
+            .map(|v| (v.pid, &v.tasks, &v.models, v.tasks_done))
+            .collect();
+        let Ok(identity) = serde_json::to_string(&identity) else {
+            return;
+        };
+        if let Some((last, at)) = &self.published_workers {
+            if *last == identity && at.elapsed() < Duration::from_secs(10) {
+                return;
+            }
+        }
+        let Ok(json) = serde_json::to_string(&views) else {
+            return;
+        };
+        match self.store.set_setting(WORKERS_SETTING, &json) {
+            Ok(()) => self.published_workers = Some((identity, Instant::now())),
+            Err(e) => tracing::warn!("publishing the workers: {e}"),
+        }
     }
 
     fn fail_unstartable(&mut self, id: JobId, i: usize, msg: &str) -> Result<(), SchedError> {
@@ -1081,19 +1555,18 @@ impl Scheduler {
                 let wait = Duration::from_secs(1 << (n.oom_tries - 1).min(6));
                 n.state = NodeState::Pending;
                 n.not_before = Some(Instant::now() + wait);
-                if let Some(d) = dev {
-                    for m in self.ledger.evictable(d, res.vram_bytes) {
-                        self.ledger.evict(d, &m);
-                        crate::engines::loaded::evict(Some(d), &m);
-                    }
-                }
-                self.store.reset_task(task)?;
                 let msg = format!(
                     "{what}; freed cached models, retrying in {} s ({}/{})",
                     wait.as_secs(),
                     n.oom_tries,
                     self.cfg.oom_retries
                 );
+                if let Some(d) = dev {
+                    for m in self.ledger.evictable(d, res.vram_bytes) {
+                        self.evict_model(d, &m);
+                    }
+                }
+                self.store.reset_task(task)?;
                 self.store
                     .add_event(Some(id), Some(task), EventLevel::Warn, &msg)?;
                 self.say(format!("job {id} ({project}) {msg}"));

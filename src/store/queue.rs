@@ -275,47 +275,30 @@ impl Store {
         self.set_setting(QUEUE_PAUSED_KEY, if paused { "1" } else { "0" })
     }
 
-    /// Crash recovery, for a scheduler starting up; one transaction. Every
-    /// task still `running` was interrupted by a dead studio:
-    ///
-    /// - its `crashes` goes up by one (and its progress back to 0);
-    /// - once it reaches `limit` it becomes failed ("crashed the studio
-    ///   {limit} times") and so does its job (unless already finished), with
-    ///   an error that names the stage and says how to retry;
-    /// - otherwise it goes back to pending.
-    ///
-    /// Then every job still `running` goes back to the queue (`queued_ms`
-    /// now) — or, if a cancel was requested, becomes cancelled along with its
-    /// pending tasks. Paused jobs stay paused. Returns what happened to each
-    /// interrupted task, ordered by task id.
-    pub fn recover_after_crash(&self, limit: i64) -> Result<Vec<Recovered>, StoreError> {
-        if limit < 1 {
-            return Err(self.invalid("crash limit", format!("{limit} must be at least 1")));
-        }
+    /// Recovery on start: every task that was running when the scheduler stopped (killed,
+    /// power loss, a graceful stop that did not finish) is pending again, with its progress
+    /// at 0 and its crash count untouched: stages run in workers, so the scheduler's death is
+    /// never a stage's fault, and the task resumes from its checkpoints. Running jobs are
+    /// queued again (cancelled if a cancel was requested meanwhile).
+    pub fn recover_interrupted(&self) -> Result<Vec<Recovered>, StoreError> {
         let tx = self.write_tx()?;
         let now = now_ms();
-        let task_error = format!("crashed the studio {limit} times");
         let mut report = {
             let mut st = tx
                 .prepare(
-                    "UPDATE tasks SET
-                         crashes = crashes + 1,
-                         status = CASE WHEN crashes + 1 >= ?1 THEN 'failed' ELSE 'pending' END,
-                         error = CASE WHEN crashes + 1 >= ?1 THEN ?2 ELSE NULL END,
-                         finished_ms = CASE WHEN crashes + 1 >= ?1 THEN ?3 ELSE NULL END,
-                         progress = 0
+                    "UPDATE tasks SET status = 'pending', progress = 0
                      WHERE status = 'running'
-                     RETURNING id, job_id, stage, crashes, status = 'failed'",
+                     RETURNING id, job_id, stage, crashes",
                 )
                 .map_err(|e| self.err(e))?;
             let rows = st
-                .query_map(params![limit, task_error, now], |r| {
+                .query_map([], |r| {
                     Ok(Recovered {
                         task: r.get(0)?,
                         job: r.get(1)?,
                         stage: r.get(2)?,
                         crashes: r.get(3)?,
-                        failed: r.get(4)?,
+                        failed: false,
                     })
                 })
                 .map_err(|e| self.err(e))?;
@@ -323,26 +306,6 @@ impl Store {
                 .map_err(|e| self.err(e))?
         };
         report.sort_by_key(|r| r.task);
-        {
-            // Only unfinished jobs fail, so the first failed task (by id) of
-            // a job names the job's error.
-            let mut fail_job = tx
-                .prepare(
-                    "UPDATE jobs SET status = 'failed', error = ?2, finished_ms = ?3
-                     WHERE id = ?1 AND status IN ('queued','running','paused')",
-                )
-                .map_err(|e| self.err(e))?;
-            for r in report.iter().filter(|r| r.failed) {
-                let error = format!(
-                    "stage {} crashed the studio {limit} times; fix or remove it, \
-                     then `reelsmith retry {}`",
-                    r.stage, r.job
-                );
-                fail_job
-                    .execute(params![r.job, error, now])
-                    .map_err(|e| self.err(e))?;
-            }
-        }
         tx.execute(
             "UPDATE tasks SET status = 'cancelled', finished_ms = ?1
              WHERE status = 'pending' AND job_id IN
@@ -361,6 +324,47 @@ impl Store {
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(report)
+    }
+
+    /// A running task's worker died under it (signal, abort, exit, out of memory), `cause`
+    /// saying how. A crash `counted` (no checkpoint since the task started) raises its crash
+    /// count; one after progress resets it to 0, since a task that moves between crashes is
+    /// not a crash loop. At `limit` consecutive counted crashes the task is failed with
+    /// `cause` (its job's failure is the scheduler's to record); otherwise it is pending again.
+    /// Returns the crash count and whether it failed.
+    pub fn task_crashed(
+        &self,
+        task: TaskId,
+        cause: &str,
+        counted: bool,
+        limit: i64,
+    ) -> Result<(i64, bool), StoreError> {
+        if limit < 1 {
+            return Err(self.invalid("crash limit", format!("{limit} must be at least 1")));
+        }
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "UPDATE tasks SET
+                     crashes = CASE WHEN ?2 THEN crashes + 1 ELSE 0 END,
+                     status = CASE WHEN ?2 AND crashes + 1 >= ?3 THEN 'running' ELSE 'pending' END,
+                     error = ?4,
+                     progress = CASE WHEN ?2 AND crashes + 1 >= ?3 THEN progress ELSE 0 END
+                 WHERE id = ?1 AND status = 'running'
+                 RETURNING crashes, status",
+                params![task, counted, limit, cause],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        match row {
+            // Still `running` at the limit: the caller records the failure with its message.
+            Some((crashes, status)) => Ok((crashes, status == "running")),
+            None => Err(self.invalid(
+                "task status",
+                format!("task {task} is not running; only a running task can crash"),
+            )),
+        }
     }
 
     /// Puts a running task back to pending (error cleared, progress 0), for

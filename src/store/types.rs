@@ -188,17 +188,16 @@ pub struct NewTask {
     pub lang: Option<String>,
 }
 
-/// What [`Store::recover_after_crash`](super::Store::recover_after_crash) did
+/// What [`Store::recover_interrupted`](super::Store::recover_interrupted) did
 /// to one task that was still running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recovered {
     pub job: JobId,
     pub task: TaskId,
     pub stage: String,
-    /// The task's crash count after this recovery.
+    /// The task's crash count (crashes of its worker; recovery does not add one).
     pub crashes: i64,
-    /// The task reached the limit: it and its job are now failed. Otherwise
-    /// it is pending again.
+    /// Always false since stages run in workers (kept for the JSON shape).
     pub failed: bool,
 }
 

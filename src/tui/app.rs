@@ -425,10 +425,20 @@ async fn studio(dirs: &Dirs, opts: StudioOptions, mode: Mode) -> i32 {
     };
     let scheduler = if mode == Mode::Owner {
         let log: Box<dyn FnMut(&str) + Send> = Box::new(|line| tracing::info!("{line}"));
+        let workers = match crate::scheduler::worker::default_config(&dirs.data) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
         let mut sched = match Scheduler::new(
             dirs.clone(),
             crate::stages::registry(),
-            SchedulerConfig::default(),
+            SchedulerConfig {
+                workers: Some(workers),
+                ..SchedulerConfig::default()
+            },
             shutdown.clone(),
             log,
         ) {

@@ -689,20 +689,18 @@ impl AppState {
     }
 
     /// Adds a GPU sample to the history.
-    pub fn push_gpu(&mut self, samples: Vec<DeviceSample>, studio_pid: Option<u32>) {
+    /// `studio_pids`: the scheduler's process and its stage workers (their memory is ours).
+    pub fn push_gpu(&mut self, samples: Vec<DeviceSample>, studio_pids: &[u32]) {
         self.gpu.sampled = true;
         let old = std::mem::take(&mut self.gpu.devices);
         let mut old: HashMap<u32, GpuView> = old.into_iter().map(|g| (g.sample.index, g)).collect();
         for s in samples {
-            let ours = studio_pid
-                .map(|pid| {
-                    s.processes
-                        .iter()
-                        .filter(|p| p.pid == pid)
-                        .map(|p| p.used)
-                        .sum()
-                })
-                .unwrap_or(0);
+            let ours = s
+                .processes
+                .iter()
+                .filter(|p| studio_pids.contains(&p.pid))
+                .map(|p| p.used)
+                .sum();
             let mut g = old.remove(&s.index).unwrap_or(GpuView {
                 sample: s.clone(),
                 ours: 0,

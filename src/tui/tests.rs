@@ -295,6 +295,7 @@ fn gpu_pane_with_two_fake_gpus() {
     let mib = 1u64 << 20;
     s.gpu.ledger = Some(LedgerSnapshot {
         pid: 777,
+        worker_pids: vec![],
         devices: vec![DeviceLedger {
             index: 0,
             name: "Fake RTX 4090".into(),

@@ -424,8 +424,17 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
         }
         Action::Gpu(samples, now) => {
             state.now_ms = now;
-            let pid = state.gpu.ledger.as_ref().map(|l| l.pid);
-            state.push_gpu(samples, pid);
+            let pids: Vec<u32> = state
+                .gpu
+                .ledger
+                .as_ref()
+                .map(|l| {
+                    std::iter::once(l.pid)
+                        .chain(l.worker_pids.iter().copied())
+                        .collect()
+                })
+                .unwrap_or_default();
+            state.push_gpu(samples, &pids);
             dirty = state.pane == Pane::Gpu;
         }
         Action::Detail(d) => {
