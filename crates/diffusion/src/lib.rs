@@ -16,6 +16,7 @@ pub mod model;
 /// Seeded and replayed noise (shared with the other model crates).
 pub use reelsmith_kit::noise;
 pub mod pipeline;
+pub mod resume;
 pub mod scheduler;
 pub mod tokenizer;
 pub mod unet;

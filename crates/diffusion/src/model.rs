@@ -13,6 +13,7 @@ use crate::noise::Seeded;
 use crate::pipeline::{
     Conditioning, Error, Family, InitImage, Params, Pipeline, Result, Step, TokenIds,
 };
+use crate::resume::{LoopState, Resume};
 use crate::scheduler::SamplerKind;
 use crate::tokenizer::{ClipTokenizer, Pad, T5Tokenizer};
 use reelsmith_kit::{compute_dtype, Precision};
@@ -210,8 +211,13 @@ impl Model {
         init: Option<&InitImage>,
         on_step: &mut dyn FnMut(Step) -> bool,
     ) -> Result<(Tensor, usize)> {
+        self.generate_resumable(req, init, on_step, Resume::default())
+    }
+
+    /// The sampling parameters of `req` (the architecture's defaults where it sets none).
+    pub fn params(&self, req: &Request) -> Params {
         let d = self.arch.defaults;
-        let params = Params {
+        Params {
             sampler: req.sampler.unwrap_or(d.sampler),
             steps: req.steps.unwrap_or(d.steps),
             cfg: req.cfg.unwrap_or(d.cfg),
@@ -219,7 +225,35 @@ impl Model {
             height: req.height,
             batch: req.batch.max(1),
             aesthetic: (6.0, 2.5),
-        };
+        }
+    }
+
+    /// Whether `state` (decoded from an earlier run's checkpoint) can continue `req` with
+    /// `init`; checked before anything is computed, so a caller can report the resume or
+    /// start over. See [`Pipeline::check_resume`].
+    pub fn check_resume(
+        &self,
+        req: &Request,
+        init: Option<&InitImage>,
+        state: &LoopState,
+    ) -> Result<()> {
+        self.pipeline.check_resume(state, &self.params(req), init)
+    }
+
+    /// [`Model::generate`] with checkpoints (see [`Pipeline::generate_resumable`]): the noise
+    /// is the request's seeded stream, so a run resumed from its own checkpoint draws the
+    /// same image.
+    pub fn generate_resumable(
+        &self,
+        req: &Request,
+        init: Option<&InitImage>,
+        on_step: &mut dyn FnMut(Step) -> bool,
+        resume: Resume,
+    ) -> Result<(Tensor, usize)> {
+        let params = self.params(req);
+        if let Some(state) = &resume.from {
+            self.pipeline.check_resume(state, &params, init)?;
+        }
         if params.sampler == SamplerKind::Flow && self.arch.family != Family::Flux
             || params.sampler != SamplerKind::Flow && self.arch.family == Family::Flux
         {
@@ -243,9 +277,15 @@ impl Model {
             None
         };
         let mut noise = Seeded::new(req.seed);
-        let image =
-            self.pipeline
-                .generate(&cond, uncond.as_ref(), &params, init, &mut noise, on_step)?;
+        let image = self.pipeline.generate_resumable(
+            &cond,
+            uncond.as_ref(),
+            &params,
+            init,
+            &mut noise,
+            on_step,
+            resume,
+        )?;
         Ok((image, cut))
     }
 }

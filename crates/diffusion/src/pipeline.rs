@@ -10,6 +10,7 @@ use candle_transformers::models::t5;
 
 use crate::clip::{ClipOutput, ClipText};
 use crate::noise::Noise;
+use crate::resume::{InpaintState, LoopState, Resume};
 use crate::scheduler::{Sampler, SamplerKind, ScheduleConfig};
 use crate::unet::{UNet, UNetInput};
 use crate::vae::Vae;
@@ -37,6 +38,10 @@ pub enum Error {
     Invalid(String),
     #[error("cancelled")]
     Cancelled,
+    /// A sampling checkpoint that cannot be read or does not fit the run (the caller starts
+    /// over without it).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -207,6 +212,109 @@ impl Pipeline {
         noise: &mut dyn Noise,
         on_step: &mut dyn FnMut(Step) -> bool,
     ) -> Result<Tensor> {
+        self.generate_resumable(cond, uncond, p, init, noise, on_step, Resume::default())
+    }
+
+    /// The latents' shape for `p`.
+    fn latent_shape(&self, p: &Params) -> [usize; 4] {
+        let f = self.latent_factor();
+        [
+            p.batch,
+            self.vae.config.latent_channels,
+            p.height / f,
+            p.width / f,
+        ]
+    }
+
+    /// Whether `state` can continue a run of `p` (with `init`, which a resumed run does not
+    /// otherwise need): same sampler, schedule, latent shape and dtype. The error says what
+    /// differs.
+    pub fn check_resume(
+        &self,
+        state: &LoopState,
+        p: &Params,
+        init: Option<&InitImage>,
+    ) -> Result<()> {
+        let bad = |m: String| Err(Error::Checkpoint(m));
+        if state.sampler != p.sampler {
+            return bad(format!(
+                "saved by {}, the run samples with {}",
+                state.sampler.name(),
+                p.sampler.name()
+            ));
+        }
+        let mut sampler = Sampler::new(p.sampler, &self.schedule, p.steps)?;
+        let n = sampler.timesteps().len();
+        let skipped = match init {
+            Some(i) => n - sampler.start_at_strength(i.strength),
+            None => state.skipped,
+        };
+        if state.skipped != skipped || state.total + skipped != n || state.done > state.total {
+            return bad(format!(
+                "step {}/{} (after skipping {}) is not a step of this {n}-step run{}",
+                state.done,
+                state.total,
+                state.skipped,
+                if init.is_some() {
+                    format!(" skipping {skipped}")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let shape = self.latent_shape(p);
+        let fits = |what: &str, t: &Tensor, dims: &[usize]| {
+            if t.dims() != dims || t.dtype() != self.dtype {
+                bad(format!(
+                    "{what} are {:?} {:?}, the run needs {dims:?} {:?}",
+                    t.dims(),
+                    t.dtype(),
+                    self.dtype
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        fits("latents", &state.latents, &shape)?;
+        if let Some(prev) = &state.history.previous_x0 {
+            fits("the sampler's history", prev, &shape)?;
+        }
+        match (&state.inpaint, init.map(|i| i.mask.is_some())) {
+            (Some(i), _) => {
+                fits("inpainting latents", &i.x0, &shape)?;
+                fits("inpainting noise", &i.noise, &shape)?;
+                fits(
+                    "the inpainting mask",
+                    &i.mask,
+                    &[shape[0], 1, shape[2], shape[3]],
+                )?;
+            }
+            (None, Some(true)) => return bad("the run inpaints, the checkpoint does not".into()),
+            (None, _) => {}
+        }
+        Ok(())
+    }
+
+    /// [`Pipeline::generate`] with checkpoints: starts from `resume.from` when given (the run's
+    /// other inputs must be the same as when it was saved; `init` may then be left out) and
+    /// hands `resume.on_state` the loop's state after every step. With the same noise source,
+    /// a resumed run gives the same image as an uninterrupted one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn generate_resumable(
+        &self,
+        cond: &Conditioning,
+        uncond: Option<&Conditioning>,
+        p: &Params,
+        init: Option<&InitImage>,
+        noise: &mut dyn Noise,
+        on_step: &mut dyn FnMut(Step) -> bool,
+        resume: Resume,
+    ) -> Result<Tensor> {
+        let Resume { from, mut on_state } = resume;
+        let noise = &mut Tracked {
+            inner: noise,
+            draws: Vec::new(),
+        };
         let m = self.size_multiple();
         if p.width == 0
             || p.height == 0
@@ -227,12 +335,7 @@ impl Pipeline {
         }
         let f = self.latent_factor();
         let b = p.batch;
-        let shape = [
-            b,
-            self.vae.config.latent_channels,
-            p.height / f,
-            p.width / f,
-        ];
+        let shape = self.latent_shape(p);
         let dev = &self.device;
         let mut sampler = Sampler::new(p.sampler, &self.schedule, p.steps)?;
 
@@ -261,11 +364,24 @@ impl Pipeline {
         let ctx = ctx.to_dtype(self.dtype)?;
         let pooled = pooled.map(|t| t.to_dtype(self.dtype)).transpose()?;
 
-        // Initial latents.
-        let mut inpaint: Option<(Tensor, Tensor, Tensor)> = None; // (x0, noise, mask)
-        let mut latents = match init {
-            None => (noise.draw(&shape, dev)? * sampler.init_noise_sigma())?,
-            Some(init) => {
+        // Initial latents, or where an earlier run stopped.
+        let mut inpaint: Option<InpaintState> = None;
+        let mut start = 0;
+        let mut latents = match (from, init) {
+            (Some(state), _) => {
+                self.check_resume(&state, p, init)?;
+                // The noise stream continues where it stood: the same draws, thrown away.
+                for shape in &state.noise_draws {
+                    noise.draw(shape, &Device::Cpu)?;
+                }
+                sampler.skip(state.skipped);
+                sampler.restore(state.history);
+                inpaint = state.inpaint;
+                start = state.done;
+                state.latents
+            }
+            (None, None) => (noise.draw(&shape, dev)? * sampler.init_noise_sigma())?,
+            (None, Some(init)) => {
                 let (_, _, ih, iw) = init.image.dims4()?;
                 if (ih, iw) != (p.height, p.width) {
                     return invalid(format!(
@@ -305,7 +421,7 @@ impl Pipeline {
                     let mask = mask.ge(0.5)?.to_dtype(self.dtype)?;
                     let mask =
                         nearest_resize(&mask, p.height / f, p.width / f)?.repeat((b, 1, 1, 1))?;
-                    inpaint = Some((x0, n, mask));
+                    inpaint = Some(InpaintState { x0, noise: n, mask });
                 }
                 lat
             }
@@ -317,7 +433,8 @@ impl Pipeline {
             _ => None,
         };
         let total = sampler.timesteps().len();
-        for i in 0..total {
+        let skipped = p.steps - total;
+        for i in start..total {
             let t = sampler.timesteps()[i];
             let out = match &self.denoiser {
                 Denoiser::UNet(unet) => {
@@ -363,13 +480,25 @@ impl Pipeline {
                 None
             };
             latents = sampler.step(&out, i, &latents, step_noise.as_ref())?;
-            if let Some((x0, n, mask)) = &inpaint {
+            if let Some(InpaintState { x0, noise: n, mask }) = &inpaint {
                 let proper = if i + 1 < total {
                     sampler.add_noise(x0, n, i + 1)?
                 } else {
                     x0.clone()
                 };
                 latents = (proper.broadcast_mul(&(1.0 - mask)?)? + latents.broadcast_mul(mask)?)?;
+            }
+            if let Some(save) = on_state.as_mut() {
+                save(&LoopState {
+                    sampler: p.sampler,
+                    done: i + 1,
+                    total,
+                    skipped,
+                    latents: latents.clone(),
+                    history: sampler.state(),
+                    inpaint: inpaint.clone(),
+                    noise_draws: noise.draws.clone(),
+                })?;
             }
             if !on_step(Step {
                 done: i + 1,
@@ -417,6 +546,20 @@ impl Pipeline {
         let img = Tensor::from_vec(v, (1, h * w, 3), dev)?.repeat((b, 1, 1))?;
         let txt = Tensor::zeros((b, txt_len, 3), DType::F32, dev)?;
         Ok((img.to_dtype(self.dtype)?, txt.to_dtype(self.dtype)?))
+    }
+}
+
+/// A noise source that remembers the shapes it was asked for (where the stream stands, for
+/// checkpoints).
+struct Tracked<'n> {
+    inner: &'n mut dyn Noise,
+    draws: Vec<Vec<usize>>,
+}
+
+impl Noise for Tracked<'_> {
+    fn draw(&mut self, shape: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+        self.draws.push(shape.to_vec());
+        self.inner.draw(shape, device)
     }
 }
 

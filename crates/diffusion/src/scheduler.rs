@@ -19,6 +19,24 @@ pub enum SamplerKind {
 }
 
 impl SamplerKind {
+    /// Every sampler, in the order of their codes in checkpoints ([`SamplerKind::code`]).
+    pub const ALL: [SamplerKind; 5] = [
+        Self::Ddim,
+        Self::Euler,
+        Self::EulerA,
+        Self::DpmPP2M,
+        Self::Flow,
+    ];
+
+    /// A stable one-byte code (checkpoint files).
+    pub fn code(self) -> u8 {
+        Self::ALL.iter().position(|k| *k == self).unwrap_or(0) as u8
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(code as usize).copied()
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "ddim" => Self::Ddim,
@@ -116,6 +134,13 @@ impl Default for ScheduleConfig {
     fn default() -> Self {
         serde_json::from_str("{}").expect("defaults")
     }
+}
+
+/// What a sampler carries between steps: DPM++ 2M's previous denoised estimate (the others
+/// are memoryless).
+#[derive(Clone, Debug, Default)]
+pub struct SamplerState {
+    pub previous_x0: Option<Tensor>,
 }
 
 /// A sampler set up for one run.
@@ -230,12 +255,31 @@ impl Sampler {
     pub fn start_at_strength(&mut self, strength: f64) -> usize {
         let n = self.timesteps.len();
         let init = ((n as f64 * strength) as usize).min(n);
-        let start = n - init;
+        self.skip(n - init)
+    }
+
+    /// Drops the first `start` steps of the schedule (what [`Sampler::start_at_strength`]
+    /// drops, as a count: a resumed run restores it). Returns how many steps are left.
+    pub fn skip(&mut self, start: usize) -> usize {
+        let start = start.min(self.timesteps.len());
         self.timesteps.drain(..start);
         if !self.sigmas.is_empty() {
             self.sigmas.drain(..start);
         }
         self.timesteps.len()
+    }
+
+    /// What the sampler carries from one step to the next (multistep history), for a
+    /// checkpoint.
+    pub fn state(&self) -> SamplerState {
+        SamplerState {
+            previous_x0: self.previous_x0.clone(),
+        }
+    }
+
+    /// Continues from `state` (saved by [`Sampler::state`] after some step of the same run).
+    pub fn restore(&mut self, state: SamplerState) {
+        self.previous_x0 = state.previous_x0;
     }
 
     /// Noises clean latents to the first remaining timestep (image-to-image, inpainting).
