@@ -32,6 +32,7 @@ use rusqlite::{Connection, ErrorCode, Row, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
 pub use pulls::{PullEnd, PullId, PullRow, PullStart};
+pub use queries::{JobOverview, RunningStage};
 pub use types::{
     EventLevel, EventRow, JobId, JobRow, JobStatus, NewJob, NewTask, ProjectId, ProjectRow,
     PullStatus, Recovered, TaskId, TaskRow, TaskStatus,
