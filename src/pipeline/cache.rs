@@ -83,8 +83,17 @@ pub struct ArtifactCache {
     counter: AtomicU64,
 }
 
+/// Whether process `pid` still runs. A zombie (dead, waiting for its parent to reap it, as a
+/// killed studio's workers can be for a while) does not: it will never finish its temp dir.
 fn pid_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold ')'.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
 }
 
 impl ArtifactCache {

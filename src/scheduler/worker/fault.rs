@@ -52,8 +52,11 @@ pub fn inject(order: &Order) {
     };
     eprintln!("test fault: {fault:?} in {}", order.node.name());
     match fault {
-        // SAFETY: raising a signal in our own process; the point is to die of it.
+        // SAFETY: raising a signal in our own process; the point is to die of it. The Rust
+        // runtime's SIGSEGV handler (stack-overflow detection) would let a raised signal
+        // return, so the default action is restored first, as for a real fault.
         Fault::Segv => unsafe {
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
             libc::raise(libc::SIGSEGV);
         },
         Fault::Abort => std::process::abort(),

@@ -1,0 +1,358 @@
+//! Stage workers, driven through the real binary: a crash in a stage never takes the studio
+//! down, an outside kill of the studio never fails a job, a hung stage is ended by `cancel`,
+//! no worker outlives the studio.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A tiny script (two short scenes) whose text differs by `n`; its project is `clip-<n>`.
+fn tiny_script(dir: &Path, n: usize) -> PathBuf {
+    let p = dir.join(format!("clip-{n}.yaml"));
+    let body = format!(
+        "title: Clip {n}\nchannel: explainer\nscenes:\n  - prompt: a calm sea number {n}\n    duration: 2\n    lines:\n      - text: This is clip number {n}.\n  - prompt: a mountain at dawn\n    duration: 2\n    lines:\n      - text: It ends here.\n"
+    );
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    data: PathBuf,
+    cfg: PathBuf,
+}
+
+impl Env {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        Self {
+            data: root.join("data"),
+            cfg: root.join("cfg"),
+            root,
+            _tmp: tmp,
+        }
+    }
+
+    fn command(&self, args: &[&str], fault: Option<&str>) -> Command {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env("REELSMITH_DATA_DIR", &self.data)
+            .env("REELSMITH_CONFIG_DIR", &self.cfg)
+            .env_remove("REELSMITH_TEST_FAULT");
+        if let Some(f) = fault {
+            c.env("REELSMITH_TEST_FAULT", f);
+        }
+        c
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        reelsmith(&self.data, &self.cfg, args)
+    }
+
+    fn spawn(&self, args: &[&str], fault: Option<&str>) -> Child {
+        self.command(args, fault)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let o = self.cmd(&["status", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn job(&self, id: i64) -> serde_json::Value {
+        self.status()["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn task(&self, id: i64, stage: &str) -> serde_json::Value {
+        let o = self.cmd(&["status", "--json", "--last", "1000"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        s["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["id"] == id)
+            .and_then(|j| {
+                j["stages"]
+                    .as_array()?
+                    .iter()
+                    .find(|t| t["stage"] == stage)
+                    .cloned()
+            })
+            .unwrap_or_default()
+    }
+
+    fn logs(&self, id: i64) -> String {
+        let o = self.cmd(&["logs", &id.to_string()]);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn add(&self, script: &Path) -> i64 {
+        let out = self.root.join("out");
+        let o = self.cmd(&[
+            "add",
+            script.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let s = String::from_utf8_lossy(&o.stdout);
+        s.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(':')
+            .parse()
+            .unwrap()
+    }
+
+    /// Stage workers of this data dir still alive.
+    fn workers(&self) -> Vec<u32> {
+        let data = self.data.to_string_lossy().into_owned();
+        let mut pids = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if args.iter().any(|a| a == "worker") && args.iter().any(|a| *a == data) {
+                // A zombie (already dead, not yet reaped by a dying parent) holds nothing.
+                let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                let state = stat.rsplit(')').next().unwrap_or("").trim().chars().next();
+                if state != Some('Z') {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+        let t0 = Instant::now();
+        while !f() {
+            assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        t0.elapsed()
+    }
+}
+
+fn stop(mut child: Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("scheduler did not stop within 20 s of SIGTERM");
+}
+
+#[test]
+fn killing_the_studio_in_its_longest_stage_never_fails_the_job_or_leaves_a_worker() {
+    let env = Env::new();
+    let long = env.root.join("long.yaml");
+    std::fs::write(
+        &long,
+        "title: Long\nchannel: explainer\nscenes:\n  - prompt: a long calm sea\n    duration: 30\n    lines:\n      - text: A long scene.\n",
+    )
+    .unwrap();
+    let long_id = env.add(&long);
+    let short_id = env.add(&tiny_script(&env.root, 7));
+    // More kills than the crash limit (3), each while the assembly is running.
+    for round in 0..4 {
+        let mut child = env.spawn(
+            &["run", "--exit-when-idle", "--no-inbox", "--jobs", "1"],
+            None,
+        );
+        env.wait_for("assemble running", Duration::from_secs(120), || {
+            let t = env.task(long_id, "assemble:en");
+            t["status"] == "running" && t["attempts"] == round + 1
+        });
+        assert!(!env.workers().is_empty(), "the assembly runs in a worker");
+        let _ = child.kill(); // SIGKILL, as the OOM killer would
+        let _ = child.wait();
+        env.wait_for("its workers to exit", Duration::from_secs(5), || {
+            env.workers().is_empty()
+        });
+    }
+    let o = env.cmd(&["run", "--exit-when-idle", "--no-inbox"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.job(long_id)["status"], "done", "{}", env.job(long_id));
+    assert_eq!(env.job(short_id)["status"], "done");
+    let t = env.task(long_id, "assemble:en");
+    assert_eq!(
+        t["crashes"], 0,
+        "the studio's death is not the stage's fault: {t}"
+    );
+    assert!(
+        env.workers().is_empty(),
+        "workers left after the run: {:?}",
+        env.workers()
+    );
+}
+
+#[test]
+fn a_segfaulting_stage_fails_at_the_crash_limit_with_the_signal_named_and_the_queue_goes_on() {
+    let env = Env::new();
+    let bad = env.add(&tiny_script(&env.root, 1));
+    let good = env.add(&tiny_script(&env.root, 2));
+    // One run of the scheduler, start to end: the crashes never take it down.
+    let o = env
+        .command(
+            &["run", "--exit-when-idle", "--no-inbox"],
+            Some("segv:captions:en@clip-1"),
+        )
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("1 job(s) done, 1 failed"), "{out}");
+    let j = env.job(bad);
+    assert_eq!(j["status"], "failed", "{j}");
+    let err = j["error"].as_str().unwrap();
+    assert!(
+        err.contains("killed by signal 11 (SIGSEGV) while running captions:en"),
+        "{err}"
+    );
+    assert!(
+        err.contains("crashed 3 times in a row without progress"),
+        "{err}"
+    );
+    let t = env.task(bad, "captions:en");
+    assert_eq!(
+        (t["status"].as_str(), t["crashes"].as_i64()),
+        (Some("failed"), Some(3)),
+        "{t}"
+    );
+    assert_eq!(env.job(good)["status"], "done");
+    assert!(env.root.join("out/clip-2/en/final.mp4").exists());
+    // Each crash is in the job's log with its cause.
+    let logs = env.logs(bad);
+    assert!(logs.matches("SIGSEGV").count() >= 3, "{logs}");
+}
+
+#[test]
+fn a_stage_that_exhausts_its_memory_is_reported_as_out_of_memory() {
+    let env = Env::new();
+    let id = env.add(&tiny_script(&env.root, 3));
+    let o = env
+        .command(
+            &[
+                "run",
+                "--exit-when-idle",
+                "--no-inbox",
+                "--crash-limit",
+                "1",
+                "--worker-memory-limit",
+                "3GiB",
+            ],
+            Some("oom:plan"),
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = env.job(id);
+    assert_eq!(j["status"], "failed", "{j}");
+    let err = j["error"].as_str().unwrap();
+    assert!(err.contains("while running plan"), "{err}");
+    assert!(err.contains("out of memory"), "{err}");
+    assert!(err.contains("peak RSS"), "{err}");
+}
+
+#[test]
+fn a_hung_stage_is_reported_and_cancel_ends_it_within_seconds() {
+    let env = Env::new();
+    let hung = env.add(&tiny_script(&env.root, 4));
+    let other = env.add(&tiny_script(&env.root, 5));
+    let runner = env.spawn(
+        &["run", "--no-inbox", "--stall-after", "1s"],
+        Some("hang:voice:en@clip-4"),
+    );
+    env.wait_for("the stall report", Duration::from_secs(120), || {
+        env.logs(hung).contains("has made no progress for 1 s")
+    });
+    assert_eq!(env.task(hung, "voice:en")["status"], "running");
+    let o = env.cmd(&["cancel", &hung.to_string()]);
+    assert!(o.status.success());
+    let took = env.wait_for("the cancel", Duration::from_secs(15), || {
+        env.job(hung)["status"] == "cancelled"
+    });
+    assert!(took < Duration::from_secs(8), "cancel took {took:?}");
+    assert!(
+        env.logs(hung).contains("did not answer the cancel"),
+        "{}",
+        env.logs(hung)
+    );
+    env.wait_for("the other job", Duration::from_secs(180), || {
+        env.job(other)["status"] == "done"
+    });
+    stop(runner);
+    assert!(env.workers().is_empty());
+}
+
+#[test]
+fn status_json_lists_the_workers_while_they_run() {
+    let env = Env::new();
+    let id = env.add(&tiny_script(&env.root, 6));
+    let runner = env.spawn(&["run", "--no-inbox"], Some("hang:voice:en@clip-6"));
+    env.wait_for("a worker in status", Duration::from_secs(120), || {
+        let s = env.status();
+        s["workers"].as_array().is_some_and(|w| {
+            w.iter().any(|w| {
+                w["tasks"].as_array().is_some_and(|t| {
+                    t.iter().any(|t| {
+                        t.as_str()
+                            .unwrap_or("")
+                            .contains(&format!("job {id} voice:en"))
+                    })
+                })
+            })
+        })
+    });
+    let s = env.status();
+    let w = s["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| !w["tasks"].as_array().unwrap().is_empty())
+        .unwrap()
+        .clone();
+    let pid = w["pid"].as_u64().unwrap() as u32;
+    assert!(env.workers().contains(&pid), "{w}");
+    assert_eq!(w["device"], "cpu");
+    assert!(w["rss_bytes"].as_u64().unwrap() > 1 << 20, "{w}");
+    env.cmd(&["cancel", &id.to_string()]);
+    stop(runner);
+    assert!(env.workers().is_empty());
+    // A stopped scheduler publishes no workers.
+    assert_eq!(env.status()["workers"], serde_json::json!([]));
+}
