@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn status_json(data: &Path, cfg: &Path) -> serde_json::Value {
-    let o = reelsmith(data, cfg, &["status", "--json"]);
+    let o = reelsmith(data, cfg, &["status", "--json", "--stages"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }

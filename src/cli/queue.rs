@@ -2,17 +2,19 @@
 //! `resume`, `queue pause|resume`, `priority`, `logs`. Every command but `run` only writes the
 //! store; a running scheduler picks the change up within a poll interval.
 
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ChannelSet, Dirs};
 use crate::pipeline::job::{JobError, RenderRequest};
 use crate::pipeline::Quality;
 use crate::scheduler::{self, Scheduler, SchedulerConfig, SchedulerLock};
-use crate::store::{JobStatus, Store};
+use crate::store::{JobOverview, JobStatus, RunningStage, Store, StoreError, TaskRow, TaskStatus};
 use crate::watch::SCRIPT_EXTENSIONS;
 
 #[derive(Args, Debug)]
@@ -56,11 +58,16 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// One JSON document: the queue, its workers and every job with its stages counted.
     #[arg(long)]
     pub json: bool,
-    /// Only the most recent N jobs.
+    /// Only the most recent N jobs (with --json, each with its stages listed).
     #[arg(long)]
     pub last: Option<usize>,
+    /// With --json: list every job's stages (status, progress, engine, error, attempts),
+    /// not only their counts. Implied by --last.
+    #[arg(long, requires = "json")]
+    pub stages: bool,
 }
 
 #[derive(Args, Debug)]
@@ -258,73 +265,212 @@ pub fn status(args: StatusArgs, dirs: &Dirs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let jobs = match store.job_summaries(args.last) {
-        Ok(j) => j,
+    let out = std::io::stdout().lock();
+    let written = if args.json {
+        let stages = args.stages || args.last.is_some();
+        write_status_json(&store, args.last, stages, out).map(|_| ())
+    } else {
+        write_status_table(&store, args.last, out)
+    };
+    match written {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
-            return 1;
+            1
         }
+    }
+}
+
+/// The settings key under which a running scheduler publishes its workers (a JSON array).
+const WORKERS_SETTING: &str = "workers";
+
+/// Why `status` could not print the queue.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StatusError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write the status: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+impl From<serde_json::Error> for StatusError {
+    fn from(e: serde_json::Error) -> Self {
+        StatusError::Write(e.into())
+    }
+}
+
+/// `status --json`, written to `out` as the jobs' rows arrive (never one document in memory):
+/// `{"queue_paused", "workers", "jobs": [...]}`. Each job carries its summary columns and its
+/// stages counted (`stages_total`, `stages_finished`, `stages_running`, `stages_failed`,
+/// `running`: the running stages with their progress); with `stages`, also the list of its
+/// stages. Returns how many jobs were written.
+pub(crate) fn write_status_json(
+    store: &Store,
+    last: Option<usize>,
+    stages: bool,
+    out: impl Write,
+) -> Result<usize, StatusError> {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
+    out.write_all(b"{\"queue_paused\":")?;
+    serde_json::to_writer(&mut out, &store.queue_paused()?)?;
+    out.write_all(b",\"workers\":")?;
+    serde_json::to_writer(&mut out, &published_workers(store)?)?;
+    out.write_all(b",\"jobs\":[")?;
+    let mut n = 0usize;
+    let mut write_job = |job: &JobOverview, tasks: Option<&[TaskRow]>| {
+        if n > 0 {
+            out.write_all(b",")?;
+        }
+        n += 1;
+        serde_json::to_writer(&mut out, &JobJson::new(job, tasks))?;
+        Ok::<_, StatusError>(())
     };
-    if args.json {
-        let v = serde_json::json!({
-            "queue_paused": store.queue_paused().unwrap_or(false),
-            "jobs": jobs.iter().map(|(j, tasks)| serde_json::json!({
-                "id": j.id,
-                "status": j.status,
-                "priority": j.priority,
-                "out_dir": j.out_dir,
-                "script": j.script_name,
-                "error": j.error,
-                "created_ms": j.created_ms,
-                "started_ms": j.started_ms,
-                "finished_ms": j.finished_ms,
-                "cancel_requested": j.cancel_requested,
-                "stages": tasks.iter().map(|t| serde_json::json!({
-                    "stage": t.stage, "kind": t.kind, "lang": t.lang, "status": t.status,
-                    "progress": t.progress, "engine": t.engine, "error": t.error,
-                    "elapsed_ms": t.elapsed_ms, "attempts": t.attempts, "crashes": t.crashes,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{v}");
-        return 0;
+    if stages {
+        store.for_each_job_overview_with_tasks(last, |j, t| write_job(j, Some(t)))?;
+    } else {
+        store.for_each_job_overview(last, |j| write_job(j, None))?;
     }
+    out.write_all(b"]}\n")?;
+    out.flush()?;
+    Ok(n)
+}
+
+/// The workers the running scheduler published: the JSON array in the `workers` setting, or
+/// an empty one when there is none (no scheduler yet) or it is not a JSON array.
+fn published_workers(store: &Store) -> Result<serde_json::Value, StoreError> {
+    let empty = || serde_json::Value::Array(Vec::new());
+    Ok(match store.setting(WORKERS_SETTING)? {
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v @ serde_json::Value::Array(_)) => v,
+            _ => empty(),
+        },
+        None => empty(),
+    })
+}
+
+/// One job of `status --json`.
+#[derive(Serialize)]
+struct JobJson<'a> {
+    id: i64,
+    status: JobStatus,
+    priority: i64,
+    out_dir: &'a str,
+    script: Option<&'a str>,
+    error: Option<&'a str>,
+    created_ms: i64,
+    started_ms: Option<i64>,
+    finished_ms: Option<i64>,
+    cancel_requested: bool,
+    stages_total: usize,
+    stages_finished: usize,
+    stages_running: usize,
+    stages_failed: usize,
+    running: &'a [RunningStage],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stages: Option<StagesJson<'a>>,
+}
+
+impl<'a> JobJson<'a> {
+    fn new(j: &'a JobOverview, tasks: Option<&'a [TaskRow]>) -> Self {
+        JobJson {
+            id: j.id,
+            status: j.status,
+            priority: j.priority,
+            out_dir: &j.out_dir,
+            script: j.script_name.as_deref(),
+            error: j.error.as_deref(),
+            created_ms: j.created_ms,
+            started_ms: j.started_ms,
+            finished_ms: j.finished_ms,
+            cancel_requested: j.cancel_requested,
+            stages_total: j.tasks,
+            stages_finished: j.tasks_finished,
+            stages_running: j.tasks_running,
+            stages_failed: j.tasks_failed,
+            running: &j.running,
+            stages: tasks.map(StagesJson),
+        }
+    }
+}
+
+/// A job's stages in `status --json --stages`, serialised straight from the rows.
+struct StagesJson<'a>(&'a [TaskRow]);
+
+impl Serialize for StagesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|t| StageJson {
+            stage: &t.stage,
+            kind: &t.kind,
+            lang: t.lang.as_deref(),
+            status: t.status,
+            progress: t.progress,
+            engine: t.engine.as_deref(),
+            error: t.error.as_deref(),
+            elapsed_ms: t.elapsed_ms,
+            attempts: t.attempts,
+            crashes: t.crashes,
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct StageJson<'a> {
+    stage: &'a str,
+    kind: &'a str,
+    lang: Option<&'a str>,
+    status: TaskStatus,
+    progress: f64,
+    engine: Option<&'a str>,
+    error: Option<&'a str>,
+    elapsed_ms: Option<i64>,
+    attempts: i64,
+    crashes: i64,
+}
+
+/// Plain `status`: a line per job (stages finished of all, the error or the running stages).
+fn write_status_table(
+    store: &Store,
+    last: Option<usize>,
+    out: impl Write,
+) -> Result<(), StatusError> {
+    let mut out = BufWriter::with_capacity(64 * 1024, out);
     if store.queue_paused().unwrap_or(false) {
-        println!("queue paused (reelsmith queue resume)");
+        writeln!(out, "queue paused (reelsmith queue resume)")?;
     }
-    println!(
+    writeln!(
+        out,
         "{:>6}  {:<9} {:>4}  {:>5}  {:<28} note",
         "job", "status", "pri", "done", "script"
-    );
-    for (j, tasks) in &jobs {
-        let finished = tasks.iter().filter(|t| t.status.is_terminal()).count();
-        let running: Vec<&str> = tasks
-            .iter()
-            .filter(|t| t.status == crate::store::TaskStatus::Running)
-            .map(|t| t.stage.as_str())
-            .collect();
-        let note = match (&j.error, running.is_empty()) {
-            (Some(e), _) => e.lines().next().unwrap_or("").to_string(),
-            (None, false) => format!("running {}", running.join(", ")),
-            _ => String::new(),
+    )?;
+    store.for_each_job_overview(last, |j| {
+        let note = match &j.error {
+            Some(e) => e.lines().next().unwrap_or("").to_string(),
+            None if !j.running.is_empty() => {
+                let names: Vec<&str> = j.running.iter().map(|r| r.stage.as_str()).collect();
+                format!("running {}", names.join(", "))
+            }
+            None => String::new(),
         };
         let name = j
             .script_name
             .as_deref()
             .and_then(|p| Path::new(p).file_name())
-            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| n.to_string_lossy())
             .unwrap_or_default();
-        println!(
+        writeln!(
+            out,
             "{:>6}  {:<9} {:>4}  {:>2}/{:<2}  {:<28} {note}",
             j.id,
             j.status.as_str(),
             j.priority,
-            finished,
-            tasks.len(),
+            j.tasks_finished,
+            j.tasks,
             name
-        );
-    }
-    0
+        )?;
+        Ok::<_, StatusError>(())
+    })?;
+    out.flush()?;
+    Ok(())
 }
 
 fn job_cmd(
