@@ -15,6 +15,7 @@ use reelsmith_diffusion::arch::{self, Arch};
 use reelsmith_diffusion::lora::LoraSpec;
 use reelsmith_diffusion::model::{self as dm, Model, ModelFiles};
 use reelsmith_diffusion::pipeline::{InitImage, Step};
+use reelsmith_diffusion::resume::{LoopState, Resume};
 use reelsmith_diffusion::scheduler::SamplerKind;
 use serde::{Deserialize, Serialize};
 
@@ -359,7 +360,78 @@ fn draw_size(model: &Model, width: u32, height: u32) -> (usize, usize) {
     (w as usize, h as usize)
 }
 
-/// One sampling run reporting its steps; a stop asked for by `progress` is `Cancelled`.
+/// Which sampling run of a drawing a checkpoint belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The model's own run.
+    Base,
+    /// The SDXL refiner's run over the base's picture.
+    Refiner,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Base => "base",
+            Phase::Refiner => "refiner",
+        }
+    }
+}
+
+/// Where a drawing keeps the checkpoints of its sampling loops, and how often it saves: the
+/// keyframes stage hands in one per scene, backed by the task's checkpoint directory
+/// (`stages::keyframes::SceneCheckpoints`). The engine encodes and decodes the states
+/// ([`LoopState`]); this side only stores bytes and reports.
+pub trait DrawCheckpoints {
+    /// The state an earlier attempt saved for `phase`, if any.
+    fn load(&mut self, phase: Phase) -> Option<Vec<u8>>;
+    /// Whether to save the state after step `done` of `total`.
+    fn due(&mut self, done: usize, total: usize) -> bool;
+    /// Keeps `bytes`, `phase`'s state after step `done` of `total`.
+    fn save(&mut self, phase: Phase, bytes: &[u8], done: usize, total: usize)
+        -> Result<(), String>;
+    /// The drawing continues from `phase`'s state after step `done` of `total`.
+    fn resumed(&mut self, phase: Phase, done: usize, total: usize);
+}
+
+/// A shorter-lived `ckpt` to lend out (a trait object behind `&mut` needs the explicit cast).
+fn reborrow<'s>(
+    ckpt: &'s mut Option<&mut dyn DrawCheckpoints>,
+) -> Option<&'s mut dyn DrawCheckpoints> {
+    match ckpt {
+        Some(c) => Some(&mut **c),
+        None => None,
+    }
+}
+
+/// The state `ckpt` holds for `phase` if it continues `request` on `model`; one that cannot be
+/// read or belongs to another run is ignored (logged), and the run starts over.
+fn saved_state(
+    ckpt: &mut dyn DrawCheckpoints,
+    phase: Phase,
+    model: &Model,
+    request: &dm::Request,
+    init: Option<&InitImage>,
+    engine: &str,
+) -> Option<LoopState> {
+    let bytes = ckpt.load(phase)?;
+    let state = LoopState::decode(&bytes, &model.pipeline.device)
+        .and_then(|s| model.check_resume(request, init, &s).map(|()| s));
+    match state {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(
+                "{engine}: not resuming from the {} checkpoint: {e}",
+                phase.as_str()
+            );
+            None
+        }
+    }
+}
+
+/// One sampling run reporting its steps; a stop asked for by `progress` is `Cancelled`. It
+/// starts from `from` when given and saves its state into `ckpt` when that says it is due.
+#[allow(clippy::too_many_arguments)]
 fn draw(
     model: &Model,
     request: &dm::Request,
@@ -367,13 +439,37 @@ fn draw(
     progress: &mut dyn FnMut(usize, usize) -> bool,
     engine: &str,
     what: &str,
+    from: Option<LoopState>,
+    mut ckpt: Option<&mut dyn DrawCheckpoints>,
+    phase: Phase,
 ) -> Result<candle_core::Tensor, EngineError> {
     let mut cancelled = false;
-    let result = model.generate(request, init, &mut |step: Step| {
-        let go = progress(step.done, step.total);
-        cancelled = !go;
-        go
-    });
+    let mut save = |s: &LoopState| -> reelsmith_diffusion::pipeline::Result<()> {
+        let Some(c) = ckpt.as_deref_mut() else {
+            return Ok(());
+        };
+        if !c.due(s.done, s.total) {
+            return Ok(());
+        }
+        let bytes = s.encode()?;
+        c.save(phase, &bytes, s.done, s.total).map_err(|m| {
+            reelsmith_diffusion::pipeline::Error::Invalid(format!("saving a checkpoint: {m}"))
+        })
+    };
+    let resume = Resume {
+        from,
+        on_state: Some(&mut save),
+    };
+    let result = model.generate_resumable(
+        request,
+        init,
+        &mut |step: Step| {
+            let go = progress(step.done, step.total);
+            cancelled = !go;
+            go
+        },
+        resume,
+    );
     match result {
         Ok((images, _cut)) => Ok(images),
         Err(_) if cancelled => Err(EngineError::Cancelled),
@@ -412,6 +508,21 @@ impl ImageEngine for DiffusionEngine {
         &self,
         req: &ImageRequest,
         progress: &mut dyn FnMut(usize, usize) -> bool,
+    ) -> Result<RgbImage, EngineError> {
+        self.generate_checkpointed(req, progress, None)
+    }
+}
+
+impl DiffusionEngine {
+    /// [`ImageEngine::generate_with`] that checkpoints its sampling loops into `ckpt` and
+    /// continues from what an earlier attempt saved there: the picture is the same as an
+    /// uninterrupted run's (bit for bit on the CPU). With a refiner, a refiner checkpoint means
+    /// the base run had finished: it is not redrawn.
+    pub fn generate_checkpointed(
+        &self,
+        req: &ImageRequest,
+        progress: &mut dyn FnMut(usize, usize) -> bool,
+        mut ckpt: Option<&mut dyn DrawCheckpoints>,
     ) -> Result<RgbImage, EngineError> {
         let fail = |message: String| EngineError::Failed {
             engine: self.id(),
@@ -462,28 +573,60 @@ impl ImageEngine for DiffusionEngine {
             steps: s.steps.map(|v| v as usize),
             cfg: s.cfg.map(f64::from),
         };
-        let mut images = draw(model, &request, init.as_ref(), progress, &self.id(), "")?;
+        let id = self.id();
+        let refiner_request = dm::Request {
+            sampler: None,
+            steps: None,
+            cfg: None,
+            ..request.clone()
+        };
+        let refiner_from = match (&self.refiner, ckpt.as_deref_mut()) {
+            (Some((_, r)), Some(c)) => {
+                saved_state(c, Phase::Refiner, r, &refiner_request, None, &id)
+            }
+            _ => None,
+        };
+        let mut images = None;
+        if let (Some(s), Some(c)) = (&refiner_from, ckpt.as_deref_mut()) {
+            c.resumed(Phase::Refiner, s.done, s.total);
+        } else {
+            let from = ckpt
+                .as_deref_mut()
+                .and_then(|c| saved_state(c, Phase::Base, model, &request, init.as_ref(), &id));
+            if let (Some(s), Some(c)) = (&from, ckpt.as_deref_mut()) {
+                c.resumed(Phase::Base, s.done, s.total);
+            }
+            images = Some(draw(
+                model,
+                &request,
+                init.as_ref(),
+                progress,
+                &id,
+                "",
+                from,
+                reborrow(&mut ckpt),
+                Phase::Base,
+            )?);
+        }
         if let Some((_, refiner)) = &self.refiner {
-            let init = InitImage {
-                image: images,
+            let init = images.take().map(|image| InitImage {
+                image,
                 strength: REFINER_STRENGTH,
                 mask: None,
-            };
-            let request = dm::Request {
-                sampler: None,
-                steps: None,
-                cfg: None,
-                ..request
-            };
-            images = draw(
+            });
+            images = Some(draw(
                 refiner,
-                &request,
-                Some(&init),
+                &refiner_request,
+                init.as_ref(),
                 progress,
-                &self.id(),
+                &id,
                 "refiner: ",
-            )?;
+                refiner_from,
+                reborrow(&mut ckpt),
+                Phase::Refiner,
+            )?);
         }
+        let images = images.ok_or_else(|| fail("nothing was drawn".into()))?;
         let rgb = dm::to_rgb8(&images).map_err(|e| fail(e.to_string()))?;
         let img = RgbImage {
             width: w as u32,

@@ -4,13 +4,19 @@
 //! channel style, the character sheets of the characters in the scene, image-to-image from the
 //! leading character's reference, the channel's style LoRAs), or, with no image model, the
 //! procedural painter. Each scene's still is a memoised item keyed by what it shows.
+//!
+//! A model's denoising loop checkpoints its state (latents, sampler history, noise position)
+//! into the task's checkpoint directory on a [`Cadence`] (every 5 steps, or after 30 s); an
+//! attempt cut short continues the scene it was drawing from there ([`SceneCheckpoints`]) and
+//! draws the same picture, while the scenes it had finished are memoised items already.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::captions::{self, AssLayout, Cue};
 use reelsmith_diffusion::lora::LoraSpec;
 
-use crate::engines::diffusion::DiffusionEngine;
+use crate::engines::diffusion::{DiffusionEngine, DrawCheckpoints, Phase};
 use crate::engines::procedural::{paint, PaintEngine};
 use crate::engines::{EngineError, ImageEngine, ImageInit, ImageRequest};
 use crate::media::image::RgbImage;
@@ -192,6 +198,128 @@ fn file_digest(path: &Path) -> Result<String, StageError> {
     Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
 }
 
+/// When a loop of steps (denoising steps, frames, chunks) saves a checkpoint: after every
+/// `steps`-th step, counted from the start of the loop so that a resumed and an uninterrupted
+/// run save at the same steps, or sooner once `interval` has passed since the last save; never
+/// after the last step (the result follows at once). Copy it for other long loops.
+#[derive(Clone, Debug)]
+pub struct Cadence {
+    /// Save after every `steps`-th step (0: by time only).
+    pub steps: usize,
+    /// Save once this long has passed since the last save (slow steps, e.g. on a CPU).
+    pub interval: Option<Duration>,
+    last: Instant,
+}
+
+impl Cadence {
+    /// Every 5 steps: ~5 % of a 25-step schedule is the most a crash costs, at one small
+    /// write (two latent-sized tensors) per 5 steps.
+    pub const STEPS: usize = 5;
+    /// …or every 30 s, whichever comes first.
+    pub const INTERVAL: Duration = Duration::from_secs(30);
+    /// Overrides [`Cadence::STEPS`] (0: only every [`Cadence::INTERVAL`]).
+    pub const STEPS_ENV: &'static str = "REELSMITH_CHECKPOINT_STEPS";
+
+    pub fn new(steps: usize, interval: Option<Duration>) -> Self {
+        Self {
+            steps,
+            interval,
+            last: Instant::now(),
+        }
+    }
+
+    /// The defaults, with the step count from `REELSMITH_CHECKPOINT_STEPS` when it is set.
+    pub fn from_env() -> Self {
+        let steps = std::env::var(Self::STEPS_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(Self::STEPS);
+        Self::new(steps, Some(Self::INTERVAL))
+    }
+
+    /// Whether to save after step `done` of `total` (1-based); a yes restarts the clock.
+    pub fn due(&mut self, done: usize, total: usize) -> bool {
+        if done == 0 || done >= total {
+            return false;
+        }
+        let by_steps = self.steps > 0 && done.is_multiple_of(self.steps);
+        let by_time = self.interval.is_some_and(|i| self.last.elapsed() >= i);
+        if by_steps || by_time {
+            self.last = Instant::now();
+        }
+        by_steps || by_time
+    }
+}
+
+/// One scene's sampling checkpoints in the task's checkpoint directory: files named by the
+/// scene and its item key (`keyframe-003-<key>.base`), reported as "scene 3 step 10/20". The
+/// pattern for any stage that runs a resumable loop per item: the engine encodes its state,
+/// this adapter stores it through [`StageCtx::save_checkpoint`] on a [`Cadence`] and reports
+/// [`StageCtx::resumed`] when an attempt continues from it.
+pub struct SceneCheckpoints<'c, 'a> {
+    ctx: &'c StageCtx<'a>,
+    /// 1-based, as the user counts scenes.
+    scene: usize,
+    item_key: String,
+    cadence: Cadence,
+    enabled: bool,
+}
+
+impl<'c, 'a> SceneCheckpoints<'c, 'a> {
+    pub fn new(ctx: &'c StageCtx<'a>, scene: usize, item_key: &str, cadence: Cadence) -> Self {
+        Self {
+            ctx,
+            scene,
+            item_key: item_key.chars().take(16).collect(),
+            cadence,
+            enabled: ctx.checkpoint_dir().is_some(),
+        }
+    }
+
+    fn name(&self, phase: Phase) -> String {
+        format!(
+            "keyframe-{:03}-{}.{}",
+            self.scene,
+            self.item_key,
+            phase.as_str()
+        )
+    }
+
+    fn label(&self, phase: Phase, done: usize, total: usize) -> String {
+        match phase {
+            Phase::Base => format!("scene {} step {done}/{total}", self.scene),
+            Phase::Refiner => format!("scene {} refiner step {done}/{total}", self.scene),
+        }
+    }
+}
+
+impl DrawCheckpoints for SceneCheckpoints<'_, '_> {
+    fn load(&mut self, phase: Phase) -> Option<Vec<u8>> {
+        self.ctx.load_checkpoint(&self.name(phase))
+    }
+
+    fn due(&mut self, done: usize, total: usize) -> bool {
+        // Without a checkpoint directory (outside a task) nothing is encoded.
+        self.enabled && self.cadence.due(done, total)
+    }
+
+    fn save(
+        &mut self,
+        phase: Phase,
+        bytes: &[u8],
+        done: usize,
+        total: usize,
+    ) -> Result<(), String> {
+        self.ctx
+            .save_checkpoint(&self.name(phase), bytes, &self.label(phase, done, total))
+            .map_err(|e| e.to_string())
+    }
+
+    fn resumed(&mut self, phase: Phase, done: usize, total: usize) {
+        self.ctx.resumed(&self.label(phase, done, total));
+    }
+}
+
 /// The device a model-backed task was placed on.
 fn candle_device(ctx: &StageCtx) -> Result<candle_core::Device, StageError> {
     match ctx.device {
@@ -368,13 +496,23 @@ impl Stage for KeyframesStage {
                             ctx.progress((i as f32 + done as f32 / total.max(1) as f32) / n as f32);
                             !ctx.cancel.is_cancelled()
                         };
-                        let img =
-                            engine
-                                .generate_with(&req, &mut progress)
-                                .map_err(|e| match e {
-                                    EngineError::Cancelled => StageError::Cancelled,
-                                    e => StageError::Engine(e.to_string()),
-                                })?;
+                        let drawn = match &diffusion {
+                            Some((d, _)) => {
+                                // Checkpoints are named by the item's key: another picture
+                                // never continues this one's latents.
+                                let key = crate::pipeline::cache::key(
+                                    &serde_json::json!({ "item": "keyframe", "params": params }),
+                                );
+                                let mut ckpt =
+                                    SceneCheckpoints::new(ctx, i + 1, &key, Cadence::from_env());
+                                d.generate_checkpointed(&req, &mut progress, Some(&mut ckpt))
+                            }
+                            None => engine.generate_with(&req, &mut progress),
+                        };
+                        let img = drawn.map_err(|e| match e {
+                            EngineError::Cancelled => StageError::Cancelled,
+                            e => StageError::Engine(e.to_string()),
+                        })?;
                         if diffusion.is_some() {
                             img
                         } else {
@@ -418,6 +556,25 @@ impl Stage for KeyframesStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cadence_saves_on_whole_multiples_and_never_after_the_last_step() {
+        let mut c = Cadence::new(5, None);
+        let due: Vec<usize> = (1..=20).filter(|&k| c.due(k, 20)).collect();
+        assert_eq!(due, [5, 10, 15]);
+        // A resumed loop saves at the same steps as an uninterrupted one.
+        let mut c = Cadence::new(5, None);
+        assert_eq!(
+            (11..=20).filter(|&k| c.due(k, 20)).collect::<Vec<_>>(),
+            [15]
+        );
+        // A short schedule is never interrupted for a save.
+        let mut c = Cadence::new(5, None);
+        assert!(!(1..=4).any(|k| c.due(k, 4)));
+        // By time: a zero interval saves after every step but the last.
+        let mut c = Cadence::new(0, Some(Duration::ZERO));
+        assert_eq!((1..=4).filter(|&k| c.due(k, 4)).count(), 3);
+    }
 
     fn character(
         id: &str,
