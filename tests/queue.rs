@@ -286,7 +286,7 @@ fn stage_workers(data: &Path) -> Vec<u32> {
             .unwrap_or("")
             .trim()
             .starts_with('Z');
-        if !zombie && args.iter().any(|a| a == "worker") && args.iter().any(|a| *a == data) {
+        if !zombie && args.iter().any(|a| a == "worker") && args.contains(&data) {
             pids.push(pid);
         }
     }

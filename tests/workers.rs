@@ -135,7 +135,7 @@ impl Env {
                 .split(|b| *b == 0)
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
-            if args.iter().any(|a| a == "worker") && args.iter().any(|a| *a == data) {
+            if args.iter().any(|a| a == "worker") && args.contains(&data) {
                 // A zombie (already dead, not yet reaped by a dying parent) holds nothing.
                 let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
                 let state = stat.rsplit(')').next().unwrap_or("").trim().chars().next();

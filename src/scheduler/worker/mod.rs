@@ -74,7 +74,7 @@ pub enum FromWorker {
     },
     Done {
         task: TaskId,
-        report: NodeReport,
+        report: Box<NodeReport>,
         artifact: Option<ArtifactRef>,
         /// The models the worker holds loaded afterwards.
         models: Vec<String>,

@@ -164,7 +164,7 @@ fn run_order(
         out,
         &FromWorker::Done {
             task,
-            report,
+            report: Box::new(report),
             artifact,
             models: crate::engines::loaded::models(),
         },
