@@ -40,12 +40,18 @@ pub fn registry() -> Stages {
     all.into_iter().map(|s| (s.kind(), s)).collect()
 }
 
-/// A stage that does nothing: what is left is the scheduler's own cost (`bench queue`).
-struct Noop(StageKind);
+/// A stage that does nothing: what is left is the scheduler's own cost (`bench queue`). With
+/// `gpu`, it declares 1 GiB of GPU memory (model `noop-model`) and writes where it ran
+/// (`where.json`: GPU index, process id, the worker's own GPU) into its artifact, so tests and
+/// benchmarks can follow GPU placement through the workers.
+struct Noop {
+    kind: StageKind,
+    gpu: bool,
+}
 
 impl Stage for Noop {
     fn kind(&self) -> StageKind {
-        self.0
+        self.kind
     }
     fn builtin_engine(&self) -> String {
         "noop@1".into()
@@ -53,24 +59,44 @@ impl Stage for Noop {
     fn params(&self, job: &crate::pipeline::JobSpec, lang: Option<&str>) -> serde_json::Value {
         serde_json::json!({ "lang": lang, "seed": job.settings.seed })
     }
-    fn run(&self, _ctx: &crate::pipeline::StageCtx) -> Result<(), crate::pipeline::StageError> {
+    fn run(&self, ctx: &crate::pipeline::StageCtx) -> Result<(), crate::pipeline::StageError> {
+        if self.gpu {
+            let path = ctx.out.join("where.json");
+            let here = serde_json::json!({
+                "device": ctx.device,
+                "pid": std::process::id(),
+                "worker_gpu": std::env::var(crate::scheduler::worker::WORKER_GPU_ENV).ok(),
+            });
+            crate::pipeline::write_json(&path, &here)?;
+        }
         Ok(())
+    }
+    fn resources(&self, _job: &crate::pipeline::JobSpec) -> crate::pipeline::Resources {
+        crate::pipeline::Resources {
+            vram_bytes: if self.gpu { 1 << 30 } else { 0 },
+            model: self.gpu.then(|| "noop-model".to_string()),
+            ..Default::default()
+        }
     }
 }
 
-/// Every stage kind as a no-op.
-pub fn noop_registry() -> Stages {
+/// Every stage kind as a no-op; with `gpu`, keyframes and animate need a GPU.
+pub fn noop_registry(gpu: bool) -> Stages {
     StageKind::ALL
         .into_iter()
-        .map(|k| (k, Arc::new(Noop(k)) as Arc<dyn Stage>))
+        .map(|kind| {
+            let gpu = gpu && matches!(kind, StageKind::Keyframes | StageKind::Animate);
+            (kind, Arc::new(Noop { kind, gpu }) as Arc<dyn Stage>)
+        })
         .collect()
 }
 
-/// The registry a worker started with `--stages name` runs: `default` or `noop`.
+/// The registry a worker started with `--stages name` runs: `default`, `noop` or `noop-gpu`.
 pub fn registry_named(name: &str) -> Option<Stages> {
     match name {
         "default" => Some(registry()),
-        "noop" => Some(noop_registry()),
+        "noop" => Some(noop_registry(false)),
+        "noop-gpu" => Some(noop_registry(true)),
         _ => None,
     }
 }

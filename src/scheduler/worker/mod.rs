@@ -25,6 +25,9 @@ use crate::store::{JobId, TaskId};
 pub use death::Death;
 pub use pool::{Pool, PoolConfig, WorkerId, WorkerSpawn, WorkerView};
 
+/// Set in a GPU worker's environment: the studio's index of the GPU it serves.
+pub const WORKER_GPU_ENV: &str = "REELSMITH_WORKER_GPU";
+
 /// One task for a worker: everything it needs to run a stage.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Order {

@@ -188,6 +188,12 @@ impl Pool {
         cmd.args(&self.cfg.spawn.args);
         if let Some(d) = device {
             cmd.arg("--device").arg(d.to_string());
+            cmd.env(super::WORKER_GPU_ENV, d.to_string());
+        }
+        // CUDA numbers GPUs fastest first unless told otherwise; the ledger numbers them as
+        // NVML does (PCI bus order). One order everywhere, so GPU i is the same card for both.
+        if std::env::var_os("CUDA_DEVICE_ORDER").is_none() {
+            cmd.env("CUDA_DEVICE_ORDER", "PCI_BUS_ID");
         }
         // Their own process group: a Ctrl-C or a hang-up meant for the studio reaches the
         // scheduler, which stops them in order, not the workers directly.
