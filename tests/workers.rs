@@ -323,18 +323,17 @@ fn a_hung_stage_is_reported_and_cancel_ends_it_within_seconds() {
 fn status_json_lists_the_workers_while_they_run() {
     let env = Env::new();
     let id = env.add(&tiny_script(&env.root, 6));
-    let runner = env.spawn(&["run", "--no-inbox"], Some("hang:voice:en@clip-6"));
+    let runner = env.spawn(
+        &["run", "--no-inbox", "--stall-after", "1s"],
+        Some("hang:voice:en@clip-6"),
+    );
     env.wait_for("a worker in status", Duration::from_secs(120), || {
         let s = env.status();
         s["workers"].as_array().is_some_and(|w| {
             w.iter().any(|w| {
-                w["tasks"].as_array().is_some_and(|t| {
-                    t.iter().any(|t| {
-                        t.as_str()
-                            .unwrap_or("")
-                            .contains(&format!("job {id} voice:en"))
-                    })
-                })
+                w["tasks"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t["job"] == id && t["stage"] == "voice:en"))
             })
         })
     });
@@ -347,6 +346,16 @@ fn status_json_lists_the_workers_while_they_run() {
         .unwrap()
         .clone();
     let pid = w["pid"].as_u64().unwrap() as u32;
+    // The hung task is flagged once its progress has not moved for the stall time.
+    env.wait_for("the stalled flag", Duration::from_secs(10), || {
+        env.status()["workers"].as_array().is_some_and(|ws| {
+            ws.iter().any(|w| {
+                w["tasks"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t["stalled"] == true))
+            })
+        })
+    });
     assert!(env.workers().contains(&pid), "{w}");
     assert_eq!(w["device"], "cpu");
     assert!(w["rss_bytes"].as_u64().unwrap() > 1 << 20, "{w}");

@@ -374,14 +374,20 @@ impl Scheduler {
             Vec::new()
         } else {
             pool.views(|task| match self.running.get(&task) {
-                Some(r) => format!(
-                    "job {} {} ({:.0}%{})",
-                    r.job,
-                    r.name,
-                    r.fraction * 100.0,
-                    if r.stalled { ", stalled" } else { "" }
-                ),
-                None => format!("task {task}"),
+                Some(r) => worker::WorkerTask {
+                    job: r.job,
+                    task,
+                    stage: r.name.clone(),
+                    progress: (r.fraction * 100.0).round() / 100.0,
+                    stalled: r.stalled,
+                },
+                None => worker::WorkerTask {
+                    job: 0,
+                    task,
+                    stage: String::new(),
+                    progress: 0.0,
+                    stalled: false,
+                },
             })
         };
         let identity: Vec<_> = views

@@ -259,6 +259,8 @@ pub enum Action {
         queue_paused: bool,
         projects: Vec<ProjectRow>,
         ledger: Option<LedgerSnapshot>,
+        /// The scheduler's stage workers and what they run.
+        workers: Vec<crate::scheduler::worker::WorkerView>,
     },
     /// A GPU sample (empty in CPU-only mode) at a time.
     Gpu(Vec<DeviceSample>, i64),

@@ -73,11 +73,17 @@ impl DataSource {
             .store
             .setting(LEDGER_SETTING)?
             .and_then(|s| serde_json::from_str::<LedgerSnapshot>(&s).ok());
+        let workers = self
+            .store
+            .setting(scheduler::WORKERS_SETTING)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
         let jobs = Action::Jobs {
             changed,
             queue_paused: self.store.queue_paused()?,
             projects: self.projects.clone(),
             ledger,
+            workers,
         };
         let pulls = self.store.pulls(PULLS_KEEP)?;
         if pulls == self.pulls {

@@ -364,6 +364,8 @@ pub struct GpuState {
     pub devices: Vec<GpuView>,
     pub ledger: Option<LedgerSnapshot>,
     pub sampled: bool,
+    /// The scheduler's stage workers (pid, device, models, memory, tasks).
+    pub workers: Vec<crate::scheduler::worker::WorkerView>,
 }
 
 /// Who runs the queue.
@@ -689,6 +691,14 @@ impl AppState {
     }
 
     /// Adds a GPU sample to the history.
+    /// Whether a task of job `id` has stopped moving (the scheduler flags it stalled).
+    pub fn job_stalled(&self, id: JobId) -> bool {
+        self.gpu
+            .workers
+            .iter()
+            .any(|w| w.tasks.iter().any(|t| t.job == id && t.stalled))
+    }
+
     /// `studio_pids`: the scheduler's process and its stage workers (their memory is ours).
     pub fn push_gpu(&mut self, samples: Vec<DeviceSample>, studio_pids: &[u32]) {
         self.gpu.sampled = true;

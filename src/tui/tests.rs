@@ -70,6 +70,7 @@ fn with_projects(mut s: AppState) -> AppState {
             queue_paused: false,
             projects: projects(),
             ledger: None,
+            workers: vec![],
         },
     );
     s
@@ -602,4 +603,50 @@ fn the_models_pane_pulls_and_removes_through_the_hub() {
         &studio.data.registry.get("tiny-test").unwrap().spec()
     )
     .is_none());
+}
+
+#[test]
+fn a_stalled_task_shows_its_job_as_stalled_in_the_queue() {
+    use crate::scheduler::worker::{WorkerTask, WorkerView};
+    let mut s = with_projects(state_with_jobs(12, NOW, (140, 30)));
+    let running = s
+        .jobs
+        .iter()
+        .find(|j| j.status == crate::store::JobStatus::Running)
+        .map(|j| j.id)
+        .expect("the fixture has a running job");
+    assert!(!render(&s).contains("stalled"));
+    let workers = vec![WorkerView {
+        pid: 4242,
+        device: "cpu".into(),
+        models: vec![],
+        rss_bytes: 300 << 20,
+        peak_rss_bytes: 310 << 20,
+        tasks: vec![WorkerTask {
+            job: running,
+            task: 1,
+            stage: "voice:en".into(),
+            progress: 0.4,
+            stalled: true,
+        }],
+        tasks_done: 3,
+        uptime_s: 60.0,
+    }];
+    update(
+        &mut s,
+        Action::Jobs {
+            changed: vec![],
+            queue_paused: false,
+            projects: projects(),
+            ledger: None,
+            workers,
+        },
+    );
+    let screen = render(&s);
+    let row = screen
+        .lines()
+        .find(|l| l.contains(&format!("story {running:02}")))
+        .unwrap_or_default();
+    assert!(row.contains("stalled"), "{screen}");
+    assert_eq!(screen.matches("stalled").count(), 1, "{screen}");
 }

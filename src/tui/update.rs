@@ -371,11 +371,14 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             queue_paused,
             projects,
             ledger,
+            workers,
         } => {
             dirty = !changed.is_empty()
                 || queue_paused != state.queue_paused
                 || projects != state.projects
-                || ledger != state.gpu.ledger;
+                || ledger != state.gpu.ledger
+                || workers != state.gpu.workers;
+            state.gpu.workers = workers;
             let projects_changed = projects != state.projects;
             let touched: Vec<JobId> = changed.iter().map(|(j, _)| j.id).collect();
             state.queue_paused = queue_paused;

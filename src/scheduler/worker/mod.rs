@@ -23,7 +23,7 @@ use crate::pipeline::{ArtifactRef, JobSpec, Node, StageEvent, StageKind};
 use crate::store::{JobId, TaskId};
 
 pub use death::Death;
-pub use pool::{Pool, PoolConfig, WorkerId, WorkerSpawn, WorkerView};
+pub use pool::{Pool, PoolConfig, WorkerId, WorkerSpawn, WorkerTask, WorkerView};
 
 /// Set in a GPU worker's environment: the studio's index of the GPU it serves.
 pub const WORKER_GPU_ENV: &str = "REELSMITH_WORKER_GPU";

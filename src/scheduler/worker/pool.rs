@@ -85,10 +85,22 @@ pub struct WorkerView {
     pub models: Vec<String>,
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
-    /// What it runs now, e.g. "job 3 keyframes (42%)".
-    pub tasks: Vec<String>,
+    /// What it runs now.
+    pub tasks: Vec<WorkerTask>,
     pub tasks_done: u32,
     pub uptime_s: f64,
+}
+
+/// A task running on a worker, as `status --json` and the studio show it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerTask {
+    pub job: i64,
+    pub task: TaskId,
+    /// The node, e.g. `keyframes` or `voice:en`.
+    pub stage: String,
+    pub progress: f32,
+    /// Its progress has not moved for the scheduler's stall time.
+    pub stalled: bool,
 }
 
 struct Worker {
@@ -434,7 +446,7 @@ impl Pool {
     }
 
     /// Every worker, with `describe` naming a running task.
-    pub fn views(&self, describe: impl Fn(TaskId) -> String) -> Vec<WorkerView> {
+    pub fn views(&self, describe: impl Fn(TaskId) -> WorkerTask) -> Vec<WorkerView> {
         self.workers
             .values()
             .map(|w| {

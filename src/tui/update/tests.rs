@@ -334,6 +334,7 @@ fn store_changes_merge_and_keep_the_selection() {
             queue_paused: false,
             projects: vec![],
             ledger: None,
+            workers: vec![],
         },
     );
     assert_eq!(s.jobs.len(), 10);
@@ -351,6 +352,7 @@ fn store_changes_merge_and_keep_the_selection() {
             queue_paused: true,
             projects: vec![],
             ledger: None,
+            workers: vec![],
         },
     );
     assert!(s.dirty);
@@ -371,6 +373,7 @@ fn store_changes_merge_and_keep_the_selection() {
             queue_paused: true,
             projects: vec![],
             ledger: None,
+            workers: vec![],
         },
     );
     assert!(!s.dirty);

@@ -141,10 +141,18 @@ fn table(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
         .take(rows_h)
         .map(|(pos, &i)| {
             let j = &state.jobs[i];
+            let stalled = !j.status.is_terminal() && state.job_stalled(j.id);
             let status = if j.cancel_requested && !j.status.is_terminal() {
                 "cancelling".to_string()
+            } else if stalled {
+                "stalled".to_string()
             } else {
                 j.status.as_str().to_string()
+            };
+            let role = if stalled {
+                Role::Warn
+            } else {
+                status_role(j.status)
             };
             let p = j.progress();
             let mut progress = bar(theme, p, 6);
@@ -152,7 +160,7 @@ fn table(f: &mut Frame, area: Rect, state: &AppState, theme: &Theme) {
             let mut cells = vec![
                 Cell::from(j.id.to_string()),
                 Cell::from(j.name.clone()),
-                Cell::from(Span::styled(status, theme.style(status_role(j.status)))),
+                Cell::from(Span::styled(status, theme.style(role))),
                 Cell::from(format!("{:>3}", j.priority)),
                 Cell::from(strip(j, usize::from(strip_w), theme)),
                 Cell::from(Line::from(progress)),
