@@ -47,9 +47,27 @@ pub struct RunArgs {
     /// Don't watch <data>/inbox/.
     #[arg(long)]
     pub no_inbox: bool,
-    /// Fail a task that was running through this many consecutive crashes of the studio.
+    /// Fail a task whose stage worker crashed this many times in a row without progress
+    /// (a crash after a checkpoint does not count; the studio being killed never counts).
     #[arg(long, default_value_t = 3)]
     pub crash_limit: i64,
+    /// Report a running task whose progress has not moved for this long (e.g. 30s, 10m, 2h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub stall_after: std::time::Duration,
+    /// Start a fresh stage worker after this many tasks.
+    #[arg(long, default_value_t = 500)]
+    pub worker_tasks: u32,
+    /// Start a fresh stage worker when its memory grew this much since its first task.
+    #[arg(long, default_value = "8GiB", value_parser = crate::gpu::units::parse_size)]
+    pub worker_rss_growth: u64,
+    /// Cap each CPU stage worker's address space (e.g. 16GiB): a runaway stage fails with
+    /// "out of memory" instead of waking the kernel's OOM killer.
+    #[arg(long, value_parser = crate::gpu::units::parse_size)]
+    pub worker_memory_limit: Option<u64>,
+    /// Run stages on threads of this process instead of worker processes (debugging only:
+    /// a crash in a stage then takes the scheduler down).
+    #[arg(long, hide = true)]
+    pub in_process: bool,
     /// If another scheduler runs the queue, wait for it to stop and then take over
     /// (what the studio starts when you quit it and keep rendering headless).
     #[arg(long)]
@@ -218,6 +236,21 @@ pub fn run(args: RunArgs, dirs: &Dirs) -> i32 {
     cfg.exit_when_idle = args.exit_when_idle;
     cfg.inbox = !args.no_inbox;
     cfg.crash_limit = args.crash_limit.max(1);
+    cfg.stall_after = args.stall_after;
+    if !args.in_process {
+        match scheduler::worker::default_config(&dirs.data) {
+            Ok(mut w) => {
+                w.max_tasks = args.worker_tasks.max(1);
+                w.max_rss_growth = args.worker_rss_growth;
+                w.memory_limit = args.worker_memory_limit;
+                cfg.workers = Some(w);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+    }
     let rt = match super::runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -634,5 +667,55 @@ pub fn logs(a: LogsArgs, dirs: &Dirs) -> i32 {
                 return 1;
             }
         }
+    }
+}
+
+/// "30s", "10m", "2h", "1h30m" or plain seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs > 0.0 {
+            return Ok(std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    let mut total = 0.0f64;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            _ => return Err(format!("`{text}`: use a duration like 30s, 10m or 2h")),
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("`{text}`: use a duration like 30s, 10m or 2h"))?;
+        total += n * unit;
+        num.clear();
+    }
+    if !num.is_empty() || total <= 0.0 {
+        return Err(format!("`{text}`: use a duration like 30s, 10m or 2h"));
+    }
+    Ok(std::time::Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn reads_durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("2.5"), Ok(Duration::from_secs_f64(2.5)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("10x").is_err());
+        assert!(parse_duration("0").is_err());
     }
 }

@@ -1275,34 +1275,33 @@ fn retry_resets_only_unfinished_tasks() {
 }
 
 #[test]
-fn recover_after_crash_counts_crashes_and_fails_at_the_limit() {
+fn recovery_resumes_interrupted_tasks_without_counting_a_crash() {
     let store = Store::open_in_memory().unwrap();
     let p = project(&store);
-    let crashy = store
-        .enqueue_job(&new_job(p, "crashy", &["plan", "voice:en", "assemble"]))
+    let long = store
+        .enqueue_job(&new_job(p, "long", &["plan", "voice:en", "assemble"]))
         .unwrap();
     let flaky = store.enqueue_job(&new_job(p, "flaky", &["plan"])).unwrap();
     let paused = store.enqueue_job(&new_job(p, "paused", &["plan"])).unwrap();
     let waiting = store
         .enqueue_job(&new_job(p, "waiting", &["plan"]))
         .unwrap();
-    let voice = task_id(&store, crashy, "voice:en");
+    let voice = task_id(&store, long, "voice:en");
     let flaky_plan = task_id(&store, flaky, "plan");
     let paused_plan = task_id(&store, paused, "plan");
-
-    let plan = task_id(&store, crashy, "plan");
+    let plan = task_id(&store, long, "plan");
     store.task_started(plan, "llm").unwrap();
     store
         .task_finished(plan, TaskStatus::Done, Some("k"), None, 1)
         .unwrap();
 
     // Nothing running: nothing to do.
-    assert!(store.recover_after_crash(3).unwrap().is_empty());
+    assert!(store.recover_interrupted().unwrap().is_empty());
 
-    for round in 1..=3 {
-        // The scheduler starts the crashy task again each time.
+    // The studio is killed ten times while the long task runs: never a crash.
+    for round in 1..=10 {
         store
-            .set_job_status(crashy, JobStatus::Running, None)
+            .set_job_status(long, JobStatus::Running, None)
             .unwrap();
         store.task_started(voice, "kokoro").unwrap();
         store.task_progress(voice, 0.4).unwrap();
@@ -1317,52 +1316,30 @@ fn recover_after_crash_counts_crashes_and_fails_at_the_limit() {
             store.task_started(paused_plan, "llm").unwrap();
             store.pause_job(paused).unwrap();
         }
-        let report = store.recover_after_crash(3).unwrap();
+        let report = store.recover_interrupted().unwrap();
         let me = report.iter().find(|r| r.task == voice).unwrap();
         assert_eq!(
             me,
             &Recovered {
-                job: crashy,
+                job: long,
                 task: voice,
                 stage: "voice:en".to_string(),
-                crashes: round,
-                failed: round == 3,
+                crashes: 0,
+                failed: false,
             }
         );
-        let t = task_row(&store, crashy, "voice:en");
-        assert_eq!(t.crashes, round);
-        assert_eq!(t.attempts, round);
+        let t = task_row(&store, long, "voice:en");
+        assert_eq!(
+            (t.status, t.crashes, t.attempts),
+            (TaskStatus::Pending, 0, round)
+        );
         assert_eq!(t.progress, 0.0);
-        let job = store.job(crashy).unwrap().unwrap();
-        if round < 3 {
-            assert_eq!(t.status, TaskStatus::Pending);
-            assert_eq!(t.error, None);
-            assert_eq!(job.status, JobStatus::Queued, "running jobs are re-queued");
-            assert_eq!(job.error, None);
-        } else {
-            assert_eq!(t.status, TaskStatus::Failed);
-            assert_eq!(t.error.as_deref(), Some("crashed the studio 3 times"));
-            assert!(t.finished_ms.is_some());
-            assert_eq!(job.status, JobStatus::Failed);
-            assert_eq!(
-                job.error.as_deref(),
-                Some(
-                    format!(
-                        "stage voice:en crashed the studio 3 times; fix or remove it, \
-                         then `reelsmith retry {crashy}`"
-                    )
-                    .as_str()
-                )
-            );
-            assert!(job.finished_ms.is_some());
-        }
+        let job = store.job(long).unwrap().unwrap();
+        assert_eq!(job.status, JobStatus::Queued, "running jobs are re-queued");
         if round == 1 {
             assert_eq!(report.len(), 3);
             assert!(report.windows(2).all(|w| w[0].task < w[1].task));
-            let f = store.job(flaky).unwrap().unwrap();
-            assert_eq!(f.status, JobStatus::Queued);
-            let ft = &store.tasks(flaky).unwrap()[0];
-            assert_eq!((ft.status, ft.crashes), (TaskStatus::Pending, 1));
+            assert_eq!(store.job(flaky).unwrap().unwrap().status, JobStatus::Queued);
             assert_eq!(
                 store.job(paused).unwrap().unwrap().status,
                 JobStatus::Paused,
@@ -1370,13 +1347,12 @@ fn recover_after_crash_counts_crashes_and_fails_at_the_limit() {
             );
             assert_eq!(store.tasks(paused).unwrap()[0].status, TaskStatus::Pending);
         } else {
-            assert_eq!(report.len(), 1, "only the crashy task was running");
+            assert_eq!(report.len(), 1, "only the long task was running");
         }
     }
-    // Other tasks of the crashed job are untouched.
-    assert_eq!(task_row(&store, crashy, "plan").status, TaskStatus::Done);
+    assert_eq!(task_row(&store, long, "plan").status, TaskStatus::Done);
     assert_eq!(
-        task_row(&store, crashy, "assemble").status,
+        task_row(&store, long, "assemble").status,
         TaskStatus::Pending
     );
     assert_eq!(
@@ -1390,24 +1366,86 @@ fn recover_after_crash_counts_crashes_and_fails_at_the_limit() {
         .unwrap();
     store.task_started(flaky_plan, "llm").unwrap();
     store.request_cancel(flaky).unwrap();
-    store.recover_after_crash(3).unwrap();
+    store.recover_interrupted().unwrap();
     let f = store.job(flaky).unwrap().unwrap();
     assert_eq!(f.status, JobStatus::Cancelled);
     assert!(f.finished_ms.is_some());
     assert_eq!(store.tasks(flaky).unwrap()[0].status, TaskStatus::Cancelled);
+}
 
+#[test]
+fn worker_crashes_count_only_without_progress_and_fail_at_the_limit() {
+    let store = Store::open_in_memory().unwrap();
+    let p = project(&store);
+    let job = store.enqueue_job(&new_job(p, "crashy", &["plan"])).unwrap();
+    let plan = task_id(&store, job, "plan");
+    let start = || {
+        store.set_job_status(job, JobStatus::Running, None).unwrap();
+        store.task_started(plan, "llm").unwrap();
+        store.task_progress(plan, 0.3).unwrap();
+    };
+    start();
+    assert_eq!(
+        store.task_crashed(plan, "segv 1", true, 3).unwrap(),
+        (1, false)
+    );
+    let t = task_row(&store, job, "plan");
+    assert_eq!(
+        (t.status, t.crashes, t.progress),
+        (TaskStatus::Pending, 1, 0.0)
+    );
+    assert_eq!(
+        t.error.as_deref(),
+        Some("segv 1"),
+        "the last crash's cause is kept"
+    );
+    start();
+    assert_eq!(
+        store.task_crashed(plan, "segv 2", true, 3).unwrap(),
+        (2, false)
+    );
+    // A crash after a checkpoint is progress, not a loop: the count starts over.
+    start();
+    assert_eq!(
+        store.task_crashed(plan, "oom", false, 3).unwrap(),
+        (0, false)
+    );
+    for n in 1..=2 {
+        start();
+        assert_eq!(
+            store.task_crashed(plan, "segv", true, 3).unwrap(),
+            (n, false)
+        );
+    }
+    start();
+    assert_eq!(
+        store.task_crashed(plan, "segv 3", true, 3).unwrap(),
+        (3, true)
+    );
+    // At the limit the task is left running for the scheduler to record the failure.
+    assert_eq!(task_row(&store, job, "plan").status, TaskStatus::Running);
+    store
+        .task_finished(plan, TaskStatus::Failed, None, Some("segv 3; …"), 5)
+        .unwrap();
+    // Only a running task can crash.
+    assert!(matches!(
+        store.task_crashed(plan, "late", true, 3),
+        Err(StoreError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        store.task_crashed(plan, "x", true, 0),
+        Err(StoreError::InvalidArgument { .. })
+    ));
     // Retrying clears the crash count.
-    assert_eq!(store.retry_job(crashy).unwrap(), 1);
-    let t = task_row(&store, crashy, "voice:en");
+    store
+        .set_job_status(job, JobStatus::Failed, Some("x"))
+        .unwrap();
+    assert_eq!(store.retry_job(job).unwrap(), 1);
+    let t = task_row(&store, job, "plan");
     assert_eq!(
         (t.status, t.crashes, t.error),
         (TaskStatus::Pending, 0, None)
     );
-
-    assert!(matches!(
-        store.recover_after_crash(0),
-        Err(StoreError::InvalidArgument { .. })
-    ));
 }
 
 #[test]
