@@ -1,9 +1,12 @@
-//! H.264 + AAC MP4 writing through libavcodec/libavformat, in process.
+//! H.264 + AAC MP4 writing through libavcodec/libavformat, in process: a whole file at once
+//! ([`Mp4Writer::create`]), or video in segments ([`Mp4Writer::create_segment`]) that
+//! [`join_segments`] copies into one file beside the soundtrack, without re-encoding (the
+//! finished segments of a long encode are its checkpoints).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
-use ff::{codec, encoder, format, frame, Dictionary, Packet, Rational};
+use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
 use ffmpeg_next as ff;
 
 use super::MediaError;
@@ -36,7 +39,7 @@ pub struct Mp4Writer {
     v_tb: Rational,
     frames: i64,
     fps: u32,
-    audio: Option<AudioTrack>,
+    audio: Option<AudioEncoding>,
     what: String,
 }
 
@@ -44,7 +47,12 @@ pub struct Mp4Writer {
 /// the video encodes, and its packets are muxed as they arrive.
 pub type AudioSource = Box<dyn FnOnce() -> Result<Vec<f32>, String> + Send>;
 
-struct AudioTrack {
+/// A soundtrack being AAC-encoded on its own thread for an MP4, started before the file it goes
+/// into is opened (so it encodes while the video does); its packets are muxed as they arrive.
+pub struct AudioEncoding {
+    /// The encoder's parameters, for the stream it is muxed into.
+    params: codec::Parameters,
+    /// The stream it is muxed into, once added.
     index: usize,
     tb: Rational,
     rate: u32,
@@ -52,6 +60,7 @@ struct AudioTrack {
     /// A packet received but not yet due.
     pending: Option<Packet>,
     thread: Option<std::thread::JoinHandle<()>>,
+    what: String,
 }
 
 /// Encodes interleaved stereo `samples` to AAC packets (pts in 1/rate), sending each as it is made.
@@ -65,13 +74,15 @@ fn encode_aac(
 ) -> Result<(), MediaError> {
     let total = samples.len() / 2;
     let mut pos = 0usize;
+    // False once nobody listens (the writer was dropped): the encoding stops.
     let send_ready = |enc: &mut encoder::Audio| {
         let mut pkt = Packet::empty();
         while enc.receive_packet(&mut pkt).is_ok() {
             if tx.send(Ok(pkt.clone())).is_err() {
-                return;
+                return false;
             }
         }
+        true
     };
     while pos < total {
         let n = frame_size.min(total - pos);
@@ -97,7 +108,9 @@ fn encode_aac(
         af.set_pts(Some(pos as i64));
         enc.send_frame(&af).map_err(|e| fferr(what, e))?;
         pos += n;
-        send_ready(&mut enc);
+        if !send_ready(&mut enc) {
+            return Ok(());
+        }
     }
     enc.send_eof().map_err(|e| fferr(what, e))?;
     send_ready(&mut enc);
@@ -118,6 +131,25 @@ impl Mp4Writer {
         path: &Path,
         settings: &EncodeSettings,
         audio: Option<AudioSource>,
+    ) -> Result<Self, MediaError> {
+        let audio = audio
+            .map(|source| AudioEncoding::start(settings, source, path))
+            .transpose()?;
+        Self::create_with(path, settings, audio, true)
+    }
+
+    /// A segment of a longer video for [`join_segments`]: video only, starting with a keyframe
+    /// (every writer's first frame is one), with no index moved to the front (it is copied, not
+    /// played).
+    pub fn create_segment(path: &Path, settings: &EncodeSettings) -> Result<Self, MediaError> {
+        Self::create_with(path, settings, None, false)
+    }
+
+    fn create_with(
+        path: &Path,
+        settings: &EncodeSettings,
+        mut audio: Option<AudioEncoding>,
+        faststart: bool,
     ) -> Result<Self, MediaError> {
         super::init()?;
         let what = path.display().to_string();
@@ -167,77 +199,10 @@ impl Mp4Writer {
             st.index()
         };
 
-        // Audio: the native AAC encoder, float planar stereo.
-        let audio = match audio {
-            None => None,
-            Some(source) => {
-                let aac = encoder::find(codec::Id::AAC).ok_or_else(|| MediaError::Missing {
-                    what: "the AAC encoder".into(),
-                    hint: "install libavcodec".into(),
-                })?;
-                let tb = Rational::new(1, settings.audio_rate as i32);
-                let mut actx = codec::context::Context::new_with_codec(aac)
-                    .encoder()
-                    .audio()
-                    .map_err(|e| fferr(&what, e))?;
-                actx.set_rate(settings.audio_rate as i32);
-                actx.set_channel_layout(ff::ChannelLayout::STEREO);
-                actx.set_format(format::Sample::F32(format::sample::Type::Planar));
-                actx.set_bit_rate(settings.audio_bitrate);
-                actx.set_time_base(tb);
-                let mut aflags = codec::Flags::BITEXACT;
-                if global_header {
-                    aflags |= codec::Flags::GLOBAL_HEADER;
-                }
-                actx.set_flags(aflags);
-                let mut aopts = Dictionary::new();
-                // The "fast" coder is several times quicker than the default two-loop search
-                // with little audible difference for speech over music at 192 kb/s.
-                aopts.set("aac_coder", settings.aac_coder.as_str());
-                let enc = actx.open_as_with(aac, aopts).map_err(|e| fferr(&what, e))?;
-                let frame_size = match enc.frame_size() {
-                    0 => 1024,
-                    n => n as usize,
-                };
-                let index = {
-                    let mut st = octx.add_stream(aac).map_err(|e| fferr(&what, e))?;
-                    st.set_parameters(&enc);
-                    st.set_time_base(tb);
-                    st.index()
-                };
-                let (tx, packets) = mpsc::channel();
-                let rate = settings.audio_rate;
-                let w = what.clone();
-                let thread = std::thread::Builder::new()
-                    .name("aac".into())
-                    .spawn(move || {
-                        let result = source()
-                            .map_err(|m| MediaError::Internal(format!("{w}: soundtrack: {m}")))
-                            .and_then(|samples| {
-                                encode_aac(enc, &samples, rate, frame_size, &tx, &w)
-                            });
-                        if let Err(e) = result {
-                            let _ = tx.send(Err(e));
-                        }
-                    })
-                    .map_err(|e| MediaError::Io {
-                        path: path.to_path_buf(),
-                        source: e,
-                    })?;
-                Some(AudioTrack {
-                    index,
-                    tb,
-                    rate,
-                    packets,
-                    pending: None,
-                    thread: Some(thread),
-                })
-            }
-        };
-        let mut hopts = Dictionary::new();
-        hopts.set("movflags", "+faststart");
-        hopts.set("fflags", "+bitexact");
-        octx.write_header_with(hopts).map_err(|e| fferr(&what, e))?;
+        if let Some(a) = audio.as_mut() {
+            a.add_to(&mut octx)?;
+        }
+        write_header(&mut octx, faststart, &what)?;
         Ok(Self {
             octx,
             venc,
@@ -269,15 +234,9 @@ impl Mp4Writer {
         self.mux_audio(Some(until))
     }
 
-    fn stream_tb(octx: &format::context::Output, index: usize) -> Rational {
-        octx.stream(index)
-            .map(|s| s.time_base())
-            .unwrap_or(Rational::new(1, 1))
-    }
-
     fn drain_video(&mut self) -> Result<(), MediaError> {
         let mut pkt = Packet::empty();
-        let tb = Self::stream_tb(&self.octx, self.v_index);
+        let tb = stream_tb(&self.octx, self.v_index);
         while self.venc.receive_packet(&mut pkt).is_ok() {
             pkt.set_stream(self.v_index);
             pkt.rescale_ts(self.v_tb, tb);
@@ -287,41 +246,11 @@ impl Mp4Writer {
         Ok(())
     }
 
-    /// Writes audio packets with pts before `until` (in samples), waiting for the encoder
-    /// thread when it is behind; `None` writes all that remain.
     fn mux_audio(&mut self, until: Option<i64>) -> Result<(), MediaError> {
-        let Some(a) = self.audio.as_mut() else {
-            return Ok(());
-        };
-        let tb = Self::stream_tb(&self.octx, a.index);
-        loop {
-            let pkt = match a.pending.take() {
-                Some(p) => p,
-                None => match a.packets.recv() {
-                    Ok(p) => p?,
-                    Err(_) => break,
-                },
-            };
-            if let Some(limit) = until {
-                if pkt.pts().unwrap_or(0) >= limit {
-                    a.pending = Some(pkt);
-                    break;
-                }
-            }
-            let mut pkt = pkt;
-            pkt.set_stream(a.index);
-            pkt.rescale_ts(a.tb, tb);
-            pkt.write_interleaved(&mut self.octx)
-                .map_err(|e| fferr(&self.what, e))?;
+        match self.audio.as_mut() {
+            Some(a) => a.mux(&mut self.octx, until),
+            None => Ok(()),
         }
-        if until.is_none() {
-            if let Some(t) = a.thread.take() {
-                t.join().map_err(|_| {
-                    MediaError::Internal(format!("{}: the audio encoder thread crashed", self.what))
-                })?;
-            }
-        }
-        Ok(())
     }
 
     /// Flushes the encoders and writes the MP4 trailer (moving the index to the front).
@@ -334,4 +263,274 @@ impl Mp4Writer {
             .map_err(|e| fferr(&self.what, e))?;
         Ok(())
     }
+}
+
+/// Writes an MP4 header: bit-exact, with the index moved to the front on `faststart`.
+fn write_header(
+    octx: &mut format::context::Output,
+    faststart: bool,
+    what: &str,
+) -> Result<(), MediaError> {
+    let mut hopts = Dictionary::new();
+    if faststart {
+        hopts.set("movflags", "+faststart");
+    }
+    hopts.set("fflags", "+bitexact");
+    octx.write_header_with(hopts).map_err(|e| fferr(what, e))?;
+    Ok(())
+}
+
+impl AudioEncoding {
+    /// Opens the AAC encoder (float planar stereo, global headers as MP4 wants them) and starts
+    /// encoding `source` on a thread of its own. `path` names the file it is for, in errors.
+    pub fn start(
+        settings: &EncodeSettings,
+        source: AudioSource,
+        path: &Path,
+    ) -> Result<Self, MediaError> {
+        super::init()?;
+        let what = path.display().to_string();
+        let aac = encoder::find(codec::Id::AAC).ok_or_else(|| MediaError::Missing {
+            what: "the AAC encoder".into(),
+            hint: "install libavcodec".into(),
+        })?;
+        let tb = Rational::new(1, settings.audio_rate as i32);
+        let mut actx = codec::context::Context::new_with_codec(aac)
+            .encoder()
+            .audio()
+            .map_err(|e| fferr(&what, e))?;
+        actx.set_rate(settings.audio_rate as i32);
+        actx.set_channel_layout(ff::ChannelLayout::STEREO);
+        actx.set_format(format::Sample::F32(format::sample::Type::Planar));
+        actx.set_bit_rate(settings.audio_bitrate);
+        actx.set_time_base(tb);
+        actx.set_flags(codec::Flags::BITEXACT | codec::Flags::GLOBAL_HEADER);
+        let mut aopts = Dictionary::new();
+        // The "fast" coder is several times quicker than the default two-loop search
+        // with little audible difference for speech over music at 192 kb/s.
+        aopts.set("aac_coder", settings.aac_coder.as_str());
+        let enc = actx.open_as_with(aac, aopts).map_err(|e| fferr(&what, e))?;
+        let frame_size = match enc.frame_size() {
+            0 => 1024,
+            n => n as usize,
+        };
+        let params = codec::Parameters::from(&enc);
+        let (tx, packets) = mpsc::channel();
+        let rate = settings.audio_rate;
+        let w = what.clone();
+        let thread = std::thread::Builder::new()
+            .name("aac".into())
+            .spawn(move || {
+                let result = source()
+                    .map_err(|m| MediaError::Internal(format!("{w}: soundtrack: {m}")))
+                    .and_then(|samples| encode_aac(enc, &samples, rate, frame_size, &tx, &w));
+                if let Err(e) = result {
+                    let _ = tx.send(Err(e));
+                }
+            })
+            .map_err(|e| MediaError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?;
+        Ok(Self {
+            params,
+            index: 0,
+            tb,
+            rate,
+            packets,
+            pending: None,
+            thread: Some(thread),
+            what,
+        })
+    }
+
+    /// Adds the audio stream to `octx` (before its header is written).
+    fn add_to(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+        let mut st = octx
+            .add_stream(encoder::find(codec::Id::AAC))
+            .map_err(|e| fferr(&self.what, e))?;
+        st.set_parameters(self.params.clone());
+        st.set_time_base(self.tb);
+        self.index = st.index();
+        Ok(())
+    }
+
+    /// Writes audio packets with pts before `until` (in samples), waiting for the encoder
+    /// thread when it is behind; `None` writes all that remain.
+    fn mux(
+        &mut self,
+        octx: &mut format::context::Output,
+        until: Option<i64>,
+    ) -> Result<(), MediaError> {
+        let tb = stream_tb(octx, self.index);
+        loop {
+            let pkt = match self.pending.take() {
+                Some(p) => p,
+                None => match self.packets.recv() {
+                    Ok(p) => p?,
+                    Err(_) => break,
+                },
+            };
+            if let Some(limit) = until {
+                if pkt.pts().unwrap_or(0) >= limit {
+                    self.pending = Some(pkt);
+                    break;
+                }
+            }
+            let mut pkt = pkt;
+            pkt.set_stream(self.index);
+            pkt.rescale_ts(self.tb, tb);
+            pkt.write_interleaved(octx)
+                .map_err(|e| fferr(&self.what, e))?;
+        }
+        if until.is_none() {
+            if let Some(t) = self.thread.take() {
+                t.join().map_err(|_| {
+                    MediaError::Internal(format!("{}: the audio encoder thread crashed", self.what))
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn stream_tb(octx: &format::context::Output, index: usize) -> Rational {
+    octx.stream(index)
+        .map(|s| s.time_base())
+        .unwrap_or(Rational::new(1, 1))
+}
+
+/// What [`probe_segment`] reads from a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// Video packets (frames).
+    pub frames: u64,
+    /// The codec's global headers (H.264 SPS/PPS): segments can only be joined when they are
+    /// the same (the same encoder and settings wrote them).
+    pub headers: Vec<u8>,
+}
+
+fn open_video(path: &Path) -> Result<(format::context::Input, usize), MediaError> {
+    let what = path.display().to_string();
+    let ictx = format::input(path).map_err(|e| fferr(&what, e))?;
+    let index = ictx
+        .streams()
+        .best(media::Type::Video)
+        .map(|s| s.index())
+        .ok_or_else(|| MediaError::NoStream {
+            path: path.to_path_buf(),
+            kind: "video",
+        })?;
+    Ok((ictx, index))
+}
+
+/// The codec extradata of stream `index`.
+fn headers_of(ictx: &format::context::Input, index: usize) -> Vec<u8> {
+    let Some(st) = ictx.stream(index) else {
+        return Vec::new();
+    };
+    let params = st.parameters();
+    // SAFETY: the parameters belong to the open input; extradata is `extradata_size` bytes.
+    unsafe {
+        let p = params.as_ptr();
+        let (data, len) = ((*p).extradata, (*p).extradata_size);
+        if data.is_null() || len <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(data, len as usize).to_vec()
+        }
+    }
+}
+
+/// Frames and codec headers of a video segment (cheap: packets are counted, not decoded). A
+/// file that does not open as a video is an error (a damaged segment: encode it again).
+pub fn probe_segment(path: &Path) -> Result<SegmentInfo, MediaError> {
+    super::init()?;
+    let (mut ictx, index) = open_video(path)?;
+    let headers = headers_of(&ictx, index);
+    let frames = ictx.packets().filter(|(st, _)| st.index() == index).count() as u64;
+    Ok(SegmentInfo { frames, headers })
+}
+
+/// Joins video segments written by [`Mp4Writer::create_segment`] with the same settings, in
+/// order, into the MP4 `out` by copying their packets (no re-encode): segment k's frames
+/// follow segment k−1's on the timeline at `fps`. `audio` is muxed beside them, interleaved
+/// frame by frame as [`Mp4Writer`] does; the index goes up front (faststart).
+pub fn join_segments(
+    out: &Path,
+    segments: &[PathBuf],
+    fps: u32,
+    mut audio: Option<AudioEncoding>,
+) -> Result<(), MediaError> {
+    super::init()?;
+    let what = out.display().to_string();
+    let first = segments
+        .first()
+        .ok_or_else(|| MediaError::Internal(format!("{what}: no segments to join")))?;
+    let v_tb = Rational::new(1, fps as i32);
+    let mut octx = format::output_as(out, "mp4").map_err(|e| fferr(&what, e))?;
+    let (headers, v_index) = {
+        let (ictx, index) = open_video(first)?;
+        let ist = ictx
+            .stream(index)
+            .ok_or_else(|| MediaError::Internal("stream vanished".into()))?;
+        let mut st = octx
+            .add_stream(encoder::find(codec::Id::None))
+            .map_err(|e| fferr(&what, e))?;
+        st.set_parameters(ist.parameters());
+        // SAFETY: the new stream's own parameters; the tag is chosen again by the muxer.
+        unsafe {
+            (*st.parameters().as_mut_ptr()).codec_tag = 0;
+        }
+        st.set_time_base(v_tb);
+        st.set_avg_frame_rate(Rational::new(fps as i32, 1));
+        (headers_of(&ictx, index), st.index())
+    };
+    if let Some(a) = audio.as_mut() {
+        a.add_to(&mut octx)?;
+    }
+    write_header(&mut octx, true, &what)?;
+    let out_tb = stream_tb(&octx, v_index);
+    let mut start = 0i64;
+    let mut written = 0i64;
+    for seg in segments {
+        let (mut ictx, index) = open_video(seg)?;
+        if headers_of(&ictx, index) != headers {
+            return Err(MediaError::Format {
+                path: seg.clone(),
+                message: format!(
+                    "encoded with other settings than {} (segments are joined without re-encoding)",
+                    first.display()
+                ),
+            });
+        }
+        let in_tb = ictx.stream(index).map(|s| s.time_base()).unwrap_or(v_tb);
+        // The segment's first packet is its keyframe, shown first: it lands on `start`.
+        let mut offset = None;
+        let mut frames = 0i64;
+        for (st, mut pkt) in ictx.packets() {
+            if st.index() != index {
+                continue;
+            }
+            pkt.rescale_ts(in_tb, v_tb);
+            let off = *offset.get_or_insert(start - pkt.pts().unwrap_or(0));
+            pkt.set_pts(pkt.pts().map(|t| t + off));
+            pkt.set_dts(pkt.dts().map(|t| t + off));
+            pkt.set_position(-1);
+            pkt.set_stream(v_index);
+            pkt.rescale_ts(v_tb, out_tb);
+            pkt.write_interleaved(&mut octx)
+                .map_err(|e| fferr(&what, e))?;
+            frames += 1;
+            written += 1;
+            if let Some(a) = audio.as_mut() {
+                a.mux(&mut octx, Some(written * a.rate as i64 / fps as i64))?;
+            }
+        }
+        start += frames;
+    }
+    if let Some(a) = audio.as_mut() {
+        a.mux(&mut octx, None)?;
+    }
+    octx.write_trailer().map_err(|e| fferr(&what, e))
 }

@@ -1,13 +1,21 @@
 //! assemble: the finished video of one language — clips drawn frame by frame with their camera
 //! moves and transitions, captions burned in with libass, the mixed soundtrack, H.264 + AAC in
 //! an MP4 with the index up front. All in process.
+//!
+//! The picture is encoded in segments of [`SEGMENT_SECONDS`], each starting with a keyframe;
+//! a finished segment is adopted into the task's checkpoint directory, so an attempt cut short
+//! skips the segments an earlier one finished. The segments are then joined by copying their
+//! packets beside the soundtrack (encoded meanwhile on its own thread). Interrupted or not, the
+//! same segments are encoded the same way: the file is the same, byte for byte.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::engines::Clip;
 use crate::media::compose::make_writable;
 use crate::media::compose::{new_frame, Still, TimelineClip, TimelineRenderer};
-use crate::media::encode::{EncodeSettings, Mp4Writer};
+use crate::media::encode::{
+    join_segments, probe_segment, AudioEncoding, EncodeSettings, Mp4Writer, SegmentInfo,
+};
 use crate::media::overlay::CaptionTrack;
 use crate::media::{stills, wav};
 use crate::pipeline::{read_json, JobSpec, Stage, StageCtx, StageError, StageKind};
@@ -38,12 +46,173 @@ pub fn load_stills(ctx: &StageCtx) -> Result<Vec<Still>, StageError> {
         .collect()
 }
 
-/// Draws and encodes `job` from the timeline's clips.
+/// Seconds of picture per encoded segment: five 2-second GOPs, so segments add no keyframes.
+/// A segment is the unit of checkpointing: an interrupted assembly redraws at most this much.
+pub const SEGMENT_SECONDS: u32 = 10;
+
+/// The frames `[start, end)` of segment `k` of a video of `frames` frames cut every `span`.
+fn segment_range(k: usize, span: i64, frames: i64) -> (i64, i64) {
+    let start = k as i64 * span;
+    (start, (start + span).min(frames))
+}
+
+/// How many segments of `span` frames a video of `frames` frames has (at least one).
+fn segment_count(span: i64, frames: i64) -> usize {
+    ((frames + span - 1) / span).max(1) as usize
+}
+
+/// A segment an earlier attempt finished, if it is whole and as long as it should be.
+fn finished_segment(path: &Path, frames: i64) -> Option<SegmentInfo> {
+    if !path.is_file() {
+        return None;
+    }
+    match probe_segment(path) {
+        Ok(info) if info.frames == frames as u64 => Some(info),
+        Ok(info) => {
+            tracing::warn!(
+                "{}: {} frames, not {frames}: encoding it again",
+                path.display(),
+                info.frames
+            );
+            None
+        }
+        Err(e) => {
+            tracing::warn!("{}: {e}: encoding it again", path.display());
+            None
+        }
+    }
+}
+
+/// Frames `frames` of a video of `total`.
+struct Span {
+    frames: std::ops::Range<i64>,
+    total: i64,
+}
+
+/// Draws `span`'s frames into the segment file `path`; returns what it holds.
+fn draw_segment(
+    ctx: &StageCtx,
+    renderer: &mut TimelineRenderer,
+    mut captions: Option<&mut CaptionTrack>,
+    enc: &EncodeSettings,
+    span: Span,
+    path: &Path,
+) -> Result<SegmentInfo, StageError> {
+    let fps = enc.fps.max(1) as f64;
+    let mut writer = Mp4Writer::create_segment(path, enc)?;
+    let mut frame = new_frame(enc.width, enc.height);
+    for f in span.frames {
+        if f % 8 == 0 {
+            ctx.check_cancel()?;
+            ctx.progress(f as f32 / span.total.max(1) as f32);
+        }
+        make_writable(&mut frame)?;
+        renderer.render(f as f64 / fps, &mut frame);
+        if let Some(c) = captions.as_deref_mut() {
+            c.apply(f, &mut frame)?;
+        }
+        writer.push_frame(&mut frame)?;
+    }
+    writer.finish()?;
+    Ok(probe_segment(path)?)
+}
+
+/// Draws and encodes `frames` frames of `renderer` in segments of [`SEGMENT_SECONDS`], each
+/// adopted into the task's checkpoint directory once finished (reported as "segment 2/9");
+/// the segments an earlier attempt finished are kept ("resumed from segment 4/9"). Returns
+/// the segments' files in order. The pattern for any long encode: cut it into pieces that
+/// each stand alone, name each by its place, adopt it when whole, skip it when present.
+fn encode_segments(
+    ctx: &StageCtx,
+    renderer: &mut TimelineRenderer,
+    job: &VideoJob,
+    enc: &EncodeSettings,
+    frames: i64,
+    staging: &Path,
+) -> Result<Vec<PathBuf>, StageError> {
+    let fps = enc.fps.max(1) as i64;
+    let span = fps * SEGMENT_SECONDS as i64;
+    let n = segment_count(span, frames);
+    let stem = job
+        .out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
+    let name = |k: usize| format!("{stem}-segment-{:03}-of-{n:03}.mp4", k + 1);
+    let saved = ctx.checkpoint_dir();
+    // Two passes at most: segments of an earlier attempt whose encoder headers differ from
+    // this attempt's (another libx264 in between) cannot be joined with them; then all are
+    // encoded again.
+    for pass in 0..2 {
+        let mut found: Vec<Option<(PathBuf, SegmentInfo)>> = (0..n)
+            .map(|k| {
+                let path = saved.as_ref().filter(|_| pass == 0)?.join(name(k));
+                let (a, b) = segment_range(k, span, frames);
+                finished_segment(&path, b - a).map(|info| (path, info))
+            })
+            .collect();
+        let reused = found.iter().filter(|f| f.is_some()).count();
+        if let Some(last) = found.iter().rposition(Option::is_some) {
+            ctx.resumed(&format!("segment {}/{n}", last + 1));
+        }
+        let mut captions = None;
+        let mut files = Vec::with_capacity(n);
+        let mut headers = Vec::with_capacity(n);
+        for (k, slot) in found.iter_mut().enumerate() {
+            if let Some((path, info)) = slot.take() {
+                files.push(path);
+                headers.push(info.headers);
+                continue;
+            }
+            let (a, b) = segment_range(k, span, frames);
+            let tmp = staging.join(format!(".{}.{}.part", name(k), std::process::id()));
+            if captions.is_none() {
+                if let Some(p) = job.captions {
+                    captions = Some(CaptionTrack::render(p, job.width, job.height, enc.fps)?);
+                }
+            }
+            let part = Span {
+                frames: a..b,
+                total: frames,
+            };
+            let drawn = draw_segment(ctx, renderer, captions.as_mut(), enc, part, &tmp);
+            let info = match drawn {
+                Ok(info) => info,
+                Err(e) => {
+                    // A stopped attempt leaves no half segment behind (a killed one's is
+                    // swept with the checkpoint directory).
+                    let _ = std::fs::remove_file(&tmp);
+                    return Err(e);
+                }
+            };
+            let path = ctx.adopt_checkpoint(&name(k), &tmp, &format!("segment {}/{n}", k + 1))?;
+            files.push(path);
+            headers.push(info.headers);
+        }
+        if headers.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(files);
+        }
+        if reused == 0 {
+            break;
+        }
+        tracing::warn!(
+            "{}: segments saved by an earlier attempt were encoded differently; encoding them all again",
+            job.out.display()
+        );
+    }
+    Err(StageError::data(
+        job.out.display().to_string(),
+        "the encoder wrote segments with different headers in one run; they cannot be joined",
+    ))
+}
+
+/// Draws and encodes `job` from the timeline's clips, in checkpointed segments joined at the
+/// end (see the module docs).
 pub fn render_video(
     ctx: &StageCtx,
     stills: &[Still],
     timeline: &Timeline,
-    job: VideoJob,
+    mut job: VideoJob,
 ) -> Result<(), StageError> {
     let s = &ctx.job.settings;
     let clips: Clips = read_json(&ctx.input(StageKind::Animate)?.file("clips.json"))?;
@@ -79,27 +248,22 @@ pub fn render_video(
     };
     let frames = (job.seconds * s.fps as f64).round() as i64;
     let tmp = job.out.with_extension("mp4.part");
-    let audio = job.audio;
-    let mut writer = Mp4Writer::create(&tmp, &enc, Some(Box::new(move || Ok(audio))))?;
-    let mut captions = match job.captions {
-        Some(p) => Some(CaptionTrack::render(p, job.width, job.height, s.fps)?),
-        None => None,
+    // The soundtrack encodes on its own thread while the picture does.
+    let samples = std::mem::take(&mut job.audio);
+    let audio = AudioEncoding::start(&enc, Box::new(move || Ok(samples)), job.out)?;
+    // Segments are written beside the checkpoints they become (a rename, same file system),
+    // or, outside a task, in a folder of the output that goes once they are joined.
+    let (staging, scratch) = match ctx.checkpoint_dir() {
+        Some(d) => (d, false),
+        None => (ctx.out.join(".segments"), true),
     };
-    let mut frame = new_frame(job.width, job.height);
-    for n in 0..frames {
-        if n % 8 == 0 {
-            ctx.check_cancel()?;
-            ctx.progress(n as f32 / frames as f32);
-        }
-        make_writable(&mut frame)?;
-        renderer.render(n as f64 / s.fps as f64, &mut frame);
-        if let Some(c) = captions.as_mut() {
-            c.apply(n, &mut frame)?;
-        }
-        writer.push_frame(&mut frame)?;
-    }
-    writer.finish()?;
+    std::fs::create_dir_all(&staging).map_err(|e| StageError::io(&staging, e))?;
+    let segments = encode_segments(ctx, &mut renderer, &job, &enc, frames, &staging)?;
+    join_segments(&tmp, &segments, s.fps, Some(audio))?;
     std::fs::rename(&tmp, job.out).map_err(|e| StageError::io(job.out, e))?;
+    if scratch {
+        std::fs::remove_dir_all(&staging).map_err(|e| StageError::io(&staging, e))?;
+    }
     ctx.progress(1.0);
     Ok(())
 }
@@ -118,6 +282,7 @@ impl Stage for AssembleStage {
         serde_json::json!({
             "lang": lang, "size": [s.width, s.height], "fps": s.fps, "quality": s.quality,
             "crf": s.quality.crf(), "preset": s.quality.x264_preset(),
+            "segment_seconds": SEGMENT_SECONDS,
         })
     }
 
