@@ -17,7 +17,7 @@ use crate::media::stills;
 use crate::pipeline::job::{self, RenderRequest};
 use crate::pipeline::runner::RunSummary;
 use crate::pipeline::runner::{NodeStatus, RunEvent};
-use crate::pipeline::{read_json, JobSpec, Quality, RenderSettings, Stage, StageKind};
+use crate::pipeline::{read_json, Quality, RenderSettings, StageKind};
 pub(crate) use crate::rt::cpu_seconds;
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
@@ -148,24 +148,6 @@ pub enum BenchWhat {
     },
 }
 
-/// A stage that does nothing: what is left is the scheduler's own cost.
-struct Noop(StageKind);
-
-impl Stage for Noop {
-    fn kind(&self) -> StageKind {
-        self.0
-    }
-    fn builtin_engine(&self) -> String {
-        "noop@1".into()
-    }
-    fn params(&self, job: &JobSpec, lang: Option<&str>) -> serde_json::Value {
-        serde_json::json!({ "lang": lang, "seed": job.settings.seed })
-    }
-    fn run(&self, _ctx: &crate::pipeline::StageCtx) -> Result<(), crate::pipeline::StageError> {
-        Ok(())
-    }
-}
-
 fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
     let dirs = Dirs {
         data: work.join("data"),
@@ -251,41 +233,87 @@ fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
     };
     let queued = time_status(&dirs.db_path())?;
 
-    // Run everything with no-op stages.
-    let stages: crate::pipeline::runner::Stages = StageKind::ALL
-        .into_iter()
-        .map(|k| (k, std::sync::Arc::new(Noop(k)) as std::sync::Arc<dyn Stage>))
-        .collect();
-    let cfg = crate::scheduler::SchedulerConfig {
-        inbox: false,
-        exit_when_idle: true,
-        export: false,
-        poll: std::time::Duration::from_millis(50),
-        pulls: 0,
-        ..Default::default()
+    // Run everything with no-op stages: first on worker processes (what `run` does), then the
+    // same queue again in a second data dir on threads of this process (the reference), then
+    // the workers' queue once more, where every task is a cache hit.
+    let reference_dirs = Dirs {
+        data: work.join("reference"),
+        config: dirs.config.clone(),
     };
+    std::fs::create_dir_all(&reference_dirs.data).map_err(|e| e.to_string())?;
+    let reference_store =
+        crate::store::Store::open(&reference_dirs.db_path()).map_err(|e| e.to_string())?;
+    let reference_project = reference_store
+        .upsert_project(&spec.project, &script.to_string_lossy(), &spec.channel.name)
+        .map_err(|e| e.to_string())?;
+    let mut reference_jobs = new.clone();
+    for j in &mut reference_jobs {
+        j.project = reference_project;
+    }
+    reference_store
+        .enqueue_jobs(&reference_jobs)
+        .map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let t2 = Instant::now();
-    let stats = rt.block_on(async {
-        let mut sched = crate::scheduler::Scheduler::new(
-            dirs.clone(),
-            stages,
-            cfg,
-            CancellationToken::new(),
-            Box::new(|_| {}),
-        )
-        .map_err(|e| e.to_string())?;
-        sched.run().await.map_err(|e| e.to_string())
-    })?;
-    let run = t2.elapsed().as_secs_f64();
+    let run_queue =
+        |dirs: &Dirs, workers: bool| -> Result<(f64, crate::scheduler::RunStats), String> {
+            let cfg = crate::scheduler::SchedulerConfig {
+                inbox: false,
+                exit_when_idle: true,
+                export: false,
+                poll: std::time::Duration::from_millis(50),
+                pulls: 0,
+                workers: if workers {
+                    Some(crate::scheduler::worker::PoolConfig::new(
+                        crate::scheduler::worker::WorkerSpawn::current_exe(&dirs.data, "noop")?,
+                    ))
+                } else {
+                    None
+                },
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let stats = rt.block_on(async {
+                let mut sched = crate::scheduler::Scheduler::new(
+                    dirs.clone(),
+                    crate::stages::noop_registry(false),
+                    cfg,
+                    CancellationToken::new(),
+                    Box::new(|_| {}),
+                )
+                .map_err(|e| e.to_string())?;
+                sched.run().await.map_err(|e| e.to_string())
+            })?;
+            Ok((t.elapsed().as_secs_f64(), stats))
+        };
+    let (run, stats) = run_queue(&dirs, true)?;
+    let (reference_run, reference_stats) = run_queue(&reference_dirs, false)?;
     let total_tasks = jobs * per_job;
     let per_task_ms = run * 1000.0 / total_tasks as f64;
-    if stats.jobs_done != jobs {
-        return Err(format!("only {} of {jobs} jobs finished", stats.jobs_done));
+    let reference_per_task_ms = reference_run * 1000.0 / total_tasks as f64;
+    if stats.jobs_done != jobs || reference_stats.jobs_done != jobs {
+        return Err(format!(
+            "only {} (workers) and {} (threads) of {jobs} jobs finished",
+            stats.jobs_done, reference_stats.jobs_done
+        ));
     }
+    // Cache hits: the same jobs again; every task's artifact exists, so no worker starts.
+    let hit_jobs = jobs.min(1000);
+    store
+        .enqueue_jobs(&new[..hit_jobs])
+        .map_err(|e| e.to_string())?;
+    let (hit_run, hit_stats) = run_queue(&dirs, true)?;
+    let hit_tasks = hit_jobs * per_job;
+    if hit_stats.tasks_run != 0 || hit_stats.tasks_cached != hit_tasks {
+        return Err(format!(
+            "the cache-hit run ran {} task(s) and found {} of {hit_tasks} in the cache",
+            hit_stats.tasks_run, hit_stats.tasks_cached
+        ));
+    }
+    let hit_ms = hit_run * 1000.0 / hit_tasks as f64;
+    let spawn = worker_start_times(&dirs.data, 5)?;
     let done = time_status(&dirs.db_path())?;
     println!("bench queue: {jobs} jobs × {per_job} stages, no-op stages");
     println!(
@@ -294,13 +322,25 @@ fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
         if enqueue <= 2.0 { "met" } else { "NOT met" }
     );
     println!(
-        "  run                {run:7.3} s  ({:.0} jobs/s, {} tasks run)",
+        "  run on workers     {run:7.3} s  ({:.0} jobs/s, {} tasks run)",
         jobs as f64 / run,
         stats.tasks_run
     );
     println!(
-        "  overhead per task  {per_task_ms:7.3} ms (target ≤ 1 ms: {})",
-        if per_task_ms <= 1.0 { "met" } else { "NOT met" }
+        "  overhead per task  {per_task_ms:7.3} ms on workers (target ≤ 1 ms: {}); \
+         {reference_per_task_ms:.3} ms on threads of the scheduler ({:.2}×)",
+        if per_task_ms <= 1.0 { "met" } else { "NOT met" },
+        per_task_ms / reference_per_task_ms
+    );
+    println!(
+        "  cache-hit task     {hit_ms:7.3} ms ({hit_tasks} tasks of {hit_jobs} jobs, no worker needed)"
+    );
+    println!(
+        "  worker start       {:7.1} ms median to ready (min {:.1}, max {:.1}, {} starts)",
+        spawn[spawn.len() / 2],
+        spawn[0],
+        spawn[spawn.len() - 1],
+        spawn.len()
     );
     println!(
         "  status --json      {:7.1} ms queued, {:.1} ms done ({} jobs; target ≤ 100 ms: {})",
@@ -326,6 +366,43 @@ fn bench_queue(work: &Path, jobs: usize) -> Result<(), String> {
         done.json_ms / done.full_load_ms
     );
     Ok(())
+}
+
+/// Starts `n` stage workers one after another and times each from spawn to its first message
+/// (ready to take a task); milliseconds, sorted.
+fn worker_start_times(data: &Path, n: usize) -> Result<Vec<f64>, String> {
+    use crate::scheduler::worker::pool::PoolMsg;
+    use crate::scheduler::worker::{FromWorker, Pool, PoolConfig, WorkerSpawn};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut pool = Pool::new(PoolConfig::new(WorkerSpawn::current_exe(data, "noop")?), tx);
+        let t = Instant::now();
+        pool.assign(None, i as i64)?;
+        let ready = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(30), async {
+                while let Some(m) = rx.recv().await {
+                    match m {
+                        PoolMsg::From(_, FromWorker::Ready { .. }) => return Ok(()),
+                        PoolMsg::Exited(_, d) => return Err(d.describe("nothing")),
+                        _ => {}
+                    }
+                }
+                Err("the worker went away".to_string())
+            })
+            .await
+            .map_err(|_| "no worker was ready within 30 s".to_string())?
+        });
+        ready?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        pool.shutdown(std::time::Duration::from_secs(2));
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times)
 }
 
 /// Renders the benchmark script in a fresh data dir under `work`, through the scheduler as

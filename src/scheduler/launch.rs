@@ -365,7 +365,7 @@ impl Scheduler {
                 let order = worker::Order {
                     task,
                     job: id,
-                    spec: (*spec).clone(),
+                    spec: Some(Box::new((*spec).clone())),
                     node: planned.node.clone(),
                     key: planned.key.clone(),
                     engine: planned.engine.clone(),
@@ -374,7 +374,7 @@ impl Scheduler {
                 };
                 match pool.assign(device, task) {
                     Ok(w) => {
-                        if let Err(e) = pool.send(w, &ToWorker::Run(Box::new(order))) {
+                        if let Err(e) = pool.run(w, order) {
                             // The worker is on its way out: its exit puts the task back.
                             tracing::warn!("{name}: {e}");
                             pool.kill(w);

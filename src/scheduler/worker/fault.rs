@@ -21,14 +21,15 @@ pub enum Fault {
 }
 
 /// The fault `spec` (the variable's value) asks for on `order`, if any.
-pub fn matching(spec: &str, order: &Order) -> Option<Fault> {
+pub fn matching(spec: &str, order: &Order, project: &str) -> Option<Fault> {
     spec.split(',').find_map(|item| {
         let (kind, target) = item.trim().split_once(':')?;
+        let order_project = project;
         let (stage, project) = match target.split_once('@') {
             Some((s, p)) => (s, Some(p)),
             None => (target, None),
         };
-        if stage != order.node.name() || project.is_some_and(|p| p != order.spec.project) {
+        if stage != order.node.name() || project.is_some_and(|p| p != order_project) {
             return None;
         }
         match kind {
@@ -43,11 +44,11 @@ pub fn matching(spec: &str, order: &Order) -> Option<Fault> {
 }
 
 /// Misbehaves as the environment asks for `order` (returns when nothing matches).
-pub fn inject(order: &Order) {
+pub fn inject(order: &Order, project: &str) {
     let Ok(spec) = std::env::var(ENV) else {
         return;
     };
-    let Some(fault) = matching(&spec, order) else {
+    let Some(fault) = matching(&spec, order, project) else {
         return;
     };
     eprintln!("test fault: {fault:?} in {}", order.node.name());

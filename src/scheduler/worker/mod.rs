@@ -28,12 +28,18 @@ pub use pool::{Pool, PoolConfig, WorkerId, WorkerSpawn, WorkerTask, WorkerView};
 /// Set in a GPU worker's environment: the studio's index of the GPU it serves.
 pub const WORKER_GPU_ENV: &str = "REELSMITH_WORKER_GPU";
 
+/// How many jobs' specs a worker keeps. The scheduler sends a job's spec with the first order
+/// of that job a worker gets; both sides remember the last `SPECS_KEPT` jobs sent, first in
+/// first out, so they always agree on which specs the worker has.
+pub const SPECS_KEPT: usize = 16;
+
 /// One task for a worker: everything it needs to run a stage.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Order {
     pub task: TaskId,
     pub job: JobId,
-    pub spec: JobSpec,
+    /// The job's spec, unless this worker was sent it recently (see [`SPECS_KEPT`]).
+    pub spec: Option<Box<JobSpec>>,
     pub node: Node,
     pub key: String,
     pub engine: String,

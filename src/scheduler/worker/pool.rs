@@ -104,6 +104,8 @@ pub struct WorkerTask {
 }
 
 struct Worker {
+    /// The jobs whose spec it was sent, oldest first (at most `SPECS_KEPT`).
+    specs: VecDeque<i64>,
     pid: u32,
     device: Option<u32>,
     stdin: Option<ChildStdin>,
@@ -329,6 +331,7 @@ impl Pool {
         self.workers.insert(
             id,
             Worker {
+                specs: VecDeque::new(),
                 pid,
                 device,
                 stdin,
@@ -361,6 +364,21 @@ impl Pool {
             .and_then(|()| stdin.write_all(b"\n"))
             .and_then(|()| stdin.flush())
             .map_err(|e| format!("worker {}: {e}", w.pid))
+    }
+
+    /// Sends `order` to worker `id`, without the job's spec when the worker has it.
+    pub fn run(&mut self, id: WorkerId, mut order: super::Order) -> Result<(), String> {
+        if let Some(w) = self.workers.get_mut(&id) {
+            if w.specs.contains(&order.job) {
+                order.spec = None;
+            } else if order.spec.is_some() {
+                w.specs.push_back(order.job);
+                if w.specs.len() > super::SPECS_KEPT {
+                    w.specs.pop_front();
+                }
+            }
+        }
+        self.send(id, &ToWorker::Run(Box::new(order)))
     }
 
     /// Task `task` finished on worker `id`, which now holds `models`. Recycles the worker if it

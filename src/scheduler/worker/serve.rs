@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use super::{fault, FromWorker, Order, ToWorker};
 use crate::config::Dirs;
 use crate::pipeline::runner::{self, Stages};
-use crate::pipeline::{ArtifactCache, StageEvent};
-use crate::store::TaskId;
+use crate::pipeline::{ArtifactCache, JobSpec, StageEvent};
+use crate::store::{JobId, TaskId};
 
 type Out = Arc<Mutex<std::io::BufWriter<std::fs::File>>>;
 
@@ -84,6 +84,8 @@ pub fn serve(dirs: &Dirs, stages: Stages) -> i32 {
         },
     );
     let running: Arc<Mutex<BTreeMap<TaskId, CancellationToken>>> = Default::default();
+    // The specs of the last jobs the scheduler sent (it keeps the same list).
+    let mut specs: std::collections::VecDeque<(JobId, Arc<JobSpec>)> = Default::default();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else {
@@ -97,7 +99,27 @@ pub fn serve(dirs: &Dirs, stages: Stages) -> i32 {
             }
         };
         match msg {
-            ToWorker::Run(order) => {
+            ToWorker::Run(mut order) => {
+                let spec = match order.spec.take() {
+                    Some(spec) => {
+                        let spec: Arc<JobSpec> = Arc::from(spec);
+                        specs.push_back((order.job, spec.clone()));
+                        if specs.len() > super::SPECS_KEPT {
+                            specs.pop_front();
+                        }
+                        spec
+                    }
+                    None => match specs.iter().find(|(j, _)| *j == order.job) {
+                        Some((_, s)) => s.clone(),
+                        None => {
+                            eprintln!(
+                                "worker: an order for job {} came without its spec",
+                                order.job
+                            );
+                            return 2;
+                        }
+                    },
+                };
                 let token = CancellationToken::new();
                 running
                     .lock()
@@ -106,7 +128,7 @@ pub fn serve(dirs: &Dirs, stages: Stages) -> i32 {
                 let (out, cache, running) = (out.clone(), cache.clone(), running.clone());
                 let stage = stages.get(&order.node.kind).cloned();
                 std::thread::spawn(move || {
-                    run_order(*order, stage, &cache, &token, &out, &running);
+                    run_order(*order, &spec, stage, &cache, &token, &out, &running);
                 });
             }
             ToWorker::Cancel { task } => {
@@ -128,6 +150,7 @@ pub fn serve(dirs: &Dirs, stages: Stages) -> i32 {
 
 fn run_order(
     order: Order,
+    spec: &JobSpec,
     stage: Option<Arc<dyn crate::pipeline::Stage>>,
     cache: &ArtifactCache,
     cancel: &CancellationToken,
@@ -139,11 +162,11 @@ fn run_order(
         eprintln!("worker: no implementation for stage `{}`", order.node.kind);
         std::process::exit(2);
     };
-    fault::inject(&order);
+    fault::inject(&order, &spec.project);
     let progress = |fraction: f32| send(out, &FromWorker::Progress { task, fraction });
     let events = |event: StageEvent| send(out, &FromWorker::Event { task, event });
     let (report, artifact) = runner::execute_node(
-        &order.spec,
+        spec,
         stage.as_ref(),
         &order.node,
         &order.key,
