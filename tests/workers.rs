@@ -365,3 +365,116 @@ fn status_json_lists_the_workers_while_they_run() {
     // A stopped scheduler publishes no workers.
     assert_eq!(env.status()["workers"], serde_json::json!([]));
 }
+
+/// A one-scene script of `seconds` (its project is `long`).
+fn long_script(dir: &Path, seconds: u32) -> PathBuf {
+    let p = dir.join("long.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "title: Long\nchannel: explainer\nscenes:\n  - prompt: a long calm sea\n    duration: {seconds}\n    lines:\n      - text: A long scene over the sea.\n"
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+/// The stage worker running `stage` of job `id`, from `status --json`.
+fn worker_running(env: &Env, id: i64, stage: &str) -> Option<u32> {
+    env.status()["workers"].as_array()?.iter().find_map(|w| {
+        w["tasks"]
+            .as_array()?
+            .iter()
+            .any(|t| t["job"] == id && t["stage"] == stage)
+            .then(|| w["pid"].as_u64().map(|p| p as u32))
+            .flatten()
+    })
+}
+
+#[test]
+fn an_assembly_killed_after_checkpoints_resumes_from_the_last_with_the_same_bytes() {
+    let clean = Env::new();
+    clean.add(&long_script(&clean.root, 40));
+    let o = clean.cmd(&["run", "--exit-when-idle", "--no-inbox"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let expected = sha256_file(&clean.root.join("out/long/en/final.mp4"));
+
+    let env = Env::new();
+    let id = env.add(&long_script(&env.root, 40));
+    let mut child = env.spawn(&["run", "--exit-when-idle", "--no-inbox"], None);
+    env.wait_for("two finished segments", Duration::from_secs(300), || {
+        env.logs(id)
+            .contains("assemble:en: checkpoint saved (segment 2/4)")
+    });
+    let _ = child.kill(); // SIGKILL: the studio dies mid-assembly
+    let _ = child.wait();
+    env.wait_for("its workers to exit", Duration::from_secs(5), || {
+        env.workers().is_empty()
+    });
+    let o = env.cmd(&["run", "--exit-when-idle", "--no-inbox"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.job(id)["status"], "done");
+    let logs = env.logs(id);
+    let resumed = logs
+        .lines()
+        .find(|l| l.contains("assemble:en: resumed from the checkpoint at segment"))
+        .unwrap_or_else(|| panic!("no resume in the log:\n{logs}"));
+    // It went on from segment 2 or later (one more may have finished before the kill).
+    assert!(
+        resumed.contains("segment 2/4") || resumed.contains("segment 3/4"),
+        "{resumed}"
+    );
+    assert_eq!(
+        logs.matches("assemble:en: checkpoint saved (segment 1/4)")
+            .count(),
+        1,
+        "segment 1 was not drawn again:\n{logs}"
+    );
+    assert_eq!(
+        sha256_file(&env.root.join("out/long/en/final.mp4")),
+        expected
+    );
+    // The checkpoints are gone once the artifact is whole.
+    let left: Vec<_> = std::fs::read_dir(env.data.join("checkpoints"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "checkpoints left: {left:?}");
+}
+
+#[test]
+fn a_worker_killed_between_checkpoints_again_and_again_is_not_a_crash_loop() {
+    let env = Env::new();
+    let id = env.add(&long_script(&env.root, 40));
+    let runner = env.spawn(&["run", "--no-inbox"], None);
+    // Three kills (the crash limit) of the assembling worker, each after a new segment, as an
+    // out-of-memory killer would.
+    for k in 1..=3 {
+        let mark = format!("assemble:en: checkpoint saved (segment {k}/4)");
+        env.wait_for(&mark, Duration::from_secs(300), || {
+            env.logs(id).contains(&mark)
+        });
+        let pid = worker_running(&env, id, "assemble:en").expect("the assembly runs in a worker");
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        env.wait_for("the crash to be recorded", Duration::from_secs(20), || {
+            env.logs(id).matches("killed by signal 9 (SIGKILL)").count() >= k
+        });
+    }
+    env.wait_for("the job", Duration::from_secs(300), || {
+        env.job(id)["status"] == "done"
+    });
+    stop(runner);
+    let logs = env.logs(id);
+    assert_eq!(logs.matches("not a crash loop").count(), 3, "{logs}");
+    assert!(
+        logs.contains("resumed from the checkpoint at segment 3/4"),
+        "{logs}"
+    );
+    assert_eq!(env.task(id, "assemble:en")["crashes"], 0);
+}
