@@ -301,6 +301,18 @@ fn a_hung_stage_is_reported_and_cancel_ends_it_within_seconds() {
         env.logs(hung).contains("has made no progress for 1 s")
     });
     assert_eq!(env.task(hung, "voice:en")["status"], "running");
+    // The queue says so too, with the worker that runs it.
+    env.wait_for(
+        "the stalled flag in status",
+        Duration::from_secs(10),
+        || {
+            let o = env.cmd(&["status"]);
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.contains("voice:en (stalled")
+                && text.contains("STALLED")
+                && text.contains("stage workers:")
+        },
+    );
     let o = env.cmd(&["cancel", &hung.to_string()]);
     assert!(o.status.success());
     let took = env.wait_for("the cancel", Duration::from_secs(15), || {

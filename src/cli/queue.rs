@@ -314,8 +314,7 @@ pub fn status(args: StatusArgs, dirs: &Dirs) -> i32 {
     }
 }
 
-/// The settings key under which a running scheduler publishes its workers (a JSON array).
-const WORKERS_SETTING: &str = "workers";
+use crate::scheduler::WORKERS_SETTING;
 
 /// Why `status` could not print the queue.
 #[derive(Debug, thiserror::Error)]
@@ -470,6 +469,15 @@ fn write_status_table(
     if store.queue_paused().unwrap_or(false) {
         writeln!(out, "queue paused (reelsmith queue resume)")?;
     }
+    let workers: Vec<crate::scheduler::worker::WorkerView> =
+        serde_json::from_value(published_workers(store)?).unwrap_or_default();
+    let stalled = |job: i64, stage: &str| {
+        workers.iter().any(|w| {
+            w.tasks
+                .iter()
+                .any(|t| t.job == job && t.stage == stage && t.stalled)
+        })
+    };
     writeln!(
         out,
         "{:>6}  {:<9} {:>4}  {:>5}  {:<28} note",
@@ -479,7 +487,20 @@ fn write_status_table(
         let note = match &j.error {
             Some(e) => e.lines().next().unwrap_or("").to_string(),
             None if !j.running.is_empty() => {
-                let names: Vec<&str> = j.running.iter().map(|r| r.stage.as_str()).collect();
+                let names: Vec<String> = j
+                    .running
+                    .iter()
+                    .map(|r| {
+                        if stalled(j.id, &r.stage) {
+                            format!(
+                                "{} (stalled: no progress; `reelsmith cancel {}`)",
+                                r.stage, j.id
+                            )
+                        } else {
+                            r.stage.clone()
+                        }
+                    })
+                    .collect();
                 format!("running {}", names.join(", "))
             }
             None => String::new(),
@@ -502,6 +523,41 @@ fn write_status_table(
         )?;
         Ok::<_, StatusError>(())
     })?;
+    if !workers.is_empty() {
+        writeln!(out, "stage workers:")?;
+        for w in &workers {
+            let doing = if w.tasks.is_empty() {
+                "idle".to_string()
+            } else {
+                w.tasks
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "job {} {} {:.0}%{}",
+                            t.job,
+                            t.stage,
+                            t.progress * 100.0,
+                            if t.stalled { " STALLED" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let models = if w.models.is_empty() {
+                String::new()
+            } else {
+                format!("  models: {}", w.models.join(", "))
+            };
+            writeln!(
+                out,
+                "  pid {:<8} {:<5} {:>7}  {:>4} tasks done  {doing}{models}",
+                w.pid,
+                w.device,
+                crate::gpu::units::format_bytes(w.rss_bytes),
+                w.tasks_done
+            )?;
+        }
+    }
     out.flush()?;
     Ok(())
 }
