@@ -4,115 +4,32 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::queue_env::{stop, tiny_script, QueueEnv};
 use common::*;
 
-/// A tiny script (two short scenes) whose text differs by `n`.
-fn tiny_script(dir: &Path, n: usize) -> PathBuf {
-    let p = dir.join(format!("clip-{n}.yaml"));
-    let body = format!(
-        "title: Clip {n}\nchannel: explainer\nscenes:\n  - prompt: a calm sea number {n}\n    duration: 2\n    lines:\n      - text: This is clip number {n}.\n  - prompt: a mountain at dawn\n    duration: 2\n    lines:\n      - text: It ends here.\n"
-    );
-    std::fs::write(&p, body).unwrap();
-    p
+type Env = QueueEnv;
+
+trait QueueExt {
+    fn spawn_run(&self, extra: &[&str]) -> Child;
+    fn job_status(&self, id: i64) -> String;
 }
 
-struct Env {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    data: PathBuf,
-    cfg: PathBuf,
-}
-
-impl Env {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        Self {
-            data: root.join("data"),
-            cfg: root.join("cfg"),
-            root,
-            _tmp: tmp,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> std::process::Output {
-        reelsmith(&self.data, &self.cfg, args)
-    }
-
+impl QueueExt for QueueEnv {
     fn spawn_run(&self, extra: &[&str]) -> Child {
-        Command::new(bin())
-            .arg("run")
-            .args(extra)
-            .env("REELSMITH_DATA_DIR", &self.data)
-            .env("REELSMITH_CONFIG_DIR", &self.cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let o = self.cmd(&["status", "--json"]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice(&o.stdout).unwrap()
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        self.spawn(&args, None)
     }
 
     fn job_status(&self, id: i64) -> String {
-        let s = self.status();
-        s["jobs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|j| j["id"] == id)
-            .map(|j| j["status"].as_str().unwrap().to_string())
+        self.job(id)["status"]
+            .as_str()
             .unwrap_or_default()
+            .to_string()
     }
-
-    fn add(&self, script: &Path) -> i64 {
-        let out = self.root.join("out");
-        let o = self.cmd(&[
-            "add",
-            script.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let s = String::from_utf8_lossy(&o.stdout);
-        s.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .trim_end_matches(':')
-            .parse()
-            .unwrap()
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-        let t0 = Instant::now();
-        while !f() {
-            assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        t0.elapsed()
-    }
-}
-
-fn stop(mut child: Child) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(20) {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    panic!("scheduler did not stop within 20 s of SIGTERM");
 }
 
 #[test]
@@ -233,11 +150,11 @@ fn render_queue(env: &Env, n: usize, kills: usize, seed: u64) -> Vec<(String, St
         let _ = child.wait();
         // Its stage workers die with it: none is left holding memory or a GPU.
         let t0 = Instant::now();
-        while !stage_workers(&env.data).is_empty() {
+        while !env.workers().is_empty() {
             assert!(
                 t0.elapsed() < Duration::from_secs(5),
                 "stage workers outlived the studio: {:?}",
-                stage_workers(&env.data)
+                env.workers()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -262,35 +179,6 @@ fn render_queue(env: &Env, n: usize, kills: usize, seed: u64) -> Vec<(String, St
             (name, hex::encode(sha2::Sha256::digest(bytes)))
         })
         .collect()
-}
-
-/// Live (not zombie) stage workers of the data dir `data`.
-fn stage_workers(data: &Path) -> Vec<u32> {
-    let data = data.to_string_lossy().into_owned();
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .starts_with('Z');
-        if !zombie && args.iter().any(|a| a == "worker") && args.contains(&data) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[test]

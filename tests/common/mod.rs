@@ -139,3 +139,4 @@ pub fn rms_db(stereo: &[f32], rate: u32, from: f64, to: f64) -> f64 {
     10.0 * ms.max(1e-20).log10()
 }
 pub mod asr;
+pub mod queue_env;
