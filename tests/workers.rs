@@ -329,3 +329,35 @@ fn a_worker_killed_between_checkpoints_again_and_again_is_not_a_crash_loop() {
     );
     assert_eq!(env.task(id, "assemble:en")["crashes"], 0);
 }
+
+#[test]
+fn workers_are_recycled_after_their_quota_of_tasks() {
+    let env = Env::new();
+    let id = env.add(&tiny_script(&env.root, 8));
+    let o = env
+        .command(
+            &[
+                "run",
+                "--exit-when-idle",
+                "--no-inbox",
+                "--worker-tasks",
+                "2",
+            ],
+            None,
+        )
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert_eq!(env.job(id)["status"], "done");
+    // 13 tasks, a fresh worker every 2: at least six recycled, each named with its reason.
+    let recycled = out.matches("it ran 2 tasks").count();
+    assert!(recycled >= 6, "{out}");
+    let log = std::fs::read_to_string(env.data.join("logs/reelsmith.log")).unwrap();
+    let started = log.matches("started stage worker").count();
+    assert!(
+        started > recycled,
+        "{started} workers started, {recycled} recycled"
+    );
+    assert!(env.workers().is_empty());
+}
