@@ -300,12 +300,13 @@ fn an_assembly_killed_after_checkpoints_resumes_from_the_last_with_the_same_byte
 #[test]
 fn a_worker_killed_between_checkpoints_again_and_again_is_not_a_crash_loop() {
     let env = Env::new();
-    let id = env.add(&long_script(&env.root, 40));
+    let id = env.add(&long_script(&env.root, 60));
     let runner = env.spawn(&["run", "--no-inbox"], None);
     // Three kills (the crash limit) of the assembling worker, each after a new segment, as an
-    // out-of-memory killer would.
+    // out-of-memory killer would (six segments: three left after the last kill, so the
+    // assembly is still running when it comes).
     for k in 1..=3 {
-        let mark = format!("assemble:en: checkpoint saved (segment {k}/4)");
+        let mark = format!("assemble:en: checkpoint saved (segment {k}/6)");
         env.wait_for(&mark, Duration::from_secs(300), || {
             env.logs(id).contains(&mark)
         });
@@ -324,7 +325,7 @@ fn a_worker_killed_between_checkpoints_again_and_again_is_not_a_crash_loop() {
     let logs = env.logs(id);
     assert_eq!(logs.matches("not a crash loop").count(), 3, "{logs}");
     assert!(
-        logs.contains("resumed from the checkpoint at segment 3/4"),
+        logs.contains("resumed from the checkpoint at segment 3/6"),
         "{logs}"
     );
     assert_eq!(env.task(id, "assemble:en")["crashes"], 0);
