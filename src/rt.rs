@@ -45,6 +45,27 @@ pub(crate) fn cpu_seconds() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// Resident and peak resident memory (`VmRSS`, `VmHWM`) of process `pid`, or of this process
+/// when `None`, in bytes; zeros when /proc cannot tell (the process is gone, not Linux).
+pub fn memory_of(pid: Option<u32>) -> (u64, u64) {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (0, 0);
+    };
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb << 10)
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -57,5 +78,24 @@ mod tests {
         }
         let used = super::cpu_seconds() - c0;
         assert!(used > 0.05, "{used} CPU-s for 200 ms of busy work ({x})");
+    }
+
+    #[test]
+    fn memory_of_reads_this_process_and_its_children() {
+        let (rss, peak) = super::memory_of(None);
+        assert!(rss > 1 << 20 && peak >= rss, "rss {rss}, peak {peak}");
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let (crss, cpeak) = super::memory_of(Some(child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(crss > 0 && cpeak >= crss, "rss {crss}, peak {cpeak}");
+        assert_eq!(
+            super::memory_of(Some(child.id())),
+            (0, 0),
+            "a reaped process has none"
+        );
     }
 }

@@ -27,16 +27,7 @@ complete record of the coast that anyone had ever made. ";
 
 /// Peak resident memory of this process (VmHWM), bytes.
 fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map(|kb| kb << 10)
-        .unwrap_or(0)
+    crate::rt::memory_of(None).1
 }
 
 fn mib(b: u64) -> f64 {

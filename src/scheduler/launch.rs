@@ -382,10 +382,7 @@ impl Scheduler {
                         w
                     }
                     Err(e) => {
-                        self.running
-                            .insert(task, Running::new(id, i, name, IN_PROCESS));
                         let report = self.synthetic_report(id, i, NodeStatus::Failed, Some(e));
-                        self.running.remove(&task);
                         return self.reduce((id, i, report, None)).map(|()| true);
                     }
                 }

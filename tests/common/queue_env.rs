@@ -17,6 +17,41 @@ pub fn tiny_script(dir: &Path, n: usize) -> PathBuf {
     p
 }
 
+/// A data dir with one render job queued per seed (a one-line script); returns the job ids.
+pub fn queue_render_jobs(
+    root: &Path,
+    seeds: &[u64],
+) -> (reelsmith::config::Dirs, reelsmith::store::Store, Vec<i64>) {
+    let dirs = reelsmith::config::Dirs {
+        data: root.join("data"),
+        config: root.join("cfg"),
+    };
+    std::fs::create_dir_all(&dirs.data).unwrap();
+    let script = root.join("s.yaml");
+    std::fs::write(
+        &script,
+        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
+    )
+    .unwrap();
+    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
+    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
+    let ids = seeds
+        .iter()
+        .map(|&seed| {
+            let req = reelsmith::pipeline::job::RenderRequest {
+                script: script.clone(),
+                channel: None,
+                languages: None,
+                out: root.join("out"),
+                quality: reelsmith::pipeline::Quality::Draft,
+                seed,
+            };
+            reelsmith::scheduler::enqueue(&store, &channels, &req, 0, &Default::default()).unwrap()
+        })
+        .collect();
+    (dirs, store, ids)
+}
+
 pub struct QueueEnv {
     _tmp: tempfile::TempDir,
     pub root: PathBuf,

@@ -137,22 +137,6 @@ pub struct Pool {
     pub spawn_times: Arc<Mutex<Vec<Duration>>>,
 }
 
-/// Resident and peak resident memory of `pid` (bytes), from /proc.
-pub fn rss_of(pid: u32) -> (u64, u64) {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return (0, 0);
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map(|kb| kb << 10)
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 impl Pool {
     pub fn new(cfg: PoolConfig, tx: UnboundedSender<PoolMsg>) -> Self {
         Self {
@@ -389,7 +373,7 @@ impl Pool {
         w.running.remove(&task);
         w.tasks_done += 1;
         w.models = models;
-        let (rss, _) = rss_of(w.pid);
+        let (rss, _) = crate::rt::memory_of(Some(w.pid));
         let baseline = *w.baseline_rss.get_or_insert(rss);
         let why = if w.tasks_done >= max_tasks {
             Some(format!("it ran {} tasks", w.tasks_done))
@@ -468,7 +452,7 @@ impl Pool {
         self.workers
             .values()
             .map(|w| {
-                let (rss, peak) = rss_of(w.pid);
+                let (rss, peak) = crate::rt::memory_of(Some(w.pid));
                 WorkerView {
                     pid: w.pid,
                     device: w

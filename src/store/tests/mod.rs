@@ -101,13 +101,7 @@ fn project(store: &Store) -> ProjectId {
 }
 
 fn task_id(store: &Store, job: JobId, stage: &str) -> TaskId {
-    store
-        .tasks(job)
-        .unwrap()
-        .into_iter()
-        .find(|t| t.stage == stage)
-        .unwrap()
-        .id
+    task_row(store, job, stage).id
 }
 
 fn task_row(store: &Store, job: JobId, stage: &str) -> TaskRow {
