@@ -4,6 +4,8 @@
 //! device it was given while it runs; the trace of allocations never exceeds capacity minus the
 //! ledger's margin, and every job completes.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,38 +69,6 @@ impl Stage for GpuStage {
     }
 }
 
-/// A data dir with one render job queued per seed (a one-line script); returns the job ids.
-fn queue_jobs(root: &std::path::Path, seeds: &[u64]) -> (Dirs, reelsmith::store::Store, Vec<i64>) {
-    let dirs = Dirs {
-        data: root.join("data"),
-        config: root.join("cfg"),
-    };
-    std::fs::create_dir_all(&dirs.data).unwrap();
-    let script = root.join("s.yaml");
-    std::fs::write(
-        &script,
-        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
-    )
-    .unwrap();
-    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
-    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
-    let ids = seeds
-        .iter()
-        .map(|&seed| {
-            let req = reelsmith::pipeline::job::RenderRequest {
-                script: script.clone(),
-                channel: None,
-                languages: None,
-                out: root.join("out"),
-                quality: reelsmith::pipeline::Quality::Draft,
-                seed,
-            };
-            reelsmith::scheduler::enqueue(&store, &channels, &req, 0, &Default::default()).unwrap()
-        })
-        .collect();
-    (dirs, store, ids)
-}
-
 /// Runs the queue to completion with `stages` on `fakes`, no inbox and no export.
 fn run_on_fakes(dirs: &Dirs, stages: Stages, cfg: SchedulerConfig, fakes: FakeGpus) -> RunStats {
     let cfg = SchedulerConfig {
@@ -129,7 +99,8 @@ fn run_on_fakes(dirs: &Dirs, stages: Stages, cfg: SchedulerConfig, fakes: FakeGp
 fn gpu_tasks_never_overcommit_fake_devices_and_all_jobs_finish() {
     let tmp = tempfile::tempdir().unwrap();
     // Twelve jobs with different seeds (so different estimates and models).
-    let (dirs, _store, _ids) = queue_jobs(tmp.path(), &(0..12).collect::<Vec<_>>());
+    let (dirs, _store, _ids) =
+        common::queue_env::queue_render_jobs(tmp.path(), &(0..12).collect::<Vec<_>>());
     let fakes = FakeGpus::parse("12GiB:used=1GiB,24GiB").unwrap();
     let trace = Arc::new(Mutex::new(Vec::new()));
     let stages: Stages = StageKind::ALL
@@ -220,7 +191,7 @@ impl Stage for FlakyGpu {
 #[test]
 fn out_of_memory_is_retried_with_backoff_then_fails_naming_model_estimate_and_free_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    let (dirs, store, ids) = queue_jobs(tmp.path(), &[2, 3, 5]);
+    let (dirs, store, ids) = common::queue_env::queue_render_jobs(tmp.path(), &[2, 3, 5]);
     let tries = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
     let stages: Stages = StageKind::ALL
         .into_iter()

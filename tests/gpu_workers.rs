@@ -2,9 +2,10 @@
 //! worker of the device the ledger gave it (one long-lived worker per GPU, outside the
 //! scheduler's process), CPU tasks run in the CPU pool, and no worker is left afterwards.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 
-use reelsmith::config::Dirs;
 use reelsmith::gpu::{FakeGpus, GpuMonitor};
 use reelsmith::scheduler::worker::{PoolConfig, WorkerSpawn};
 use reelsmith::scheduler::{Scheduler, SchedulerConfig};
@@ -13,33 +14,7 @@ use tokio_util::sync::CancellationToken;
 #[test]
 fn each_gpu_task_runs_in_its_devices_worker() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let dirs = Dirs {
-        data: root.join("data"),
-        config: root.join("cfg"),
-    };
-    std::fs::create_dir_all(&dirs.data).unwrap();
-    let script = root.join("s.yaml");
-    std::fs::write(
-        &script,
-        "title: T\nscenes:\n  - lines:\n      - text: Hello.\n",
-    )
-    .unwrap();
-    let channels = reelsmith::config::ChannelSet::embedded().unwrap();
-    let store = reelsmith::store::Store::open(&dirs.db_path()).unwrap();
-    let jobs: Vec<i64> = (0..6)
-        .map(|seed| {
-            let req = reelsmith::pipeline::job::RenderRequest {
-                script: script.clone(),
-                channel: None,
-                languages: None,
-                out: root.join("out"),
-                quality: reelsmith::pipeline::Quality::Draft,
-                seed,
-            };
-            reelsmith::scheduler::enqueue(&store, &channels, &req, 0, &Default::default()).unwrap()
-        })
-        .collect();
+    let (dirs, store, jobs) = common::queue_env::queue_render_jobs(tmp.path(), &[0, 1, 2, 3, 4, 5]);
     let spawn = WorkerSpawn {
         program: env!("CARGO_BIN_EXE_reelsmith").into(),
         args: vec![
