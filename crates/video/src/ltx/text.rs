@@ -1,0 +1,115 @@
+//! The prompt side of LTX: T5-v1.1-XXL (candle-transformers' encoder, the tokenizer shared with
+//! the image crate), padded to a fixed length with an attention mask.
+//!
+//! Length: 128 tokens, diffusers' default for LTX (the official pipeline uses 256); a setting
+//! ([`TextEncoder::max_tokens`]). Padding: diffusers runs T5 over the padded ids with the mask,
+//! so real tokens never attend to padding. candle's encoder takes no mask, so the real tokens are
+//! encoded alone — the same states for every real token — and the padding rows are zeros. The
+//! transformer never sees the padding rows (its cross-attention masks them with −10000, a weight
+//! of exactly 0 in f32), so the video is the same either way.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::t5;
+use reelsmith_diffusion::tokenizer::T5Tokenizer;
+
+use super::pipeline::Prompt;
+use crate::VideoError;
+
+type Result<T> = std::result::Result<T, VideoError>;
+
+/// diffusers' LTX default.
+pub const DEFAULT_MAX_TOKENS: usize = 128;
+
+pub struct TextEncoder {
+    model: Mutex<t5::T5EncoderModel>,
+    tokenizer: T5Tokenizer,
+    device: Device,
+    pub max_tokens: usize,
+    /// Width of the states (4096 for T5-XXL).
+    pub hidden: usize,
+}
+
+fn err(path: &Path, message: impl Into<String>) -> VideoError {
+    VideoError::Weights {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+impl TextEncoder {
+    /// Loads a transformers `text_encoder` folder (config.json + safetensors) and a tokenizer
+    /// (a folder with `spiece.model` or `tokenizer.json`, or one of those files).
+    pub fn load(encoder_dir: &Path, tokenizer: &Path, device: &Device) -> Result<Self> {
+        let cfg_path = encoder_dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
+        let cfg: t5::Config = serde_json::from_str(&text)
+            .map_err(|e| err(&cfg_path, format!("not a T5 config: {e}")))?;
+        let mut files: Vec<_> = std::fs::read_dir(encoder_dir)
+            .map_err(|e| err(encoder_dir, e.to_string()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(err(encoder_dir, "no .safetensors weights in this folder"));
+        }
+        // SAFETY: mapped read-only (see load.rs).
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
+            .map_err(|e| err(encoder_dir, e.to_string()))?;
+        let model = t5::T5EncoderModel::load(vb, &cfg)
+            .map_err(|e| err(encoder_dir, format!("T5 encoder: {e}")))?;
+        let tok = if tokenizer.is_dir() {
+            T5Tokenizer::from_dir(tokenizer)
+        } else if tokenizer.extension().is_some_and(|x| x == "json") {
+            T5Tokenizer::from_tokenizer_json(tokenizer)
+        } else {
+            T5Tokenizer::from_spiece_model(tokenizer)
+        }
+        .map_err(|e| err(tokenizer, format!("T5 tokenizer: {e}")))?;
+        Ok(Self {
+            model: Mutex::new(model),
+            tokenizer: tok,
+            device: device.clone(),
+            max_tokens: DEFAULT_MAX_TOKENS,
+            hidden: cfg.d_model,
+        })
+    }
+
+    /// Token ids padded to `max_tokens`, how many are real, and how many were cut.
+    pub fn tokens(&self, text: &str) -> (Vec<u32>, usize, usize) {
+        let r = self.tokenizer.encode_padded_report(text, self.max_tokens);
+        (r.ids, r.len, r.truncated)
+    }
+
+    /// Encodes padded ids with `real` real tokens into states `[1, L, hidden]` + mask `[1, L]`.
+    pub fn encode_ids(&self, ids: &[u32], real: usize) -> Result<Prompt> {
+        let len = ids.len();
+        let real = real.clamp(1, len.max(1));
+        let input = Tensor::new(&ids[..real], &self.device)?.unsqueeze(0)?;
+        let states = {
+            let mut m = self.model.lock().unwrap_or_else(|e| e.into_inner());
+            m.forward(&input)?
+        };
+        let states = if real < len {
+            let pad = Tensor::zeros((1, len - real, self.hidden), states.dtype(), &self.device)?;
+            Tensor::cat(&[&states, &pad], 1)?
+        } else {
+            states
+        };
+        let mask: Vec<f32> = (0..len).map(|i| if i < real { 1.0 } else { 0.0 }).collect();
+        Ok(Prompt {
+            embeds: states.to_dtype(DType::F32)?,
+            mask: Tensor::from_vec(mask, (1, len), &self.device)?,
+        })
+    }
+
+    /// Encodes a prompt.
+    pub fn encode(&self, text: &str) -> Result<Prompt> {
+        let (ids, real, _) = self.tokens(text);
+        self.encode_ids(&ids, real)
+    }
+}

@@ -1,0 +1,417 @@
+//! `reelsmith video PROMPT -o out.mp4`: generate a clip with an installed video model
+//! (LTX-Video on candle) — from text, from a first picture (`--image`), between a first and a
+//! last picture (`--end`: a generated transition), or held to pictures at any frame
+//! (`--condition IMG@FRAME[:STRENGTH]`). Everything is checked before the model loads (a wrong
+//! frame count or size exits 2 naming the nearest valid values); the MP4 appears under its
+//! name only when the whole clip is encoded; Ctrl-C stops between steps.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use reelsmith_video::frames::FrameRule;
+use reelsmith_video::ltx::load::{self as ltx_load, LtxSource};
+use reelsmith_video::ltx::schedule::Steps;
+
+use crate::config::Dirs;
+use crate::engines::models::parse_device;
+use crate::engines::video::{ClipCondition, ClipRequest, VideoEngine, VideoWeights};
+use crate::engines::EngineError;
+use crate::media::encode::{EncodeSettings, Mp4Writer};
+use crate::media::image::RgbImage;
+use crate::media::decode;
+
+/// Longest clip one command makes, in frames.
+pub const MAX_FRAMES: usize = 1025;
+
+#[derive(Args, Debug)]
+pub struct VideoArgs {
+    /// What the clip should show.
+    pub prompt: String,
+    /// The model: an LTX-Video single file (`ltxv-*.safetensors`) or diffusers folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The T5 text encoder folder (transformers layout). Default: `text_encoder/` in the
+    /// diffusers folder, or beside the single file.
+    #[arg(long)]
+    pub text_encoder: Option<PathBuf>,
+    /// The T5 tokenizer (folder, spiece.model or tokenizer.json). Default: `tokenizer/` beside
+    /// the text encoder.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// The first frame (image-to-video).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// The last frame: with --image, a generated transition between the two.
+    #[arg(long)]
+    pub end: Option<PathBuf>,
+    /// A picture held at a frame, `IMG@FRAME[:STRENGTH]` (frame a multiple of 8, strength
+    /// 0..1, default 1). Repeat for several.
+    #[arg(long = "condition")]
+    pub conditions: Vec<String>,
+    /// What the clip should not show (used when --cfg is above 1).
+    #[arg(long, default_value = "worst quality, inconsistent motion, blurry, jittery, distorted")]
+    pub negative: String,
+    /// Frames: 8k+1 (e.g. 97 = 4 s at 24 fps).
+    #[arg(long, default_value_t = 97, allow_negative_numbers = true)]
+    pub frames: i64,
+    /// Frame rate the model is told and the MP4 plays at.
+    #[arg(long, default_value_t = 24, allow_negative_numbers = true)]
+    pub fps: i64,
+    /// WIDTHxHEIGHT, multiples of 32.
+    #[arg(long, default_value = "768x512")]
+    pub size: String,
+    /// Sampling steps (default 40).
+    #[arg(long, default_value_t = 40, allow_negative_numbers = true)]
+    pub steps: i64,
+    /// Classifier-free guidance; 1 or less turns it off (default 3).
+    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
+    pub cfg: f64,
+    /// Noise seed (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N (default: cuda when this build has it, else cpu).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Where to write the MP4.
+    #[arg(short, long)]
+    pub out: PathBuf,
+}
+
+enum Fail {
+    Input(String),
+    Failed(String),
+    Cancelled,
+}
+
+pub fn run(args: VideoArgs, dirs: &Dirs) -> i32 {
+    let _ = dirs;
+    match video(&args) {
+        Ok(()) => 0,
+        Err(Fail::Input(e)) => {
+            eprintln!("error: {e}");
+            2
+        }
+        Err(Fail::Failed(e)) => {
+            eprintln!("error: {e}");
+            1
+        }
+        Err(Fail::Cancelled) => {
+            eprintln!("cancelled: nothing written");
+            130
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("--size {s}: write WIDTHxHEIGHT, e.g. 768x512");
+    let (w, h) = s.trim().to_ascii_lowercase().split_once(['x', '×']).map_or((None, None), |(w, h)| {
+        (w.trim().parse::<usize>().ok(), h.trim().parse::<usize>().ok())
+    });
+    match (w, h) {
+        (Some(w), Some(h)) if w > 0 && h > 0 && w <= 4096 && h <= 4096 => Ok((w, h)),
+        _ => Err(bad()),
+    }
+}
+
+/// `IMG@FRAME[:STRENGTH]`.
+fn parse_condition(value: &str) -> Result<(PathBuf, usize, f64), String> {
+    let bad = || format!("--condition {value}: write IMG@FRAME or IMG@FRAME:STRENGTH, e.g. end.png@96:0.9");
+    let (file, rest) = value.rsplit_once('@').ok_or_else(bad)?;
+    let (frame, strength) = match rest.split_once(':') {
+        Some((f, s)) => (f, s.trim().parse::<f64>().map_err(|_| bad())?),
+        None => (rest, 1.0),
+    };
+    let frame = frame.trim().parse::<usize>().map_err(|_| bad())?;
+    if !(0.0..=1.0).contains(&strength) {
+        return Err(format!("--condition {value}: the strength must lie in 0..1"));
+    }
+    if file.is_empty() {
+        return Err(bad());
+    }
+    Ok((PathBuf::from(file), frame, strength))
+}
+
+fn read_picture(flag: &str, path: &Path) -> Result<RgbImage, String> {
+    if !path.is_file() {
+        return Err(format!("{flag} {}: no such file", path.display()));
+    }
+    decode::read_image(path)
+        .map_err(|e| format!("{flag} {}: not a picture reelsmith can read ({e})", path.display()))
+}
+
+/// Everything the command line says, checked.
+struct Plan {
+    weights: VideoWeights,
+    request: ClipRequest,
+    fps: u32,
+}
+
+fn plan(args: &VideoArgs) -> Result<Plan, String> {
+    if args.prompt.trim().is_empty() {
+        return Err("the prompt is empty: say what the clip should show".into());
+    }
+    let model = &args.model;
+    let source = if model.is_dir() {
+        LtxSource::Diffusers(model.clone())
+    } else if model.is_file() {
+        LtxSource::SingleFile(model.clone())
+    } else {
+        return Err(format!(
+            "--model {}: no such file or folder (an LTX-Video single file or diffusers folder)",
+            model.display()
+        ));
+    };
+    let configs = ltx_load::configs(&source).map_err(|e| format!("--model: {e}"))?;
+    let rule = FrameRule {
+        temporal: configs.vae.temporal_compression(),
+        spatial: configs.vae.spatial_compression(),
+        min_frames: configs.vae.temporal_compression() + 1,
+    };
+    let base = if model.is_dir() {
+        model.clone()
+    } else {
+        model.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let text_encoder = args
+        .text_encoder
+        .clone()
+        .unwrap_or_else(|| base.join("text_encoder"));
+    if !text_encoder.join("config.json").is_file() {
+        return Err(format!(
+            "--text-encoder {}: no T5 encoder there (a transformers folder with config.json and \
+             safetensors; LTX needs T5-v1.1-XXL)",
+            text_encoder.display()
+        ));
+    }
+    let tokenizer = args.tokenizer.clone().unwrap_or_else(|| {
+        let beside = text_encoder.parent().map(|p| p.join("tokenizer"));
+        beside.filter(|p| p.exists()).unwrap_or_else(|| base.join("tokenizer"))
+    });
+    if !tokenizer.exists() {
+        return Err(format!("--tokenizer {}: no such file or folder", tokenizer.display()));
+    }
+    if args.frames <= 0 || args.frames as usize > MAX_FRAMES {
+        return Err(format!("--frames {}: between 1 and {MAX_FRAMES}", args.frames));
+    }
+    let frames = args.frames as usize;
+    rule.check_frames(frames).map_err(|e| format!("--frames: {e}"))?;
+    let (width, height) = parse_size(&args.size)?;
+    rule.check_size(width, height).map_err(|e| format!("--size: {e}"))?;
+    if !(1..=240).contains(&args.fps) {
+        return Err(format!("--fps {}: between 1 and 240", args.fps));
+    }
+    if !(1..=1000).contains(&args.steps) {
+        return Err(format!("--steps {}: between 1 and 1000", args.steps));
+    }
+    if !(args.cfg.is_finite() && (0.0..=30.0).contains(&args.cfg)) {
+        return Err(format!("--cfg {}: between 0 and 30", args.cfg));
+    }
+    let mut conditions = Vec::new();
+    if let Some(p) = &args.image {
+        conditions.push(ClipCondition {
+            image: read_picture("--image", p)?,
+            frame: 0,
+            strength: 1.0,
+        });
+    }
+    if let Some(p) = &args.end {
+        conditions.push(ClipCondition {
+            image: read_picture("--end", p)?,
+            frame: frames - 1 - (frames - 1) % rule.temporal,
+            strength: 1.0,
+        });
+    }
+    for c in &args.conditions {
+        let (file, frame, strength) = parse_condition(c)?;
+        if frame >= frames {
+            return Err(format!(
+                "--condition {c}: frame {frame} is past the clip's last frame {}",
+                frames - 1
+            ));
+        }
+        if frame % rule.temporal != 0 {
+            let below = frame / rule.temporal * rule.temporal;
+            return Err(format!(
+                "--condition {c}: frames are held on multiples of {}; the nearest are {below} and {}",
+                rule.temporal,
+                below + rule.temporal
+            ));
+        }
+        conditions.push(ClipCondition {
+            image: read_picture("--condition", &file)?,
+            frame,
+            strength,
+        });
+    }
+    match args.out.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("mp4") => {}
+        _ => {
+            return Err(format!(
+                "-o {}: the clip is written as MP4; name it *.mp4",
+                args.out.display()
+            ))
+        }
+    }
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(format!("-o {}: no folder {}", args.out.display(), dir.display()));
+        }
+    }
+    let seed = args.seed.unwrap_or_else(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        h.finish() >> 1
+    });
+    let weights = VideoWeights {
+        id: model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "ltx-video".into()),
+        fingerprint: crate::engines::models::fingerprint_of(model),
+        weights: model.clone(),
+        text_encoder,
+        tokenizer,
+    };
+    Ok(Plan {
+        weights,
+        request: ClipRequest {
+            prompt: args.prompt.clone(),
+            negative_prompt: args.negative.clone(),
+            width,
+            height,
+            frames,
+            fps: args.fps as f64,
+            steps: Steps::Count(args.steps as usize),
+            guidance: args.cfg,
+            seed,
+            conditions,
+        },
+        fps: args.fps as u32,
+    })
+}
+
+fn video(args: &VideoArgs) -> Result<(), Fail> {
+    let plan = plan(args).map_err(Fail::Input)?;
+    let device_name = args.device.clone().unwrap_or_else(|| {
+        if candle_core::utils::cuda_is_available() {
+            "cuda".into()
+        } else {
+            "cpu".into()
+        }
+    });
+    let device = parse_device(&device_name).map_err(Fail::Input)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::Failed(format!("cannot start the runtime: {e}")))?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    {
+        let _guard = rt.enter();
+        super::cancel_on_signals(cancel.clone(), "interrupted: stopping after this step");
+    }
+    let t0 = Instant::now();
+    let engine = VideoEngine::load(&plan.weights, &device, None).map_err(engine_fail)?;
+    let loaded = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut on_step = |done: usize, total: usize| {
+        let per = t1.elapsed().as_secs_f64() / done.max(1) as f64;
+        eprintln!(
+            "step {done}/{total} ({per:.2} s/step, {:.0} s left)",
+            per * (total - done) as f64
+        );
+        !cancel.is_cancelled()
+    };
+    let latents = engine.sample(&plan.request, &mut on_step).map_err(engine_fail)?;
+    let sampled = t1.elapsed().as_secs_f64();
+    let req = &plan.request;
+    let tmp = args.out.with_extension("mp4.part");
+    let settings = EncodeSettings {
+        width: req.width as u32,
+        height: req.height as u32,
+        fps: plan.fps,
+        crf: 16,
+        preset: "medium".into(),
+        audio_rate: 48_000,
+        audio_bitrate: 192_000,
+        aac_coder: "fast".into(),
+    };
+    let t2 = Instant::now();
+    let written = (|| -> Result<usize, Fail> {
+        let mut mp4 = Mp4Writer::create(&tmp, &settings, None)
+            .map_err(|e| Fail::Failed(e.to_string()))?;
+        let mut n = 0usize;
+        engine
+            .decode(&latents, req.seed, &mut |img: RgbImage| {
+                if cancel.is_cancelled() {
+                    return Err(EngineError::Cancelled);
+                }
+                n += 1;
+                mp4.push_rgb(&img).map_err(|e| EngineError::Failed {
+                    engine: "mp4".into(),
+                    message: e.to_string(),
+                })
+            })
+            .map_err(engine_fail)?;
+        mp4.finish().map_err(|e| Fail::Failed(e.to_string()))?;
+        Ok(n)
+    })();
+    let frames = match written {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, &args.out).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Fail::Failed(format!("{}: {e}", args.out.display()))
+    })?;
+    println!("{}", args.out.display());
+    eprintln!(
+        "{frames} frames {}x{} at {} fps with {} ({:?}): {} step(s), cfg {}, seed {}; loaded in \
+         {loaded:.1} s, sampled in {sampled:.1} s, decoded in {:.1} s",
+        req.width,
+        req.height,
+        plan.fps,
+        engine.id(),
+        engine.dtype(),
+        req.steps.len(),
+        req.guidance,
+        req.seed,
+        t2.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn engine_fail(e: EngineError) -> Fail {
+    match e {
+        EngineError::Cancelled => Fail::Cancelled,
+        e => Fail::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse_and_bad_ones_say_the_form() {
+        assert_eq!(
+            parse_condition("a.png@16:0.5").unwrap(),
+            (PathBuf::from("a.png"), 16, 0.5)
+        );
+        assert_eq!(parse_condition("dir@x/a.png@8").unwrap().1, 8);
+        assert!(parse_condition("a.png").unwrap_err().contains("IMG@FRAME"));
+        assert!(parse_condition("a.png@8:2").unwrap_err().contains("0..1"));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("768x512").unwrap(), (768, 512));
+        assert!(parse_size("768").is_err());
+        assert!(parse_size("0x512").is_err());
+    }
+}
