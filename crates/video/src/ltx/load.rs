@@ -18,11 +18,11 @@ use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::schedule::ScheduleConfig;
 use super::transformer::{ltx_transformer_key_from_original, LtxTransformer, LtxTransformerConfig};
-use super::vae::{ltx_vae_key_from_original, LtxVae, LtxVaeConfig};
+use super::vae::{ltx_vae_key_from_original, LtxVae, LtxVaeConfig, LtxVaeLayout};
 use crate::VideoError;
 
 type Result<T> = std::result::Result<T, VideoError>;
@@ -50,70 +50,20 @@ impl Release {
         }
     }
 
-    /// The transformer config diffusers' conversion script uses for this release.
-    pub fn transformer_config(self) -> Value {
-        let (heads_dim, cross, layers) = match self {
-            Release::V097 => (128, 4096, 48),
-            _ => (64, 2048, 28),
-        };
-        json!({
-            "in_channels": 128, "out_channels": 128, "patch_size": 1, "patch_size_t": 1,
-            "num_attention_heads": 32, "attention_head_dim": heads_dim,
-            "cross_attention_dim": cross, "num_layers": layers,
-            "activation_fn": "gelu-approximate", "qk_norm": "rms_norm_across_heads",
-            "norm_elementwise_affine": false, "norm_eps": 1e-6, "caption_channels": 4096,
-            "attention_bias": true, "attention_out_bias": true
-        })
+    /// The transformer config of this release (diffusers' conversion script).
+    pub fn transformer_config(self) -> LtxTransformerConfig {
+        match self {
+            Release::V097 => LtxTransformerConfig::ltxv_13b(),
+            _ => LtxTransformerConfig::ltxv_2b(),
+        }
     }
 
-    /// The VAE config diffusers' conversion script uses for this release.
-    pub fn vae_config(self) -> Value {
+    /// The VAE layout of this release.
+    pub fn vae_layout(self) -> LtxVaeLayout {
         match self {
-            Release::V090 => json!({
-                "in_channels": 3, "out_channels": 3, "latent_channels": 128,
-                "block_out_channels": [128, 256, 512, 512],
-                "down_block_types": ["LTXVideoDownBlock3D", "LTXVideoDownBlock3D", "LTXVideoDownBlock3D", "LTXVideoDownBlock3D"],
-                "decoder_block_out_channels": [128, 256, 512, 512],
-                "layers_per_block": [4, 3, 3, 3, 4], "decoder_layers_per_block": [4, 3, 3, 3, 4],
-                "spatio_temporal_scaling": [true, true, true, false],
-                "decoder_spatio_temporal_scaling": [true, true, true, false],
-                "decoder_inject_noise": [false, false, false, false, false],
-                "downsample_type": ["conv", "conv", "conv", "conv"],
-                "upsample_residual": [false, false, false, false], "upsample_factor": [1, 1, 1, 1],
-                "patch_size": 4, "patch_size_t": 1, "resnet_norm_eps": 1e-6, "scaling_factor": 1.0,
-                "encoder_causal": true, "decoder_causal": false, "timestep_conditioning": false
-            }),
-            Release::V091 => json!({
-                "in_channels": 3, "out_channels": 3, "latent_channels": 128,
-                "block_out_channels": [128, 256, 512, 512],
-                "down_block_types": ["LTXVideoDownBlock3D", "LTXVideoDownBlock3D", "LTXVideoDownBlock3D", "LTXVideoDownBlock3D"],
-                "decoder_block_out_channels": [256, 512, 1024],
-                "layers_per_block": [4, 3, 3, 3, 4], "decoder_layers_per_block": [5, 6, 7, 8],
-                "spatio_temporal_scaling": [true, true, true, false],
-                "decoder_spatio_temporal_scaling": [true, true, true],
-                "decoder_inject_noise": [true, true, true, false],
-                "downsample_type": ["conv", "conv", "conv", "conv"],
-                "upsample_residual": [true, true, true], "upsample_factor": [2, 2, 2],
-                "timestep_conditioning": true,
-                "patch_size": 4, "patch_size_t": 1, "resnet_norm_eps": 1e-6, "scaling_factor": 1.0,
-                "encoder_causal": true, "decoder_causal": false
-            }),
-            Release::V095 | Release::V097 => json!({
-                "in_channels": 3, "out_channels": 3, "latent_channels": 128,
-                "block_out_channels": [128, 256, 512, 1024, 2048],
-                "down_block_types": ["LTXVideo095DownBlock3D", "LTXVideo095DownBlock3D", "LTXVideo095DownBlock3D", "LTXVideo095DownBlock3D"],
-                "decoder_block_out_channels": [256, 512, 1024],
-                "layers_per_block": [4, 6, 6, 2, 2], "decoder_layers_per_block": [5, 5, 5, 5],
-                "spatio_temporal_scaling": [true, true, true, true],
-                "decoder_spatio_temporal_scaling": [true, true, true],
-                "decoder_inject_noise": [false, false, false, false],
-                "downsample_type": ["spatial", "temporal", "spatiotemporal", "spatiotemporal"],
-                "upsample_residual": [true, true, true], "upsample_factor": [2, 2, 2],
-                "timestep_conditioning": true,
-                "patch_size": 4, "patch_size_t": 1, "resnet_norm_eps": 1e-6, "scaling_factor": 1.0,
-                "encoder_causal": true, "decoder_causal": false,
-                "spatial_compression_ratio": 32, "temporal_compression_ratio": 8
-            }),
+            Release::V090 => LtxVaeLayout::V0_9_0,
+            Release::V091 => LtxVaeLayout::V0_9_1,
+            Release::V095 | Release::V097 => LtxVaeLayout::V0_9_5,
         }
     }
 
@@ -131,6 +81,24 @@ impl Release {
                 ..ScheduleConfig::default()
             },
             Release::V095 | Release::V097 => ScheduleConfig::default(),
+        }
+    }
+
+    /// The release whose VAE layout a diffusers VAE config describes (13B kept from `guess`).
+    pub fn from_vae_config(vae: &Value, guess: Release) -> Release {
+        let is_095 = vae
+            .get("down_block_types")
+            .and_then(|d| d.as_array())
+            .is_some_and(|d| d.iter().any(|t| t.as_str() == Some("LTXVideo095DownBlock3D")));
+        let timestep = vae
+            .get("timestep_conditioning")
+            .and_then(|t| t.as_bool())
+            .unwrap_or(false);
+        match (is_095, timestep, guess) {
+            (true, _, Release::V097) => Release::V097,
+            (true, _, _) => Release::V095,
+            (false, true, _) => Release::V091,
+            (false, false, _) => Release::V090,
         }
     }
 
@@ -333,7 +301,7 @@ pub fn configs(source: &LtxSource) -> Result<LtxConfigs> {
                     ))
                 })
                 .collect();
-            let release = Release::detect(&shapes).ok_or_else(|| {
+            let detected = Release::detect(&shapes).ok_or_else(|| {
                 weights_err(
                     path,
                     "not an LTX-Video checkpoint (no patchify_proj / transformer_blocks keys)",
@@ -353,24 +321,35 @@ pub fn configs(source: &LtxSource) -> Result<LtxConfigs> {
                 .and_then(|m| m.get("config"))
                 .and_then(|c| c.as_str())
                 .and_then(|s| serde_json::from_str(s).ok());
-            let pick = |key: &str, default: Value| -> Value {
-                match embedded.as_ref().and_then(|e| e.get(key)) {
-                    Some(v) if v.is_object() => v.clone(),
-                    _ => default,
-                }
+            let embedded_part = |key: &str| {
+                embedded
+                    .as_ref()
+                    .and_then(|e| e.get(key))
+                    .filter(|v| v.is_object())
+                    .cloned()
             };
-            let schedule = match embedded.as_ref().and_then(|e| e.get("scheduler")) {
-                Some(v) if v.is_object() => parse(v.clone(), path, "scheduler")?,
-                _ => release.schedule_config(),
+            // diffusers tells 0.9.5 by the real encoder's width (2048), which a file with other
+            // widths lacks: an embedded VAE config says its layout outright.
+            let release = match embedded_part("vae") {
+                Some(v) => Release::from_vae_config(&v, detected),
+                None => detected,
+            };
+            let schedule = match embedded_part("scheduler") {
+                Some(v) => parse(v, path, "scheduler")?,
+                None => release.schedule_config(),
+            };
+            let transformer = match embedded_part("transformer") {
+                Some(v) => parse(v, path, "transformer")?,
+                None => release.transformer_config(),
+            };
+            let vae = match embedded_part("vae") {
+                Some(v) => parse(v, path, "VAE")?,
+                None => release.vae_layout().config(),
             };
             Ok(LtxConfigs {
                 release: Some(release),
-                transformer: parse(
-                    pick("transformer", release.transformer_config()),
-                    path,
-                    "transformer",
-                )?,
-                vae: parse(pick("vae", release.vae_config()), path, "VAE")?,
+                transformer,
+                vae,
                 schedule,
             })
         }
@@ -403,8 +382,13 @@ pub fn load(source: &LtxSource, dtype: DType, device: &Device) -> Result<LtxNetw
                 k.strip_prefix("model.diffusion_model.")
                     .map(ltx_transformer_key_from_original)
             })?;
+            let layout = configs
+                .release
+                .map(Release::vae_layout)
+                .unwrap_or(LtxVaeLayout::V0_9_5);
             let v = Renamed::open(&files, &|k: &str| {
-                k.strip_prefix("vae.").map(ltx_vae_key_from_original)
+                k.strip_prefix("vae.")
+                    .and_then(|k| ltx_vae_key_from_original(k, layout))
             })?;
             (t, v)
         }
@@ -460,10 +444,9 @@ mod tests {
 
     #[test]
     fn release_configs_parse() {
-        for r in [Release::V090, Release::V091, Release::V095, Release::V097] {
-            let _: LtxTransformerConfig = serde_json::from_value(r.transformer_config()).unwrap();
-            let _: LtxVaeConfig = serde_json::from_value(r.vae_config()).unwrap();
-        }
+        assert_eq!(Release::V097.transformer_config().num_layers, 48);
+        assert_eq!(Release::V095.transformer_config().num_layers, 28);
+        assert_eq!(Release::V091.vae_layout(), LtxVaeLayout::V0_9_1);
         assert!(Release::V091.schedule_config().use_dynamic_shifting);
         assert!(!Release::V095.schedule_config().use_dynamic_shifting);
     }

@@ -93,8 +93,8 @@ impl LtxModel {
     /// The latent geometry (compression ratios, channels).
     pub fn geometry(&self) -> Geometry {
         Geometry {
-            temporal: self.vae.temporal_compression(),
-            spatial: self.vae.spatial_compression(),
+            temporal: self.vae.config().temporal_compression(),
+            spatial: self.vae.config().spatial_compression(),
             channels: self.configs.transformer.in_channels,
         }
     }
@@ -134,10 +134,11 @@ impl LtxModel {
         noise: &mut dyn Noise,
         sink: &mut dyn FnMut(Tensor) -> Result<()>,
     ) -> Result<()> {
-        let z = self
-            .vae
-            .denormalize(&latents.to_device(&self.device)?.to_dtype(DType::F32)?)?;
-        let (z, temb) = if self.vae.timestep_conditioned() {
+        let z = self.vae.denormalize(
+            &latents.to_device(&self.device)?.to_dtype(DType::F32)?,
+            self.vae.config().scaling_factor,
+        )?;
+        let (z, temb) = if self.vae.config().timestep_conditioning {
             let eps = noise.draw(z.dims(), &self.device)?;
             let s = params.noise_scale;
             let z = ((z * (1.0 - s))? + (eps * s)?)?;
@@ -148,15 +149,33 @@ impl LtxModel {
         };
         let mut sum = 0.0f64;
         let mut count = 0usize;
-        let mut inner = |frames: Tensor| -> Result<()> {
-            pipeline::finite(&frames, &format!("the decoded frames (VAE in f32, transformer in {:?})", self.dtype))?;
-            let n = frames.elem_count();
-            sum += pipeline::brightness(&frames)? * n as f64;
-            count += n;
-            sink(frames)
+        let what = format!(
+            "the decoded frames (transformer in {:?}, VAE in f32)",
+            self.dtype
+        );
+        // The sink's own error is kept aside: the VAE's callback speaks candle errors.
+        let mut failure: Option<VideoError> = None;
+        let mut inner = |frames: Tensor| -> candle_core::Result<()> {
+            let mut step = || -> Result<()> {
+                pipeline::finite(&frames, &what)?;
+                let n = frames.elem_count();
+                sum += pipeline::brightness(&frames)? * n as f64;
+                count += n;
+                sink(frames.clone())
+            };
+            step().map_err(|e| {
+                let msg = e.to_string();
+                failure = Some(e);
+                candle_core::Error::Msg(msg)
+            })
         };
-        self.vae
-            .decode_streamed(&z, temb.as_ref(), params.tile, &mut inner)?;
+        let decoded = self
+            .vae
+            .decode_streamed(&z, temb.as_ref(), Some(&mut *noise), params.tile, &mut inner);
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        decoded?;
         let mean = if count == 0 { 0.0 } else { sum / count as f64 };
         if mean < 1.0 / 255.0 {
             return Err(VideoError::Black { mean });

@@ -67,7 +67,8 @@ pub struct Request {
     pub cond_noise_scale: f64,
 }
 
-/// Called after every step with (steps done, total, the latents); returning false cancels.
+/// Called after every step with (steps done, total, the packed latents `[1, S, C]`, extra
+/// conditioning tokens first); returning false cancels.
 pub type StepHook<'a> = &'a mut dyn FnMut(usize, usize, &Tensor) -> bool;
 
 /// Shape facts a run needs from the VAE and transformer configs.
@@ -307,7 +308,7 @@ impl LtxSampler<'_> {
         let std = (logvar.clamp(-30f32, 20f32)? * 0.5)?.exp()?;
         let eps = noise.draw(mean.dims(), self.device())?;
         let z = (&mean + (std * eps)?)?;
-        self.vae.normalize(&z, 1.0)
+        Ok(self.vae.normalize(&z, 1.0)?)
     }
 
     fn image(
@@ -345,7 +346,7 @@ impl LtxSampler<'_> {
                 let moved = (x.i((.., .., 1..))? + (v.i((.., .., 1..))? * dt)?)?;
                 x = Tensor::cat(&[&x.i((.., .., ..1))?, &moved], 2)?;
             }
-            if !on_step(i + 1, schedule.len(), &x) {
+            if !on_step(i + 1, schedule.len(), &pack(&x)?) {
                 return Err(VideoError::Cancelled);
             }
         }

@@ -2,11 +2,8 @@
 //! the image crate), padded to a fixed length with an attention mask.
 //!
 //! Length: 128 tokens, diffusers' default for LTX (the official pipeline uses 256); a setting
-//! ([`TextEncoder::max_tokens`]). Padding: diffusers runs T5 over the padded ids with the mask,
-//! so real tokens never attend to padding. candle's encoder takes no mask, so the real tokens are
-//! encoded alone — the same states for every real token — and the padding rows are zeros. The
-//! transformer never sees the padding rows (its cross-attention masks them with −10000, a weight
-//! of exactly 0 in f32), so the video is the same either way.
+//! ([`TextEncoder::max_tokens`]). As in diffusers, T5 reads the whole padded sequence without a
+//! mask; the mask goes to the transformer's cross-attention, which ignores the padding rows.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -88,17 +85,10 @@ impl TextEncoder {
     /// Encodes padded ids with `real` real tokens into states `[1, L, hidden]` + mask `[1, L]`.
     pub fn encode_ids(&self, ids: &[u32], real: usize) -> Result<Prompt> {
         let len = ids.len();
-        let real = real.clamp(1, len.max(1));
-        let input = Tensor::new(&ids[..real], &self.device)?.unsqueeze(0)?;
+        let input = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
         let states = {
             let mut m = self.model.lock().unwrap_or_else(|e| e.into_inner());
             m.forward(&input)?
-        };
-        let states = if real < len {
-            let pad = Tensor::zeros((1, len - real, self.hidden), states.dtype(), &self.device)?;
-            Tensor::cat(&[&states, &pad], 1)?
-        } else {
-            states
         };
         let mask: Vec<f32> = (0..len).map(|i| if i < real { 1.0 } else { 0.0 }).collect();
         Ok(Prompt {
