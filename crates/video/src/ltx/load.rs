@@ -20,6 +20,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 use serde_json::Value;
 
+use super::original;
 use super::schedule::ScheduleConfig;
 use super::transformer::{ltx_transformer_key_from_original, LtxTransformer, LtxTransformerConfig};
 use super::vae::{ltx_vae_key_from_original, LtxVae, LtxVaeConfig, LtxVaeLayout};
@@ -321,12 +322,20 @@ pub fn configs(source: &LtxSource) -> Result<LtxConfigs> {
                 .and_then(|m| m.get("config"))
                 .and_then(|c| c.as_str())
                 .and_then(|s| serde_json::from_str(s).ok());
+            // Parts in diffusers' terms are taken as they are; Lightricks' own are translated.
             let embedded_part = |key: &str| {
-                embedded
+                let part = embedded
                     .as_ref()
                     .and_then(|e| e.get(key))
-                    .filter(|v| v.is_object())
-                    .cloned()
+                    .filter(|v| v.is_object())?;
+                if original::is_diffusers(part) || key == "scheduler" {
+                    return Some(part.clone());
+                }
+                match key {
+                    "vae" => original::vae_config(part),
+                    "transformer" => original::transformer_config(part),
+                    _ => None,
+                }
             };
             // diffusers tells 0.9.5 by the real encoder's width (2048), which a file with other
             // widths lacks: an embedded VAE config says its layout outright.

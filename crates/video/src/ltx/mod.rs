@@ -3,6 +3,7 @@
 
 pub mod load;
 pub mod model;
+pub mod original;
 pub mod pipeline;
 pub mod schedule;
 pub mod text;
