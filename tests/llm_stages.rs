@@ -58,6 +58,7 @@ fn llm_plans_every_example_with_schema_valid_json() {
         tts: Default::default(),
         image: None,
         refiner: None,
+        video: None,
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples");

@@ -14,10 +14,16 @@
 //! # de = "none"                     # espeak-ng for German
 //! image = "auto"                    # auto | none | an image model's registry id (sd15, sdxl-turbo, flux1-schnell, …)
 //! refiner = "auto"                  # auto (sdxl-refiner over SDXL base when installed) | none | id
+//! video = "auto"                    # auto | none (Ken Burns) | an LTX-Video id (ltxv-2b-0.9.8-distilled, …)
+//!                                   #   or a path: ltxv-*.safetensors, a folder holding one, a diffusers folder
 //! ```
 //!
 //! `REELSMITH_IMAGE` overrides `image`. `auto` picks the first installed image model; on a
 //! machine without CUDA only Turbo models (one or a few steps) are picked automatically.
+//!
+//! `REELSMITH_VIDEO` overrides `video`. `auto` picks the first installed LTX-Video model, and
+//! only on a machine with CUDA: on a CPU even the 2B distilled model takes minutes per clip,
+//! so the stills move by Ken Burns unless a model is named (see [`video_select`]).
 //!
 //! `REELSMITH_TTS` overrides `tts` with one value. Languages with no Piper voice speak with
 //! espeak-ng, and the voice stage says so in the job's notes.
@@ -29,6 +35,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Dirs;
 use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
+
+// The video model choice lives in its own file beside this one (src/engines/video_select.rs).
+#[path = "video_select.rs"]
+pub mod video_select;
+pub use video_select::VideoModelRef;
 
 /// One model a stage runs, pinned by a fingerprint of its weights (part of artifact keys).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +68,9 @@ pub struct StageModels {
     /// SDXL refiner run over the image model's drawings (SDXL base only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refiner: Option<super::diffusion::ImageModelRef>,
+    /// The video model that animates the keyframes (`None`: Ken Burns camera moves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoModelRef>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -67,6 +81,7 @@ struct EnginesFile {
     tts: Option<TtsSetting>,
     image: Option<String>,
     refiner: Option<String>,
+    video: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,13 +187,35 @@ impl StageModels {
                 Some(r)
             }
         };
+        let (video_value, video_field) =
+            video_setting(var("REELSMITH_VIDEO"), settings.video.as_deref(), &file);
+        let video = video_select::choose_video(
+            &reg,
+            &cfg,
+            &video_value,
+            &video_field,
+            candle_core::utils::cuda_is_available(),
+        )?;
         Ok(StageModels {
             llm: choose(&reg, &cfg, &llm.0, &llm.1, ModelKind::Llm)?,
             asr: choose(&reg, &cfg, &asr.0, &asr.1, ModelKind::Asr)?,
             tts,
             image,
             refiner,
+            video,
         })
+    }
+}
+
+/// The `video` setting and where it came from: `REELSMITH_VIDEO` when set, else the file's
+/// `video`, else `auto`.
+fn video_setting(env: Option<String>, file_value: Option<&str>, file: &Path) -> (String, String) {
+    match env {
+        Some(v) => (v, "REELSMITH_VIDEO".to_string()),
+        None => (
+            file_value.unwrap_or("auto").to_string(),
+            format!("{}: video", file.display()),
+        ),
     }
 }
 
@@ -552,6 +589,48 @@ mod tests {
             e.contains("engines.toml: asr") && e.contains("no-such-whisper"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_video_setting_comes_from_the_variable_then_the_file() {
+        let file = Path::new("/c/engines.toml");
+        assert_eq!(
+            video_setting(Some("none".into()), Some("ltxv-13b-0.9.8-dev"), file),
+            ("none".to_string(), "REELSMITH_VIDEO".to_string())
+        );
+        assert_eq!(
+            video_setting(None, Some("ltxv-13b-0.9.8-dev"), file),
+            (
+                "ltxv-13b-0.9.8-dev".to_string(),
+                "/c/engines.toml: video".to_string()
+            )
+        );
+        assert_eq!(video_setting(None, None, file).0, "auto");
+    }
+
+    #[test]
+    fn the_video_field_of_engines_toml_is_read_and_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let d = dirs(t.path());
+        std::fs::create_dir_all(&d.config).unwrap();
+        // Only when the variable does not decide (it wins over the file).
+        if std::env::var("REELSMITH_VIDEO").is_ok_and(|v| !v.trim().is_empty()) {
+            return;
+        }
+        std::fs::write(engines_file(&d), "video = \"none\"\n").unwrap();
+        let m = StageModels::resolve(&d).unwrap();
+        assert_eq!(m.video, None);
+        std::fs::write(engines_file(&d), "video = \"ltx-unknown\"\n").unwrap();
+        let e = StageModels::resolve(&d).unwrap_err();
+        assert!(
+            e.contains("engines.toml: video") && e.contains("ltx-unknown"),
+            "{e}"
+        );
+        // Old job specs (no `video`) still parse; `None` is not written.
+        let old: StageModels = serde_json::from_str(r#"{"llm":null,"asr":null}"#).unwrap();
+        assert_eq!(old.video, None);
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("video"), "{text}");
     }
 
     #[test]

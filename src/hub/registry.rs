@@ -95,10 +95,116 @@ pub struct ModelEntry {
     /// encoders).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requires: Vec<String>,
-    /// Image models: how the model is sampled by default (its makers' recommendation).
+    /// Image and video models: how the model is sampled by default (its makers'
+    /// recommendation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<SamplingDefault>,
+    /// Video models: shape rules, frame rate, fixed timesteps and memory model
+    /// (`[model.video]`); entries without it are not run by the video engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoFacts>,
 }
+
+/// What the video engine and the scheduler need to know of a video model (`[model.video]`).
+///
+/// ```toml
+/// [model.video]
+/// version = "0.9.8"            # the release; "0.9.5+" when only the VAE layout told
+/// layout = "single-file"       # single-file (transformer + VAE in one file) | diffusers
+/// fps = 24                     # the frame rate it generates at by default
+/// frame_rule = "8k+1"          # frame counts it generates: temporal_compression·k + 1
+/// size_multiple = 32           # width and height are multiples of this
+/// temporal_compression = 8     # frames per latent frame (after the first)
+/// spatial_compression = 32     # pixels per latent pixel, each way
+/// latent_channels = 128
+/// hidden = 2048                # transformer width: 2048 (2B) or 4096 (13B)
+/// layers = 28                  # transformer blocks: 28 (2B) or 48 (13B)
+/// heads = 32                   # attention heads
+/// timesteps = [1.0, 0.9937]    # distilled models: the fixed schedule (sampling.steps = its length)
+/// [model.video.vram]           # see hub::vram::video_estimate
+/// transformer_base_gb = 3.6
+/// transformer_per_token_kib = 64
+/// decode_base_gb = 1.2
+/// decode_per_pixel_frame_bytes = 400
+/// ```
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoFacts {
+    /// The release: `0.9.0`, `0.9.1`, `0.9.5`, `0.9.8`; an import that could not read the
+    /// number from the file name says what the tensors told: `0.9.5+` (the 0.9.5 VAE layout,
+    /// 2B) or `0.9.7+` (the 13B transformer).
+    pub version: String,
+    /// How the weights are stored: `single-file` (one `.safetensors` with
+    /// `model.diffusion_model.*` transformer and `vae.*` autoencoder tensors, the official
+    /// release format) or `diffusers` (a pipeline folder: `transformer/`, `vae/`,
+    /// `text_encoder/`, `tokenizer/`).
+    #[serde(default = "single_file")]
+    pub layout: String,
+    /// Frames per second the model generates at by default.
+    pub fps: u32,
+    /// The frame counts it generates, `{temporal_compression}k+1` (LTX: `8k+1`).
+    pub frame_rule: String,
+    /// Width and height must be multiples of this.
+    pub size_multiple: u32,
+    /// Frames per latent frame after the first.
+    pub temporal_compression: u32,
+    /// Pixels per latent pixel, each way.
+    pub spatial_compression: u32,
+    pub latent_channels: u32,
+    /// The transformer's width (2048 for the 2B models, 4096 for the 13B).
+    pub hidden: u32,
+    /// Transformer blocks (28 for 2B, 48 for 13B).
+    pub layers: u32,
+    /// Attention heads per block.
+    pub heads: u32,
+    /// Distilled models: the fixed timesteps (sigmas, from 1 down) they were distilled for,
+    /// run without classifier-free guidance; `sampling.steps` is their count. Empty: the
+    /// engine's own schedule for `sampling.steps`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timesteps: Vec<f32>,
+    /// Coefficients of the memory estimate ([`vram::video_estimate`]).
+    pub vram: VideoVram,
+}
+
+/// The coefficients of a video model's memory estimate (see [`vram::video_estimate`]).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoVram {
+    /// GiB of transformer weights as they run (bf16): the checkpoint's size less its VAE.
+    pub transformer_base_gb: f64,
+    /// KiB of activations per latent token per guidance branch: one block's working set
+    /// (`hidden` × 2 bytes × ~16 live tensors) — blocks run one after the other.
+    pub transformer_per_token_kib: f64,
+    /// GiB the decode needs whatever the clip: the VAE's weights as they run (bf16) and its
+    /// latents.
+    pub decode_base_gb: f64,
+    /// Bytes per output pixel per frame being decoded at once (the decoder's last stage).
+    pub decode_per_pixel_frame_bytes: f64,
+}
+
+fn single_file() -> String {
+    "single-file".into()
+}
+
+impl VideoFacts {
+    /// `2B` or `13B`, from the transformer's width (2048 / 4096).
+    pub fn size_class(&self) -> &'static str {
+        if self.hidden >= 4096 {
+            "13B"
+        } else {
+            "2B"
+        }
+    }
+
+    /// Whether the model is guidance-distilled (fixed timesteps, no CFG).
+    pub fn distilled(&self) -> bool {
+        !self.timesteps.is_empty()
+    }
+}
+
+// Floats from a registry file the loader checked finite: equality is an equivalence.
+impl Eq for VideoFacts {}
+impl Eq for VideoVram {}
 
 /// An image model's default sampler, step count and guidance scale.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -265,6 +371,9 @@ impl Registry {
                     )));
                 }
             }
+            if let Some(v) = &m.video {
+                check_video(m, v).map_err(|e| err(format!("{at}.video: {e}")))?;
+            }
             for (j, f) in m.files.iter().enumerate() {
                 if f.path.is_empty() || f.path.starts_with('/') || f.path.contains("..") {
                     return Err(err(format!(
@@ -316,6 +425,98 @@ impl Registry {
         v.truncate(8);
         v
     }
+}
+
+/// A `[model.video]` table's consistency: the frame rule matches the compression, sizes are
+/// whole latents, a distilled schedule runs its own step count without guidance.
+fn check_video(m: &ModelEntry, v: &VideoFacts) -> Result<(), String> {
+    if m.kind != ModelKind::Video {
+        return Err(format!(
+            "only video models have one (kind is {})",
+            m.kind.as_str()
+        ));
+    }
+    if v.version.trim().is_empty() {
+        return Err("version: say which release (0.9.5, 0.9.8, …)".into());
+    }
+    if !["single-file", "diffusers"].contains(&v.layout.as_str()) {
+        return Err(format!(
+            "layout: {:?} is not single-file or diffusers",
+            v.layout
+        ));
+    }
+    let positive = [
+        ("fps", v.fps),
+        ("temporal_compression", v.temporal_compression),
+        ("spatial_compression", v.spatial_compression),
+        ("size_multiple", v.size_multiple),
+        ("latent_channels", v.latent_channels),
+        ("hidden", v.hidden),
+        ("layers", v.layers),
+        ("heads", v.heads),
+    ];
+    if let Some((name, _)) = positive.iter().find(|(_, x)| *x == 0) {
+        return Err(format!("{name}: must be at least 1"));
+    }
+    let rule = format!("{}k+1", v.temporal_compression);
+    if v.frame_rule != rule {
+        return Err(format!(
+            "frame_rule: {:?} does not match temporal_compression {} (expected {rule:?})",
+            v.frame_rule, v.temporal_compression
+        ));
+    }
+    if !v.size_multiple.is_multiple_of(v.spatial_compression) {
+        return Err(format!(
+            "size_multiple {} is not a multiple of spatial_compression {}",
+            v.size_multiple, v.spatial_compression
+        ));
+    }
+    if !v.hidden.is_multiple_of(v.heads) {
+        return Err(format!(
+            "hidden {} is not a multiple of heads {}",
+            v.hidden, v.heads
+        ));
+    }
+    if !v.timesteps.is_empty() {
+        let ok = v
+            .timesteps
+            .iter()
+            .all(|t| t.is_finite() && *t > 0.0 && *t <= 1.0)
+            && v.timesteps.windows(2).all(|w| w[0] > w[1]);
+        if !ok {
+            return Err("timesteps: decreasing values in (0, 1]".into());
+        }
+        match &m.sampling {
+            Some(s) if s.steps as usize == v.timesteps.len() && s.cfg <= 1.0 => {}
+            _ => {
+                return Err(format!(
+                    "timesteps: a distilled schedule of {} steps needs \
+                     sampling = {{ sampler = \"flow\", steps = {}, cfg = 1.0 }}",
+                    v.timesteps.len(),
+                    v.timesteps.len()
+                ))
+            }
+        }
+    }
+    let r = &v.vram;
+    let coefficients = [
+        ("transformer_base_gb", r.transformer_base_gb),
+        ("transformer_per_token_kib", r.transformer_per_token_kib),
+        ("decode_base_gb", r.decode_base_gb),
+        (
+            "decode_per_pixel_frame_bytes",
+            r.decode_per_pixel_frame_bytes,
+        ),
+    ];
+    if let Some((name, x)) = coefficients
+        .iter()
+        .find(|(_, x)| !x.is_finite() || *x < 0.0 || *x > 1.0e6)
+    {
+        return Err(format!(
+            "vram.{name}: a finite, non-negative number (got {x})"
+        ));
+    }
+    Ok(())
 }
 
 impl ModelEntry {
@@ -401,5 +602,111 @@ path = "my.gguf"
         std::fs::write(d.path().join("models/bad.toml"), "[[model]]\nid = 3\n").unwrap();
         let e = Registry::load(Some(d.path())).unwrap_err().to_string();
         assert!(e.contains("bad.toml"), "{e}");
+    }
+
+    #[test]
+    fn video_tables_are_checked_and_name_the_field() {
+        let r = Registry::embedded().unwrap();
+        let ltx: Vec<&ModelEntry> = r.models().iter().filter(|m| m.video.is_some()).collect();
+        assert!(ltx.len() >= 4, "the LTX-Video entries carry [model.video]");
+        for m in &ltx {
+            let v = m.video.as_ref().unwrap();
+            assert_eq!(
+                (m.kind, m.arch.as_str()),
+                (ModelKind::Video, "ltxv"),
+                "{}",
+                m.id
+            );
+            assert_eq!(
+                m.requires,
+                vec!["flux-text-encoders".to_string()],
+                "{}",
+                m.id
+            );
+            assert!(r.get("flux-text-encoders").is_some());
+            let s = m.sampling.as_ref().unwrap();
+            assert_eq!(v.distilled(), s.cfg <= 1.0, "{}", m.id);
+        }
+        let d = r
+            .get("ltxv-2b-0.9.8-distilled")
+            .unwrap()
+            .video
+            .clone()
+            .unwrap();
+        assert_eq!((d.size_class(), d.timesteps.len(), d.fps), ("2B", 8, 30));
+        let big = r.get("ltxv-13b-0.9.8-dev").unwrap().video.clone().unwrap();
+        assert_eq!(
+            (big.size_class(), big.layers, big.distilled()),
+            ("13B", 48, false)
+        );
+
+        let base = r#"
+[[model]]
+id = "v"
+name = "v"
+kind = "video"
+repo = "a/b"
+license = "x"
+arch = "ltxv"
+format = "safetensors"
+dtype = "bf16"
+tier = "medium"
+SAMPLING
+[[model.files]]
+path = "v.safetensors"
+[model.video]
+version = "0.9.8"
+fps = 24
+frame_rule = "RULE"
+size_multiple = 32
+temporal_compression = 8
+spatial_compression = 32
+latent_channels = 128
+hidden = 2048
+layers = 28
+heads = 32
+TIMESTEPS
+vram = { transformer_base_gb = 3.6, transformer_per_token_kib = 64, decode_base_gb = 1.2, decode_per_pixel_frame_bytes = 400 }
+"#;
+        let load = |sampling: &str, rule: &str, timesteps: &str| {
+            let text = base
+                .replace("SAMPLING", sampling)
+                .replace("RULE", rule)
+                .replace("TIMESTEPS", timesteps);
+            Registry::default().add_file(Path::new("mine.toml"), &text)
+        };
+        let steps2 = "sampling = { sampler = \"flow\", steps = 2, cfg = 1.0 }";
+        load(steps2, "8k+1", "timesteps = [1.0, 0.5]").unwrap();
+        load("", "8k+1", "").unwrap();
+        let e = load("", "4k+1", "").unwrap_err().to_string();
+        assert!(
+            e.contains("mine.toml") && e.contains("video: frame_rule"),
+            "{e}"
+        );
+        let e = load("", "8k+1", "timesteps = [1.0, 0.5]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("video: timesteps") && e.contains("steps = 2"),
+            "{e}"
+        );
+        let e = load(steps2, "8k+1", "timesteps = [0.5, 1.0]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("decreasing"), "{e}");
+        let e = load("", "8k+1", "")
+            .and_then(|_| {
+                Registry::default().add_file(
+                    Path::new("mine.toml"),
+                    &base
+                        .replace("kind = \"video\"", "kind = \"image\"")
+                        .replace("SAMPLING", "")
+                        .replace("RULE", "8k+1")
+                        .replace("TIMESTEPS", ""),
+                )
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("only video models"), "{e}");
     }
 }

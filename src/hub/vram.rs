@@ -8,13 +8,21 @@
 //! The coefficients are per architecture family, measured orders of magnitude from the
 //! reference implementations (fp16 on CUDA); they are deliberately on the safe side, because
 //! admission that overestimates only waits, while underestimating runs out of memory.
+//!
+//! Video models with a `[model.video]` table get a formula of their own, in two phases
+//! ([`video_estimate`]): the transformer pass (weights + activations per latent token +
+//! one layer's attention scores) and the VAE decode (streamed in time, tiled in space: its
+//! memory depends on the tile, not on the clip's length).
 
 use serde::Deserialize;
 
-use super::registry::{ModelEntry, ModelKind};
+use super::registry::{ModelEntry, ModelKind, VideoFacts};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
+const KIB: u64 = 1 << 10;
+/// CUDA context, allocator slack and the engine's own buffers.
+const OVERHEAD: u64 = 400 * MIB;
 
 /// GPU classes by memory: low 4–8 GiB, medium 8–16, high 16–24, extreme 24+.
 #[derive(
@@ -133,7 +141,19 @@ fn act_per_megapixel(arch: &str) -> u64 {
 
 /// GPU memory for `m` running a job of size `job`.
 pub fn estimate(m: &ModelEntry, job: &JobSize) -> u64 {
-    let overhead = 400 * MIB;
+    if let (ModelKind::Video, Some(v)) = (m.kind, &m.video) {
+        let guided = guided_by_default(m);
+        let (transformer, decode) = video_estimate_facts(
+            v,
+            guided,
+            job.frames,
+            job.width,
+            job.height,
+            Some(DecodeTiling::DEFAULT),
+        );
+        return video_peak(v, transformer, decode);
+    }
+    let overhead = OVERHEAD;
     let weights = weights_on_gpu(m);
     let mp = f64::from(job.width) * f64::from(job.height) / 1.0e6;
     let batch = u64::from(job.batch.max(1));
@@ -157,6 +177,142 @@ pub fn estimate(m: &ModelEntry, job: &JobSize) -> u64 {
         ModelKind::Tts => 200 * MIB * batch,
     };
     overhead + weights + act
+}
+
+/// How the VAE decode is cut: windows of `frames` output frames decoded one after the other
+/// (the causal decoder carries its state across windows) and, in space, `tile`×`tile`-pixel
+/// tiles (blended at their overlap). Memory follows the window and the tile, not the clip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeTiling {
+    /// Tile side in output pixels.
+    pub tile: u32,
+    /// Output frames decoded at once.
+    pub frames: u32,
+}
+
+impl DecodeTiling {
+    /// What the video engine decodes with: 512-pixel tiles, 3 latent frames (8·3+1 = 25
+    /// output frames) at a time. Change it together with the engine's tiling.
+    pub const DEFAULT: DecodeTiling = DecodeTiling {
+        tile: 512,
+        frames: 25,
+    };
+}
+
+/// Bytes one attention score costs while a layer runs: the engine computes QKᵀ for every head
+/// at once in bf16 (2 bytes) and keeps its softmax (2 more) until it multiplies V. An engine
+/// with memory-efficient (flash) attention would hold none of these.
+const ATTENTION_SCORE_BYTES: u64 = 4;
+
+/// Latent tokens of a clip: `((frames − 1) / temporal + 1) × ⌈H / spatial⌉ × ⌈W / spatial⌉`
+/// (LTX: 121 frames at 768×512 → 16 × 16 × 24 = 6144). Frame counts off the rule round up.
+pub fn video_tokens(v: &VideoFacts, frames: u32, width: u32, height: u32) -> u64 {
+    let t = u64::from(frames.max(1) - 1).div_ceil(u64::from(v.temporal_compression.max(1))) + 1;
+    let s = u64::from(v.spatial_compression.max(1));
+    t * u64::from(height).div_ceil(s) * u64::from(width).div_ceil(s)
+}
+
+/// Whether a model runs with classifier-free guidance by default (two branches per step):
+/// yes unless its registry sampling says cfg ≤ 1 (distilled models). Unknown: yes.
+fn guided_by_default(m: &ModelEntry) -> bool {
+    m.sampling.as_ref().is_none_or(|s| s.cfg > 1.0)
+}
+
+/// GPU memory of a video model in its two phases, for a clip of `frames` at `width`×`height`
+/// with the model's default guidance and the engine's decode tiling:
+/// `(transformer pass, VAE decode)` in bytes; `None` for an entry without `[model.video]`.
+///
+/// Transformer pass (the T5 prompt encoding runs before it, and is not counted):
+/// ```text
+///   400 MiB overhead
+/// + transformer_base_gb                       weights as they run (bf16)
+/// + B × tokens × transformer_per_token_kib    one block's activations (blocks run in turn)
+/// + B × heads × tokens² × 4 bytes             one layer's attention scores (QKᵀ + softmax, bf16)
+/// ```
+/// with `tokens` from [`video_tokens`] and `B` = 2 with classifier-free guidance (conditional
+/// and unconditional branches batched), else 1.
+///
+/// VAE decode:
+/// ```text
+///   400 MiB overhead + decode_base_gb
+/// + decode_per_pixel_frame_bytes × min(W, tile) × min(H, tile) × min(frames, window)
+/// ```
+/// Untiled (`tiling: None` in [`video_estimate_with`]) the last factor is the whole clip.
+///
+/// Examples (768×512, 121 frames = 6144 tokens): LTX 2B distilled ≈ 0.4 + 3.6 + 0.375 + 4.5
+/// = 8.9 GiB for the transformer, 2B 0.9.5 with CFG ≈ 13.7 GiB; 13B distilled ≈ 29.8 GiB,
+/// 13B dev with CFG ≈ 35.1 GiB. The decode of any of them ≈ 0.4 + 1.2 + 2.4 = 4.0 GiB
+/// tiled (512² × 25 frames × 400 bytes), ≈ 19.3 GiB untiled.
+pub fn video_estimate(m: &ModelEntry, frames: u32, width: u32, height: u32) -> Option<(u64, u64)> {
+    video_estimate_with(
+        m,
+        frames,
+        width,
+        height,
+        guided_by_default(m),
+        Some(DecodeTiling::DEFAULT),
+    )
+}
+
+/// [`video_estimate`] with the guidance and the decode tiling said.
+pub fn video_estimate_with(
+    m: &ModelEntry,
+    frames: u32,
+    width: u32,
+    height: u32,
+    guided: bool,
+    tiling: Option<DecodeTiling>,
+) -> Option<(u64, u64)> {
+    let v = m.video.as_ref()?;
+    Some(video_estimate_facts(
+        v, guided, frames, width, height, tiling,
+    ))
+}
+
+/// The formula of [`video_estimate`] on a model's facts (what a job's model reference
+/// carries).
+pub fn video_estimate_facts(
+    v: &VideoFacts,
+    guided: bool,
+    frames: u32,
+    width: u32,
+    height: u32,
+    tiling: Option<DecodeTiling>,
+) -> (u64, u64) {
+    let r = &v.vram;
+    let branches: u64 = if guided { 2 } else { 1 };
+    let tokens = video_tokens(v, frames, width, height);
+    let weights = (r.transformer_base_gb * GIB as f64) as u64;
+    let per_token = (r.transformer_per_token_kib * KIB as f64) as u64;
+    let activations = branches.saturating_mul(tokens).saturating_mul(per_token);
+    let scores = branches
+        .saturating_mul(u64::from(v.heads))
+        .saturating_mul(tokens.saturating_mul(tokens))
+        .saturating_mul(ATTENTION_SCORE_BYTES);
+    let transformer = OVERHEAD
+        .saturating_add(weights)
+        .saturating_add(activations)
+        .saturating_add(scores);
+    let (w, h, f) = match tiling {
+        Some(t) => (
+            width.min(t.tile.max(1)),
+            height.min(t.tile.max(1)),
+            frames.max(1).min(t.frames.max(1)),
+        ),
+        None => (width, height, frames.max(1)),
+    };
+    let pixel_frames = u64::from(w) * u64::from(h) * u64::from(f);
+    let decode = OVERHEAD
+        + (r.decode_base_gb * GIB as f64) as u64
+        + (r.decode_per_pixel_frame_bytes * pixel_frames as f64) as u64;
+    (transformer, decode)
+}
+
+/// The most a video job holds at once: the transformer pass, or the decode while the
+/// transformer's weights stay loaded (the loaded-model cache keeps them for the next clip).
+pub fn video_peak(v: &VideoFacts, transformer: u64, decode: u64) -> u64 {
+    let weights = (v.vram.transformer_base_gb * GIB as f64) as u64;
+    transformer.max(weights.saturating_add(decode))
 }
 
 #[cfg(test)]
@@ -188,6 +344,7 @@ mod tests {
             variant: None,
             requires: Vec::new(),
             sampling: None,
+            video: None,
         }
     }
 
@@ -296,6 +453,108 @@ mod tests {
             !asr.models.is_empty(),
             "small Whisper models run on the CPU"
         );
+    }
+
+    fn ltx(id: &str) -> ModelEntry {
+        crate::hub::Registry::embedded()
+            .unwrap()
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is in the registry"))
+            .clone()
+    }
+
+    #[test]
+    fn the_transformer_estimate_grows_with_frames_and_area() {
+        let m = ltx("ltxv-2b-0.9.8-distilled");
+        let est = |f, w, h| video_estimate(&m, f, w, h).unwrap();
+        let mut last = 0;
+        for frames in [9, 17, 49, 97, 121, 257] {
+            let (t, _) = est(frames, 768, 512);
+            assert!(t > last, "{frames} frames: {t} after {last}");
+            last = t;
+        }
+        let mut last = 0;
+        for (w, h) in [(256, 256), (512, 320), (768, 512), (1216, 704), (1280, 720)] {
+            let (t, _) = est(49, w, h);
+            assert!(t > last, "{w}×{h}: {t} after {last}");
+            last = t;
+        }
+        // The weights alone are a floor; guidance doubles the activations.
+        let (t, _) = est(9, 32, 32);
+        assert!(t > (3.5 * GIB as f64) as u64 && t < 5 * GIB, "{}", t / MIB);
+        let (plain, _) = video_estimate_with(&m, 121, 768, 512, false, None).unwrap();
+        let (guided, _) = video_estimate_with(&m, 121, 768, 512, true, None).unwrap();
+        assert!(
+            guided > plain + 4 * GIB,
+            "{} vs {}",
+            guided / MIB,
+            plain / MIB
+        );
+        // Tokens: (121 − 1)/8 + 1 = 16 latent frames of 16 × 24.
+        assert_eq!(video_tokens(m.video.as_ref().unwrap(), 121, 768, 512), 6144);
+        assert_eq!(video_tokens(m.video.as_ref().unwrap(), 120, 768, 500), 6144);
+    }
+
+    #[test]
+    fn the_tiled_decode_is_bounded_by_the_tile_not_the_clip() {
+        let m = ltx("ltxv-13b-0.9.8-distilled");
+        let tiled = |f, w, h| {
+            video_estimate_with(&m, f, w, h, false, Some(DecodeTiling::DEFAULT))
+                .unwrap()
+                .1
+        };
+        let whole = |f, w, h| video_estimate_with(&m, f, w, h, false, None).unwrap().1;
+        assert_eq!(tiled(121, 768, 512), tiled(257, 768, 512));
+        assert_eq!(tiled(121, 768, 512), tiled(121, 1280, 720));
+        assert!(whole(257, 768, 512) > whole(121, 768, 512));
+        assert!(whole(121, 1280, 720) > whole(121, 768, 512));
+        // Small clips decode within the tile: no more than untiled.
+        assert_eq!(tiled(9, 256, 256), whole(9, 256, 256));
+        let bound = tiled(1000, 4096, 4096);
+        assert!(bound < 5 * GIB, "{}", bound / MIB);
+        assert!(whole(121, 768, 512) > 3 * bound);
+    }
+
+    #[test]
+    fn ltx_examples_at_768x512x121() {
+        let gib = |b: u64| b as f64 / GIB as f64;
+        let cases = [
+            ("ltxv-2b-0.9.8-distilled", 8.0, 10.0),
+            ("ltx-video-2b", 12.5, 15.0),
+            ("ltxv-13b-0.9.8-distilled", 28.0, 32.0),
+            ("ltxv-13b-0.9.8-dev", 33.0, 37.0),
+        ];
+        for (id, lo, hi) in cases {
+            let (t, d) = video_estimate(&ltx(id), 121, 768, 512).unwrap();
+            assert!(
+                (lo..hi).contains(&gib(t)),
+                "{id}: transformer {:.2} GiB",
+                gib(t)
+            );
+            assert!(
+                (3.0..5.0).contains(&gib(d)),
+                "{id}: decode {:.2} GiB",
+                gib(d)
+            );
+        }
+        // The 2B weights are ~3.6 GiB, the 13B ~24.3 GiB.
+        let small = ltx("ltxv-2b-0.9.8-distilled").video.unwrap().vram;
+        let big = ltx("ltxv-13b-0.9.8-dev").video.unwrap().vram;
+        assert!(small.transformer_base_gb < 4.5 && big.transformer_base_gb > 20.0);
+        // What admission uses: the larger of the two phases, with the weights resident.
+        let m = ltx("ltxv-2b-0.9.8-distilled");
+        let job = JobSize {
+            width: 768,
+            height: 512,
+            frames: 121,
+            ..JobSize::default()
+        };
+        let (t, d) = video_estimate(&m, 121, 768, 512).unwrap();
+        assert_eq!(estimate(&m, &job), t.max(d + (3.6 * GIB as f64) as u64));
+        // Without a [model.video] table: None, and the per-frame formula for `estimate`.
+        let fp8 = ltx("ltx-video-2b-distilled-fp8");
+        assert!(video_estimate(&fp8, 121, 768, 512).is_none());
+        assert!(estimate(&fp8, &job) > fp8.weight_bytes());
     }
 
     #[test]

@@ -18,7 +18,9 @@ pub fn runnable_image(m: &ModelEntry) -> bool {
 
 /// A safetensors file's header (a JSON object of tensors, and `__metadata__`); only the
 /// 8-byte little-endian length and the JSON after it are read.
-fn safetensors_header(p: &Path) -> Result<serde_json::Map<String, serde_json::Value>, ImportError> {
+pub(super) fn safetensors_header(
+    p: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, ImportError> {
     let mut f = std::fs::File::open(p).map_err(|e| err(p, e.to_string()))?;
     let mut n = [0u8; 8];
     f.read_exact(&mut n)
@@ -335,6 +337,7 @@ pub(super) fn detect_checkpoint(
         languages: vec![],
         files: all,
         root: root.to_path_buf(),
+        video: None,
     }))
 }
 

@@ -15,6 +15,12 @@
 //! the entry gets kind `image`, format `safetensors` and the registry architecture, so the
 //! image engine runs it. Folder configs (`unet/config.json`, …) travel with the entry.
 //!
+//! LTX-Video (kind `video`, arch `ltxv`) comes as an official single file (transformer under
+//! `model.diffusion_model.` with `adaln_single` and `scale_shift_table`, VAE under `vae.`) or a
+//! diffusers folder (`model_index.json` of `LTXPipeline`, `LTXConditionPipeline` or
+//! `LTXImageToVideoPipeline`); the entry gets a `[model.video]` table with the release, layout
+//! and size class it was recognised as (see [`video`]).
+//!
 //! CTranslate2 Whisper folders are read natively by the Whisper engine (its loader splits the
 //! fused attention weights into the layout candle uses), so importing one needs no conversion
 //! and no second copy on disk.
@@ -22,6 +28,7 @@
 mod image;
 mod installed;
 mod piper;
+pub mod video;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,6 +39,7 @@ pub use image::runnable_image;
 use image::{check_safetensors, detect_checkpoint, diffusers_arch, image_extras};
 pub use installed::{local_dir, pick, resolve, NameError, Resolved};
 pub use piper::voice_language;
+pub use video::DetectedVideo;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {msg}")]
@@ -59,6 +67,8 @@ pub struct Detected {
     pub files: Vec<(String, u64)>,
     /// The folder (or file) the entry points at.
     pub root: PathBuf,
+    /// Video models: what the video engine needs to know (`[model.video]`).
+    pub video: Option<DetectedVideo>,
 }
 
 /// Reads the `general.architecture` of a GGUF file (walking its metadata header).
@@ -164,11 +174,15 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
                 languages: vec![],
                 files: vec![(name(&path), size(&path))],
                 root: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                video: None,
             });
         }
         if n.ends_with(".safetensors") {
             let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
             check_safetensors(&path)?;
+            if let Some(d) = video::detect_file(&path)? {
+                return Ok(d);
+            }
             return detect_checkpoint(&root, Some(&path))?.ok_or_else(|| {
                 err(
                     &path,
@@ -221,6 +235,7 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
             languages: if lang.is_empty() { vec![] } else { vec![lang] },
             files: vec![(name(&onnx), size(&onnx)), (name(&json), size(&json))],
             root: onnx.parent().map(Path::to_path_buf).unwrap_or_default(),
+            video: None,
         });
     }
     if !path.is_dir() {
@@ -264,6 +279,7 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
             languages: vec![],
             files,
             root: path,
+            video: None,
         });
     }
     // safetensors: a transformers folder (config.json) or a diffusers pipeline
@@ -290,11 +306,17 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
     let mut files = tensors;
     let (kind, arch, variant) = if has("model_index.json") {
         let idx = read_json(&path.join("model_index.json"))?;
+        let class = idx["_class_name"].as_str().unwrap_or("");
+        if video::is_ltx_pipeline(class) {
+            return video::detect_diffusers(&path, class, files);
+        }
         let (kind, arch, variant) = diffusers_arch(&path, &idx)?;
         if kind == ModelKind::Image {
             files.extend(image_extras(&path));
         }
         (kind, arch, variant)
+    } else if let Some(d) = video::detect_folder(&path)? {
+        return Ok(d);
     } else if let Some(d) = detect_checkpoint(&path, None)? {
         return Ok(d);
     } else if has("config.json") {
@@ -328,6 +350,7 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
         languages: vec![],
         files,
         root: path,
+        video: None,
     })
 }
 
@@ -354,7 +377,7 @@ pub fn entry(d: &Detected, id: &str) -> ModelEntry {
         None | Some(Tier::Low) => Tier::Low,
         Some(t) => t,
     };
-    ModelEntry {
+    let mut e = ModelEntry {
         id: id.to_string(),
         name: format!("{id} (imported)"),
         kind: d.kind,
@@ -379,9 +402,36 @@ pub fn entry(d: &Detected, id: &str) -> ModelEntry {
             .collect(),
         local: Some(d.root.clone()),
         variant: d.variant.clone(),
-        requires: Vec::new(),
-        sampling: None,
+        requires: d
+            .video
+            .as_ref()
+            .map(|v| v.requires.clone())
+            .unwrap_or_default(),
+        sampling: d.video.as_ref().map(|v| v.sampling.clone()),
+        video: d.video.as_ref().map(|v| v.facts.clone()),
+    };
+    if let Some(v) = &d.video {
+        // "my-ltx (imported: LTX-Video 2B 0.9.8 distilled, single-file)"
+        e.name = format!(
+            "{id} (imported: LTX-Video {} {} {}, {}{})",
+            v.facts.size_class(),
+            v.facts.version,
+            if v.distilled { "distilled" } else { "dev" },
+            v.facts.layout,
+            v.matches
+                .as_ref()
+                .map(|m| format!("; registry file of {m}"))
+                .unwrap_or_default()
+        );
+        e.dtype = "bf16".into();
+        if let Some(l) = &v.license {
+            e.license = l.clone();
+        }
+        if v.facts.size_class() == "13B" {
+            e.tier = Tier::Extreme;
+        }
     }
+    e
 }
 
 /// Adds the entry to `<config>/models/imported.toml` (replacing one with the same id), writing
