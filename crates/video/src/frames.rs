@@ -61,7 +61,7 @@ impl FrameRule {
     }
 
     pub fn is_valid_frames(&self, frames: usize) -> bool {
-        frames >= self.min_frames && (frames - 1) % self.temporal == 0
+        frames >= self.min_frames && (frames - 1).is_multiple_of(self.temporal)
     }
 
     /// The valid counts on either side of `frames` (equal when `frames` is valid).
@@ -92,7 +92,7 @@ impl FrameRule {
     /// Checks a size.
     pub fn check_size(&self, width: usize, height: usize) -> Result<(), ShapeError> {
         let m = self.spatial;
-        if width >= m && height >= m && width % m == 0 && height % m == 0 {
+        if width >= m && height >= m && width.is_multiple_of(m) && height.is_multiple_of(m) {
             return Ok(());
         }
         let near = |v: usize| ((v + m / 2) / m).max(1) * m;

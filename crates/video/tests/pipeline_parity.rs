@@ -41,8 +41,8 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let json = serde_json::from_str(&std::fs::read_to_string(dir().join("ltx.json")).unwrap())
             .unwrap();
-        let io = candle_core::safetensors::load(dir().join("ltx.io.safetensors"), &td().device)
-            .unwrap();
+        let io =
+            candle_core::safetensors::load(dir().join("ltx.io.safetensors"), &td().device).unwrap();
         Fixture { json, io }
     })
 }
@@ -61,14 +61,42 @@ fn close(what: &str, got: &Tensor, want: &Tensor, dtype: DType) {
     let g = got.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
     let w = want.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
     let diff = (&g - &w).unwrap();
-    let l2 = |x: &Tensor| x.sqr().unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap().sqrt();
+    let l2 = |x: &Tensor| {
+        x.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            .sqrt()
+    };
     let rel = l2(&diff) / l2(&w).max(1e-12);
-    let maxd = diff.abs().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap();
-    let maxw = w.abs().unwrap().max(0).unwrap().to_scalar::<f64>().unwrap().max(1e-12);
+    let maxd = diff
+        .abs()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    let maxw = w
+        .abs()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+        .max(1e-12);
     let (rl, ml) = td().limits(dtype, 1e-4, 1e-3);
-    println!("{what}: rel-L2 {rel:.2e}, max|Δ|/max|ref| {:.2e}", maxd / maxw);
+    println!(
+        "{what}: rel-L2 {rel:.2e}, max|Δ|/max|ref| {:.2e}",
+        maxd / maxw
+    );
     assert!(rel <= rl, "{what}: rel-L2 {rel:.3e} > {rl:.0e}");
-    assert!(maxd / maxw <= ml, "{what}: max|Δ| {:.3e} > {ml:.0e}", maxd / maxw);
+    assert!(
+        maxd / maxw <= ml,
+        "{what}: max|Δ| {:.3e} > {ml:.0e}",
+        maxd / maxw
+    );
 }
 
 fn model(source: LtxSource) -> LtxModel {
@@ -109,7 +137,8 @@ fn picture(key: &str) -> Tensor {
 
 fn run(name: &str, m: &mut LtxModel, mode: Mode, steps: Steps) {
     let spec = &fixture().json["runs"][name];
-    m.configs.schedule = serde_json::from_value::<ScheduleConfig>(spec["scheduler"].clone()).unwrap();
+    m.configs.schedule =
+        serde_json::from_value::<ScheduleConfig>(spec["scheduler"].clone()).unwrap();
     let (prompt, negative) = prompts();
     let num = |k: &str| spec[k].as_f64().unwrap();
     let req = Request {
@@ -133,14 +162,24 @@ fn run(name: &str, m: &mut LtxModel, mode: Mode, steps: Steps) {
     let latents = m.sample(&req, &mut noise, &mut hook).unwrap();
     let dtype = m.dtype;
     for (i, x) in &steps_seen {
-        close(&format!("{name} step {}", i - 1), x, &t(&format!("{name}.step.{}", i - 1)), dtype);
+        close(
+            &format!("{name} step {}", i - 1),
+            x,
+            &t(&format!("{name}.step.{}", i - 1)),
+            dtype,
+        );
     }
     assert_eq!(steps_seen.len(), 3);
     // The final step's main-grid tokens are the latents handed to the decode.
     let main = pack(&latents).unwrap();
     let last = &steps_seen.last().unwrap().1;
     let extra = last.dim(1).unwrap() - main.dim(1).unwrap();
-    close(&format!("{name} final"), &main, &last.i((.., extra..)).unwrap(), dtype);
+    close(
+        &format!("{name} final"),
+        &main,
+        &last.i((.., extra..)).unwrap(),
+        dtype,
+    );
     let params = DecodeParams {
         timestep: num("decode_timestep"),
         noise_scale: num("decode_noise_scale"),
@@ -154,19 +193,31 @@ fn run(name: &str, m: &mut LtxModel, mode: Mode, steps: Steps) {
     .unwrap();
     assert_eq!(noise.remaining(), 0, "{name}: recorded draws left unused");
     let video = Tensor::cat(&frames, 2).unwrap();
-    close(&format!("{name} video"), &video, &t(&format!("{name}.video")), dtype);
+    close(
+        &format!("{name} video"),
+        &video,
+        &t(&format!("{name}.video")),
+        dtype,
+    );
 }
 
 #[test]
 fn text_to_video_from_the_single_file_matches_diffusers() {
-    let mut m = model(LtxSource::SingleFile(dir().join("ltxv-tiny-0.9.1.safetensors")));
+    let mut m = model(LtxSource::SingleFile(
+        dir().join("ltxv-tiny-0.9.1.safetensors"),
+    ));
     run("t2v", &mut m, Mode::Text, Steps::Count(3));
 }
 
 #[test]
 fn image_to_video_matches_diffusers() {
     let mut m = model(LtxSource::Diffusers(dir().join("ltx-tiny")));
-    run("i2v", &mut m, Mode::Image(picture("i2v.image")), Steps::Count(3));
+    run(
+        "i2v",
+        &mut m,
+        Mode::Image(picture("i2v.image")),
+        Steps::Count(3),
+    );
 }
 
 fn conditions(run: &str) -> Vec<Condition> {
@@ -186,14 +237,24 @@ fn conditions(run: &str) -> Vec<Condition> {
 fn keyframes_at_first_and_last_frame_match_diffusers() {
     let mut m = model(LtxSource::Diffusers(dir().join("ltx-tiny")));
     let c = conditions("cond_transition");
-    run("cond_transition", &mut m, Mode::Conditions(c), Steps::LinearQuadratic(3));
+    run(
+        "cond_transition",
+        &mut m,
+        Mode::Conditions(c),
+        Steps::LinearQuadratic(3),
+    );
 }
 
 #[test]
 fn a_keyframe_in_the_middle_with_strength_matches_diffusers() {
     let mut m = model(LtxSource::Diffusers(dir().join("ltx-tiny")));
     let c = conditions("cond_middle");
-    run("cond_middle", &mut m, Mode::Conditions(c), Steps::LinearQuadratic(3));
+    run(
+        "cond_middle",
+        &mut m,
+        Mode::Conditions(c),
+        Steps::LinearQuadratic(3),
+    );
 }
 
 #[test]
@@ -240,15 +301,24 @@ fn wrong_frame_counts_and_sizes_are_refused_with_the_nearest_values() {
         cond_noise_scale: 0.15,
     };
     let mut noise = reelsmith_kit::noise::Seeded::new(1);
-    let e = m.sample(&req, &mut noise, &mut |_, _, _| true).unwrap_err().to_string();
+    let e = m
+        .sample(&req, &mut noise, &mut |_, _, _| true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("9 and 17"), "{e}");
     req.frames = 9;
     req.width = 70;
-    let e = m.sample(&req, &mut noise, &mut |_, _, _| true).unwrap_err().to_string();
+    let e = m
+        .sample(&req, &mut noise, &mut |_, _, _| true)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("multiples of 16"), "{e}");
     // And cancelling between steps stops the run.
     req.width = 64;
-    let e = m.sample(&req, &mut noise, &mut |_, _, _| false).unwrap_err().to_string();
+    let e = m
+        .sample(&req, &mut noise, &mut |_, _, _| false)
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "cancelled");
     let _ = noise.draw(&[1], &td().device);
 }

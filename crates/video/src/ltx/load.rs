@@ -90,7 +90,10 @@ impl Release {
         let is_095 = vae
             .get("down_block_types")
             .and_then(|d| d.as_array())
-            .is_some_and(|d| d.iter().any(|t| t.as_str() == Some("LTXVideo095DownBlock3D")));
+            .is_some_and(|d| {
+                d.iter()
+                    .any(|t| t.as_str() == Some("LTXVideo095DownBlock3D"))
+            });
         let timestep = vae
             .get("timestep_conditioning")
             .and_then(|t| t.as_bool())
@@ -162,14 +165,20 @@ pub fn safetensors_header(path: &Path) -> Result<serde_json::Map<String, Value>>
         .map_err(|_| weights_err(path, "not a safetensors file: too short"))?;
     let n = u64::from_le_bytes(len);
     if n > 100 << 20 {
-        return Err(weights_err(path, "not a safetensors file: bad header length"));
+        return Err(weights_err(
+            path,
+            "not a safetensors file: bad header length",
+        ));
     }
     let mut buf = vec![0u8; n as usize];
     f.read_exact(&mut buf)
         .map_err(|_| weights_err(path, "not a safetensors file: truncated header"))?;
     match serde_json::from_slice(&buf) {
         Ok(Value::Object(m)) => Ok(m),
-        _ => Err(weights_err(path, "not a safetensors file: the header is not a JSON object")),
+        _ => Err(weights_err(
+            path,
+            "not a safetensors file: the header is not a JSON object",
+        )),
     }
 }
 
@@ -242,9 +251,10 @@ impl Renamed {
     }
 
     fn load(&self, name: &str, dtype: DType, dev: &Device) -> candle_core::Result<Tensor> {
-        let (i, stored) = self.index.get(name).ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: no tensor {name}", self.origin))
-        })?;
+        let (i, stored) = self
+            .index
+            .get(name)
+            .ok_or_else(|| candle_core::Error::Msg(format!("{}: no tensor {name}", self.origin)))?;
         self.mmaps[*i].load(stored, dev)?.to_dtype(dtype)
     }
 }
@@ -298,7 +308,11 @@ pub fn configs(source: &LtxSource) -> Result<LtxConfigs> {
                     let shape = v.get("shape")?.as_array()?;
                     Some((
                         k.clone(),
-                        shape.iter().filter_map(|d| d.as_u64()).map(|d| d as usize).collect(),
+                        shape
+                            .iter()
+                            .filter_map(|d| d.as_u64())
+                            .map(|d| d as usize)
+                            .collect(),
                     ))
                 })
                 .collect();
@@ -433,7 +447,8 @@ mod tests {
 
     #[test]
     fn releases_are_told_apart_by_their_keys() {
-        let base: &[(&str, &[usize])] = &[("model.diffusion_model.patchify_proj.weight", &[2048, 128])];
+        let base: &[(&str, &[usize])] =
+            &[("model.diffusion_model.patchify_proj.weight", &[2048, 128])];
         assert_eq!(Release::detect(&keys(base)), Some(Release::V090));
         let mut k = keys(base);
         k.insert(
@@ -441,7 +456,10 @@ mod tests {
             vec![1],
         );
         assert_eq!(Release::detect(&k), Some(Release::V091));
-        k.insert("vae.encoder.conv_out.conv.weight".into(), vec![129, 2048, 3, 3, 3]);
+        k.insert(
+            "vae.encoder.conv_out.conv.weight".into(),
+            vec![129, 2048, 3, 3, 3],
+        );
         assert_eq!(Release::detect(&k), Some(Release::V095));
         k.insert(
             "model.diffusion_model.transformer_blocks.47.scale_shift_table".into(),

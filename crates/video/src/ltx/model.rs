@@ -120,7 +120,12 @@ impl LtxModel {
     }
 
     /// Samples normalised latents `[1, C, F', H', W']`.
-    pub fn sample(&self, req: &Request, noise: &mut dyn Noise, on_step: StepHook<'_>) -> Result<Tensor> {
+    pub fn sample(
+        &self,
+        req: &Request,
+        noise: &mut dyn Noise,
+        on_step: StepHook<'_>,
+    ) -> Result<Tensor> {
         self.sampler().sample(req, noise, on_step)
     }
 
@@ -169,9 +174,13 @@ impl LtxModel {
                 candle_core::Error::Msg(msg)
             })
         };
-        let decoded = self
-            .vae
-            .decode_streamed(&z, temb.as_ref(), Some(&mut *noise), params.tile, &mut inner);
+        let decoded = self.vae.decode_streamed(
+            &z,
+            temb.as_ref(),
+            Some(&mut *noise),
+            params.tile,
+            &mut inner,
+        );
         if let Some(e) = failure {
             return Err(e);
         }

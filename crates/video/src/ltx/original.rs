@@ -123,26 +123,30 @@ pub fn vae_config(orig: &Value) -> Option<Value> {
         block_out.push(mid.first()?.channels);
     }
     let residual_decoder = dec.iter().any(|g| g.residual);
-    let (dec_out, dec_residual, dec_factor, dec_scaling): (Vec<usize>, Vec<bool>, Vec<usize>, Vec<bool>) =
-        if residual_decoder {
-            // Only the groups followed by an upsampler are up blocks; their width is the one
-            // after the channel multiplier.
-            let ups: Vec<&Group> = dec.iter().filter(|g| g.compress.is_some()).collect();
-            (
-                ups.iter().map(|g| g.channels * g.factor.max(1)).collect(),
-                ups.iter().map(|g| g.residual).collect(),
-                ups.iter().map(|g| g.factor.max(1)).collect(),
-                ups.iter().map(|_| true).collect(),
-            )
-        } else {
-            let (ups, _) = dec.split_at(dec.len().checked_sub(1)?);
-            (
-                ups.iter().map(|g| g.channels).collect(),
-                ups.iter().map(|_| false).collect(),
-                ups.iter().map(|_| 1).collect(),
-                ups.iter().map(|g| g.compress.is_some()).collect(),
-            )
-        };
+    let (dec_out, dec_residual, dec_factor, dec_scaling): (
+        Vec<usize>,
+        Vec<bool>,
+        Vec<usize>,
+        Vec<bool>,
+    ) = if residual_decoder {
+        // Only the groups followed by an upsampler are up blocks; their width is the one
+        // after the channel multiplier.
+        let ups: Vec<&Group> = dec.iter().filter(|g| g.compress.is_some()).collect();
+        (
+            ups.iter().map(|g| g.channels * g.factor.max(1)).collect(),
+            ups.iter().map(|g| g.residual).collect(),
+            ups.iter().map(|g| g.factor.max(1)).collect(),
+            ups.iter().map(|_| true).collect(),
+        )
+    } else {
+        let (ups, _) = dec.split_at(dec.len().checked_sub(1)?);
+        (
+            ups.iter().map(|g| g.channels).collect(),
+            ups.iter().map(|_| false).collect(),
+            ups.iter().map(|_| 1).collect(),
+            ups.iter().map(|g| g.compress.is_some()).collect(),
+        )
+    };
     Some(json!({
         "in_channels": orig.get("in_channels").and_then(Value::as_u64).unwrap_or(3),
         "out_channels": orig.get("out_channels").and_then(Value::as_u64).unwrap_or(3),
@@ -217,8 +221,14 @@ mod tests {
         assert_eq!(c["layers_per_block"], json!([4, 3, 3, 3, 4]));
         assert_eq!(c["decoder_block_out_channels"], json!([128, 256, 512, 512]));
         assert_eq!(c["decoder_layers_per_block"], json!([4, 3, 3, 3, 4]));
-        assert_eq!(c["spatio_temporal_scaling"], json!([true, true, true, false]));
-        assert_eq!(c["decoder_spatio_temporal_scaling"], json!([true, true, true, false]));
+        assert_eq!(
+            c["spatio_temporal_scaling"],
+            json!([true, true, true, false])
+        );
+        assert_eq!(
+            c["decoder_spatio_temporal_scaling"],
+            json!([true, true, true, false])
+        );
         assert_eq!(c["spatial_compression_ratio"], json!(32));
         assert_eq!(c["temporal_compression_ratio"], json!(8));
 
@@ -240,7 +250,10 @@ mod tests {
         let c = vae_config(&v095).unwrap();
         assert_eq!(c["block_out_channels"], json!([128, 256, 512, 1024, 2048]));
         assert_eq!(c["layers_per_block"], json!([4, 6, 6, 2, 2]));
-        assert_eq!(c["downsample_type"], json!(["spatial", "temporal", "spatiotemporal", "spatiotemporal"]));
+        assert_eq!(
+            c["downsample_type"],
+            json!(["spatial", "temporal", "spatiotemporal", "spatiotemporal"])
+        );
         assert_eq!(c["decoder_block_out_channels"], json!([256, 512, 1024]));
         assert_eq!(c["decoder_layers_per_block"], json!([5, 5, 5, 5]));
         assert_eq!(c["spatial_compression_ratio"], json!(32));

@@ -112,8 +112,7 @@ pub fn pack(x: &Tensor) -> Result<Tensor> {
 /// Inverse of [`pack`].
 pub fn unpack(x: &Tensor, g: Grid) -> Result<Tensor> {
     let (b, _, c) = x.dims3()?;
-    Ok(x
-        .reshape((b, g.frames, g.height, g.width, c))?
+    Ok(x.reshape((b, g.frames, g.height, g.width, c))?
         .permute((0, 4, 1, 2, 3))?
         .contiguous()?)
 }
@@ -135,9 +134,11 @@ impl LtxSampler<'_> {
         rule.check_frames(req.frames)?;
         rule.check_size(req.width, req.height)?;
         if req.steps.is_empty() {
-            return Err(VideoError::Invalid("at least one sampling step is needed".into()));
+            return Err(VideoError::Invalid(
+                "at least one sampling step is needed".into(),
+            ));
         }
-        if !(req.frame_rate > 0.0) {
+        if req.frame_rate.is_nan() || req.frame_rate <= 0.0 {
             return Err(VideoError::Invalid(format!(
                 "frame rate {} must be positive",
                 req.frame_rate
@@ -184,8 +185,8 @@ impl LtxSampler<'_> {
         on_step: StepHook<'_>,
     ) -> Result<Tensor> {
         let grid = self.check(req)?;
-        let schedule = Schedule::new(self.schedule, &req.steps, grid.tokens())
-            .map_err(VideoError::Invalid)?;
+        let schedule =
+            Schedule::new(self.schedule, &req.steps, grid.tokens()).map_err(VideoError::Invalid)?;
         let latents = match &req.mode {
             Mode::Text => self.text(req, grid, &schedule, noise, on_step)?,
             Mode::Image(img) => self.image(req, img, grid, &schedule, noise, on_step)?,
@@ -286,7 +287,13 @@ impl LtxSampler<'_> {
         on_step: StepHook<'_>,
     ) -> Result<Tensor> {
         let ctx = self.context(req)?;
-        let shape = [1, self.geometry.channels, grid.frames, grid.height, grid.width];
+        let shape = [
+            1,
+            self.geometry.channels,
+            grid.frames,
+            grid.height,
+            grid.width,
+        ];
         let mut x = pack(&noise.draw(&shape, self.device())?)?;
         let positions = self.grid_positions(req, grid);
         let b = self.batch(ctx.2);
@@ -378,7 +385,9 @@ impl LtxSampler<'_> {
                 self.geometry.temporal
             )));
         }
-        Ok(m.unsqueeze(0)?.to_device(self.device())?.to_dtype(DType::F32)?)
+        Ok(m.unsqueeze(0)?
+            .to_device(self.device())?
+            .to_dtype(DType::F32)?)
     }
 
     fn conditions(

@@ -266,6 +266,11 @@ mod tests {
         .unwrap();
         assert_eq!(s.timesteps, vec![1000.0, 993.0, 987.0]);
         assert_eq!(s.sigmas, vec![1.0, 0.993, 0.987, 0.0]);
-        assert!(Schedule::new(&ScheduleConfig::default(), &Steps::Timesteps(vec![1200.0]), 1).is_err());
+        assert!(Schedule::new(
+            &ScheduleConfig::default(),
+            &Steps::Timesteps(vec![1200.0]),
+            1
+        )
+        .is_err());
     }
 }
