@@ -9,8 +9,7 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Dirs;
-use crate::engines::Clip;
-use crate::media::compose::{blend_into, new_frame, Blend, Still, TimelineClip, TimelineRenderer};
+use crate::media::compose::{blend_into, new_frame, Blend, Still, TimelineRenderer};
 use crate::media::encode::{AudioSource, EncodeSettings, Mp4Writer};
 use crate::media::overlay::CaptionTrack;
 use crate::media::stills;
@@ -19,6 +18,7 @@ use crate::pipeline::runner::RunSummary;
 use crate::pipeline::runner::{NodeStatus, RunEvent};
 use crate::pipeline::{read_json, Quality, RenderSettings, StageKind};
 pub(crate) use crate::rt::cpu_seconds;
+use crate::stages::assemble::timeline_clips;
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
 
@@ -667,35 +667,19 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
         read_json(&art(StageKind::Align, Some("en"))?.file("timeline.json")).map_err(err)?;
     let kf_art = art(StageKind::Keyframes, None)?;
     let kf: Keyframes = read_json(&kf_art.file("keyframes.json")).map_err(err)?;
-    let clips: Clips =
-        read_json(&art(StageKind::Animate, None)?.file("clips.json")).map_err(err)?;
+    let animate = art(StageKind::Animate, None)?;
+    let clips: Clips = read_json(&animate.file("clips.json")).map_err(err)?;
     let stills_: Vec<Still> = kf
         .frames
         .iter()
         .map(|f| stills::read_png(&kf_art.file(&f.file)).map(|i| Still::from_rgb(&i)))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let tclips: Vec<TimelineClip> = timeline
-        .scenes
-        .iter()
-        .zip(&clips.clips)
-        .zip(&stills_)
-        .map(|((slot, c), still)| {
-            let Clip::Camera { path } = c.clip.clone();
-            TimelineClip {
-                still,
-                path,
-                start: slot.start,
-                duration: slot.duration,
-                out_blend: c.blend_out,
-                out_seconds: c.blend_seconds,
-            }
-        })
-        .collect();
+    let tclips = timeline_clips(&stills_, &timeline, &clips, &animate.dir).map_err(err)?;
     let (w, h, fps) = (s.width, s.height, s.fps);
     let frames = (timeline.total * fps as f64).round() as usize;
     eprintln!("preparing: drawing {frames} frames of {w}x{h} into memory …");
-    let renderer = TimelineRenderer::new(tclips, w, h);
+    let mut renderer = TimelineRenderer::new(tclips, w, h);
     let mut pre = Prerendered {
         a: Vec::with_capacity(frames),
         b: BTreeMap::new(),
@@ -703,7 +687,8 @@ fn bench_assemble(work: &Path, repeat: usize) -> Result<(), String> {
     for n in 0..frames {
         let mut a = new_frame(w, h);
         let mut b = new_frame(w, h);
-        if let Some((alpha, kind)) = renderer.layers(n as f64 / fps as f64, &mut a, &mut b) {
+        let layers = renderer.layers(n as f64 / fps as f64, &mut a, &mut b);
+        if let Some((alpha, kind)) = layers.map_err(|e| e.to_string())? {
             pre.b.insert(n, (b, alpha, kind));
         }
         pre.a.push(a);

@@ -493,6 +493,22 @@ mod tests {
     }
 
     #[test]
+    fn a_channel_may_name_the_morph_transition() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+        let write = |text: &str| {
+            std::fs::write(dir.path().join("channels/anime.toml"), text).unwrap();
+            ChannelSet::load(Some(dir.path()))
+        };
+        let set = write("[defaults]\ntransition = \"morph\"\n").unwrap();
+        assert_eq!(set.get("anime").unwrap().defaults.transition, "morph");
+        let err = write("[defaults]\ntransition = \"swirl\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown transition `swirl`"), "{err}");
+    }
+
+    #[test]
     fn overlay_with_a_cycle_is_refused_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("channels")).unwrap();

@@ -110,6 +110,17 @@ pub trait ImageEngine: Send + Sync {
 pub enum Clip {
     /// A camera move over the still, drawn frame by frame at assembly (any duration, any fps).
     Camera { path: CameraPath },
+    /// A generated clip: `frames` RGB frames of `width`×`height` at `fps`, in the file `file`
+    /// (a bare name) of the animate stage's artifact directory. Written with
+    /// [`crate::media::clip::ClipWriter`]: FFV1 in Matroska, bit-exact 8-bit RGB, every frame a
+    /// keyframe. Assembly samples it on the output's clock (see [`crate::media::timeline`]).
+    Frames {
+        file: String,
+        fps: f64,
+        frames: u32,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Image to video.

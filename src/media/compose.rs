@@ -1,5 +1,6 @@
 //! Frame composition: Ken Burns camera moves over keyframes, transitions between clips, and the
-//! conversion of RGB stills to the encoder's YUV 4:2:0 (BT.709, limited range).
+//! conversion of RGB stills to the encoder's YUV 4:2:0 (BT.709, limited range). The timeline
+//! that puts clips in their slots is [`super::timeline`] (re-exported here).
 //!
 //! Sampling is bilinear with 1/256-pixel precision from keyframes painted larger than the output,
 //! so slow pans and zooms move smoothly instead of stepping a pixel at a time (the jitter of
@@ -9,6 +10,7 @@ use ff::{format, frame};
 use ffmpeg_next as ff;
 
 use super::image::RgbImage;
+pub use super::timeline::{FrameSource, Picture, TimelineClip, TimelineRenderer};
 
 /// One 8-bit plane.
 #[derive(Clone, Debug)]
@@ -263,6 +265,10 @@ pub enum Blend {
     FadeBlack,
     WipeLeft,
     WipeRight,
+    /// A generated clip that turns one scene into the next, shown over the transition window
+    /// instead of either scene (see [`TimelineClip::morph`]). Where there is none (no video
+    /// model made one), it blends as a crossfade.
+    Morph,
 }
 
 /// Mixes `b` into `a` in place at progress `alpha` (0 = all `a`, 1 = all `b`).
@@ -289,7 +295,8 @@ pub fn blend_into(a: &mut frame::Video, b: &frame::Video, alpha: f64, kind: Blen
                     }
                 }
             }
-            Blend::Crossfade => {
+            // A morph without its generated clip falls back to a crossfade.
+            Blend::Crossfade | Blend::Morph => {
                 let wb = (alpha * 256.0).round() as u32;
                 for y in 0..ph {
                     let ra = &mut ad[y * sa..y * sa + pw];
@@ -341,121 +348,6 @@ pub fn blend_into(a: &mut frame::Video, b: &frame::Video, alpha: f64, kind: Blen
                 }
             }
         }
-    }
-}
-
-/// One clip on a timeline: a still, its camera path, and where it sits.
-#[derive(Clone, Debug)]
-pub struct TimelineClip<'a> {
-    pub still: &'a Still,
-    pub path: CameraPath,
-    /// Start and length of the clip's slot on the timeline, seconds.
-    pub start: f64,
-    pub duration: f64,
-    /// How this clip hands over to the next one, and over how many seconds (centred on the cut).
-    pub out_blend: Blend,
-    pub out_seconds: f64,
-}
-
-/// Renders frames of a sequence of clips whose slots tile the timeline.
-pub struct TimelineRenderer<'a> {
-    clips: Vec<TimelineClip<'a>>,
-    width: u32,
-    height: u32,
-    scratch: frame::Video,
-}
-
-impl<'a> TimelineRenderer<'a> {
-    pub fn new(clips: Vec<TimelineClip<'a>>, width: u32, height: u32) -> Self {
-        Self {
-            clips,
-            width,
-            height,
-            scratch: new_frame(width, height),
-        }
-    }
-
-    fn half_in(&self, i: usize) -> f64 {
-        if i == 0 {
-            0.0
-        } else {
-            let p = &self.clips[i - 1];
-            if p.out_blend == Blend::Cut {
-                0.0
-            } else {
-                p.out_seconds / 2.0
-            }
-        }
-    }
-
-    fn half_out(&self, i: usize) -> f64 {
-        let c = &self.clips[i];
-        if i + 1 >= self.clips.len() || c.out_blend == Blend::Cut {
-            0.0
-        } else {
-            c.out_seconds / 2.0
-        }
-    }
-
-    fn draw_clip(&self, i: usize, t: f64, out: &mut frame::Video) {
-        let c = &self.clips[i];
-        let pre = self.half_in(i);
-        let span = c.duration + pre + self.half_out(i);
-        let u = if span > 0.0 {
-            (t - c.start + pre) / span
-        } else {
-            0.0
-        };
-        let win = c.path.window(
-            u,
-            c.still.width(),
-            c.still.height(),
-            self.width,
-            self.height,
-        );
-        render_window(c.still, win, out);
-    }
-
-    /// Draws what is on screen at `t`: the clip into `a`, and during a transition the clip
-    /// being blended to into `b`, returning how to blend (`a` is the outgoing clip).
-    pub fn layers(
-        &self,
-        t: f64,
-        a: &mut frame::Video,
-        b: &mut frame::Video,
-    ) -> Option<(f64, Blend)> {
-        let i = self.clips.iter().rposition(|c| c.start <= t).unwrap_or(0);
-        let c = self.clips.get(i)?;
-        let end = c.start + c.duration;
-        let ho = self.half_out(i);
-        if ho > 0.0 && t >= end - ho {
-            self.draw_clip(i, t, a);
-            self.draw_clip(i + 1, t, b);
-            return Some(((t - (end - ho)) / (2.0 * ho), c.out_blend));
-        }
-        let hi = self.half_in(i);
-        if hi > 0.0 && t < c.start + hi {
-            self.draw_clip(i - 1, t, a);
-            self.draw_clip(i, t, b);
-            return Some((
-                (t - (c.start - hi)) / (2.0 * hi),
-                self.clips[i - 1].out_blend,
-            ));
-        }
-        self.draw_clip(i, t, a);
-        None
-    }
-
-    /// Draws the timeline at time `t` (seconds) into `out`.
-    pub fn render(&mut self, t: f64, out: &mut frame::Video) {
-        if self.clips.is_empty() {
-            return;
-        }
-        let mut scratch = std::mem::replace(&mut self.scratch, frame::Video::empty());
-        if let Some((alpha, kind)) = self.layers(t, out, &mut scratch) {
-            blend_into(out, &scratch, alpha, kind);
-        }
-        self.scratch = scratch;
     }
 }
 

@@ -1,6 +1,7 @@
 //! Media: everything that touches libav* (decode, encode, filter graphs, mux) plus the pixel and
 //! sample work around it. Stages call this module; they never call ffmpeg themselves.
 
+pub mod clip;
 pub mod compose;
 pub mod decode;
 pub mod encode;
@@ -9,6 +10,7 @@ pub mod loudness;
 pub mod mix;
 pub mod overlay;
 pub mod stills;
+pub mod timeline;
 pub mod wav;
 
 use std::path::PathBuf;
@@ -79,6 +81,10 @@ pub fn capabilities() -> Vec<(&'static str, bool)> {
         (
             "libx264 encoder",
             ff::encoder::find_by_name("libx264").is_some(),
+        ),
+        (
+            "ffv1 encoder (generated clips)",
+            ff::encoder::find(ff::codec::Id::FFV1).is_some(),
         ),
         (
             "aac encoder",

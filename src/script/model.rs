@@ -280,13 +280,17 @@ str_enum!(
 );
 
 str_enum!(
-    /// Transition from a scene into the next one.
+    /// Transition from a scene into the next one. `morph` is a generated clip that turns the
+    /// scene into the next (made by the animate stage's video model from the scene's last frame
+    /// and the next keyframe); where no video model is used (the Ken Burns engine) there is no
+    /// such clip and a morph falls back to a crossfade.
     Transition {
         Cut = "cut",
         Crossfade = "crossfade",
         FadeBlack = "fade-black",
         WipeLeft = "wipe-left",
         WipeRight = "wipe-right",
+        Morph = "morph",
     }
 );
 

@@ -208,6 +208,30 @@ fn localized_get_and_source() {
 }
 
 #[test]
+fn morph_is_a_transition() {
+    assert_eq!(Transition::parse("morph"), Some(Transition::Morph));
+    assert_eq!(Transition::Morph.to_string(), "morph");
+    let t: Transition = serde_json::from_str("\"morph\"").unwrap();
+    assert_eq!(t, Transition::Morph);
+    assert!(Transition::ALL.contains(&Transition::Morph));
+    let s = parse_str(
+        "title: T\nscenes:\n  - transition: morph\n    lines:\n      - text: a\n  - lines:\n      - text: b\n",
+        Format::Yaml,
+        Path::new("s.yaml"),
+    )
+    .unwrap();
+    assert_eq!(s.scenes[0].transition, Some(Transition::Morph));
+    let msg = err_of(
+        "s.yaml",
+        "title: T\nscenes:\n  - transition: melt\n    lines:\n      - text: a\n",
+    );
+    assert!(
+        msg.contains("unknown variant `melt`") && msg.contains("morph"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn enums_as_str_and_display() {
     assert_eq!(Motion::ZoomIn.as_str(), "zoom-in");
     assert_eq!(Transition::FadeBlack.to_string(), "fade-black");

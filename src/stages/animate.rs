@@ -38,6 +38,7 @@ impl Stage for AnimateStage {
                 clip,
                 blend_out: s.transition,
                 blend_seconds: s.transition_seconds,
+                morph: None,
             });
         }
         write_json(

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use crate::engines::Clip;
 use crate::media::compose::make_writable;
-use crate::media::compose::{new_frame, Still, TimelineClip, TimelineRenderer};
+use crate::media::compose::{
+    new_frame, FrameSource, Picture, Still, TimelineClip, TimelineRenderer,
+};
 use crate::media::encode::{
     join_segments, probe_segment, AudioEncoding, EncodeSettings, Mp4Writer, SegmentInfo,
 };
@@ -20,7 +22,7 @@ use crate::media::overlay::CaptionTrack;
 use crate::media::{stills, wav};
 use crate::pipeline::{read_json, JobSpec, Stage, StageCtx, StageError, StageKind};
 
-use super::model::{Clips, Keyframes, Plan, Timeline};
+use super::model::{Clips, Keyframes, Plan, SceneClip, Timeline};
 
 pub struct AssembleStage;
 
@@ -107,7 +109,7 @@ fn draw_segment(
             ctx.progress(f as f32 / span.total.max(1) as f32);
         }
         make_writable(&mut frame)?;
-        renderer.render(f as f64 / fps, &mut frame);
+        renderer.render(f as f64 / fps, &mut frame)?;
         if let Some(c) = captions.as_deref_mut() {
             c.apply(f, &mut frame)?;
         }
@@ -206,6 +208,97 @@ fn encode_segments(
     ))
 }
 
+/// A generated clip of the animate artifact (`dir`), checked against what clips.json says of it.
+fn frames_source(dir: &Path, clip: &Clip, scene: usize) -> Result<FrameSource, StageError> {
+    let Clip::Frames {
+        file,
+        frames,
+        width,
+        height,
+        ..
+    } = clip
+    else {
+        return Err(StageError::data(
+            "clips.json",
+            format!("scene {scene}: not a generated clip"),
+        ));
+    };
+    // A bare file name: clips.json cannot point outside the artifact.
+    let mut parts = Path::new(file).components();
+    let bare = matches!(
+        (parts.next(), parts.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    );
+    if !bare {
+        return Err(StageError::data(
+            "clips.json",
+            format!("scene {scene}: `{file}` is not a file name in the animate artifact"),
+        ));
+    }
+    let path = dir.join(file);
+    let src = FrameSource::open(&path)?;
+    let info = src.info();
+    if (info.frames, info.width, info.height) != (*frames, *width, *height) {
+        return Err(StageError::data(
+            path.display().to_string(),
+            format!(
+                "holds {} frames of {}×{}, clips.json says {frames} of {width}×{height}: \
+                 run the animate stage again",
+                info.frames, info.width, info.height
+            ),
+        ));
+    }
+    Ok(src)
+}
+
+/// The timeline's clips: each scene's picture (a camera move over its still, or its generated
+/// clip from the animate artifact in `animate_dir`) in its slot, with its transition out and,
+/// for a morph, the generated transition clip.
+pub fn timeline_clips<'a>(
+    stills: &'a [Still],
+    timeline: &Timeline,
+    clips: &Clips,
+    animate_dir: &Path,
+) -> Result<Vec<TimelineClip<'a>>, StageError> {
+    let mut tclips = Vec::with_capacity(timeline.scenes.len());
+    for (i, slot) in timeline.scenes.iter().enumerate() {
+        let sc: &SceneClip = clips
+            .clips
+            .get(i)
+            .ok_or_else(|| StageError::data("clips.json", format!("no clip for scene {i}")))?;
+        let picture = match &sc.clip {
+            Clip::Camera { path } => {
+                let still = stills.get(i).ok_or_else(|| {
+                    StageError::data("keyframes.json", format!("no keyframe for scene {i}"))
+                })?;
+                Picture::Camera { still, path: *path }
+            }
+            frames @ Clip::Frames { .. } => {
+                Picture::Frames(Box::new(frames_source(animate_dir, frames, i)?))
+            }
+        };
+        let morph = match &sc.morph {
+            None => None,
+            Some(m @ Clip::Frames { .. }) => Some(frames_source(animate_dir, m, i)?),
+            Some(Clip::Camera { .. }) => {
+                tracing::warn!(
+                    "clips.json: scene {i}: a morph must be a generated clip; crossfading"
+                );
+                None
+            }
+        };
+        tclips.push(TimelineClip {
+            picture,
+            start: slot.start,
+            duration: slot.duration,
+            out_blend: sc.blend_out,
+            out_seconds: sc.blend_seconds,
+            morph,
+        });
+    }
+    Ok(tclips)
+}
+
 /// Draws and encodes `job` from the timeline's clips, in checkpointed segments joined at the
 /// end (see the module docs).
 pub fn render_video(
@@ -215,26 +308,9 @@ pub fn render_video(
     mut job: VideoJob,
 ) -> Result<(), StageError> {
     let s = &ctx.job.settings;
-    let clips: Clips = read_json(&ctx.input(StageKind::Animate)?.file("clips.json"))?;
-    let mut tclips = Vec::new();
-    for (i, slot) in timeline.scenes.iter().enumerate() {
-        let sc = clips
-            .clips
-            .get(i)
-            .ok_or_else(|| StageError::data("clips.json", format!("no clip for scene {i}")))?;
-        let still = stills.get(i).ok_or_else(|| {
-            StageError::data("keyframes.json", format!("no keyframe for scene {i}"))
-        })?;
-        let Clip::Camera { path } = sc.clip.clone();
-        tclips.push(TimelineClip {
-            still,
-            path,
-            start: slot.start,
-            duration: slot.duration,
-            out_blend: sc.blend_out,
-            out_seconds: sc.blend_seconds,
-        });
-    }
+    let animate = ctx.input(StageKind::Animate)?;
+    let clips: Clips = read_json(&animate.file("clips.json"))?;
+    let tclips = timeline_clips(stills, timeline, &clips, &animate.dir)?;
     let mut renderer = TimelineRenderer::new(tclips, job.width, job.height);
     let enc = EncodeSettings {
         width: job.width,
@@ -306,5 +382,136 @@ impl Stage for AssembleStage {
                 out: &ctx.out.join("final.mp4"),
             },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::clip::ClipWriter;
+    use crate::media::compose::Blend;
+    use crate::media::image::RgbImage;
+    use crate::stages::model::SceneSlot;
+
+    fn write_clip(dir: &Path, name: &str, frames: u32) -> Clip {
+        let mut w = ClipWriter::create(&dir.join(name), 16, 8, 8.0).unwrap();
+        for k in 0..frames {
+            w.push(&RgbImage::filled(16, 8, [k as u8 * 20, 0, 0]))
+                .unwrap();
+        }
+        let info = w.finish().unwrap();
+        Clip::Frames {
+            file: name.into(),
+            fps: info.fps,
+            frames: info.frames,
+            width: info.width,
+            height: info.height,
+        }
+    }
+
+    fn timeline(n: usize) -> Timeline {
+        Timeline {
+            lang: "en".into(),
+            fps: 24,
+            total: n as f64 * 2.0,
+            scenes: (0..n)
+                .map(|i| SceneSlot {
+                    id: format!("s{i}"),
+                    start: i as f64 * 2.0,
+                    duration: 2.0,
+                })
+                .collect(),
+            lines: vec![],
+        }
+    }
+
+    fn scene(i: usize, clip: Clip, morph: Option<Clip>) -> SceneClip {
+        SceneClip {
+            scene: i,
+            clip,
+            blend_out: Blend::Morph,
+            blend_seconds: 0.5,
+            morph,
+        }
+    }
+
+    #[test]
+    fn clips_json_without_morphs_still_parses_and_morphs_round_trip() {
+        let old = r#"{"engine":"procedural/ken-burns@1","clips":[{"scene":0,
+            "clip":{"type":"camera","path":{"from":{"cx":0.5,"cy":0.5,"zoom":1.0},
+            "to":{"cx":0.5,"cy":0.5,"zoom":1.2}}},"blend_out":"crossfade","blend_seconds":0.5}]}"#;
+        let clips: Clips = serde_json::from_str(old).unwrap();
+        assert_eq!(clips.clips[0].morph, None);
+        let json = serde_json::to_string(&clips).unwrap();
+        assert!(
+            !json.contains("morph"),
+            "no morph key when there is none: {json}"
+        );
+        let frames = Clip::Frames {
+            file: "scene-000.mkv".into(),
+            fps: 24.0,
+            frames: 97,
+            width: 768,
+            height: 512,
+        };
+        let mut with = clips.clone();
+        with.clips[0].blend_out = Blend::Morph;
+        with.clips[0].morph = Some(frames);
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains(r#""blend_out":"morph""#), "{json}");
+        assert!(json.contains(r#""type":"frames""#), "{json}");
+        assert_eq!(serde_json::from_str::<Clips>(&json).unwrap(), with);
+    }
+
+    #[test]
+    fn generated_clips_and_morphs_come_from_the_animate_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write_clip(dir.path(), "scene-000.mkv", 5);
+        let m = write_clip(dir.path(), "morph-000.mkv", 3);
+        let b = write_clip(dir.path(), "scene-001.mkv", 4);
+        let clips = Clips {
+            engine: "test".into(),
+            clips: vec![scene(0, a.clone(), Some(m)), scene(1, b, None)],
+        };
+        let tl = timeline(2);
+        let got = timeline_clips(&[], &tl, &clips, dir.path()).unwrap();
+        assert_eq!(got.len(), 2);
+        match &got[0].picture {
+            Picture::Frames(src) => assert_eq!(src.info().frames, 5),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(got[0].morph.as_ref().map(|m| m.info().frames), Some(3));
+        assert!(got[1].morph.is_none());
+        assert_eq!((got[1].start, got[1].out_blend), (2.0, Blend::Morph));
+
+        // clips.json and the file disagree: the file is named, and what to do.
+        let mut wrong = clips.clone();
+        if let Clip::Frames { frames, .. } = &mut wrong.clips[1].clip {
+            *frames = 9;
+        }
+        let err = timeline_clips(&[], &tl, &wrong, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("scene-001.mkv") && err.contains("animate"),
+            "{err}"
+        );
+
+        // A name that leaves the artifact is refused.
+        let mut out = clips.clone();
+        if let Clip::Frames { file, .. } = &mut out.clips[0].clip {
+            *file = "../scene-000.mkv".into();
+        }
+        let err = timeline_clips(&[], &tl, &out, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a file name"), "{err}");
+
+        // A missing clip file is an error naming it.
+        std::fs::remove_file(dir.path().join("morph-000.mkv")).unwrap();
+        let err = timeline_clips(&[], &tl, &clips, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("morph-000.mkv"), "{err}");
     }
 }

@@ -229,6 +229,11 @@ pub struct SceneClip {
     pub clip: Clip,
     pub blend_out: Blend,
     pub blend_seconds: f64,
+    /// The generated transition into the next scene (a [`Clip::Frames`] from this scene's last
+    /// frame to the next one's keyframe), drawn over the transition window when `blend_out` is
+    /// [`Blend::Morph`]; without it a morph is a crossfade.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub morph: Option<Clip>,
 }
 
 /// `music.json`: one loop per mood used.

@@ -39,6 +39,7 @@ fn blend_of(t: Transition) -> Blend {
         Transition::FadeBlack => Blend::FadeBlack,
         Transition::WipeLeft => Blend::WipeLeft,
         Transition::WipeRight => Blend::WipeRight,
+        Transition::Morph => Blend::Morph,
     }
 }
 
