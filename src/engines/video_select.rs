@@ -84,7 +84,7 @@ impl VideoModelRef {
 
     /// A distilled model's fixed timesteps (sigmas from 1 down); empty: the engine's schedule
     /// for [`VideoModelRef::steps`].
-    pub fn timesteps(&self) -> &[f32] {
+    pub fn timesteps(&self) -> &[f64] {
         &self.facts.timesteps
     }
 

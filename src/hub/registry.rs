@@ -161,7 +161,7 @@ pub struct VideoFacts {
     /// run without classifier-free guidance; `sampling.steps` is their count. Empty: the
     /// engine's own schedule for `sampling.steps`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub timesteps: Vec<f32>,
+    pub timesteps: Vec<f64>,
     /// Coefficients of the memory estimate ([`vram::video_estimate`]).
     pub vram: VideoVram,
 }

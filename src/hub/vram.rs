@@ -181,28 +181,33 @@ pub fn estimate(m: &ModelEntry, job: &JobSize) -> u64 {
 
 /// How the VAE decode is cut: windows of `frames` output frames decoded one after the other
 /// (the causal decoder carries its state across windows) and, in space, `tile`×`tile`-pixel
-/// tiles (blended at their overlap). Memory follows the window and the tile, not the clip.
+/// tiles (blended at their overlap) or whole frames (`tile: None`). Memory follows the window
+/// and the tile, not the clip's length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DecodeTiling {
-    /// Tile side in output pixels.
-    pub tile: u32,
+    /// Tile side in output pixels (`None`: whole frames).
+    pub tile: Option<u32>,
     /// Output frames decoded at once.
     pub frames: u32,
 }
 
 impl DecodeTiling {
-    /// What the video engine decodes with: 512-pixel tiles, 3 latent frames (8·3+1 = 25
-    /// output frames) at a time. Change it together with the engine's tiling.
+    /// What the video engine decodes with by default (`reelsmith_video`'s
+    /// `TileConfig::default()`): two latent frames (16 output frames) at a time, whole frames.
+    /// Change it together with the engine's tiling.
     pub const DEFAULT: DecodeTiling = DecodeTiling {
-        tile: 512,
-        frames: 25,
+        tile: None,
+        frames: 16,
     };
 }
 
-/// Bytes one attention score costs while a layer runs: the engine computes QKᵀ for every head
-/// at once in bf16 (2 bytes) and keeps its softmax (2 more) until it multiplies V. An engine
-/// with memory-efficient (flash) attention would hold none of these.
-const ATTENTION_SCORE_BYTES: u64 = 4;
+/// The engine's attention processes the queries in chunks whose scores (batch × heads × chunk
+/// × keys, in bf16) stay under this budget (`reelsmith_video`'s `DEFAULT_ATTENTION_BUDGET`).
+const ATTENTION_BUDGET: u64 = 512 * MIB;
+/// Bytes of one attention score in the compute dtype (bf16).
+const SCORE_BYTES: u64 = 2;
+/// Copies of a chunk's scores alive at once: QKᵀ, QKᵀ + mask, its softmax.
+const SCORE_COPIES: u64 = 3;
 
 /// Latent tokens of a clip: `((frames − 1) / temporal + 1) × ⌈H / spatial⌉ × ⌈W / spatial⌉`
 /// (LTX: 121 frames at 768×512 → 16 × 16 × 24 = 6144). Frame counts off the rule round up.
@@ -225,9 +230,10 @@ fn guided_by_default(m: &ModelEntry) -> bool {
 /// Transformer pass (the T5 prompt encoding runs before it, and is not counted):
 /// ```text
 ///   400 MiB overhead
-/// + transformer_base_gb                       weights as they run (bf16)
-/// + B × tokens × transformer_per_token_kib    one block's activations (blocks run in turn)
-/// + B × heads × tokens² × 4 bytes             one layer's attention scores (QKᵀ + softmax, bf16)
+/// + transformer_base_gb                        weights as they run (bf16)
+/// + B × tokens × transformer_per_token_kib     one block's activations (blocks run in turn)
+/// + 3 × min(B × heads × tokens² × 2 B, 512 MiB) one layer's attention scores: QKᵀ, masked,
+///                                              softmax, in query chunks under the budget
 /// ```
 /// with `tokens` from [`video_tokens`] and `B` = 2 with classifier-free guidance (conditional
 /// and unconditional branches batched), else 1.
@@ -237,12 +243,14 @@ fn guided_by_default(m: &ModelEntry) -> bool {
 ///   400 MiB overhead + decode_base_gb
 /// + decode_per_pixel_frame_bytes × min(W, tile) × min(H, tile) × min(frames, window)
 /// ```
-/// Untiled (`tiling: None` in [`video_estimate_with`]) the last factor is the whole clip.
+/// [`DecodeTiling::DEFAULT`] decodes whole frames 16 at a time (no spatial tile); untiled
+/// (`tiling: None` in [`video_estimate_with`]) the last factor is the whole clip.
 ///
-/// Examples (768×512, 121 frames = 6144 tokens): LTX 2B distilled ≈ 0.4 + 3.6 + 0.375 + 4.5
-/// = 8.9 GiB for the transformer, 2B 0.9.5 with CFG ≈ 13.7 GiB; 13B distilled ≈ 29.8 GiB,
-/// 13B dev with CFG ≈ 35.1 GiB. The decode of any of them ≈ 0.4 + 1.2 + 2.4 = 4.0 GiB
-/// tiled (512² × 25 frames × 400 bytes), ≈ 19.3 GiB untiled.
+/// Examples (768×512, 121 frames = 6144 tokens; scores over budget, so 1.5 GiB):
+/// transformer: LTX 2B distilled ≈ 0.4 + 3.6 + 0.375 + 1.5 = 5.9 GiB; 2B 0.9.5 with CFG
+/// ≈ 6.2 GiB; 13B distilled ≈ 26.9 GiB; 13B dev with CFG ≈ 27.7 GiB. Decode, any of them:
+/// ≈ 0.4 + 1.2 + 2.3 = 3.9 GiB (768×512 × 16 frames × 400 bytes), 2.8 GiB with 512-pixel
+/// tiles, 19.3 GiB untiled. Peak ([`video_peak`]) of the 2B: 3.6 + 3.9 = 7.5 GiB.
 pub fn video_estimate(m: &ModelEntry, frames: u32, width: u32, height: u32) -> Option<(u64, u64)> {
     video_estimate_with(
         m,
@@ -288,17 +296,22 @@ pub fn video_estimate_facts(
     let scores = branches
         .saturating_mul(u64::from(v.heads))
         .saturating_mul(tokens.saturating_mul(tokens))
-        .saturating_mul(ATTENTION_SCORE_BYTES);
+        .saturating_mul(SCORE_BYTES)
+        .min(ATTENTION_BUDGET)
+        .saturating_mul(SCORE_COPIES);
     let transformer = OVERHEAD
         .saturating_add(weights)
         .saturating_add(activations)
         .saturating_add(scores);
     let (w, h, f) = match tiling {
-        Some(t) => (
-            width.min(t.tile.max(1)),
-            height.min(t.tile.max(1)),
-            frames.max(1).min(t.frames.max(1)),
-        ),
+        Some(t) => {
+            let side = |x: u32| t.tile.map_or(x, |tile| x.min(tile.max(1)));
+            (
+                side(width),
+                side(height),
+                frames.max(1).min(t.frames.max(1)),
+            )
+        }
         None => (width, height, frames.max(1)),
     };
     let pixel_frames = u64::from(w) * u64::from(h) * u64::from(f);
@@ -484,12 +497,12 @@ mod tests {
         assert!(t > (3.5 * GIB as f64) as u64 && t < 5 * GIB, "{}", t / MIB);
         let (plain, _) = video_estimate_with(&m, 121, 768, 512, false, None).unwrap();
         let (guided, _) = video_estimate_with(&m, 121, 768, 512, true, None).unwrap();
-        assert!(
-            guided > plain + 4 * GIB,
-            "{} vs {}",
-            guided / MIB,
-            plain / MIB
-        );
+        assert!(guided > plain, "{} vs {}", guided / MIB, plain / MIB);
+        // The attention scores are chunked under the engine's budget: long clips grow by their
+        // activations, not by tokens².
+        let (t121, _) = est(121, 768, 512);
+        let (t241, _) = est(241, 768, 512);
+        assert!(t241 - t121 < GIB, "{}", (t241 - t121) / MIB);
         // Tokens: (121 − 1)/8 + 1 = 16 latent frames of 16 × 24.
         assert_eq!(video_tokens(m.video.as_ref().unwrap(), 121, 768, 512), 6144);
         assert_eq!(video_tokens(m.video.as_ref().unwrap(), 120, 768, 500), 6144);
@@ -498,31 +511,37 @@ mod tests {
     #[test]
     fn the_tiled_decode_is_bounded_by_the_tile_not_the_clip() {
         let m = ltx("ltxv-13b-0.9.8-distilled");
-        let tiled = |f, w, h| {
-            video_estimate_with(&m, f, w, h, false, Some(DecodeTiling::DEFAULT))
-                .unwrap()
-                .1
-        };
-        let whole = |f, w, h| video_estimate_with(&m, f, w, h, false, None).unwrap().1;
-        assert_eq!(tiled(121, 768, 512), tiled(257, 768, 512));
-        assert_eq!(tiled(121, 768, 512), tiled(121, 1280, 720));
-        assert!(whole(257, 768, 512) > whole(121, 768, 512));
-        assert!(whole(121, 1280, 720) > whole(121, 768, 512));
-        // Small clips decode within the tile: no more than untiled.
-        assert_eq!(tiled(9, 256, 256), whole(9, 256, 256));
-        let bound = tiled(1000, 4096, 4096);
-        assert!(bound < 5 * GIB, "{}", bound / MIB);
-        assert!(whole(121, 768, 512) > 3 * bound);
+        let decode = |f, w, h, tiling| video_estimate_with(&m, f, w, h, false, tiling).unwrap().1;
+        let tiles = Some(DecodeTiling {
+            tile: Some(512),
+            frames: 16,
+        });
+        let whole_frames = Some(DecodeTiling::DEFAULT);
+        // Streamed in time: the clip's length does not count.
+        for tiling in [tiles, whole_frames] {
+            assert_eq!(decode(121, 768, 512, tiling), decode(257, 768, 512, tiling));
+        }
+        // Tiled in space: nor does its area; whole frames do grow with it.
+        assert_eq!(decode(121, 768, 512, tiles), decode(121, 1280, 720, tiles));
+        assert!(decode(121, 1280, 720, whole_frames) > decode(121, 768, 512, whole_frames));
+        // Untiled grows with both.
+        assert!(decode(257, 768, 512, None) > decode(121, 768, 512, None));
+        assert!(decode(121, 1280, 720, None) > decode(121, 768, 512, None));
+        // Small clips fit in one tile: the same as untiled.
+        assert_eq!(decode(9, 256, 256, tiles), decode(9, 256, 256, None));
+        let bound = decode(1000, 4096, 4096, tiles);
+        assert!(bound < 4 * GIB, "{}", bound / MIB);
+        assert!(decode(121, 768, 512, None) > 3 * bound);
     }
 
     #[test]
     fn ltx_examples_at_768x512x121() {
         let gib = |b: u64| b as f64 / GIB as f64;
         let cases = [
-            ("ltxv-2b-0.9.8-distilled", 8.0, 10.0),
-            ("ltx-video-2b", 12.5, 15.0),
-            ("ltxv-13b-0.9.8-distilled", 28.0, 32.0),
-            ("ltxv-13b-0.9.8-dev", 33.0, 37.0),
+            ("ltxv-2b-0.9.8-distilled", 5.5, 6.5),
+            ("ltx-video-2b", 5.8, 7.0),
+            ("ltxv-13b-0.9.8-distilled", 26.0, 28.0),
+            ("ltxv-13b-0.9.8-dev", 27.0, 29.0),
         ];
         for (id, lo, hi) in cases {
             let (t, d) = video_estimate(&ltx(id), 121, 768, 512).unwrap();

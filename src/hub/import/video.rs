@@ -56,7 +56,7 @@ struct LtxTensors {
     class: &'static str,
     has_vae: bool,
     /// `allowed_inference_steps` from the metadata config (distilled files).
-    timesteps: Vec<f32>,
+    timesteps: Vec<f64>,
 }
 
 fn shape(header: &Header, key: &str) -> Option<Vec<u64>> {
@@ -121,12 +121,7 @@ fn classify(header: &Header) -> Option<LtxTensors> {
     let timesteps = config
         .as_ref()
         .and_then(|c| c["allowed_inference_steps"].as_array().cloned())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_f64())
-                .map(|v| v as f32)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
         .unwrap_or_default();
     let has_vae = header.keys().any(|k| k.starts_with("vae."));
     let class = if layers >= 48 {
@@ -188,7 +183,7 @@ fn minor(version: &str) -> u32 {
 
 /// The official single-pass schedule of the 0.9.8 distilled models (their checkpoints'
 /// `allowed_inference_steps`; see models/video.toml).
-const DISTILLED_098: [f32; 8] = [1.0, 0.9937, 0.9875, 0.9812, 0.975, 0.9094, 0.725, 0.4219];
+const DISTILLED_098: [f64; 8] = [1.0, 0.9937, 0.9875, 0.9812, 0.975, 0.9094, 0.725, 0.4219];
 
 /// Facts for a model the registry does not list, from what was recognised:
 ///
@@ -208,7 +203,7 @@ pub(super) fn facts_for(
     version: &str,
     layout: &str,
     distilled: bool,
-    timesteps: Vec<f32>,
+    timesteps: Vec<f64>,
 ) -> (VideoFacts, SamplingDefault) {
     let minor = minor(version);
     let timesteps = if !distilled {
