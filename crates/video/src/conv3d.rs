@@ -356,14 +356,6 @@ fn subsample(x: &Tensor, dim: usize, step: usize) -> Result<Tensor> {
     x.index_select(&Tensor::from_vec(idx, n, x.device())?, dim)
 }
 
-/// Frames `[start, start + len)` of `x` along the frame axis (dim 2), or none when `len` is 0.
-pub fn frames(x: &Tensor, start: usize, len: usize) -> Result<Option<Tensor>> {
-    if len == 0 {
-        return Ok(None);
-    }
-    x.narrow(2, start, len).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use reelsmith_kit::noise::Replay;
 use reelsmith_kit::testing::TestDevice;
 use reelsmith_kit::Precision;
 use reelsmith_video::ltx::vae::{
-    ltx_vae_key_from_original, LtxVae, LtxVaeConfig, LtxVaeLayout, TileConfig,
+    ltx_vae_key_from_original, DiffusersTiling, LtxVae, LtxVaeConfig, LtxVaeLayout, TileConfig,
 };
 use serde_json::Value;
 
@@ -262,4 +262,40 @@ fn vae_0_9_5_diffusers_folder_matches_diffusers() {
     let vae = from_folder();
     assert_eq!(vae.config(), &fx.config("0.9.5"));
     check_layout(&fx, &vae, "vae095", "0.9.5 folder");
+}
+
+/// diffusers' own spatial tiling (`enable_tiling`, blended tiles): a different result from the
+/// plain decode, matched as such.
+#[test]
+fn vae_0_9_5_diffusers_tiling_matches_diffusers() {
+    let fx = Fixture::load();
+    let vae = from_folder();
+    let t = &fx.json["vae_io"]["vae095.tiled"]["enable_tiling"];
+    let get = |k: &str| t[k].as_u64().unwrap() as usize;
+    let tiling = DiffusersTiling {
+        tile_sample_min_height: get("tile_sample_min_height"),
+        tile_sample_min_width: get("tile_sample_min_width"),
+        tile_sample_stride_height: get("tile_sample_stride_height"),
+        tile_sample_stride_width: get("tile_sample_stride_width"),
+    };
+    let moments = vae
+        .encode_raw_diffusers_tiled(&fx.t("vae.video"), &tiling)
+        .unwrap();
+    check(
+        "0.9.5 diffusers-tiled encode moments",
+        &f32(moments),
+        &fx.t("vae095.tiled.moments"),
+    );
+    let c = vae.config().latent_channels;
+    // The reference decodes the plain (untiled) mean.
+    let z = fx.t("vae095.moments").narrow(1, 0, c).unwrap();
+    let temb = fx.temb("vae095.tiled");
+    let decoded = vae
+        .decode_diffusers_tiled(&z, temb.as_ref(), None, &tiling)
+        .unwrap();
+    check(
+        "0.9.5 diffusers-tiled decode",
+        &f32(decoded),
+        &fx.t("vae095.tiled.decoded"),
+    );
 }

@@ -9,7 +9,8 @@
 //! time through the decoder's streaming stages and, if asked, over spatial tiles, handing each
 //! run of finished frames to a sink: peak memory stays bounded whatever the clip length, and the
 //! frames are the single-pass decode's (see [`decoder`] and [`tiling`] for why and when exactly).
-//! [`LtxVae::decode`] is the same path in one chunk.
+//! [`LtxVae::decode`] is the same path in one chunk. diffusers' own (approximate, blended)
+//! spatial tiling is there too, to match references made with it ([`DiffusersTiling`]).
 //!
 //! Weights are read by diffusers' names; [`names::ltx_vae_key_from_original`] maps the original
 //! single-file checkpoints' names.
@@ -17,6 +18,7 @@
 mod blocks;
 pub mod config;
 mod decoder;
+mod diffusers_tiling;
 mod encoder;
 pub mod names;
 pub mod tiling;
@@ -26,6 +28,7 @@ use candle_nn as nn;
 use reelsmith_kit::noise::Noise;
 
 pub use config::LtxVaeConfig;
+pub use diffusers_tiling::DiffusersTiling;
 pub use names::{ltx_vae_key_from_original, LtxVaeLayout};
 pub use tiling::TileConfig;
 

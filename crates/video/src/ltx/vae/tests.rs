@@ -337,3 +337,38 @@ fn a_causal_decoder_streams_without_lag() {
     // Every latent frame comes out as soon as it goes in: 1, then 8 video frames.
     assert_eq!(runs, vec![1, 8, 8, 8]);
 }
+
+#[test]
+fn diffusers_tiling_draws_noise_per_tile_and_is_plain_below_a_tile() {
+    let cfg = tiny_0_9_1();
+    let vae = build(&cfg, 23);
+    let z = rand(&[1, 4, 2, 2, 3], 24);
+    let t = timestep(&cfg);
+    // 32-pixel tiles every 16 pixels: 2 rows × 3 columns of latent tiles on a 2×3 grid.
+    let tiling = DiffusersTiling {
+        tile_sample_min_height: 32,
+        tile_sample_min_width: 32,
+        tile_sample_stride_height: 16,
+        tile_sample_stride_width: 16,
+    };
+    let mut n = Counting(Seeded::new(1), Vec::new());
+    let tiled = vae
+        .decode_diffusers_tiled(&z, t.as_ref(), Some(&mut n), &tiling)
+        .unwrap();
+    assert_eq!(tiled.dims(), &[1, 3, 9, 32, 48]);
+    assert_eq!(n.1.len(), 6 * 6);
+    assert_eq!(n.1[0], vec![4, 4]);
+    // A frame no larger than a tile decodes plainly.
+    let big = DiffusersTiling::default();
+    let (plain, _) = decode(&vae, &z, None);
+    let mut s = Seeded::new(99);
+    let same = vae
+        .decode_diffusers_tiled(&z, t.as_ref(), Some(&mut s), &big)
+        .unwrap();
+    assert_eq!(rel_l2(&same, &plain), 0.0);
+    let moments = vae.encode_raw(&rand(&[1, 3, 9, 32, 48], 25)).unwrap();
+    let tiled = vae
+        .encode_raw_diffusers_tiled(&rand(&[1, 3, 9, 32, 48], 25), &big)
+        .unwrap();
+    assert_eq!(rel_l2(&tiled, &moments), 0.0);
+}
