@@ -138,14 +138,13 @@ impl FrameQueue {
 
     /// The first `n` frames (`n` ≥ 1 and at most [`len`](Self::len)).
     pub(crate) fn take(&mut self, n: usize) -> Result<Tensor> {
-        let q = match self.0.take() {
-            Some(q) => q,
-            None => candle_core::bail!("frame queue: {n} frames asked of an empty queue"),
-        };
-        let len = q.dim(2)?;
-        if n > len || n == 0 {
+        let len = self.len();
+        if n == 0 || n > len {
             candle_core::bail!("frame queue: {n} frames asked of {len}");
         }
+        let Some(q) = self.0.take() else {
+            candle_core::bail!("frame queue: {n} frames asked of an empty queue");
+        };
         if n < len {
             self.0 = Some(q.narrow(2, n, len - n)?);
             q.narrow(2, 0, n)

@@ -149,7 +149,9 @@ impl LtxVae {
 
     /// Video `[b, 3, f, h, w]` in [-1, 1] → the posterior's raw moments `[b, 2·latent, f', h', w']`
     /// (diffusers' layout: the means, then the log-variance; LTX shares one log-variance channel
-    /// over all latent channels).
+    /// over all latent channels). The clip is encoded at once (the pipelines encode images and
+    /// short clips); frames `8k + 1`, sides multiples of the patch size (and, for 0.9.5, of the
+    /// spatial compression).
     pub fn encode_raw(&self, video: &Tensor) -> Result<Tensor> {
         let (_, c, _, _, _) = video.dims5()?;
         if c != self.config.in_channels {

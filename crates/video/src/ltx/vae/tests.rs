@@ -192,6 +192,20 @@ fn decodes_to_the_video_grid_in_every_layout() {
 }
 
 #[test]
+fn a_batch_decodes_like_its_items() {
+    for (name, cfg) in layouts() {
+        let vae = build(&cfg, 26);
+        let z = rand(&[2, 4, 2, 2, 3], 27);
+        let (both, _) = decode(&vae, &z, Some(TileConfig::tiled(1, (1, 2), 12, 0)));
+        for b in 0..2 {
+            let (one, _) = decode(&vae, &z.narrow(0, b, 1).unwrap(), None);
+            let e = rel_l2(&both.narrow(0, b, 1).unwrap(), &one);
+            assert!(e <= 1e-5, "{name}: item {b}: rel-L2 {e}");
+        }
+    }
+}
+
+#[test]
 fn streamed_decode_equals_the_single_pass() {
     for (name, cfg) in layouts() {
         let vae = build(&cfg, 8);
