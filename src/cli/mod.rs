@@ -10,6 +10,7 @@ pub mod queue;
 pub mod render;
 pub mod say;
 pub mod transcribe;
+pub mod video;
 
 use std::path::PathBuf;
 
@@ -74,6 +75,9 @@ pub enum Command {
     /// Draw a picture with an installed image model (Stable Diffusion, SDXL, FLUX on candle):
     /// text-to-image, --init image-to-image, --mask inpainting, LoRAs.
     Image(image::ImageArgs),
+    /// Generate a clip with an installed video model (LTX-Video on candle): from text, from a
+    /// first picture (--image), between two pictures (--end), or held to pictures at frames.
+    Video(video::VideoArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
     /// A stage worker (started and fed by the scheduler over stdin/stdout; not for people).
@@ -176,5 +180,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Chat(a) => chat::run(a, &dirs),
         Command::Say(a) => say::run(a, &dirs),
         Command::Image(a) => image::run(a, &dirs),
+        Command::Video(a) => video::run(a, &dirs),
     }
 }

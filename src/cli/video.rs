@@ -17,9 +17,9 @@ use crate::config::Dirs;
 use crate::engines::models::parse_device;
 use crate::engines::video::{ClipCondition, ClipRequest, VideoEngine, VideoWeights};
 use crate::engines::EngineError;
+use crate::media::decode;
 use crate::media::encode::{EncodeSettings, Mp4Writer};
 use crate::media::image::RgbImage;
-use crate::media::decode;
 
 /// Longest clip one command makes, in frames.
 pub const MAX_FRAMES: usize = 1025;
@@ -50,7 +50,10 @@ pub struct VideoArgs {
     #[arg(long = "condition")]
     pub conditions: Vec<String>,
     /// What the clip should not show (used when --cfg is above 1).
-    #[arg(long, default_value = "worst quality, inconsistent motion, blurry, jittery, distorted")]
+    #[arg(
+        long,
+        default_value = "worst quality, inconsistent motion, blurry, jittery, distorted"
+    )]
     pub negative: String,
     /// Frames: 8k+1 (e.g. 97 = 4 s at 24 fps).
     #[arg(long, default_value_t = 97, allow_negative_numbers = true)]
@@ -105,9 +108,16 @@ pub fn run(args: VideoArgs, dirs: &Dirs) -> i32 {
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("--size {s}: write WIDTHxHEIGHT, e.g. 768x512");
-    let (w, h) = s.trim().to_ascii_lowercase().split_once(['x', '×']).map_or((None, None), |(w, h)| {
-        (w.trim().parse::<usize>().ok(), h.trim().parse::<usize>().ok())
-    });
+    let (w, h) =
+        s.trim()
+            .to_ascii_lowercase()
+            .split_once(['x', '×'])
+            .map_or((None, None), |(w, h)| {
+                (
+                    w.trim().parse::<usize>().ok(),
+                    h.trim().parse::<usize>().ok(),
+                )
+            });
     match (w, h) {
         (Some(w), Some(h)) if w > 0 && h > 0 && w <= 4096 && h <= 4096 => Ok((w, h)),
         _ => Err(bad()),
@@ -116,7 +126,9 @@ fn parse_size(s: &str) -> Result<(usize, usize), String> {
 
 /// `IMG@FRAME[:STRENGTH]`.
 fn parse_condition(value: &str) -> Result<(PathBuf, usize, f64), String> {
-    let bad = || format!("--condition {value}: write IMG@FRAME or IMG@FRAME:STRENGTH, e.g. end.png@96:0.9");
+    let bad = || {
+        format!("--condition {value}: write IMG@FRAME or IMG@FRAME:STRENGTH, e.g. end.png@96:0.9")
+    };
     let (file, rest) = value.rsplit_once('@').ok_or_else(bad)?;
     let (frame, strength) = match rest.split_once(':') {
         Some((f, s)) => (f, s.trim().parse::<f64>().map_err(|_| bad())?),
@@ -124,7 +136,9 @@ fn parse_condition(value: &str) -> Result<(PathBuf, usize, f64), String> {
     };
     let frame = frame.trim().parse::<usize>().map_err(|_| bad())?;
     if !(0.0..=1.0).contains(&strength) {
-        return Err(format!("--condition {value}: the strength must lie in 0..1"));
+        return Err(format!(
+            "--condition {value}: the strength must lie in 0..1"
+        ));
     }
     if file.is_empty() {
         return Err(bad());
@@ -136,8 +150,12 @@ fn read_picture(flag: &str, path: &Path) -> Result<RgbImage, String> {
     if !path.is_file() {
         return Err(format!("{flag} {}: no such file", path.display()));
     }
-    decode::read_image(path)
-        .map_err(|e| format!("{flag} {}: not a picture reelsmith can read ({e})", path.display()))
+    decode::read_image(path).map_err(|e| {
+        format!(
+            "{flag} {}: not a picture reelsmith can read ({e})",
+            path.display()
+        )
+    })
 }
 
 /// Everything the command line says, checked.
@@ -186,18 +204,28 @@ fn plan(args: &VideoArgs) -> Result<Plan, String> {
     }
     let tokenizer = args.tokenizer.clone().unwrap_or_else(|| {
         let beside = text_encoder.parent().map(|p| p.join("tokenizer"));
-        beside.filter(|p| p.exists()).unwrap_or_else(|| base.join("tokenizer"))
+        beside
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| base.join("tokenizer"))
     });
     if !tokenizer.exists() {
-        return Err(format!("--tokenizer {}: no such file or folder", tokenizer.display()));
+        return Err(format!(
+            "--tokenizer {}: no such file or folder",
+            tokenizer.display()
+        ));
     }
     if args.frames <= 0 || args.frames as usize > MAX_FRAMES {
-        return Err(format!("--frames {}: between 1 and {MAX_FRAMES}", args.frames));
+        return Err(format!(
+            "--frames {}: between 1 and {MAX_FRAMES}",
+            args.frames
+        ));
     }
     let frames = args.frames as usize;
-    rule.check_frames(frames).map_err(|e| format!("--frames: {e}"))?;
+    rule.check_frames(frames)
+        .map_err(|e| format!("--frames: {e}"))?;
     let (width, height) = parse_size(&args.size)?;
-    rule.check_size(width, height).map_err(|e| format!("--size: {e}"))?;
+    rule.check_size(width, height)
+        .map_err(|e| format!("--size: {e}"))?;
     if !(1..=240).contains(&args.fps) {
         return Err(format!("--fps {}: between 1 and 240", args.fps));
     }
@@ -255,13 +283,22 @@ fn plan(args: &VideoArgs) -> Result<Plan, String> {
     }
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
-            return Err(format!("-o {}: no folder {}", args.out.display(), dir.display()));
+            return Err(format!(
+                "-o {}: no folder {}",
+                args.out.display(),
+                dir.display()
+            ));
         }
     }
     let seed = args.seed.unwrap_or_else(|| {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
         h.finish() >> 1
     });
     let weights = VideoWeights {
@@ -324,7 +361,9 @@ fn video(args: &VideoArgs) -> Result<(), Fail> {
         );
         !cancel.is_cancelled()
     };
-    let latents = engine.sample(&plan.request, &mut on_step).map_err(engine_fail)?;
+    let latents = engine
+        .sample(&plan.request, &mut on_step)
+        .map_err(engine_fail)?;
     let sampled = t1.elapsed().as_secs_f64();
     let req = &plan.request;
     let tmp = args.out.with_extension("mp4.part");
@@ -340,8 +379,8 @@ fn video(args: &VideoArgs) -> Result<(), Fail> {
     };
     let t2 = Instant::now();
     let written = (|| -> Result<usize, Fail> {
-        let mut mp4 = Mp4Writer::create(&tmp, &settings, None)
-            .map_err(|e| Fail::Failed(e.to_string()))?;
+        let mut mp4 =
+            Mp4Writer::create(&tmp, &settings, None).map_err(|e| Fail::Failed(e.to_string()))?;
         let mut n = 0usize;
         engine
             .decode(&latents, req.seed, &mut |img: RgbImage| {

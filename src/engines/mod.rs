@@ -7,6 +7,7 @@ pub mod llm;
 pub mod loaded;
 pub mod models;
 pub mod procedural;
+pub mod video;
 /// Piper voices (the `reelsmith-vits` crate).
 pub use reelsmith_vits as vits;
 /// Whisper speech recognition (the `reelsmith-whisper` crate).

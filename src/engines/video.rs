@@ -71,6 +71,28 @@ impl VideoWeights {
     }
 }
 
+pub use super::models::VideoModelRef;
+
+/// The files of a job's video model.
+pub fn weights_of(m: &VideoModelRef) -> VideoWeights {
+    VideoWeights {
+        id: m.id.clone(),
+        fingerprint: m.fingerprint.clone(),
+        weights: m.weights.clone(),
+        text_encoder: m.text_encoder.clone(),
+        tokenizer: m.tokenizer.clone(),
+    }
+}
+
+/// The model's default steps: a distilled model's fixed timesteps, else a count.
+pub fn default_steps(m: &VideoModelRef) -> Steps {
+    if m.timesteps().is_empty() {
+        Steps::Count(m.steps().max(1) as usize)
+    } else {
+        Steps::Timesteps(m.timesteps().iter().map(|s| *s as f64 * 1000.0).collect())
+    }
+}
+
 /// A loaded video model.
 pub struct VideoEngine {
     id: String,
@@ -151,10 +173,14 @@ impl VideoEngine {
         on_step: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<Tensor, EngineError> {
         let fail = |e| failed(&self.id, e);
-        let text = self.model.text.as_ref().ok_or_else(|| EngineError::Failed {
-            engine: self.id.clone(),
-            message: "no text encoder loaded".into(),
-        })?;
+        let text = self
+            .model
+            .text
+            .as_ref()
+            .ok_or_else(|| EngineError::Failed {
+                engine: self.id.clone(),
+                message: "no text encoder loaded".into(),
+            })?;
         let prompt = text.encode(&req.prompt).map_err(fail)?;
         let negative = if req.guidance > 1.0 {
             Some(text.encode(&req.negative_prompt).map_err(fail)?)
@@ -254,7 +280,9 @@ pub fn latents_to_bytes(t: &Tensor) -> Result<Vec<u8>, EngineError> {
 /// Inverse of [`latents_to_bytes`]; `None` for bytes that are not a whole latents record.
 pub fn latents_from_bytes(b: &[u8]) -> Option<Tensor> {
     let word = |i: usize| -> Option<u64> {
-        Some(u64::from_le_bytes(b.get(i * 8..i * 8 + 8)?.try_into().ok()?))
+        Some(u64::from_le_bytes(
+            b.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+        ))
     };
     let rank = word(0)? as usize;
     if rank > 8 {

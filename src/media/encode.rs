@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use ff::{codec, encoder, format, frame, media, Dictionary, Packet, Rational};
 use ffmpeg_next as ff;
 
+use super::image::RgbImage;
 use super::MediaError;
 
 /// Encoder settings for one MP4.
@@ -232,6 +233,31 @@ impl Mp4Writer {
             .map(|a| self.frames * a.rate as i64 / self.fps as i64)
             .unwrap_or(0);
         self.mux_audio(Some(until))
+    }
+
+    /// Encodes one RGB picture of the configured size (converted to YUV420P, BT.709).
+    pub fn push_rgb(&mut self, img: &RgbImage) -> Result<(), MediaError> {
+        let mut rgb = frame::Video::new(ff::format::Pixel::RGB24, img.width, img.height);
+        let stride = rgb.stride(0);
+        let w = img.width as usize * 3;
+        for (y, row) in img.data.chunks_exact(w).enumerate() {
+            rgb.data_mut(0)[y * stride..y * stride + w].copy_from_slice(row);
+        }
+        let mut yuv = super::compose::new_frame(img.width, img.height);
+        let mut scaler = ff::software::scaling::Context::get(
+            ff::format::Pixel::RGB24,
+            img.width,
+            img.height,
+            ff::format::Pixel::YUV420P,
+            img.width,
+            img.height,
+            ff::software::scaling::Flags::BICUBIC,
+        )
+        .map_err(|e| fferr(&self.what, e))?;
+        scaler.run(&rgb, &mut yuv).map_err(|e| fferr(&self.what, e))?;
+        yuv.set_color_space(ff::color::Space::BT709);
+        yuv.set_color_range(ff::color::Range::MPEG);
+        self.push_frame(&mut yuv)
     }
 
     fn drain_video(&mut self) -> Result<(), MediaError> {

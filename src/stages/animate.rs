@@ -1,14 +1,101 @@
-//! animate: how each still moves. The embedded engine plans a Ken Burns camera move from the
-//! scene's motion hint; the frames are drawn at assembly, exactly at the output rate.
+//! animate: how each still moves.
+//!
+//! Without a video model the embedded engine plans a Ken Burns camera move from the scene's
+//! motion hint; the frames are drawn at assembly, exactly at the output rate.
+//!
+//! With one (`engines.toml video = …`, `REELSMITH_VIDEO`), each scene's keyframe becomes the
+//! first frame of a generated clip: the prompt is the scene's prompt with the motion hint in
+//! words, the length the scene's estimated duration at the model's frame rate made k·8+1, and a
+//! scene longer than one window is generated as chained windows, each starting from the last
+//! frame of the one before (that frame is not repeated, so there is no seam). Each window's
+//! latents are saved as a checkpoint before it is decoded: a crash in the decode does not
+//! sample again. Clips are stored losslessly (FFV1) and assembly scales and retimes them.
+//! A `morph` transition is a clip generated from a scene's last frame to the next keyframe.
+
+use std::path::Path;
 
 use crate::engines::procedural::kenburns::KenBurns;
-use crate::engines::VideoEngine;
+use crate::engines::video::{
+    latents_from_bytes, latents_to_bytes, ClipCondition, ClipRequest, VideoEngine,
+};
+use crate::engines::{Clip, EngineError, VideoEngine as _};
+use crate::media::clip::{ClipReader, ClipWriter};
+use crate::media::compose::Blend;
+use crate::media::decode;
 use crate::media::image::RgbImage;
+use crate::script::Localized;
 use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
 
-use super::model::{Clips, Plan, SceneClip};
+use super::model::{Clips, Keyframes, Plan, PlannedScene, SceneClip};
+use super::voice::place;
 
 pub struct AnimateStage;
+
+/// Frames of one generation window (LTX is trained up to 257; 121 = 5 s at 24 fps keeps memory
+/// and time per window moderate).
+pub const WINDOW_FRAMES: usize = 121;
+/// Largest generation area: 768×512, LTX's native size (clips are scaled to the output).
+pub const MAX_PIXELS: usize = 768 * 512;
+/// `REELSMITH_VIDEO_AREA`: the largest generation area in pixels (default [`MAX_PIXELS`]);
+/// smaller is faster and coarser (clips are scaled to the output at assembly).
+fn max_pixels() -> usize {
+    std::env::var("REELSMITH_VIDEO_AREA")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&v| v >= 32 * 32)
+        .unwrap_or(MAX_PIXELS)
+}
+
+/// `REELSMITH_VIDEO_STEPS`: sampling steps instead of the model's default (not for distilled
+/// models, whose fixed timesteps are their steps).
+fn steps_for(m: &crate::engines::video::VideoModelRef) -> reelsmith_video::ltx::schedule::Steps {
+    let over = std::env::var("REELSMITH_VIDEO_STEPS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0);
+    match over {
+        Some(n) if m.timesteps().is_empty() => reelsmith_video::ltx::schedule::Steps::Count(n),
+        _ => crate::engines::video::default_steps(m),
+    }
+}
+
+/// Spoken words per second used to estimate a scene's length before the voice exists.
+const WORDS_PER_SECOND: f64 = 2.5;
+
+/// A scene's expected length in seconds (the longest language's narration, its minimum, or 3 s).
+pub fn estimated_seconds(scene: &PlannedScene) -> f64 {
+    let words = scene
+        .lines
+        .iter()
+        .map(|l| match &l.text {
+            Localized::One(t) => t.split_whitespace().count(),
+            Localized::Many(m) => m
+                .values()
+                .map(|t| t.split_whitespace().count())
+                .max()
+                .unwrap_or(0),
+        })
+        .sum::<usize>();
+    let spoken = words as f64 / WORDS_PER_SECOND + 0.6 * scene.lines.len() as f64;
+    spoken.max(scene.min_duration.unwrap_or(0.0)).max(3.0)
+}
+
+/// The motion hint in words, appended to the scene's prompt.
+pub fn motion_words(motion: &str) -> String {
+    let m = motion.trim().replace(['-', '_'], " ");
+    if m.is_empty() || m == "static" || m == "none" {
+        "subtle natural motion, steady camera".into()
+    } else {
+        format!("{m} camera motion, smooth natural movement")
+    }
+}
+
+fn engine_err(scene: &str, e: EngineError) -> StageError {
+    match e {
+        EngineError::Cancelled => StageError::Cancelled,
+        e => StageError::Engine(format!("scene `{scene}`: {e}")),
+    }
+}
 
 impl Stage for AnimateStage {
     fn kind(&self) -> StageKind {
@@ -19,34 +106,300 @@ impl Stage for AnimateStage {
         KenBurns.id()
     }
 
-    fn params(&self, _job: &JobSpec, _lang: Option<&str>) -> serde_json::Value {
-        serde_json::json!({})
+    fn engine(&self, job: &JobSpec) -> String {
+        match &job.models.video {
+            Some(m) => format!("ltx-video/{}", m.id),
+            None => self.builtin_engine(),
+        }
+    }
+
+    fn params(&self, job: &JobSpec, _lang: Option<&str>) -> serde_json::Value {
+        match &job.models.video {
+            None => serde_json::json!({}),
+            Some(m) => serde_json::json!({
+                "model": (&m.id, &m.fingerprint),
+                "size": [job.settings.width, job.settings.height],
+                "area": max_pixels(),
+                "steps": format!("{:?}", steps_for(m)),
+                "window": WINDOW_FRAMES,
+            }),
+        }
+    }
+
+    fn resources(&self, job: &JobSpec) -> crate::pipeline::Resources {
+        match &job.models.video {
+            None => Default::default(),
+            Some(m) => crate::pipeline::Resources {
+                cpu_slots: 2,
+                ram_bytes: 0,
+                vram_bytes: if candle_core::utils::cuda_is_available() {
+                    m.vram_bytes
+                } else {
+                    0
+                },
+                model: Some(m.id.clone()),
+            },
+        }
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
         let plan: Plan = read_json(&ctx.input(StageKind::Plan)?.file("plan.json"))?;
-        let engine = KenBurns;
-        // The camera engine does not look at pixels; a model engine reads the keyframe files.
-        let still = RgbImage::new(1, 1);
-        let mut clips = Vec::new();
-        for s in &plan.scenes {
-            let clip = engine
-                .animate(&still, &s.motion, s.seed)
-                .map_err(|e| StageError::Engine(format!("scene `{}`: {e}", s.id)))?;
-            clips.push(SceneClip {
-                scene: s.index,
-                clip,
-                blend_out: s.transition,
-                blend_seconds: s.transition_seconds,
-                morph: None,
-            });
+        match &ctx.job.models.video {
+            None => camera_clips(ctx, &plan),
+            Some(_) => generated_clips(ctx, &plan),
         }
-        write_json(
-            &ctx.out.join("clips.json"),
-            &Clips {
-                engine: engine.id(),
-                clips,
-            },
-        )
+    }
+}
+
+fn camera_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
+    let engine = KenBurns;
+    // The camera engine does not look at pixels.
+    let still = RgbImage::new(1, 1);
+    let mut clips = Vec::new();
+    for s in &plan.scenes {
+        let clip = engine
+            .animate(&still, &s.motion, s.seed)
+            .map_err(|e| StageError::Engine(format!("scene `{}`: {e}", s.id)))?;
+        clips.push(SceneClip {
+            scene: s.index,
+            clip,
+            blend_out: s.transition,
+            blend_seconds: s.transition_seconds,
+            morph: None,
+        });
+    }
+    write_json(
+        &ctx.out.join("clips.json"),
+        &Clips {
+            engine: engine.id(),
+            clips,
+        },
+    )
+}
+
+/// One clip to generate: conditions (first picture, optional last picture) and length.
+struct ClipPlan<'a> {
+    scene: &'a PlannedScene,
+    label: String,
+    first: &'a Path,
+    last: Option<&'a Path>,
+    frames: usize,
+    prompt: String,
+    seed: u64,
+}
+
+fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
+    let Some(m) = ctx.job.models.video.as_ref() else {
+        return camera_clips(ctx, plan);
+    };
+    let keyframes: Keyframes = read_json(&ctx.input(StageKind::Keyframes)?.file("keyframes.json"))?;
+    let kdir = ctx.input(StageKind::Keyframes)?;
+    let device = super::keyframes::candle_device(ctx)?;
+    let weights = crate::engines::video::weights_of(m);
+    let engine = VideoEngine::load(&weights, &device, ctx.device)
+        .map_err(|e| StageError::Engine(e.to_string()))?;
+    let rule = engine.rule();
+    let fps = m.fps() as f64;
+    let s = &ctx.job.settings;
+    let (gw, gh) = rule.fit_size(s.width as usize, s.height as usize, max_pixels());
+    let n = plan.scenes.len();
+    let key_paths: Vec<std::path::PathBuf> = (0..n)
+        .map(|i| {
+            keyframes
+                .frames
+                .get(i)
+                .map(|k| kdir.file(&k.file))
+                .ok_or_else(|| StageError::data("keyframes.json", format!("no keyframe for scene {i}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut clips = Vec::new();
+    let mut last_frames: Vec<std::path::PathBuf> = Vec::new();
+    for (i, scene) in plan.scenes.iter().enumerate() {
+        ctx.check_cancel()?;
+        let cp = ClipPlan {
+            scene,
+            label: format!("scene-{i:03}"),
+            first: &key_paths[i],
+            last: None,
+            frames: rule.frames_for(estimated_seconds(scene), fps),
+            prompt: format!("{}, {}", scene.prompt, motion_words(&scene.motion)),
+            seed: scene.seed,
+        };
+        let clip = generate(ctx, &engine, m, &cp, (gw, gh), fps, &plan.negative_prompt, |d| {
+            ctx.progress((i as f32 + d) / n as f32)
+        })?;
+        last_frames.push(clip.1.clone());
+        clips.push(SceneClip {
+            scene: scene.index,
+            clip: clip.0,
+            blend_out: scene.transition,
+            blend_seconds: scene.transition_seconds,
+            morph: None,
+        });
+    }
+    // Morphs: from a scene's last frame to the next keyframe, over the transition window.
+    for i in 0..n.saturating_sub(1) {
+        let scene = &plan.scenes[i];
+        if scene.transition != Blend::Morph {
+            continue;
+        }
+        let cp = ClipPlan {
+            scene,
+            label: format!("morph-{i:03}"),
+            first: &last_frames[i],
+            last: Some(&key_paths[i + 1]),
+            frames: rule.frames_for(scene.transition_seconds.max(0.4), fps),
+            prompt: format!(
+                "{}, transforming into {}, seamless morph",
+                scene.prompt, plan.scenes[i + 1].prompt
+            ),
+            seed: scene.seed ^ 0x6d6f_7270,
+        };
+        let (clip, _) = generate(ctx, &engine, m, &cp, (gw, gh), fps, &plan.negative_prompt, |_| {})?;
+        clips[i].morph = Some(clip);
+    }
+    write_json(
+        &ctx.out.join("clips.json"),
+        &Clips {
+            engine: format!("ltx-video/{}", m.id),
+            clips,
+        },
+    )
+}
+
+/// Generates (or finds in the cache) one clip, placed in the stage's output; returns the clip
+/// and the path of a PNG of its last frame.
+#[allow(clippy::too_many_arguments)]
+fn generate(
+    ctx: &StageCtx,
+    engine: &VideoEngine,
+    m: &crate::engines::video::VideoModelRef,
+    cp: &ClipPlan,
+    (gw, gh): (usize, usize),
+    fps: f64,
+    negative: &str,
+    progress: impl Fn(f32),
+) -> Result<(Clip, std::path::PathBuf), StageError> {
+    let rule = engine.rule();
+    let digest = |p: &Path| crate::engines::models::fingerprint_of(p);
+    let params = serde_json::json!({
+        "model": (&m.id, &m.fingerprint), "prompt": cp.prompt, "negative": negative,
+        "seed": cp.seed, "size": [gw, gh], "frames": cp.frames, "fps": fps,
+        "first": digest(cp.first), "last": cp.last.map(digest),
+        "steps": format!("{:?}", steps_for(m)), "cfg": m.cfg(), "window": WINDOW_FRAMES,
+    });
+    let key = crate::pipeline::cache::key(&serde_json::json!({ "item": "clip", "params": params }));
+    let key16: String = key.chars().take(16).collect();
+    let item = ctx.item("clip", &params, |dir| {
+        let first = decode::read_image(cp.first)?;
+        let last = cp.last.map(decode::read_image).transpose()?;
+        let mut writer = ClipWriter::create(&dir.join("clip.mkv"), gw as u32, gh as u32, fps)?;
+        let windows = rule.windows(cp.frames, WINDOW_FRAMES, 1);
+        let total = windows.len();
+        let mut start_image = first;
+        for (wi, &(_, frames)) in windows.iter().enumerate() {
+            ctx.check_cancel()?;
+            let mut conditions = vec![ClipCondition {
+                image: start_image.clone(),
+                frame: 0,
+                strength: 1.0,
+            }];
+            if let (Some(l), true) = (&last, wi + 1 == total) {
+                conditions.push(ClipCondition {
+                    image: l.clone(),
+                    frame: frames - 1 - (frames - 1) % rule.temporal,
+                    strength: 1.0,
+                });
+            }
+            let req = ClipRequest {
+                prompt: cp.prompt.clone(),
+                negative_prompt: negative.to_string(),
+                width: gw,
+                height: gh,
+                frames,
+                fps,
+                steps: steps_for(m),
+                guidance: m.cfg() as f64,
+                seed: cp.seed.wrapping_add(wi as u64),
+                conditions,
+            };
+            let name = format!("{}-{key16}-w{wi}.latents", cp.label);
+            let saved = ctx.load_checkpoint(&name).and_then(|b| latents_from_bytes(&b));
+            let latents = match saved {
+                Some(l) => {
+                    ctx.resumed(&format!("{} window {}: decoding saved latents", cp.label, wi + 1));
+                    l
+                }
+                None => {
+                    let mut on_step = |done: usize, steps: usize| {
+                        progress((wi as f32 + done as f32 / steps.max(1) as f32 * 0.8) / total as f32);
+                        !ctx.cancel.is_cancelled()
+                    };
+                    let l = engine
+                        .sample(&req, &mut on_step)
+                        .map_err(|e| engine_err(&cp.scene.id, e))?;
+                    let bytes = latents_to_bytes(&l).map_err(|e| engine_err(&cp.scene.id, e))?;
+                    ctx.save_checkpoint(
+                        &name,
+                        &bytes,
+                        &format!("{} window {}/{total} sampled", cp.label, wi + 1),
+                    )
+                    .map_err(|e| StageError::Engine(e.to_string()))?;
+                    l
+                }
+            };
+            // Saved latents are a natural stop: a cancel here loses no sampling.
+            ctx.check_cancel()?;
+            // Windows after the first start on the previous window's last frame: skip it.
+            let mut index = 0usize;
+            let mut tail: Option<RgbImage> = None;
+            engine
+                .decode(&latents, req.seed, &mut |img: RgbImage| {
+                    let keep = wi == 0 || index > 0;
+                    index += 1;
+                    if keep {
+                        writer.push(&img).map_err(|e| EngineError::Failed {
+                            engine: "clip".into(),
+                            message: e.to_string(),
+                        })?;
+                    }
+                    tail = Some(img);
+                    Ok(())
+                })
+                .map_err(|e| engine_err(&cp.scene.id, e))?;
+            start_image = tail.ok_or_else(|| {
+                StageError::Engine(format!("scene `{}`: the decode produced no frames", cp.scene.id))
+            })?;
+            progress((wi + 1) as f32 / total as f32);
+        }
+        let info = writer.finish()?;
+        crate::media::stills::write_png(&start_image, &dir.join("last.png"))?;
+        write_json(&dir.join("clip.json"), &serde_json::json!({ "frames": info.frames }))
+    })?;
+    let file = format!("{}.mkv", cp.label);
+    place(&item.join("clip.mkv"), &ctx.out.join(&file))?;
+    let last = ctx.out.join(format!("{}-last.png", cp.label));
+    place(&item.join("last.png"), &last)?;
+    let reader = ClipReader::open(&ctx.out.join(&file))?;
+    Ok((
+        Clip::Frames {
+            file,
+            fps,
+            frames: reader.frames(),
+            width: reader.width(),
+            height: reader.height(),
+        },
+        last,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn motion_hints_become_words() {
+        assert!(motion_words("zoom-in").starts_with("zoom in camera motion"));
+        assert!(motion_words("").contains("steady camera"));
     }
 }

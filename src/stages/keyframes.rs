@@ -321,7 +321,7 @@ impl DrawCheckpoints for SceneCheckpoints<'_, '_> {
 }
 
 /// The device a model-backed task was placed on.
-fn candle_device(ctx: &StageCtx) -> Result<candle_core::Device, StageError> {
+pub(super) fn candle_device(ctx: &StageCtx) -> Result<candle_core::Device, StageError> {
     match ctx.device {
         None => Ok(candle_core::Device::Cpu),
         Some(i) => candle_core::Device::new_cuda(i as usize)

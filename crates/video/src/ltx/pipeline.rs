@@ -192,7 +192,13 @@ impl LtxSampler<'_> {
             Mode::Image(img) => self.image(req, img, grid, &schedule, noise, on_step)?,
             Mode::Conditions(c) => self.conditions(req, c, grid, &schedule, noise, on_step)?,
         };
-        finite(&latents, "the sampled latents")?;
+        finite(
+            &latents,
+            &format!(
+                "the sampled latents (transformer in {:?})",
+                self.transformer.dtype()
+            ),
+        )?;
         Ok(latents)
     }
 

@@ -18,6 +18,14 @@ use crate::VideoError;
 
 type Result<T> = std::result::Result<T, VideoError>;
 
+/// google/t5-v1_1-xxl's config (the encoder LTX was trained with), for single files without one.
+const T5_XXL: &str = r#"{"vocab_size": 32128, "d_model": 4096, "d_kv": 64, "d_ff": 10240,
+  "num_layers": 24, "num_heads": 64, "relative_attention_num_buckets": 32,
+  "relative_attention_max_distance": 128, "dropout_rate": 0.1, "layer_norm_epsilon": 1e-6,
+  "initializer_factor": 1.0, "feed_forward_proj": "gated-gelu", "is_decoder": false,
+  "is_encoder_decoder": true, "use_cache": false, "pad_token_id": 0, "eos_token_id": 1,
+  "tie_word_embeddings": false}"#;
+
 /// diffusers' LTX default.
 pub const DEFAULT_MAX_TOKENS: usize = 128;
 
@@ -38,27 +46,38 @@ fn err(path: &Path, message: impl Into<String>) -> VideoError {
 }
 
 impl TextEncoder {
-    /// Loads a transformers `text_encoder` folder (config.json + safetensors) and a tokenizer
-    /// (a folder with `spiece.model` or `tokenizer.json`, or one of those files).
-    pub fn load(encoder_dir: &Path, tokenizer: &Path, device: &Device) -> Result<Self> {
-        let cfg_path = encoder_dir.join("config.json");
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| err(&cfg_path, e.to_string()))?;
-        let cfg: t5::Config = serde_json::from_str(&text)
-            .map_err(|e| err(&cfg_path, format!("not a T5 config: {e}")))?;
-        let mut files: Vec<_> = std::fs::read_dir(encoder_dir)
-            .map_err(|e| err(encoder_dir, e.to_string()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-            .collect();
-        files.sort();
+    /// Loads a transformers `text_encoder` folder (config.json + safetensors) or a single T5
+    /// file (the BFL/ComfyUI `t5xxl_*.safetensors`, T5-v1.1-XXL unless a `config.json` sits
+    /// beside it), and a tokenizer (a folder with `spiece.model` or `tokenizer.json`, or one of
+    /// those files).
+    pub fn load(encoder: &Path, tokenizer: &Path, device: &Device) -> Result<Self> {
+        let (cfg_path, files) = if encoder.is_dir() {
+            let mut files: Vec<_> = std::fs::read_dir(encoder)
+                .map_err(|e| err(encoder, e.to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+                .collect();
+            files.sort();
+            (Some(encoder.join("config.json")), files)
+        } else {
+            let beside = encoder.with_file_name("config.json");
+            (beside.is_file().then_some(beside), vec![encoder.to_path_buf()])
+        };
         if files.is_empty() {
-            return Err(err(encoder_dir, "no .safetensors weights in this folder"));
+            return Err(err(encoder, "no .safetensors weights in this folder"));
         }
+        let cfg: t5::Config = match &cfg_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| err(p, e.to_string()))?;
+                serde_json::from_str(&text).map_err(|e| err(p, format!("not a T5 config: {e}")))?
+            }
+            None => serde_json::from_str(T5_XXL).map_err(|e| err(encoder, e.to_string()))?,
+        };
         // SAFETY: mapped read-only (see load.rs).
         let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
-            .map_err(|e| err(encoder_dir, e.to_string()))?;
+            .map_err(|e| err(encoder, e.to_string()))?;
         let model = t5::T5EncoderModel::load(vb, &cfg)
-            .map_err(|e| err(encoder_dir, format!("T5 encoder: {e}")))?;
+            .map_err(|e| err(encoder, format!("T5 encoder: {e}")))?;
         let tok = if tokenizer.is_dir() {
             T5Tokenizer::from_dir(tokenizer)
         } else if tokenizer.extension().is_some_and(|x| x == "json") {
