@@ -249,7 +249,7 @@ fn guided_by_default(m: &ModelEntry) -> bool {
 /// Examples (768×512, 121 frames = 6144 tokens; scores over budget, so 1.5 GiB):
 /// transformer: LTX 2B distilled ≈ 0.4 + 3.6 + 0.375 + 1.5 = 5.9 GiB; 2B 0.9.5 with CFG
 /// ≈ 6.2 GiB; 13B distilled ≈ 26.9 GiB; 13B dev with CFG ≈ 27.7 GiB. Decode, any of them:
-/// ≈ 0.4 + 1.2 + 2.3 = 3.9 GiB (768×512 × 16 frames × 400 bytes), 2.8 GiB with 512-pixel
+/// ≈ 0.4 + 1.2 + 2.3 = 3.9 GiB (768×512 × 16 frames × 400 bytes), 3.2 GiB with 512-pixel
 /// tiles, 19.3 GiB untiled. Peak ([`video_peak`]) of the 2B: 3.6 + 3.9 = 7.5 GiB.
 pub fn video_estimate(m: &ModelEntry, frames: u32, width: u32, height: u32) -> Option<(u64, u64)> {
     video_estimate_with(
