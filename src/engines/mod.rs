@@ -8,6 +8,7 @@ pub mod loaded;
 pub mod models;
 pub mod procedural;
 pub mod video;
+pub mod video_select;
 /// Piper voices (the `reelsmith-vits` crate).
 pub use reelsmith_vits as vits;
 /// Whisper speech recognition (the `reelsmith-whisper` crate).

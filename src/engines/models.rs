@@ -36,10 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Dirs;
 use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
 
-// The video model choice lives in its own file beside this one (src/engines/video_select.rs).
-#[path = "video_select.rs"]
-pub mod video_select;
-pub use video_select::VideoModelRef;
+use super::video_select;
+pub use super::video_select::VideoModelRef;
 
 /// One model a stage runs, pinned by a fingerprint of its weights (part of artifact keys).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -71,7 +71,7 @@ impl VideoWeights {
     }
 }
 
-pub use super::models::VideoModelRef;
+pub use super::video_select::VideoModelRef;
 
 /// The files of a job's video model.
 pub fn weights_of(m: &VideoModelRef) -> VideoWeights {
@@ -89,7 +89,7 @@ pub fn default_steps(m: &VideoModelRef) -> Steps {
     if m.timesteps().is_empty() {
         Steps::Count(m.steps().max(1) as usize)
     } else {
-        Steps::Timesteps(m.timesteps().iter().map(|s| *s as f64 * 1000.0).collect())
+        Steps::Timesteps(m.timesteps().iter().map(|s| s * 1000.0).collect())
     }
 }
 
@@ -235,7 +235,7 @@ impl VideoEngine {
     ) -> Result<(), EngineError> {
         let fail = |e| failed(&self.id, e);
         // The decode noise has its own stream: a resumed decode draws what the first did.
-        let mut noise = Seeded::new(seed ^ 0xdec0_de);
+        let mut noise = Seeded::new(seed ^ 0x00de_c0de);
         let mut sink = |frames: Tensor| -> Result<(), VideoError> {
             let (_, _, _, h, w) = frames.dims5()?;
             for rgb in reelsmith_video::ltx::pipeline::to_rgb(&frames)? {

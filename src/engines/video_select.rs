@@ -257,7 +257,7 @@ fn folder_fingerprint(dir: &Path) -> String {
                     parts.push(format!(
                         "{}:{}",
                         p.strip_prefix(dir).unwrap_or(&p).display(),
-                        super::fingerprint_of(&p)
+                        super::models::fingerprint_of(&p)
                     ));
                 }
             }
@@ -303,7 +303,7 @@ fn reference(
             .iter()
             .find(|f| file.ends_with(&f.path))
             .and_then(|f| f.sha256.clone())
-            .unwrap_or_else(|| super::fingerprint_of(&file));
+            .unwrap_or_else(|| super::models::fingerprint_of(&file));
         (file, fp)
     };
     let mut companions = Vec::new();
@@ -356,9 +356,9 @@ fn reference(
     let te_fp = if text_encoder.is_dir() {
         folder_fingerprint(&text_encoder)
     } else {
-        super::fingerprint_of(&text_encoder)
+        super::models::fingerprint_of(&text_encoder)
     };
-    let parts = [weights_fp, te_fp, super::fingerprint_of(&tokenizer)];
+    let parts = [weights_fp, te_fp, super::models::fingerprint_of(&tokenizer)];
     let digest = <sha2::Sha256 as sha2::Digest>::digest(parts.join("|").as_bytes());
     let mut r = VideoModelRef {
         id: m.id.clone(),

@@ -132,8 +132,20 @@ impl Stage for AnimateStage {
             Some(m) => crate::pipeline::Resources {
                 cpu_slots: 2,
                 ram_bytes: 0,
+                // The peak of a window's two phases (the transformer pass, then the tiled
+                // decode with the transformer still loaded) at this job's generation size.
                 vram_bytes: if candle_core::utils::cuda_is_available() {
-                    m.vram_bytes
+                    let rule = reelsmith_video::frames::FrameRule {
+                        temporal: m.facts.temporal_compression.max(1) as usize,
+                        spatial: m.facts.size_multiple.max(1) as usize,
+                        min_frames: 1,
+                    };
+                    let (w, h) = rule.fit_size(
+                        job.settings.width as usize,
+                        job.settings.height as usize,
+                        max_pixels(),
+                    );
+                    m.vram_peak(WINDOW_FRAMES as u32, w as u32, h as u32)
                 } else {
                     0
                 },

@@ -322,3 +322,43 @@ fn wrong_frame_counts_and_sizes_are_refused_with_the_nearest_values() {
     assert_eq!(e, "cancelled");
     let _ = noise.draw(&[1], &td().device);
 }
+
+/// T5 (the diffusers folder's `text_encoder` and tokenizer) against transformers: the padded
+/// ids, the mask and every state.
+#[test]
+fn the_text_encoder_matches_transformers() {
+    let f = &fixture().json["t5"];
+    let mut te = reelsmith_video::ltx::text::TextEncoder::load(
+        &dir().join("ltx-tiny/text_encoder"),
+        &dir().join("ltx-tiny/tokenizer"),
+        &td().device,
+    )
+    .unwrap();
+    te.max_tokens = f["max_sequence_length"].as_u64().unwrap() as usize;
+    let ids = t("t5.ids").to_dtype(DType::I64).unwrap();
+    for (row, text) in [(0, "negative_prompt"), (1, "prompt")] {
+        let (got, real, cut) = te.tokens(f[text].as_str().unwrap());
+        let want: Vec<u32> = ids
+            .i(row)
+            .unwrap()
+            .to_vec1::<i64>()
+            .unwrap()
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
+        assert_eq!(got, want, "{text} ids");
+        assert_eq!(cut, 0);
+        let p = te.encode_ids(&got, real).unwrap();
+        let mask = t("t5.mask").i(row..row + 1).unwrap().to_dtype(DType::F32).unwrap();
+        assert_eq!(
+            p.mask.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            mask.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        close(
+            &format!("t5 {text}"),
+            &p.embeds,
+            &t("t5.hidden").i(row..row + 1).unwrap(),
+            DType::F32,
+        );
+    }
+}
