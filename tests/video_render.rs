@@ -46,7 +46,11 @@ fn project(s: &Studio) -> PathBuf {
     script
 }
 
-fn render(s: &Studio, script: &Path, out: &Path) -> (std::process::Output, Option<serde_json::Value>) {
+fn render(
+    s: &Studio,
+    script: &Path,
+    out: &Path,
+) -> (std::process::Output, Option<serde_json::Value>) {
     let o = s.run(
         &[
             "render",
@@ -88,8 +92,12 @@ fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
 /// The keyframe through the tiny VAE alone (encode, decode at the decode timestep): what a
 /// clip's first frame must be, as far as the VAE can draw it.
 fn round_trip(model: &Path, keyframe: &RgbImage, w: u32, h: u32) -> RgbImage {
-    let nets = ltx_load::load(&LtxSource::Diffusers(model.to_path_buf()), DType::F32, &Device::Cpu)
-        .unwrap();
+    let nets = ltx_load::load(
+        &LtxSource::Diffusers(model.to_path_buf()),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
     let img = stills::cover(keyframe, w, h);
     let v: Vec<f32> = img.data.iter().map(|&p| p as f32 / 127.5 - 1.0).collect();
     let x = Tensor::from_vec(v, (h as usize, w as usize, 3), &Device::Cpu)
@@ -157,7 +165,10 @@ fn scenes_are_generated_clips_that_move_start_on_their_keyframes_and_are_cached(
         let reference = round_trip(&s.model, &key, w, h);
         let p = psnr(&frames[0], &reference);
         println!("scene {i}: first frame vs keyframe round trip {p:.1} dB");
-        assert!(p > 30.0, "scene {i}: first frame is {p:.1} dB from its keyframe");
+        assert!(
+            p > 30.0,
+            "scene {i}: first frame is {p:.1} dB from its keyframe"
+        );
     }
     // The morph into scene 2 is a generated clip too, ending on scene 2's keyframe.
     let morph = &list[0]["morph"];
@@ -169,7 +180,11 @@ fn scenes_are_generated_clips_that_move_start_on_their_keyframes_and_are_cached(
 
     // Nothing changed: the second render reuses every clip.
     let (o2, again) = render(&s, &script, &s.path("out2"));
-    assert!(o2.status.success(), "{}", String::from_utf8_lossy(&o2.stderr));
+    assert!(
+        o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
     let an2 = stage(again.as_ref().unwrap(), "animate");
     assert_eq!(an2["status"], "cached", "{an2}");
 }
@@ -225,7 +240,13 @@ fn the_video_command_makes_clips_and_refuses_bad_arguments_with_exit_2() {
     let o = video(
         &s,
         &[
-            "--frames", "9", "--size", "64x32", "--image", first.to_str().unwrap(), "--end",
+            "--frames",
+            "9",
+            "--size",
+            "64x32",
+            "--image",
+            first.to_str().unwrap(),
+            "--end",
             last.to_str().unwrap(),
         ],
         &out2,
@@ -239,10 +260,20 @@ fn the_video_command_makes_clips_and_refuses_bad_arguments_with_exit_2() {
         (vec!["--frames", "12", "--size", "64x32"], "9 and 17"),
         (vec!["--frames", "9", "--size", "70x32"], "64×32"),
         (
-            vec!["--frames", "17", "--size", "64x32", "--condition", "x.png@5"],
+            vec![
+                "--frames",
+                "17",
+                "--size",
+                "64x32",
+                "--condition",
+                "x.png@5",
+            ],
             "multiples of 8",
         ),
-        (vec!["--frames", "9", "--size", "64x32", "--image", "missing.png"], "no such file"),
+        (
+            vec!["--frames", "9", "--size", "64x32", "--image", "missing.png"],
+            "no such file",
+        ),
     ] {
         let o = video(&s, &args, &bad);
         let err = String::from_utf8_lossy(&o.stderr);

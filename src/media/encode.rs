@@ -254,7 +254,9 @@ impl Mp4Writer {
             ff::software::scaling::Flags::BICUBIC,
         )
         .map_err(|e| fferr(&self.what, e))?;
-        scaler.run(&rgb, &mut yuv).map_err(|e| fferr(&self.what, e))?;
+        scaler
+            .run(&rgb, &mut yuv)
+            .map_err(|e| fferr(&self.what, e))?;
         yuv.set_color_space(ff::color::Space::BT709);
         yuv.set_color_range(ff::color::Range::MPEG);
         self.push_frame(&mut yuv)

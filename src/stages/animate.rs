@@ -23,8 +23,8 @@ use crate::media::clip::{ClipReader, ClipWriter};
 use crate::media::compose::Blend;
 use crate::media::decode;
 use crate::media::image::RgbImage;
-use crate::script::Localized;
 use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
+use crate::script::Localized;
 
 use super::model::{Clips, Keyframes, Plan, PlannedScene, SceneClip};
 use super::voice::place;
@@ -221,7 +221,9 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
                 .frames
                 .get(i)
                 .map(|k| kdir.file(&k.file))
-                .ok_or_else(|| StageError::data("keyframes.json", format!("no keyframe for scene {i}")))
+                .ok_or_else(|| {
+                    StageError::data("keyframes.json", format!("no keyframe for scene {i}"))
+                })
         })
         .collect::<Result<_, _>>()?;
     let mut clips = Vec::new();
@@ -237,9 +239,16 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             prompt: format!("{}, {}", scene.prompt, motion_words(&scene.motion)),
             seed: scene.seed,
         };
-        let clip = generate(ctx, &engine, m, &cp, (gw, gh), fps, &plan.negative_prompt, |d| {
-            ctx.progress((i as f32 + d) / n as f32)
-        })?;
+        let clip = generate(
+            ctx,
+            &engine,
+            m,
+            &cp,
+            (gw, gh),
+            fps,
+            &plan.negative_prompt,
+            |d| ctx.progress((i as f32 + d) / n as f32),
+        )?;
         last_frames.push(clip.1.clone());
         clips.push(SceneClip {
             scene: scene.index,
@@ -263,11 +272,21 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             frames: rule.frames_for(scene.transition_seconds.max(0.4), fps),
             prompt: format!(
                 "{}, transforming into {}, seamless morph",
-                scene.prompt, plan.scenes[i + 1].prompt
+                scene.prompt,
+                plan.scenes[i + 1].prompt
             ),
             seed: scene.seed ^ 0x6d6f_7270,
         };
-        let (clip, _) = generate(ctx, &engine, m, &cp, (gw, gh), fps, &plan.negative_prompt, |_| {})?;
+        let (clip, _) = generate(
+            ctx,
+            &engine,
+            m,
+            &cp,
+            (gw, gh),
+            fps,
+            &plan.negative_prompt,
+            |_| {},
+        )?;
         clips[i].morph = Some(clip);
     }
     write_json(
@@ -336,15 +355,23 @@ fn generate(
                 conditions,
             };
             let name = format!("{}-{key16}-w{wi}.latents", cp.label);
-            let saved = ctx.load_checkpoint(&name).and_then(|b| latents_from_bytes(&b));
+            let saved = ctx
+                .load_checkpoint(&name)
+                .and_then(|b| latents_from_bytes(&b));
             let latents = match saved {
                 Some(l) => {
-                    ctx.resumed(&format!("{} window {}: decoding saved latents", cp.label, wi + 1));
+                    ctx.resumed(&format!(
+                        "{} window {}: decoding saved latents",
+                        cp.label,
+                        wi + 1
+                    ));
                     l
                 }
                 None => {
                     let mut on_step = |done: usize, steps: usize| {
-                        progress((wi as f32 + done as f32 / steps.max(1) as f32 * 0.8) / total as f32);
+                        progress(
+                            (wi as f32 + done as f32 / steps.max(1) as f32 * 0.8) / total as f32,
+                        );
                         !ctx.cancel.is_cancelled()
                     };
                     let l = engine
@@ -380,13 +407,19 @@ fn generate(
                 })
                 .map_err(|e| engine_err(&cp.scene.id, e))?;
             start_image = tail.ok_or_else(|| {
-                StageError::Engine(format!("scene `{}`: the decode produced no frames", cp.scene.id))
+                StageError::Engine(format!(
+                    "scene `{}`: the decode produced no frames",
+                    cp.scene.id
+                ))
             })?;
             progress((wi + 1) as f32 / total as f32);
         }
         let info = writer.finish()?;
         crate::media::stills::write_png(&start_image, &dir.join("last.png"))?;
-        write_json(&dir.join("clip.json"), &serde_json::json!({ "frames": info.frames }))
+        write_json(
+            &dir.join("clip.json"),
+            &serde_json::json!({ "frames": info.frames }),
+        )
     })?;
     let file = format!("{}.mkv", cp.label);
     place(&item.join("clip.mkv"), &ctx.out.join(&file))?;

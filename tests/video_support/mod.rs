@@ -119,7 +119,13 @@ impl Studio {
         };
         build_model(&s.model, poison);
         let o = s.run(
-            &["models", "import", s.model.to_str().unwrap(), "--id", MODEL_ID],
+            &[
+                "models",
+                "import",
+                s.model.to_str().unwrap(),
+                "--id",
+                MODEL_ID,
+            ],
             &[],
         );
         assert!(

@@ -24,7 +24,9 @@ pub enum VideoError {
     Weights { path: String, message: String },
     #[error("{what} hold {count} NaN or infinite values")]
     NonFinite { what: String, count: usize },
-    #[error("the decoded video is black (mean brightness {mean:.4}): the network produced no picture")]
+    #[error(
+        "the decoded video is black (mean brightness {mean:.4}): the network produced no picture"
+    )]
     Black { mean: f64 },
     #[error("cancelled")]
     Cancelled,

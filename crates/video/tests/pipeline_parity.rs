@@ -349,7 +349,11 @@ fn the_text_encoder_matches_transformers() {
         assert_eq!(got, want, "{text} ids");
         assert_eq!(cut, 0);
         let p = te.encode_ids(&got, real).unwrap();
-        let mask = t("t5.mask").i(row..row + 1).unwrap().to_dtype(DType::F32).unwrap();
+        let mask = t("t5.mask")
+            .i(row..row + 1)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
         assert_eq!(
             p.mask.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
             mask.flatten_all().unwrap().to_vec1::<f32>().unwrap()

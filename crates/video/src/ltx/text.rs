@@ -61,7 +61,10 @@ impl TextEncoder {
             (Some(encoder.join("config.json")), files)
         } else {
             let beside = encoder.with_file_name("config.json");
-            (beside.is_file().then_some(beside), vec![encoder.to_path_buf()])
+            (
+                beside.is_file().then_some(beside),
+                vec![encoder.to_path_buf()],
+            )
         };
         if files.is_empty() {
             return Err(err(encoder, "no .safetensors weights in this folder"));
