@@ -6,9 +6,13 @@
 //! - keyframes drawn by an image model (the tiny SD 1.5 of `image_support`, built from the
 //!   committed parity fixtures): the denoising loop's latents, sampler history and noise
 //!   position every 5 steps;
+//! - animate with a video model (the tiny LTX of `video_support`): each window's latents are
+//!   saved before its decode, so an attempt cut off after sampling decodes them without
+//!   sampling again;
 //! - assemble: the picture in 10-second segments joined without re-encoding.
 
 mod image_support;
+mod video_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use reelsmith::pipeline::{
     ArtifactCache, ArtifactRef, JobSpec, Quality, Stage, StageCtx, StageError, StageEvent,
     StageKind,
 };
+use reelsmith::stages::animate::AnimateStage;
 use reelsmith::stages::assemble::{AssembleStage, SEGMENT_SECONDS};
 use reelsmith::stages::keyframes::{Cadence, KeyframesStage};
 use tokio_util::sync::CancellationToken;
@@ -507,4 +512,85 @@ fn assembly_resumes_from_finished_segments_and_writes_the_same_file() {
         got["final.mp4"] == final_mp4,
         "the file depends on checkpointing"
     );
+}
+
+#[test]
+fn animate_decodes_saved_latents_without_sampling_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("tiny-ltx");
+    video_support::build_model(&model_dir, false);
+    let reg = reelsmith::hub::Registry::embedded().unwrap();
+    let cfg = reelsmith::hub::HubConfig::from_env(|_| None);
+    let video = reelsmith::engines::video_select::find_video_model(
+        &reg,
+        &cfg,
+        model_dir.to_str().unwrap(),
+        "test",
+    )
+    .unwrap();
+    let models = StageModels {
+        video: Some(video),
+        ..Default::default()
+    };
+    let root = tmp.path().join("run");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut job = job(&root, DRAWN, models);
+    // Generated at 128×64 (latents 8×4 with the tiny 16× VAE): quick.
+    job.settings.width = 128;
+    job.settings.height = 64;
+    let pre = ArtifactCache::open(&root.join("pre/cache"), &root.join("pre/tmp")).unwrap();
+    let (inputs, key) = prerequisites(&job, StageKind::Animate, None, &pre);
+    let run = |dir: &str, tag: &str, cancel_after| {
+        attempt(
+            &AnimateStage,
+            &job,
+            None,
+            &inputs,
+            &root.join(dir),
+            tag,
+            Some(&key),
+            cancel_after,
+        )
+    };
+    let reference = run("a", "out", None);
+    reference.result.as_ref().unwrap();
+    let sampled: Vec<&str> = reference.checkpoints();
+    assert_eq!(sampled.len(), 2, "{sampled:?}");
+    assert!(
+        sampled[0].starts_with("scene-000 window 1/1 sampled"),
+        "{sampled:?}"
+    );
+
+    // Cut off right after the first window's latents are saved (as a crash in its decode
+    // would be): the next attempt decodes them and samples only the second scene.
+    let cut = run("b", "out-1", Some(1));
+    assert!(
+        matches!(cut.result, Err(StageError::Cancelled)),
+        "{:?}",
+        cut.result.as_ref().err()
+    );
+    let again = run("b", "out-2", None);
+    again.result.as_ref().unwrap();
+    assert_eq!(
+        again.resumed(),
+        ["scene-000 window 1: decoding saved latents"]
+    );
+    assert_eq!(
+        again.checkpoints(),
+        &sampled[1..],
+        "only scene 2 is sampled again"
+    );
+    let (got, want) = (again.files(), reference.files());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &want {
+        if name.ends_with(".mkv") || name.ends_with(".png") {
+            assert!(
+                &got[name] == bytes,
+                "{name} differs from the uninterrupted run's"
+            );
+        }
+    }
 }
