@@ -6,8 +6,9 @@
 //! clips whose time has passed are closed.
 //!
 //! Its clock starts when it first shows: at the start of the transition into it, or, after a
-//! generated morph (which ends on the scene's keyframe), when that morph ends. Source position
-//! `p = (t − appears) · fps` blends frames `⌊p⌋` and `⌊p⌋ + 1` by `p − ⌊p⌋` (a clean frame blend,
+//! generated morph (which ends on the scene's keyframe), when that morph ends. It plays at the
+//! rate that ends it exactly when it stops showing, if that is within 25% of its own (see
+//! [`RETIME`]). Source position `p = (t − appears) · rate` blends frames `⌊p⌋` and `⌊p⌋ + 1` by `p − ⌊p⌋` (a clean frame blend,
 //! until an interpolation stage exists), and the last frame holds when the slot outlasts the
 //! clip. Frames are cover-cropped to the output's aspect (like stills) and scaled by swscale
 //! (bicubic, BT.709 limited range).
@@ -20,6 +21,10 @@ use ffmpeg_next as ff;
 use super::clip::{ClipInfo, ClipReader};
 use super::compose::{blend_into, copy_frame, new_frame, render_window, Blend, CameraPath, Still};
 use super::MediaError;
+
+/// How far a generated clip's rate may be changed to fill its time on screen exactly (25%:
+/// motion still reads naturally; the model's length estimate is made before the voice exists).
+pub const RETIME: f64 = 0.25;
 
 /// The largest centred window of `out_w:out_h` aspect in a `w`×`h` picture: `(x, y, w, h)`.
 pub fn cover_crop(w: u32, h: u32, out_w: u32, out_h: u32) -> (u32, u32, u32, u32) {
@@ -348,10 +353,43 @@ impl<'a> TimelineRenderer<'a> {
         }
     }
 
+    /// When clip `i` stops showing: the start of a drawn morph out of it (whose first frame is
+    /// the clip's last), else the end of the transition out of it.
+    fn disappears(&self, i: usize) -> f64 {
+        let c = &self.clips[i];
+        let ho = self.half_out(i);
+        if self.morph_drawn(i) {
+            c.start + c.duration - ho
+        } else {
+            c.start + c.duration + ho
+        }
+    }
+
+    /// The rate a generated clip plays at: the one that ends it exactly when it stops showing
+    /// (no frozen tail, no cut motion, and a morph after it starts from the frame on screen),
+    /// kept within ±[`RETIME`] of its own rate; past that it plays at its own rate, holding its
+    /// last frame or cut off.
+    fn rate(&self, i: usize, info: &ClipInfo) -> f64 {
+        let span = self.disappears(i) - self.appears(i);
+        if span <= 0.0 || info.frames < 2 || info.fps <= 0.0 {
+            return info.fps;
+        }
+        let exact = (info.frames - 1) as f64 / span;
+        if (exact / info.fps - 1.0).abs() <= RETIME {
+            exact
+        } else {
+            info.fps
+        }
+    }
+
     fn draw_clip(&mut self, i: usize, t: f64, out: &mut frame::Video) -> Result<(), MediaError> {
         let pre = self.half_in(i);
         let post = self.half_out(i);
         let appears = self.appears(i);
+        let rate = match &self.clips[i].picture {
+            Picture::Frames(src) => self.rate(i, &src.info()),
+            Picture::Camera { .. } => 0.0,
+        };
         let (w, h) = (self.width, self.height);
         let c = &mut self.clips[i];
         match &mut c.picture {
@@ -366,10 +404,7 @@ impl<'a> TimelineRenderer<'a> {
                 render_window(still, win, out);
                 Ok(())
             }
-            Picture::Frames(src) => {
-                let pos = (t - appears) * src.info().fps;
-                src.draw(pos, out)
-            }
+            Picture::Frames(src) => src.draw((t - appears) * rate, out),
         }
     }
 
@@ -707,7 +742,14 @@ mod tests {
         assert_near(at(2.4999), y_of(200), "window end: its last frame");
         // After it, the next scene's clip starts from its first frame.
         assert_near(at(2.5), y_of(250), "the next clip's first frame");
-        assert_near(at(2.75), y_of(230), "two frames later (8 fps)");
+        // Its 16 frames (15 intervals, 1.875 s at 8 fps) fill its 1.5 s on screen: played at
+        // 10 fps (within the 25% retime), 2.5 frames later at 2.75 s, its last at the end.
+        assert_near(
+            at(2.75),
+            (y_of(230) + y_of(220)) / 2,
+            "two and a half frames later (retimed to 10 fps)",
+        );
+        assert_near(at(3.999), y_of(100), "its last frame as it ends");
         // The first scene's generated morph is closed once its time is over.
         assert!(!r.clips()[0].morph.as_ref().unwrap().is_open());
     }
