@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference-engine runs for `reelsmith bench llm|asr` (benchmark only, never tests/CI).
+"""Reference-engine runs for `reelsmith bench llm|asr|tts|image|video` (benchmark only, never tests/CI).
 
 Run with the venv python printed by scripts/bench-refs.sh:
 
@@ -9,7 +9,9 @@ Run with the venv python printed by scripts/bench-refs.sh:
   bench_ref.py image --configs CONFIGS.json --family unet|flux --size WxH --batch B
                      --steps S --cfg C --device cpu|cuda --dtype float32|float16|bfloat16
                      --threads N
-    (`image` needs torch + diffusers: the venv of scripts/diffusion-fixture-venv.sh)
+  bench_ref.py video --configs CONFIGS.json --size WxH --frames N --steps S --cfg C
+                     --device cpu|cuda --dtype float32|bfloat16 --threads N [--seed K]
+    (`image` and `video` need torch + diffusers: the venv of scripts/diffusion-fixture-venv.sh)
 
 Each subcommand prints exactly ONE line of JSON on stdout; everything else
 (including anything the native libraries print) goes to stderr. Exits non-zero
@@ -300,6 +302,129 @@ def run_image(args):
     }
 
 
+def seeded_init(module, seed, device):
+    """Random weights as `reelsmith bench video` makes them: biases 0, 1-D `*.weight` (norm
+    scales) 1, everything else uniform with standard deviation 0.02 (a seeded torch generator;
+    the values differ from ours, the distribution does not)."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(seed)
+    bound = 0.02 * 3 ** 0.5
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if name.endswith("bias"):
+                p.zero_()
+            elif p.ndim == 1 and name.endswith("weight"):
+                p.fill_(1.0)
+            else:
+                p.uniform_(-bound, bound, generator=gen)
+
+
+def run_video(args):
+    """diffusers' eager LTX-Video sampling step and VAE decode on random-weight networks built
+    from the same configs reelsmith uses (`LTXVideoTransformer3DModel(**config)`,
+    `AutoencoderKLLTXVideo(**config)`): the step as `LTXImageToVideoPipeline` runs it (the CFG
+    batch of 2, a per-token timestep holding latent frame 0 at 0, the guidance mix and the Euler
+    update of the other frames), timed per step after one warm-up step; then one `vae.decode` of
+    the clip's latents (diffusers' default: no tiling) with the decode timestep."""
+    import torch
+    import diffusers
+    from diffusers import AutoencoderKLLTXVideo, LTXVideoTransformer3DModel
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    with open(args.configs) as f:
+        cfgs = json.load(f)
+    dev = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    strip = lambda c: {k: v for k, v in c.items() if not k.startswith("_")}  # noqa: E731
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        # Built on the device in its dtype, without torch's default init (the weights are
+        # overwritten): the VAE has buffers (latents_mean/std), so it is made for real; the
+        # transformer has none, so it is laid out on the meta device and allocated empty.
+        with torch.device(dev):
+            vae = AutoencoderKLLTXVideo(**strip(cfgs["vae"])).eval()
+        seeded_init(vae, args.seed, dev)
+        with torch.device("meta"):
+            net = LTXVideoTransformer3DModel(**strip(cfgs["transformer"]))
+        net = net.to(dtype=dtype).to_empty(device=dev).eval()
+        seeded_init(net, args.seed + 1, dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        build_s = time.perf_counter() - t0
+
+        tc, sc = vae.temporal_compression_ratio, vae.spatial_compression_ratio
+        f, lh, lw = (args.frames - 1) // tc + 1, h // sc, w // sc
+        c = net.config.in_channels
+        hw, s = lh * lw, f * lh * lw
+        guided = args.cfg > 1.0
+        b = 2 if guided else 1
+        x = torch.randn(1, s, c, device=dev, dtype=torch.float32)
+        txt = torch.randn(b, args.text_tokens, net.config.caption_channels, device=dev, dtype=dtype)
+        mask = torch.ones(b, args.text_tokens, device=dev, dtype=dtype)
+        keep = torch.ones(1, s, device=dev, dtype=torch.float32)
+        keep[:, :hw] = 0.0  # latent frame 0 is the picture: its tokens sit at timestep 0
+        rope = (tc / args.frame_rate, sc, sc)
+        sigmas = torch.linspace(1.0, 1.0 / (args.steps + 1), args.steps + 2).tolist()
+
+        def step(x, i):
+            t = sigmas[i] * 1000.0
+            ts = (keep * t).expand(b, s)
+            xin = torch.cat([x, x]) if guided else x
+            out = net(hidden_states=xin.to(dtype), encoder_hidden_states=txt, timestep=ts,
+                      encoder_attention_mask=mask, num_frames=f, height=lh, width=lw,
+                      rope_interpolation_scale=rope, return_dict=False)[0].float()
+            if guided:
+                un, co = out.chunk(2)
+                out = un + args.cfg * (co - un)
+            dt = sigmas[i + 1] - sigmas[i]
+            return torch.cat([x[:, :hw], x[:, hw:] + out[:, hw:] * dt], dim=1)
+
+        times = []
+        for i in range(args.steps + 1):
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            t0 = time.perf_counter()
+            x = step(x, i)
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+        step_peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak_rss_bytes()
+
+        z = torch.randn(1, vae.config.latent_channels, f, lh, lw, device=dev, dtype=torch.float32)
+        temb = torch.tensor([args.decode_timestep], device=dev, dtype=torch.float32)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        video = vae.decode(z, temb, return_dict=False)[0]
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        decode_s = time.perf_counter() - t0
+    out = {
+        "engine": "diffusers",
+        "diffusers": diffusers.__version__,
+        "torch": torch.__version__,
+        "build_s": build_s,
+        "steps": times,
+        "step_s": sorted(times)[len(times) // 2],
+        "decode_s": decode_s,
+        "video_shape": list(video.shape),
+        "transformer_params": sum(p.numel() for p in net.parameters()),
+        "vae_params": sum(p.numel() for p in vae.parameters()),
+        "step_peak_bytes": step_peak,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+    if dev.type == "cuda":
+        out["cuda_max_allocated_bytes"] = torch.cuda.max_memory_allocated(dev)
+        out["cuda_max_reserved_bytes"] = torch.cuda.max_memory_reserved(dev)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -329,6 +454,19 @@ def main():
     img.add_argument("--device", default="cpu")
     img.add_argument("--dtype", default="float32")
     img.add_argument("--threads", type=int, default=2)
+    vid = sub.add_parser("video", help="diffusers LTX-Video step and VAE decode time (random weights)")
+    vid.add_argument("--configs", required=True, help="JSON: transformer and vae configs")
+    vid.add_argument("--size", required=True, help="WxH")
+    vid.add_argument("--frames", type=int, required=True, help="8k+1")
+    vid.add_argument("--steps", type=int, default=3, help="steps timed after one warm-up step")
+    vid.add_argument("--cfg", type=float, default=3.0, help="guidance (> 1: CFG batch of 2)")
+    vid.add_argument("--text-tokens", type=int, default=128)
+    vid.add_argument("--frame-rate", type=float, default=25.0)
+    vid.add_argument("--decode-timestep", type=float, default=0.05)
+    vid.add_argument("--device", default="cpu")
+    vid.add_argument("--dtype", default="float32", help="the transformer's (the VAE runs f32)")
+    vid.add_argument("--threads", type=int, default=2)
+    vid.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.threads < 1:
         die("--threads must be >= 1")
@@ -339,7 +477,8 @@ def main():
     sys.stdout.flush()
     os.dup2(2, 1)
     try:
-        result = {"llm": run_llm, "asr": run_asr, "tts": run_tts, "image": run_image}[args.cmd](args)
+        result = {"llm": run_llm, "asr": run_asr, "tts": run_tts, "image": run_image,
+                  "video": run_video}[args.cmd](args)
     except ImportError as e:
         die(f"{e}; run with the python printed by scripts/bench-refs.sh")
     except Exception as e:  # noqa: BLE001 - report any engine failure clearly
