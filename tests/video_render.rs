@@ -231,6 +231,28 @@ fn the_video_command_makes_clips_and_refuses_bad_arguments_with_exit_2() {
     let n = decode::for_each_frame(&out, |_, _, _| true).unwrap();
     assert_eq!(n, 17);
 
+    // The model by its id, from REELSMITH_VIDEO.
+    let by_id = s.path("by-id.mp4");
+    let o = s.run(
+        &[
+            "video",
+            "ripples",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+            "--frames",
+            "9",
+            "--size",
+            "64x32",
+            "-o",
+            by_id.to_str().unwrap(),
+        ],
+        &[("REELSMITH_VIDEO", MODEL_ID)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(MODEL_ID));
+
     // A transition between two pictures.
     let first = s.path("first.png");
     let last = s.path("last.png");

@@ -188,13 +188,15 @@ fn read_picture(flag: &str, path: &Path) -> Result<RgbImage, String> {
     })
 }
 
-/// The model setting of engines.toml / REELSMITH_IMAGE when it names a model: (value, where).
-fn configured_model(dirs: &Dirs) -> Result<Option<(String, String)>, String> {
-    if let Some(v) = std::env::var("REELSMITH_IMAGE")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-    {
-        return Ok(Some((v.trim().to_string(), "REELSMITH_IMAGE".into())));
+/// The `key` setting of engines.toml, or the `env` variable (which wins), when set: (value,
+/// where it came from).
+pub(super) fn configured_setting(
+    dirs: &Dirs,
+    key: &str,
+    env: &str,
+) -> Result<Option<(String, String)>, String> {
+    if let Some(v) = std::env::var(env).ok().filter(|v| !v.trim().is_empty()) {
+        return Ok(Some((v.trim().to_string(), env.into())));
     }
     let file = engines_file(dirs);
     let text = match std::fs::read_to_string(&file) {
@@ -203,14 +205,14 @@ fn configured_model(dirs: &Dirs) -> Result<Option<(String, String)>, String> {
         Err(e) => return Err(format!("{}: {e}", file.display())),
     };
     let v: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    match v.get("image") {
+    match v.get(key) {
         None => Ok(None),
         Some(toml::Value::String(s)) => Ok(Some((
             s.trim().to_string(),
-            format!("{}: image", file.display()),
+            format!("{}: {key}", file.display()),
         ))),
         Some(_) => Err(format!(
-            "{}: image: write auto, none or an image model's id in quotes",
+            "{}: {key}: write auto, none or a model's id in quotes",
             file.display()
         )),
     }
@@ -224,7 +226,7 @@ fn choose_model(args: &ImageArgs, dirs: &Dirs) -> Result<ImageModelRef, String> 
     if let Some(id) = &args.model {
         return find_image_model(&reg, &cfg, id, &format!("--model {id}"));
     }
-    if let Some((value, field)) = configured_model(dirs)? {
+    if let Some((value, field)) = configured_setting(dirs, "image", "REELSMITH_IMAGE")? {
         if !matches!(value.as_str(), "auto" | "none" | "off" | "paint") {
             return find_image_model(&reg, &cfg, &value, &field);
         }

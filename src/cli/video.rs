@@ -15,8 +15,12 @@ use reelsmith_video::ltx::schedule::Steps;
 
 use crate::config::Dirs;
 use crate::engines::models::parse_device;
-use crate::engines::video::{ClipCondition, ClipRequest, VideoEngine, VideoWeights};
+use crate::engines::video::{
+    default_steps, weights_of, ClipCondition, ClipRequest, VideoEngine, VideoModelRef, VideoWeights,
+};
+use crate::engines::video_select::{auto_video_model, choose_video, find_video_model};
 use crate::engines::EngineError;
+use crate::hub::{HubConfig, Registry};
 use crate::media::decode;
 use crate::media::encode::{EncodeSettings, Mp4Writer};
 use crate::media::image::RgbImage;
@@ -28,15 +32,16 @@ pub const MAX_FRAMES: usize = 1025;
 pub struct VideoArgs {
     /// What the clip should show.
     pub prompt: String,
-    /// The model: an LTX-Video single file (`ltxv-*.safetensors`) or diffusers folder.
+    /// An installed video model (registry id, `reelsmith models list --kind video`) or an
+    /// LTX-Video single file (`ltxv-*.safetensors`) or diffusers folder. Default: the model
+    /// `video` in <config>/engines.toml or REELSMITH_VIDEO names, else the first installed one.
     #[arg(long)]
-    pub model: PathBuf,
-    /// The T5 text encoder folder (transformers layout). Default: `text_encoder/` in the
-    /// diffusers folder, or beside the single file.
+    pub model: Option<String>,
+    /// The T5 text encoder (a transformers folder or a `t5*.safetensors` file) instead of the
+    /// one found for the model.
     #[arg(long)]
     pub text_encoder: Option<PathBuf>,
-    /// The T5 tokenizer (folder, spiece.model or tokenizer.json). Default: `tokenizer/` beside
-    /// the text encoder.
+    /// The T5 tokenizer (folder, spiece.model or tokenizer.json) instead of the model's.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// The first frame (image-to-video).
@@ -58,18 +63,18 @@ pub struct VideoArgs {
     /// Frames: 8k+1 (e.g. 97 = 4 s at 24 fps).
     #[arg(long, default_value_t = 97, allow_negative_numbers = true)]
     pub frames: i64,
-    /// Frame rate the model is told and the MP4 plays at.
-    #[arg(long, default_value_t = 24, allow_negative_numbers = true)]
-    pub fps: i64,
+    /// Frame rate the model is told and the MP4 plays at (default: the model's, 24 or 30).
+    #[arg(long, allow_negative_numbers = true)]
+    pub fps: Option<i64>,
     /// WIDTHxHEIGHT, multiples of 32.
     #[arg(long, default_value = "768x512")]
     pub size: String,
-    /// Sampling steps (default 40).
-    #[arg(long, default_value_t = 40, allow_negative_numbers = true)]
-    pub steps: i64,
-    /// Classifier-free guidance; 1 or less turns it off (default 3).
-    #[arg(long, default_value_t = 3.0, allow_negative_numbers = true)]
-    pub cfg: f64,
+    /// Sampling steps (default: the model's; a distilled model's fixed timesteps).
+    #[arg(long, allow_negative_numbers = true)]
+    pub steps: Option<i64>,
+    /// Classifier-free guidance; 1 or less turns it off (default: the model's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub cfg: Option<f64>,
     /// Noise seed (default: random, printed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -88,8 +93,7 @@ enum Fail {
 }
 
 pub fn run(args: VideoArgs, dirs: &Dirs) -> i32 {
-    let _ = dirs;
-    match video(&args) {
+    match video(&args, dirs) {
         Ok(()) => 0,
         Err(Fail::Input(e)) => {
             eprintln!("error: {e}");
@@ -165,55 +169,64 @@ struct Plan {
     fps: u32,
 }
 
-fn plan(args: &VideoArgs) -> Result<Plan, String> {
+/// `--model`, else the configured model, else the first installed one (the user asked for a
+/// clip explicitly, so a CPU is no reason to refuse).
+fn choose_model(args: &VideoArgs, dirs: &Dirs) -> Result<VideoModelRef, String> {
+    let reg = Registry::load(Some(&dirs.config)).map_err(|e| e.to_string())?;
+    let cfg = HubConfig::from_env(|k| std::env::var(k).ok());
+    if let Some(v) = &args.model {
+        return find_video_model(&reg, &cfg, v, &format!("--model {v}"));
+    }
+    if let Some((value, field)) =
+        super::image::configured_setting(dirs, "video", "REELSMITH_VIDEO")?
+    {
+        if let Some(m) = choose_video(&reg, &cfg, &value, &field, true)? {
+            return Ok(m);
+        }
+    }
+    auto_video_model(&reg, &cfg, true).ok_or_else(|| {
+        "no video model is installed: `reelsmith models pull ltxv-2b-0.9.8-distilled` (and \
+         flux-text-encoders for its T5), `reelsmith models list --kind video` for the others, or \
+         `reelsmith models import PATH` an ltxv-*.safetensors file or diffusers LTX folder"
+            .to_string()
+    })
+}
+
+fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
     if args.prompt.trim().is_empty() {
         return Err("the prompt is empty: say what the clip should show".into());
     }
-    let model = &args.model;
-    let source = if model.is_dir() {
-        LtxSource::Diffusers(model.clone())
-    } else if model.is_file() {
-        LtxSource::SingleFile(model.clone())
+    let m = choose_model(args, dirs)?;
+    let mut weights = weights_of(&m);
+    if let Some(t) = &args.text_encoder {
+        if !t.exists() {
+            return Err(format!(
+                "--text-encoder {}: no such file or folder",
+                t.display()
+            ));
+        }
+        weights.text_encoder = t.clone();
+    }
+    if let Some(t) = &args.tokenizer {
+        if !t.exists() {
+            return Err(format!(
+                "--tokenizer {}: no such file or folder",
+                t.display()
+            ));
+        }
+        weights.tokenizer = t.clone();
+    }
+    let source = if weights.weights.is_dir() {
+        LtxSource::Diffusers(weights.weights.clone())
     } else {
-        return Err(format!(
-            "--model {}: no such file or folder (an LTX-Video single file or diffusers folder)",
-            model.display()
-        ));
+        LtxSource::SingleFile(weights.weights.clone())
     };
-    let configs = ltx_load::configs(&source).map_err(|e| format!("--model: {e}"))?;
+    let configs = ltx_load::configs(&source).map_err(|e| format!("{}: {e}", m.id))?;
     let rule = FrameRule {
         temporal: configs.vae.temporal_compression(),
         spatial: configs.vae.spatial_compression(),
         min_frames: configs.vae.temporal_compression() + 1,
     };
-    let base = if model.is_dir() {
-        model.clone()
-    } else {
-        model.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
-    let text_encoder = args
-        .text_encoder
-        .clone()
-        .unwrap_or_else(|| base.join("text_encoder"));
-    if !text_encoder.join("config.json").is_file() {
-        return Err(format!(
-            "--text-encoder {}: no T5 encoder there (a transformers folder with config.json and \
-             safetensors; LTX needs T5-v1.1-XXL)",
-            text_encoder.display()
-        ));
-    }
-    let tokenizer = args.tokenizer.clone().unwrap_or_else(|| {
-        let beside = text_encoder.parent().map(|p| p.join("tokenizer"));
-        beside
-            .filter(|p| p.exists())
-            .unwrap_or_else(|| base.join("tokenizer"))
-    });
-    if !tokenizer.exists() {
-        return Err(format!(
-            "--tokenizer {}: no such file or folder",
-            tokenizer.display()
-        ));
-    }
     if args.frames <= 0 || args.frames as usize > MAX_FRAMES {
         return Err(format!(
             "--frames {}: between 1 and {MAX_FRAMES}",
@@ -226,14 +239,20 @@ fn plan(args: &VideoArgs) -> Result<Plan, String> {
     let (width, height) = parse_size(&args.size)?;
     rule.check_size(width, height)
         .map_err(|e| format!("--size: {e}"))?;
-    if !(1..=240).contains(&args.fps) {
-        return Err(format!("--fps {}: between 1 and 240", args.fps));
+    let fps = args.fps.unwrap_or(m.fps() as i64);
+    if !(1..=240).contains(&fps) {
+        return Err(format!("--fps {fps}: between 1 and 240"));
     }
-    if !(1..=1000).contains(&args.steps) {
-        return Err(format!("--steps {}: between 1 and 1000", args.steps));
-    }
-    if !(args.cfg.is_finite() && (0.0..=30.0).contains(&args.cfg)) {
-        return Err(format!("--cfg {}: between 0 and 30", args.cfg));
+    let steps = match args.steps {
+        Some(n) if !(1..=1000).contains(&n) => {
+            return Err(format!("--steps {n}: between 1 and 1000"));
+        }
+        Some(n) => Steps::Count(n as usize),
+        None => default_steps(&m),
+    };
+    let guidance = args.cfg.unwrap_or(m.cfg() as f64);
+    if !(guidance.is_finite() && (0.0..=30.0).contains(&guidance)) {
+        return Err(format!("--cfg {guidance}: between 0 and 30"));
     }
     let mut conditions = Vec::new();
     if let Some(p) = &args.image {
@@ -301,16 +320,6 @@ fn plan(args: &VideoArgs) -> Result<Plan, String> {
         );
         h.finish() >> 1
     });
-    let weights = VideoWeights {
-        id: model
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "ltx-video".into()),
-        fingerprint: crate::engines::models::fingerprint_of(model),
-        weights: model.clone(),
-        text_encoder,
-        tokenizer,
-    };
     Ok(Plan {
         weights,
         request: ClipRequest {
@@ -319,18 +328,18 @@ fn plan(args: &VideoArgs) -> Result<Plan, String> {
             width,
             height,
             frames,
-            fps: args.fps as f64,
-            steps: Steps::Count(args.steps as usize),
-            guidance: args.cfg,
+            fps: fps as f64,
+            steps,
+            guidance,
             seed,
             conditions,
         },
-        fps: args.fps as u32,
+        fps: fps as u32,
     })
 }
 
-fn video(args: &VideoArgs) -> Result<(), Fail> {
-    let plan = plan(args).map_err(Fail::Input)?;
+fn video(args: &VideoArgs, dirs: &Dirs) -> Result<(), Fail> {
+    let plan = plan(args, dirs).map_err(Fail::Input)?;
     let device_name = args.device.clone().unwrap_or_else(|| {
         if candle_core::utils::cuda_is_available() {
             "cuda".into()
