@@ -62,7 +62,7 @@ if [[ -d "$prep/vendor" ]]; then
 fi
 if [[ -d "$prep/models" ]]; then export REELSMITH_TEST_MODELS="$prep/models"; fi
 export HF_HUB_OFFLINE=1
-crates=(-p reelsmith-kit -p reelsmith-llm -p reelsmith-diffusion -p reelsmith-whisper -p reelsmith-vits)
+crates=(-p reelsmith-kit -p reelsmith-llm -p reelsmith-diffusion -p reelsmith-whisper -p reelsmith-vits -p reelsmith-video)
 
 timed build cargo "${offline[@]}" build --release --features cuda --bin reelsmith
 row "cuda build (release, sm_$CUDA_COMPUTE_CAP)" "$status" "${last_secs}s" "$(tail -n1 "$last_log")"
@@ -111,6 +111,11 @@ if [[ -x "$bin" ]]; then
             --device cuda "${ref[@]}"
         row "bench image $model 512² cuda" "$status" "${last_secs}s" "$(grep -iE 'ratio|s/step' "$last_log" | tail -n2 | tr -s ' ' | paste -sd';')"
     done
+    # LTX-Video 2B at its reference size (5 s of 768×512 at 24 fps) against diffusers eager on
+    # the same GPU: s/step (goal ≤ 1.5×) and decode memory (goal ≤ diffusers').
+    timed bench-video-ltxv-2b "$bin" bench video --model ltxv-2b --size 768x512 --frames 121 \
+        --steps 3 --device cuda "${ref[@]}"
+    row "bench video ltxv-2b 768x512x121" "$status" "${last_secs}s" "$(grep -iE 'ratio' "$last_log" | tail -n3 | tr -s ' ' | paste -sd';')"
     # Whisper on the GPU against faster-whisper (ctranslate2, f16) on the same GPU, when its
     # wheel is installed; the CPU-only engines (Piper's host kernels, the GGUF LLM) for scale.
     timed bench-asr-cuda "$bin" bench asr --device cuda --rounds 2

@@ -93,8 +93,16 @@ pub fn motion_words(motion: &str) -> String {
 fn engine_err(scene: &str, e: EngineError) -> StageError {
     match e {
         EngineError::Cancelled => StageError::Cancelled,
+        e if is_gpu_oom(&e.to_string()) => StageError::OutOfMemory(format!("scene `{scene}`: {e}")),
         e => StageError::Engine(format!("scene `{scene}`: {e}")),
     }
+}
+
+/// Whether an engine's message is the CUDA driver or runtime running out of device memory
+/// (the scheduler then frees cached models and retries with back-off).
+pub fn is_gpu_oom(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("out_of_memory") || m.contains("out of memory") || m.contains("memoryallocation")
 }
 
 impl Stage for AnimateStage {
@@ -441,6 +449,15 @@ fn generate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cuda_out_of_memory_is_told_apart() {
+        assert!(is_gpu_oom(
+            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")"
+        ));
+        assert!(is_gpu_oom("cudaErrorMemoryAllocation"));
+        assert!(!is_gpu_oom("the sampled latents hold 3 NaN values"));
+    }
 
     #[test]
     fn motion_hints_become_words() {
