@@ -75,6 +75,9 @@ pub struct VideoArgs {
     /// Classifier-free guidance; 1 or less turns it off (default: the model's).
     #[arg(long, allow_negative_numbers = true)]
     pub cfg: Option<f64>,
+    /// T5 tokens the prompt is read up to (diffusers reads 128, the official pipeline 256).
+    #[arg(long, default_value_t = 128, allow_negative_numbers = true)]
+    pub prompt_tokens: i64,
     /// Noise seed (default: random, printed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -254,6 +257,12 @@ fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
     if !(guidance.is_finite() && (0.0..=30.0).contains(&guidance)) {
         return Err(format!("--cfg {guidance}: between 0 and 30"));
     }
+    if !(8..=512).contains(&args.prompt_tokens) {
+        return Err(format!(
+            "--prompt-tokens {}: between 8 and 512",
+            args.prompt_tokens
+        ));
+    }
     let mut conditions = Vec::new();
     if let Some(p) = &args.image {
         conditions.push(ClipCondition {
@@ -333,6 +342,7 @@ fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
             guidance,
             seed,
             conditions,
+            prompt_tokens: args.prompt_tokens as usize,
         },
         fps: fps as u32,
     })

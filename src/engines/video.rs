@@ -43,6 +43,21 @@ pub struct ClipRequest {
     pub guidance: f64,
     pub seed: u64,
     pub conditions: Vec<ClipCondition>,
+    /// T5 tokens the prompt is read up to ([`PROMPT_TOKENS`] by default, diffusers' choice;
+    /// the official pipeline reads 256).
+    pub prompt_tokens: usize,
+}
+
+/// diffusers' LTX prompt length.
+pub const PROMPT_TOKENS: usize = reelsmith_video::ltx::text::DEFAULT_MAX_TOKENS;
+
+/// `REELSMITH_VIDEO_TOKENS`: the prompt length of the studio's clips (default [`PROMPT_TOKENS`]).
+pub fn prompt_tokens_setting() -> usize {
+    std::env::var("REELSMITH_VIDEO_TOKENS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (8..=512).contains(n))
+        .unwrap_or(PROMPT_TOKENS)
 }
 
 /// The files and facts of one video model, as the job pins them.
@@ -181,9 +196,22 @@ impl VideoEngine {
                 engine: self.id.clone(),
                 message: "no text encoder loaded".into(),
             })?;
-        let prompt = text.encode(&req.prompt).map_err(fail)?;
+        let (prompt, cut) = text
+            .encode_up_to(&req.prompt, req.prompt_tokens)
+            .map_err(fail)?;
+        if cut > 0 {
+            tracing::info!(
+                "{}: the prompt is {cut} token(s) longer than {} and its end was left out",
+                self.id,
+                req.prompt_tokens
+            );
+        }
         let negative = if req.guidance > 1.0 {
-            Some(text.encode(&req.negative_prompt).map_err(fail)?)
+            Some(
+                text.encode_up_to(&req.negative_prompt, req.prompt_tokens)
+                    .map_err(fail)?
+                    .0,
+            )
         } else {
             None
         };

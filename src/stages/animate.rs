@@ -16,7 +16,8 @@ use std::path::Path;
 
 use crate::engines::procedural::kenburns::KenBurns;
 use crate::engines::video::{
-    latents_from_bytes, latents_to_bytes, ClipCondition, ClipRequest, VideoEngine,
+    latents_from_bytes, latents_to_bytes, prompt_tokens_setting, ClipCondition, ClipRequest,
+    VideoEngine,
 };
 use crate::engines::{Clip, EngineError, VideoEngine as _};
 use crate::media::clip::{ClipReader, ClipWriter};
@@ -326,6 +327,7 @@ fn generate(
         "seed": cp.seed, "size": [gw, gh], "frames": cp.frames, "fps": fps,
         "first": digest(cp.first), "last": cp.last.map(digest),
         "steps": format!("{:?}", steps_for(m)), "cfg": m.cfg(), "window": WINDOW_FRAMES,
+        "prompt_tokens": prompt_tokens_setting(),
     });
     let key = crate::pipeline::cache::key(&serde_json::json!({ "item": "clip", "params": params }));
     let key16: String = key.chars().take(16).collect();
@@ -361,6 +363,7 @@ fn generate(
                 guidance: m.cfg() as f64,
                 seed: cp.seed.wrapping_add(wi as u64),
                 conditions,
+                prompt_tokens: prompt_tokens_setting(),
             };
             let name = format!("{}-{key16}-w{wi}.latents", cp.label);
             let saved = ctx

@@ -8,7 +8,7 @@
 //! at least 1e-2 rel-L2 / 5e-2 max (11-bit mantissa through dozens of layers), in bf16 to
 //! 3e-2 / 1e-1 (8-bit mantissa).
 
-use candle_core::{DType, Device};
+use candle_core::{DType, Device, Tensor};
 
 use crate::device::{compute_dtype, parse_device, Precision};
 
@@ -55,6 +55,37 @@ impl TestDevice {
     }
 }
 
+/// Relative L2 error and max|Δ|/max|reference| of `got` against `want` (computed in f64).
+pub fn errors(got: &Tensor, want: &Tensor) -> candle_core::Result<(f64, f64)> {
+    let flat = |t: &Tensor| t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>();
+    let (g, w) = (flat(got)?, flat(want)?);
+    let (mut num, mut den, mut max_d, mut max_r) = (0.0, 0.0, 0.0f64, 0.0f64);
+    for (a, b) in g.iter().zip(&w) {
+        num += (a - b) * (a - b);
+        den += b * b;
+        max_d = max_d.max((a - b).abs());
+        max_r = max_r.max(b.abs());
+    }
+    Ok(((num / den.max(1e-30)).sqrt(), max_d / max_r.max(1e-30)))
+}
+
+impl TestDevice {
+    /// Asserts `got` matches `want` in shape and within the CPU f32 limits `rel` (rel-L2) and
+    /// `max` (max|Δ|/max|ref|), widened for `got`'s dtype and this device ([`TestDevice::limits`]);
+    /// prints the measured errors (`-- --nocapture`).
+    pub fn assert_close(&self, what: &str, got: &Tensor, want: &Tensor, rel: f64, max: f64) {
+        assert_eq!(got.dims(), want.dims(), "{what}: shape");
+        let (rel_limit, max_limit) = self.limits(got.dtype(), rel, max);
+        let (r, m) = errors(got, want).unwrap_or_else(|e| panic!("{what}: {e}"));
+        println!("{what}: rel-L2 {r:.2e}, max|Δ|/max|ref| {m:.2e}");
+        assert!(r <= rel_limit, "{what}: rel-L2 {r:.3e} > {rel_limit:.0e}");
+        assert!(
+            m <= max_limit,
+            "{what}: max|Δ|/max|ref| {m:.3e} > {max_limit:.0e}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +100,15 @@ mod tests {
         assert_eq!(cpu.limits(DType::F32, 1e-4, 1e-3), (1e-4, 1e-3));
         assert_eq!(cpu.limits(DType::F16, 1e-4, 1e-3), (1e-2, 5e-2));
         assert_eq!(cpu.limits(DType::BF16, 1e-4, 1e-3), (3e-2, 1e-1));
+    }
+
+    #[test]
+    fn errors_measure_relative_l2_and_max() {
+        let want = Tensor::new(&[1f32, -2.0, 2.0], &Device::Cpu).unwrap();
+        let got = Tensor::new(&[1f32, -2.0, 2.5], &Device::Cpu).unwrap();
+        let (r, m) = errors(&got, &want).unwrap();
+        assert!((r - 0.5 / 3.0).abs() < 1e-12, "{r}");
+        assert!((m - 0.25).abs() < 1e-12, "{m}");
+        assert_eq!(errors(&want, &want).unwrap(), (0.0, 0.0));
     }
 }

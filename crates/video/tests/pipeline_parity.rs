@@ -56,47 +56,8 @@ fn t(key: &str) -> Tensor {
 }
 
 /// Asserts `got` matches `want` (rel-L2 and max-abs relative to the reference's range).
-fn close(what: &str, got: &Tensor, want: &Tensor, dtype: DType) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let g = got.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let w = want.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let diff = (&g - &w).unwrap();
-    let l2 = |x: &Tensor| {
-        x.sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-            .sqrt()
-    };
-    let rel = l2(&diff) / l2(&w).max(1e-12);
-    let maxd = diff
-        .abs()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
-    let maxw = w
-        .abs()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-        .max(1e-12);
-    let (rl, ml) = td().limits(dtype, 1e-4, 1e-3);
-    println!(
-        "{what}: rel-L2 {rel:.2e}, max|Δ|/max|ref| {:.2e}",
-        maxd / maxw
-    );
-    assert!(rel <= rl, "{what}: rel-L2 {rel:.3e} > {rl:.0e}");
-    assert!(
-        maxd / maxw <= ml,
-        "{what}: max|Δ| {:.3e} > {ml:.0e}",
-        maxd / maxw
-    );
+fn close(what: &str, got: &Tensor, want: &Tensor, _dtype: DType) {
+    td().assert_close(what, got, want, 1e-4, 1e-3);
 }
 
 fn model(source: LtxSource) -> LtxModel {

@@ -137,38 +137,9 @@ fn single_files() -> Vec<String> {
     names
 }
 
-/// rel-L2 and max|Δ|/max|ref|, asserted against the limits (widened by the test device's
-/// dtype).
+/// Asserts `got` matches `want` within the limits (widened by the test device's dtype).
 fn check(what: &str, got: &Tensor, want: &Tensor, rel_limit: f64, max_limit: f64) {
-    assert_eq!(got.dims(), want.dims(), "{what}: shape");
-    let (rel_limit, max_limit) = test_device().limits(got.dtype(), rel_limit, max_limit);
-    let flat = |t: &Tensor| {
-        t.to_dtype(DType::F64)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap()
-    };
-    let (g, w) = (flat(got), flat(want));
-    let (mut num, mut den, mut max_d, mut max_r) = (0.0, 0.0, 0.0f64, 0.0f64);
-    for (a, b) in g.iter().zip(&w) {
-        num += (a - b) * (a - b);
-        den += b * b;
-        max_d = max_d.max((a - b).abs());
-        max_r = max_r.max(b.abs());
-    }
-    let rel = (num / den.max(1e-30)).sqrt();
-    let rmax = max_d / max_r.max(1e-30);
-    println!("{what}: rel-L2 {rel:.2e}, max|Δ| {max_d:.2e} (max|ref| {max_r:.3})");
-    assert!(
-        rel <= rel_limit,
-        "{what}: rel-L2 {rel:.3e} > {rel_limit:.0e}"
-    );
-    assert!(
-        rmax <= max_limit,
-        "{what}: max|Δ|/max|ref| {rmax:.3e} > {max_limit:.0e}"
-    );
+    test_device().assert_close(what, got, want, rel_limit, max_limit);
 }
 
 fn check_call(what: &str, got: &Tensor, want: &Tensor) {

@@ -100,7 +100,12 @@ impl TextEncoder {
 
     /// Token ids padded to `max_tokens`, how many are real, and how many were cut.
     pub fn tokens(&self, text: &str) -> (Vec<u32>, usize, usize) {
-        let r = self.tokenizer.encode_padded_report(text, self.max_tokens);
+        self.tokens_up_to(text, self.max_tokens)
+    }
+
+    /// Token ids padded to `len` (a run's own setting), how many are real and how many were cut.
+    pub fn tokens_up_to(&self, text: &str, len: usize) -> (Vec<u32>, usize, usize) {
+        let r = self.tokenizer.encode_padded_report(text, len.max(1));
         (r.ids, r.len, r.truncated)
     }
 
@@ -123,5 +128,11 @@ impl TextEncoder {
     pub fn encode(&self, text: &str) -> Result<Prompt> {
         let (ids, real, _) = self.tokens(text);
         self.encode_ids(&ids, real)
+    }
+
+    /// Encodes a prompt read up to `len` tokens; also says how many tokens were cut.
+    pub fn encode_up_to(&self, text: &str, len: usize) -> Result<(Prompt, usize)> {
+        let (ids, real, cut) = self.tokens_up_to(text, len);
+        Ok((self.encode_ids(&ids, real)?, cut))
     }
 }
