@@ -15,6 +15,7 @@ use reelsmith_diffusion::model::{self as dm};
 use reelsmith_diffusion::pipeline::{Error as PipelineError, Family, InitImage, Step};
 use reelsmith_diffusion::scheduler::SamplerKind;
 
+use super::Fail;
 use crate::config::Dirs;
 use crate::engines::diffusion::{
     auto_image_model, find_image_model, model_files, DiffusionEngine, ImageModelRef,
@@ -88,39 +89,8 @@ pub struct ImageArgs {
     pub output: PathBuf,
 }
 
-/// Why a run stopped, and its exit code.
-#[derive(Debug)]
-enum Fail {
-    /// Bad input: exit 2.
-    Input(String),
-    /// The model failed to load or draw: exit 1.
-    Failed(String),
-    /// Ctrl-C / SIGTERM between steps: exit 130.
-    Cancelled,
-}
-
-impl From<String> for Fail {
-    fn from(s: String) -> Self {
-        Fail::Input(s)
-    }
-}
-
 pub fn run(args: ImageArgs, dirs: &Dirs) -> i32 {
-    match image(&args, dirs) {
-        Ok(()) => 0,
-        Err(Fail::Input(e)) => {
-            eprintln!("error: {e}");
-            2
-        }
-        Err(Fail::Failed(e)) => {
-            eprintln!("error: {e}");
-            1
-        }
-        Err(Fail::Cancelled) => {
-            eprintln!("cancelled: nothing written");
-            130
-        }
-    }
+    Fail::exit_code(image(&args, dirs))
 }
 
 /// `WxH` (or `N` for a square).

@@ -106,6 +106,44 @@ pub struct StudioArgs {
     pub mouse: bool,
 }
 
+/// Why a model command (`image`, `video`) stopped, and its exit code.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// Bad input: exit 2.
+    Input(String),
+    /// The model failed to load or run: exit 1.
+    Failed(String),
+    /// Ctrl-C / SIGTERM between steps: exit 130.
+    Cancelled,
+}
+
+impl From<String> for Fail {
+    fn from(s: String) -> Self {
+        Fail::Input(s)
+    }
+}
+
+impl Fail {
+    /// Prints the reason and returns the exit code of a command's result.
+    pub(crate) fn exit_code(result: Result<(), Fail>) -> i32 {
+        match result {
+            Ok(()) => 0,
+            Err(Fail::Input(e)) => {
+                eprintln!("error: {e}");
+                2
+            }
+            Err(Fail::Failed(e)) => {
+                eprintln!("error: {e}");
+                1
+            }
+            Err(Fail::Cancelled) => {
+                eprintln!("cancelled: nothing written");
+                130
+            }
+        }
+    }
+}
+
 /// Sends `tracing` output to `<data>/logs/reelsmith.log` (never to the terminal).
 fn init_logging(dirs: &Dirs) {
     let logs = dirs.logs();

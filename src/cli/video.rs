@@ -13,6 +13,7 @@ use reelsmith_video::frames::FrameRule;
 use reelsmith_video::ltx::load::{self as ltx_load, LtxSource};
 use reelsmith_video::ltx::schedule::Steps;
 
+use super::Fail;
 use crate::config::Dirs;
 use crate::engines::models::parse_device;
 use crate::engines::video::{
@@ -89,28 +90,8 @@ pub struct VideoArgs {
     pub out: PathBuf,
 }
 
-enum Fail {
-    Input(String),
-    Failed(String),
-    Cancelled,
-}
-
 pub fn run(args: VideoArgs, dirs: &Dirs) -> i32 {
-    match video(&args, dirs) {
-        Ok(()) => 0,
-        Err(Fail::Input(e)) => {
-            eprintln!("error: {e}");
-            2
-        }
-        Err(Fail::Failed(e)) => {
-            eprintln!("error: {e}");
-            1
-        }
-        Err(Fail::Cancelled) => {
-            eprintln!("cancelled: nothing written");
-            130
-        }
-    }
+    Fail::exit_code(video(&args, dirs))
 }
 
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
