@@ -333,6 +333,8 @@ def run_video(args):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    # The dtype advice diffusers logs on `.to(dtype)` is for loading checkpoints, not for this.
+    diffusers.utils.logging.set_verbosity_error()
     with open(args.configs) as f:
         cfgs = json.load(f)
     dev = torch.device(args.device)

@@ -394,7 +394,9 @@ impl SimpleBackend for RandomWeights {
         self.elements
             .fetch_add(s.elem_count() as u64, Ordering::Relaxed);
         if self.count_only {
-            return Tensor::zeros((), dtype, dev)?.broadcast_as(s);
+            // One byte, broadcast: what a constructor copies (the VAE's kernel taps) costs a
+            // byte per weight, and nothing else is allocated.
+            return Tensor::zeros((), DType::U8, dev)?.broadcast_as(s);
         }
         if name.ends_with("bias") {
             Tensor::zeros(s, dtype, dev)
@@ -436,8 +438,8 @@ fn var_builder(
 }
 
 /// Parameters of the transformer and the VAE, counted without allocating the transformer (the
-/// VAE's convolutions split their kernels as they are built, so its count costs one transient
-/// copy of the VAE).
+/// VAE's convolutions split their kernels as they are built, so its count costs a transient
+/// byte per VAE weight).
 fn count_params(nets: &Nets, dev: &Device) -> Result<(u64, u64), String> {
     let (vb, n) = var_builder(0, 1, true, DType::F32, dev);
     drop(LtxTransformer::new(vb, &nets.transformer).map_err(|e| format!("transformer: {e}"))?);
