@@ -122,9 +122,9 @@ pub struct ModelEntry {
 /// heads = 32                   # attention heads
 /// timesteps = [1.0, 0.9937]    # distilled models: the fixed schedule (sampling.steps = its length)
 /// [model.video.vram]           # see hub::vram::video_estimate
-/// transformer_base_gb = 3.6
+/// transformer_base_gb = 17.2     # every resident weight: transformer, T5, VAE
 /// transformer_per_token_kib = 64
-/// decode_base_gb = 1.2
+/// decode_base_gb = 0.3            # the decoder's workspace beyond its weights
 /// decode_per_pixel_frame_bytes = 400
 /// ```
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]

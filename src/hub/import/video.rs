@@ -253,14 +253,20 @@ pub(super) fn facts_for(
         heads: heads.max(1),
         timesteps,
         vram: VideoVram {
-            transformer_base_gb: (params * 2.0 / (1u64 << 30) as f64 * 10.0).ceil() / 10.0,
+            // Every resident weight: the transformer in bf16, T5-XXL in bf16 (8.9 GiB) and the
+            // VAE in f32 (4.7 GiB), as in models/video.toml.
+            transformer_base_gb: (params * 2.0 / (1u64 << 30) as f64 * 10.0).ceil() / 10.0
+                + T5_AND_VAE_GIB,
             transformer_per_token_kib: f64::from(hidden) / 32.0,
-            decode_base_gb: 1.2,
+            decode_base_gb: 0.3,
             decode_per_pixel_frame_bytes: 400.0,
         },
     };
     (facts, sampling)
 }
+
+/// GPU memory of the T5-XXL encoder (bf16) and the LTX VAE (f32) an LTX model keeps loaded.
+const T5_AND_VAE_GIB: f64 = 13.6;
 
 /// The embedded registry's entry for a weights file of this name and size.
 fn registry_match(file: &str, bytes: u64) -> Option<crate::hub::ModelEntry> {
@@ -743,7 +749,8 @@ mod tests {
         ltx_file(&path, 4096, 48, Some("0.9.5"), None);
         let v = video(&detect(&path).unwrap()).clone();
         assert_eq!((v.sampling.steps, v.sampling.cfg), (30, 5.0));
-        assert!(v.facts.vram.transformer_base_gb > 20.0 && v.facts.vram.transformer_base_gb < 30.0);
+        let base = v.facts.vram.transformer_base_gb;
+        assert!(base > 35.0 && base < 42.0, "{base}");
     }
 
     #[test]

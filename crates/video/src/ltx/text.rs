@@ -76,8 +76,10 @@ impl TextEncoder {
             }
             None => serde_json::from_str(T5_XXL).map_err(|e| err(encoder, e.to_string()))?,
         };
+        // bf16 on a GPU (T5-XXL is 4.8B parameters: 19 GB in f32), f32 on the CPU.
+        let dtype = reelsmith_kit::compute_dtype(device, reelsmith_kit::Precision::Bf16);
         // SAFETY: mapped read-only (see load.rs).
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, DType::F32, device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&files, dtype, device) }
             .map_err(|e| err(encoder, e.to_string()))?;
         let model = t5::T5EncoderModel::load(vb, &cfg)
             .map_err(|e| err(encoder, format!("T5 encoder: {e}")))?;
