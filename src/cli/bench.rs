@@ -22,10 +22,6 @@ use crate::stages::assemble::timeline_clips;
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
 
-// `bench video` lives beside this file (declared here to keep the wiring in one place).
-#[path = "bench_video.rs"]
-pub mod bench_video;
-
 /// The 60-second benchmark script, shipped in the binary.
 pub const BENCH_SCRIPT: &str = include_str!("../../data/bench/sixty-seconds.yaml");
 
@@ -136,7 +132,7 @@ pub enum BenchWhat {
     /// size and frames; with torch + diffusers (the fixture venv of
     /// scripts/diffusion-fixture-venv.sh, or --python), diffusers' eager networks on the same
     /// configs, device and dtypes, and the ratios.
-    Video(bench_video::VideoBenchArgs),
+    Video(super::bench_video::VideoBenchArgs),
     /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
     /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
     /// ≤ 100 ms).
@@ -485,7 +481,7 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
         BenchWhat::Assemble { repeat } => bench_assemble(work.path(), repeat.max(1)),
         BenchWhat::Queue { jobs } => bench_queue(work.path(), jobs.max(1)),
         // Exits 2 on bad arguments, so it answers with its own code.
-        BenchWhat::Video(a) => return bench_video::run(work.path(), dirs, a),
+        BenchWhat::Video(a) => return super::bench_video::run(work.path(), dirs, a),
         BenchWhat::Tui {
             jobs,
             frames,

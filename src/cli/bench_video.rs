@@ -16,6 +16,7 @@
 //! These machines are noisy, so the engines run in alternating rounds (ours, then diffusers in
 //! its own process) and the best round of each is compared.
 
+use super::Fail;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -778,24 +779,9 @@ fn reference_round(
     Ok(Reference { json, gpu: mem })
 }
 
-enum Fail {
-    Input(String),
-    Failed(String),
-}
-
 /// Runs `bench video`; the exit code (2 for bad arguments).
 pub fn run(work: &Path, dirs: &Dirs, args: VideoBenchArgs) -> i32 {
-    match bench(work, dirs, &args) {
-        Ok(()) => 0,
-        Err(Fail::Input(e)) => {
-            eprintln!("error: {e}");
-            2
-        }
-        Err(Fail::Failed(e)) => {
-            eprintln!("error: {e}");
-            1
-        }
-    }
+    Fail::exit_code(bench(work, dirs, &args))
 }
 
 fn bench(work: &Path, dirs: &Dirs, args: &VideoBenchArgs) -> Result<(), Fail> {

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_models;
+pub mod bench_video;
 pub mod chat;
 pub mod doctor;
 pub mod image;
