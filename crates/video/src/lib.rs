@@ -25,9 +25,10 @@ pub enum VideoError {
     #[error("{what} hold {count} NaN or infinite values")]
     NonFinite { what: String, count: usize },
     #[error(
-        "the decoded video is black (mean brightness {mean:.4}): the network produced no picture"
+        "the decoded video is black (mean brightness {mean:.4}, transformer in {dtype}, VAE in \
+         F32): the network produced no picture"
     )]
-    Black { mean: f64 },
+    Black { mean: f64, dtype: String },
     #[error("cancelled")]
     Cancelled,
 }

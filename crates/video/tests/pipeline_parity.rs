@@ -327,3 +327,38 @@ fn the_text_encoder_matches_transformers() {
         );
     }
 }
+
+/// A decoder that draws nothing (its last convolution zeroed, biased to black) fails the decode
+/// instead of writing a black video, naming the dtypes.
+#[test]
+fn a_black_decode_is_an_error() {
+    let mut m = model(LtxSource::Diffusers(dir().join("ltx-tiny")));
+    let vae_dir = dir().join("ltx-tiny/vae");
+    let cfg = reelsmith_video::ltx::vae::LtxVaeConfig::from_json(
+        &std::fs::read_to_string(vae_dir.join("config.json")).unwrap(),
+    )
+    .unwrap();
+    let mut w = candle_core::safetensors::load(
+        vae_dir.join("diffusion_pytorch_model.safetensors"),
+        &td().device,
+    )
+    .unwrap();
+    for k in ["decoder.conv_out.conv.weight", "decoder.conv_out.conv.bias"] {
+        let t = w[k].to_dtype(DType::F32).unwrap();
+        let v = if k.ends_with("bias") {
+            (t.zeros_like().unwrap() - 5.0).unwrap()
+        } else {
+            t.zeros_like().unwrap()
+        };
+        w.insert(k.to_string(), v);
+    }
+    let vb = candle_nn::VarBuilder::from_tensors(w, DType::F32, &td().device);
+    m.vae = reelsmith_video::ltx::vae::LtxVae::new(vb, &cfg).unwrap();
+    let z = Tensor::zeros((1, 8, 2, 2, 4), DType::F32, &td().device).unwrap();
+    let mut noise = reelsmith_kit::noise::Seeded::new(3);
+    let e = m
+        .decode(&z, &DecodeParams::default(), &mut noise, &mut |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("black") && e.contains("F32"), "{e}");
+}

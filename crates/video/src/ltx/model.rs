@@ -187,7 +187,10 @@ impl LtxModel {
         decoded?;
         let mean = if count == 0 { 0.0 } else { sum / count as f64 };
         if mean < 1.0 / 255.0 {
-            return Err(VideoError::Black { mean });
+            return Err(VideoError::Black {
+                mean,
+                dtype: format!("{:?}", self.dtype),
+            });
         }
         Ok(())
     }
