@@ -33,6 +33,7 @@ test-models:
 	@bash scripts/fetch-llm-test-model.sh
 	@bash scripts/fetch-gemma-test-model.sh
 	@bash scripts/fetch-piper-test-voice.sh
+	@bash scripts/fetch-post-test-models.sh
 
 test: deps test-models
 	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2

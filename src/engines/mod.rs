@@ -6,6 +6,7 @@ pub mod diffusion;
 pub mod llm;
 pub mod loaded;
 pub mod models;
+pub mod post;
 pub mod procedural;
 pub mod video;
 pub mod video_select;
