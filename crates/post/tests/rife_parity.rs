@@ -195,6 +195,21 @@ fn batches_interpolate_each_pair() {
 }
 
 #[test]
+fn half_scale_runs_every_block_at_twice_the_scale() {
+    let (img0, img1) = (t(io(), "img0"), t(io(), "img1"));
+    for case in ["v4_0", "v4_25"] {
+        let rife = net(&weights(case)).with_scale(0.5).unwrap();
+        assert_eq!(rife.pad_multiple(), 128);
+        let got = rife.interpolate(&img0, &img1, 0.5).unwrap();
+        check(
+            &format!("{case} scale 0.5 t=0.5"),
+            &got,
+            &t(io(), &format!("{case}.scale0.5.t0.5")),
+        );
+    }
+}
+
+#[test]
 fn v4_0_retries_large_motion_at_twice_the_scale() {
     let mut w = weights("v4_0");
     for i in [1, 2] {
