@@ -88,7 +88,10 @@ pub struct ModelEntry {
     #[serde(default)]
     pub local: Option<PathBuf>,
     /// Which release of the architecture, where that changes how it is run: image models
-    /// `turbo` (few steps, no guidance, trailing timesteps) or `v` (v-prediction).
+    /// `turbo` (few steps, no guidance, trailing timesteps) or `v` (v-prediction). Upscalers
+    /// and interpolators say what their tensors are, as `models import` reads them:
+    /// `x4-23b` (RRDBNet, scale and blocks), `x4-compact-16` (SRVGGNetCompact, scale and body
+    /// convolutions), `4.25/4.26` (the RIFE releases sharing that layout).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
     /// Registry ids of companion entries this model needs installed too (FLUX's text

@@ -134,6 +134,8 @@ fn act_per_megapixel(arch: &str) -> u64 {
         "animatediff" => 900 * MIB,
         "svd" => 600 * MIB,
         "realesrgan" => 700 * MIB,
+        // SRVGGNetCompact: 64 channels at the input's resolution, upsampled only at the end.
+        "realesrgan-compact" => 200 * MIB,
         "rife" => 300 * MIB,
         _ => 1500 * MIB,
     }

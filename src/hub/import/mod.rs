@@ -21,6 +21,11 @@
 //! `LTXImageToVideoPipeline`); the entry gets a `[model.video]` table with the release, layout
 //! and size class it was recognised as (see [`video`]).
 //!
+//! Post-processing weights (kind `upscale` or `interpolation`, see [`post`]) come as torch
+//! pickles (`.pth`/`.pt`/`.pkl`), `.safetensors` conversions or ncnn `.param`/`.bin` pairs:
+//! Real-ESRGAN (arch `realesrgan` for RRDBNet, `realesrgan-compact` for SRVGGNetCompact) and
+//! RIFE (`rife`), the architecture and its variant read from the tensors.
+//!
 //! CTranslate2 Whisper folders are read natively by the Whisper engine (its loader splits the
 //! fused attention weights into the layout candle uses), so importing one needs no conversion
 //! and no second copy on disk.
@@ -28,6 +33,7 @@
 mod image;
 mod installed;
 mod piper;
+mod post;
 pub mod video;
 
 use std::io::Read;
@@ -180,6 +186,9 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
         if n.ends_with(".safetensors") {
             let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
             check_safetensors(&path)?;
+            if let Some(d) = post::detect_safetensors(&path)? {
+                return Ok(d);
+            }
             if let Some(d) = video::detect_file(&path)? {
                 return Ok(d);
             }
@@ -191,6 +200,9 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
                 )
             });
         }
+        if let Some(d) = post::detect_file(&path)? {
+            return Ok(d);
+        }
         let onnx = if n.ends_with(".onnx.json") {
             path.with_extension("")
         } else if n.ends_with(".onnx") {
@@ -199,7 +211,8 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
             return Err(err(
                 &path,
                 "not a model file: expected .gguf, a single-file .safetensors checkpoint, a Piper \
-                 .onnx (with its .onnx.json), or a folder",
+                 .onnx (with its .onnx.json), Real-ESRGAN/RIFE weights (.pth, .pt, .pkl, an ncnn \
+                 .param with its .bin), or a folder",
             ));
         };
         let json = PathBuf::from(format!("{}.json", onnx.display()));
@@ -387,7 +400,13 @@ pub fn entry(d: &Detected, id: &str) -> ModelEntry {
         arch: d.arch.clone(),
         format: d.format.into(),
         params: None,
-        dtype: if d.format == "gguf" { "q4_0" } else { "f16" }.into(),
+        dtype: match (d.format, d.kind) {
+            ("gguf", _) => "q4_0",
+            // Real-ESRGAN and RIFE publish f32 weights; ncnn graphs carry f16 kernels.
+            (f, ModelKind::Upscale | ModelKind::Interpolation) if f != "ncnn" => "f32",
+            _ => "f16",
+        }
+        .into(),
         tier,
         languages: d.languages.clone(),
         source: format!("imported from {}", d.root.display()),
