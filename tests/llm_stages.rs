@@ -59,6 +59,7 @@ fn llm_plans_every_example_with_schema_valid_json() {
         image: None,
         refiner: None,
         video: None,
+        ..Default::default()
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/examples");

@@ -252,6 +252,18 @@ impl Channel {
                 return Err(bad(f, format!("{v} is outside 1..=120")));
             }
         }
+        // Clips are made at `fps` and interpolated up to `output_fps`; going down would
+        // throw generated frames away.
+        if d.output_fps < d.fps {
+            return Err(bad(
+                "defaults.output_fps",
+                format!(
+                    "{} is below defaults.fps ({}), the rate clips are rendered at; raise \
+                     output_fps or lower fps",
+                    d.output_fps, d.fps
+                ),
+            ));
+        }
         if crate::engines::procedural::music::moods()
             .iter()
             .all(|m| *m != d.music_mood)

@@ -16,7 +16,14 @@
 //! refiner = "auto"                  # auto (sdxl-refiner over SDXL base when installed) | none | id
 //! video = "auto"                    # auto | none (Ken Burns) | an LTX-Video id (ltxv-2b-0.9.8-distilled, …)
 //!                                   #   or a path: ltxv-*.safetensors, a folder holding one, a diffusers folder
+//! upscale = "auto"                  # auto | none | lanczos | a Real-ESRGAN id or weights path
+//! interpolate = "auto"              # auto | none | minterpolate | a RIFE id or weights path
 //! ```
+//!
+//! `REELSMITH_UPSCALE` and `REELSMITH_INTERPOLATE` override `upscale` and `interpolate`. Their
+//! `auto` runs installed models only with CUDA (an anime-trained upscaler for anime and manga
+//! looks), else the embedded engines (Lanczos, libav's `minterpolate`); see
+//! [`super::post_models`].
 //!
 //! `REELSMITH_IMAGE` overrides `image`. `auto` picks the first installed image model; on a
 //! machine without CUDA only Turbo models (one or a few steps) are picked automatically.
@@ -36,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Dirs;
 use crate::hub::{import, HubConfig, ModelEntry, ModelKind, Registry};
 
+use super::post_models::{resolve_post_setting, PostSetting};
 use super::video_select;
 pub use super::video_select::VideoModelRef;
 
@@ -69,6 +77,12 @@ pub struct StageModels {
     /// The video model that animates the keyframes (`None`: Ken Burns camera moves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoModelRef>,
+    /// What brings stills and clips to the output size (post stage).
+    #[serde(default, skip_serializing_if = "PostSetting::is_embedded")]
+    pub upscale: PostSetting,
+    /// What brings generated clips to the output frame rate (post stage).
+    #[serde(default, skip_serializing_if = "PostSetting::is_embedded")]
+    pub interpolate: PostSetting,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +94,8 @@ struct EnginesFile {
     image: Option<String>,
     refiner: Option<String>,
     video: Option<String>,
+    upscale: Option<String>,
+    interpolate: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -194,6 +210,30 @@ impl StageModels {
             &video_field,
             candle_core::utils::cuda_is_available(),
         )?;
+        let cuda = candle_core::utils::cuda_is_available();
+        let post = |env: &str, value: &Option<String>, name: &str, kind| match var(env) {
+            Some(v) => resolve_post_setting(&reg, &cfg, &v, env, kind, cuda),
+            None => resolve_post_setting(
+                &reg,
+                &cfg,
+                value.as_deref().unwrap_or("auto"),
+                &format!("{}: {name}", file.display()),
+                kind,
+                cuda,
+            ),
+        };
+        let upscale = post(
+            "REELSMITH_UPSCALE",
+            &settings.upscale,
+            "upscale",
+            ModelKind::Upscale,
+        )?;
+        let interpolate = post(
+            "REELSMITH_INTERPOLATE",
+            &settings.interpolate,
+            "interpolate",
+            ModelKind::Interpolation,
+        )?;
         Ok(StageModels {
             llm: choose(&reg, &cfg, &llm.0, &llm.1, ModelKind::Llm)?,
             asr: choose(&reg, &cfg, &asr.0, &asr.1, ModelKind::Asr)?,
@@ -201,6 +241,8 @@ impl StageModels {
             image,
             refiner,
             video,
+            upscale,
+            interpolate,
         })
     }
 }

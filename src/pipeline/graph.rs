@@ -17,6 +17,8 @@ pub enum StageKind {
     Translate,
     Keyframes,
     Animate,
+    /// Stills and generated clips brought to the output's size and frame rate.
+    Post,
     Voice,
     Align,
     Captions,
@@ -29,11 +31,12 @@ pub enum StageKind {
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 13] = [
+    pub const ALL: [StageKind; 14] = [
         StageKind::Plan,
         StageKind::Translate,
         StageKind::Keyframes,
         StageKind::Animate,
+        StageKind::Post,
         StageKind::Voice,
         StageKind::Align,
         StageKind::Captions,
@@ -51,6 +54,7 @@ impl StageKind {
             StageKind::Translate => "translate",
             StageKind::Keyframes => "keyframes",
             StageKind::Animate => "animate",
+            StageKind::Post => "post",
             StageKind::Voice => "voice",
             StageKind::Align => "align",
             StageKind::Captions => "captions",
@@ -91,6 +95,7 @@ impl StageKind {
             Translate => &[Plan],
             Keyframes => &[Plan],
             Animate => &[Plan, Keyframes],
+            Post => &[Plan, Keyframes, Animate],
             Voice => &[Plan, Translate],
             Align => &[Plan, Voice],
             Captions => &[Plan, Translate, Align],
@@ -107,6 +112,8 @@ impl StageKind {
     pub fn optional(self) -> &'static [StageKind] {
         match self {
             StageKind::Mix => &[StageKind::Music],
+            // Assembly draws the post stage's stills and clips when the channel runs it.
+            StageKind::Assemble | StageKind::Shorts => &[StageKind::Post],
             _ => &[],
         }
     }

@@ -28,6 +28,9 @@ pub enum Quality {
     Draft,
     /// The channel's full size, libx264 medium at a lower CRF.
     Final,
+    /// A 4K master: the long side 3840 pixels (3840×2160 for 16:9), CRF 18 — stills and clips
+    /// reach it through the post stage's upscaler.
+    Master,
 }
 
 impl Quality {
@@ -35,20 +38,21 @@ impl Quality {
         match self {
             Quality::Draft => "draft",
             Quality::Final => "final",
+            Quality::Master => "master",
         }
     }
 
     pub fn x264_preset(self) -> &'static str {
         match self {
             Quality::Draft => "superfast",
-            Quality::Final => "medium",
+            Quality::Final | Quality::Master => "medium",
         }
     }
 
     pub fn aac_coder(self) -> &'static str {
         match self {
             Quality::Draft => "fast",
-            Quality::Final => "twoloop",
+            Quality::Final | Quality::Master => "twoloop",
         }
     }
 
@@ -56,9 +60,13 @@ impl Quality {
         match self {
             Quality::Draft => 23,
             Quality::Final => 19,
+            Quality::Master => 18,
         }
     }
 }
+
+/// The long side of a `master` frame: 3840 (UHD 4K).
+pub const MASTER_LONG_SIDE: u32 = 3840;
 
 /// Frame geometry and encoding settings of one job, derived from script, channel and quality.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,6 +92,7 @@ impl RenderSettings {
         let long = match quality {
             Quality::Draft => long.min(1280),
             Quality::Final => long,
+            Quality::Master => MASTER_LONG_SIDE,
         };
         let even = |v: f64| ((v / 2.0).round() as u32).max(16) * 2;
         let (width, height) = if aw >= ah {

@@ -38,9 +38,30 @@ pub struct VideoJob<'a> {
     pub out: &'a Path,
 }
 
+/// Where assembly's pictures come from: `(keyframes.json's artifact, clips.json's artifact)` —
+/// the post stage's (stills and clips at the output's size and rate) when the channel runs it,
+/// else the keyframes and animate stages' own.
+pub fn visuals<'c>(
+    ctx: &'c StageCtx,
+) -> Result<
+    (
+        &'c crate::pipeline::ArtifactRef,
+        &'c crate::pipeline::ArtifactRef,
+    ),
+    StageError,
+> {
+    match ctx.optional_input(StageKind::Post) {
+        Some(post) => Ok((post, post)),
+        None => Ok((
+            ctx.input(StageKind::Keyframes)?,
+            ctx.input(StageKind::Animate)?,
+        )),
+    }
+}
+
 /// Loads every scene's still once (converted for sampling).
 pub fn load_stills(ctx: &StageCtx) -> Result<Vec<Still>, StageError> {
-    let kf_art = ctx.input(StageKind::Keyframes)?;
+    let (kf_art, _) = visuals(ctx)?;
     let kf: Keyframes = read_json(&kf_art.file("keyframes.json"))?;
     kf.frames
         .iter()
@@ -308,7 +329,7 @@ pub fn render_video(
     mut job: VideoJob,
 ) -> Result<(), StageError> {
     let s = &ctx.job.settings;
-    let animate = ctx.input(StageKind::Animate)?;
+    let (_, animate) = visuals(ctx)?;
     let clips: Clips = read_json(&animate.file("clips.json"))?;
     let tclips = timeline_clips(stills, timeline, &clips, &animate.dir)?;
     let mut renderer = TimelineRenderer::new(tclips, job.width, job.height);

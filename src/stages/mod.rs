@@ -10,6 +10,7 @@ pub mod mix;
 pub mod model;
 pub mod music;
 pub mod plan;
+pub mod post;
 pub mod shorts;
 pub mod thumbnail;
 pub mod translate;
@@ -27,6 +28,7 @@ pub fn registry() -> Stages {
         Arc::new(translate::TranslateStage),
         Arc::new(keyframes::KeyframesStage),
         Arc::new(animate::AnimateStage),
+        Arc::new(post::PostStage),
         Arc::new(voice::VoiceStage),
         Arc::new(align::AlignStage),
         Arc::new(captions::CaptionsStage),

@@ -76,6 +76,7 @@ fn kind_of_stage(stage: &str) -> &'static str {
         "plan" | "translate" | "metadata" => "llm",
         "keyframes" | "thumbnail" => "image",
         "animate" => "video",
+        "post" => "upscale",
         "voice" => "tts",
         "music" => "music",
         "align" | "captions" => "asr",

@@ -154,7 +154,9 @@ impl Studio {
             .env_remove("REELSMITH_ASR")
             .env_remove("REELSMITH_TTS")
             .env_remove("REELSMITH_IMAGE")
-            .env_remove("REELSMITH_VIDEO");
+            .env_remove("REELSMITH_VIDEO")
+            .env_remove("REELSMITH_UPSCALE")
+            .env_remove("REELSMITH_INTERPOLATE");
         for (k, v) in env {
             c.env(k, v);
         }
