@@ -348,3 +348,30 @@ fn real_v4_0_timing_256() {
         per * 1e3
     );
 }
+
+/// Prints the time of the warp and of the ×16 resize of a block's output at 1920×1088 (the
+/// padded 1080p frame): `-- --ignored --nocapture warp_and_resize_timing_1080p`.
+#[test]
+#[ignore = "timing, not a check"]
+fn warp_and_resize_timing_1080p() {
+    let dev = &test_device().device;
+    let img = Tensor::rand(0f32, 1.0, (1, 3, 1088, 1920), dev).unwrap();
+    let flow = Tensor::randn(0f32, 8.0, (1, 2, 1088, 1920), dev).unwrap();
+    let coarse = Tensor::randn(0f32, 1.0, (1, 5, 68, 120), dev).unwrap();
+    let time = |what: &str, f: &dyn Fn() -> Tensor| {
+        f();
+        let start = Instant::now();
+        for _ in 0..3 {
+            f();
+        }
+        let ms = start.elapsed().as_secs_f64() / 3.0 * 1e3;
+        println!("{what} on {dev:?}: {ms:.1} ms");
+    };
+    time("warp [1,3,1088,1920]", &|| warp(&img, &flow).unwrap());
+    time("resize ×16 [1,5,68,120]", &|| {
+        resize_bilinear(&coarse, 16.0).unwrap()
+    });
+    time("resize ×1/16 [1,3,1088,1920]", &|| {
+        resize_bilinear(&img, 1.0 / 16.0).unwrap()
+    });
+}

@@ -35,8 +35,51 @@ pub fn resize_bilinear(x: &Tensor, factor: f64) -> Result<Tensor> {
             "resizing {h}×{w} by {factor} leaves nothing"
         )));
     }
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        return resize_cpu(x, (ho, wo), factor);
+    }
     let x = resize_dim(x, 3, w, wo, factor)?;
     resize_dim(&x, 2, h, ho, factor)
+}
+
+/// [`resize_bilinear`] on the CPU in f32: the same taps and sums as the tensor path (each row
+/// along the width, then pairs of those rows along the height), one thread per plane band.
+fn resize_cpu(x: &Tensor, (ho, wo): (usize, usize), factor: f64) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let src = x.flatten_all()?.to_vec1::<f32>()?;
+    let (xi0, xi1, xl0, xl1) = linear_taps(w, wo, factor);
+    let (yi0, yi1, yl0, yl1) = linear_taps(h, ho, factor);
+    let planes = n * c;
+    let mut out = vec![0f32; planes * ho * wo];
+    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
+    let per = planes.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for (k, dst) in out.chunks_mut(per * ho * wo).enumerate() {
+            let src = &src[k * per * h * w..];
+            let (xi0, xi1, xl0, xl1) = (&xi0, &xi1, &xl0, &xl1);
+            let (yi0, yi1, yl0, yl1) = (&yi0, &yi1, &yl0, &yl1);
+            s.spawn(move || {
+                let mut rows = vec![0f32; h * wo];
+                for (p, plane) in dst.chunks_mut(ho * wo).enumerate() {
+                    let img = &src[p * h * w..(p + 1) * h * w];
+                    for (y, row) in rows.chunks_mut(wo).enumerate() {
+                        let line = &img[y * w..(y + 1) * w];
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = line[xi0[j] as usize] * xl0[j] + line[xi1[j] as usize] * xl1[j];
+                        }
+                    }
+                    for (i, orow) in plane.chunks_mut(wo).enumerate() {
+                        let a = &rows[yi0[i] as usize * wo..][..wo];
+                        let b = &rows[yi1[i] as usize * wo..][..wo];
+                        for (j, v) in orow.iter_mut().enumerate() {
+                            *v = a[j] * yl0[i] + b[j] * yl1[i];
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(Tensor::from_vec(out, (n, c, ho, wo), &Device::Cpu)?)
 }
 
 /// PyTorch's output size for a scale factor: `floor(size · factor)` in double precision.
@@ -367,6 +410,22 @@ mod tests {
             resize_bilinear(&x, 1.0 / 3.0).unwrap().dims(),
             &[1, 2, 1, 2]
         );
+    }
+
+    #[test]
+    fn resize_cpu_loop_equals_tensor_path() {
+        let x = rand(&[2, 3, 9, 14], -1.0, 1.0, 5);
+        for factor in [0.125, 0.5, 1.0 / 3.0, 0.4, 2.0, 2.5, 16.0] {
+            let (_, _, h, w) = x.dims4().unwrap();
+            let (ho, wo) = (out_size(h, factor), out_size(w, factor));
+            if ho == 0 || wo == 0 {
+                continue;
+            }
+            let a = resize_cpu(&x, (ho, wo), factor).unwrap();
+            let t = resize_dim(&x, 3, w, wo, factor).unwrap();
+            let b = resize_dim(&t, 2, h, ho, factor).unwrap();
+            assert_eq!(max_abs(&a, &b), 0.0, "×{factor}");
+        }
     }
 
     #[test]
