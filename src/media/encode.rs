@@ -373,7 +373,7 @@ impl AudioEncoding {
     }
 
     /// Adds the audio stream to `octx` (before its header is written).
-    fn add_to(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
+    pub(crate) fn add_to(&mut self, octx: &mut format::context::Output) -> Result<(), MediaError> {
         let mut st = octx
             .add_stream(encoder::find(codec::Id::AAC))
             .map_err(|e| fferr(&self.what, e))?;
@@ -385,7 +385,7 @@ impl AudioEncoding {
 
     /// Writes audio packets with pts before `until` (in samples), waiting for the encoder
     /// thread when it is behind; `None` writes all that remain.
-    fn mux(
+    pub(crate) fn mux(
         &mut self,
         octx: &mut format::context::Output,
         until: Option<i64>,
