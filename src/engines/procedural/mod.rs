@@ -4,6 +4,7 @@ pub mod espeak;
 pub mod kenburns;
 pub mod music;
 pub mod paint;
+pub mod post;
 
 use super::{EngineError, ImageEngine, ImageRequest, MusicEngine};
 use crate::media::image::RgbImage;
