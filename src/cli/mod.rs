@@ -6,11 +6,13 @@ pub mod bench_video;
 pub mod chat;
 pub mod doctor;
 pub mod image;
+pub mod interpolate;
 pub mod models;
 pub mod queue;
 pub mod render;
 pub mod say;
 pub mod transcribe;
+pub mod upscale;
 pub mod video;
 
 use std::path::PathBuf;
@@ -79,6 +81,12 @@ pub enum Command {
     /// Generate a clip with an installed video model (LTX-Video on candle): from text, from a
     /// first picture (--image), between two pictures (--end), or held to pictures at frames.
     Video(video::VideoArgs),
+    /// Make a picture or a video larger (Lanczos built in, upscaling models when installed);
+    /// a video keeps its frames, timing and audio.
+    Upscale(upscale::UpscaleArgs),
+    /// Raise a video's frame rate with in-between frames (motion-compensated minterpolate built
+    /// in, interpolation models when installed); never across a cut; audio and duration kept.
+    Interpolate(interpolate::InterpolateArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
     /// A stage worker (started and fed by the scheduler over stdin/stdout; not for people).
@@ -220,5 +228,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Say(a) => say::run(a, &dirs),
         Command::Image(a) => image::run(a, &dirs),
         Command::Video(a) => video::run(a, &dirs),
+        Command::Upscale(a) => upscale::run(a, &dirs),
+        Command::Interpolate(a) => interpolate::run(a, &dirs),
     }
 }
