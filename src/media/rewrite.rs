@@ -1,5 +1,5 @@
-//! A processed copy of a video, as MP4: H.264 frames on any clock (a source's own timestamps
-//! and rational rate such as 30000/1001, or a new rate after interpolation) beside the source's
+//! A processed copy of a video, as MP4: H.264 frames at any rational rate (a source's own, such
+//! as 30000/1001, placed by its timestamps; or a new rate after interpolation) beside the source's
 //! audio, copied packet for packet — or, where MP4 cannot carry the source's audio codec (PCM,
 //! Vorbis), decoded and encoded again as AAC. Audio is interleaved with the video as frames
 //! arrive, and the index goes up front (faststart).
@@ -19,7 +19,8 @@ pub struct VideoOut {
     /// Frame size: both even (H.264 4:2:0).
     pub width: u32,
     pub height: u32,
-    /// The unit of the timestamps given to [`Mp4Rewriter::push`].
+    /// The unit of the timestamps given to [`Mp4Rewriter::push`] (they are placed on the frame
+    /// grid of `frame_rate`).
     pub time_base: Rational,
     /// The nominal frame rate (rate control, keyframe spacing, the stream's header).
     pub frame_rate: Rational,
@@ -59,9 +60,11 @@ pub struct Mp4Rewriter {
     octx: format::context::Output,
     venc: encoder::Video,
     v_index: usize,
+    /// The unit of the timestamps [`Mp4Rewriter::push`] takes.
+    unit: Rational,
+    /// The encoder's clock: one tick a frame (1/rate). A finer clock with B-frames leaves the
+    /// MP4's sample durations at zero, so timestamps are placed on the frame grid.
     tb: Rational,
-    /// One frame's duration in `tb` units.
-    ticks: i64,
     width: u32,
     height: u32,
     last_pts: Option<i64>,
@@ -123,6 +126,8 @@ impl Mp4Rewriter {
         vctx.set_width(video.width);
         vctx.set_height(video.height);
         vctx.set_format(format::Pixel::YUV420P);
+        let unit = tb;
+        let tb = rate.invert();
         vctx.set_time_base(tb);
         vctx.set_frame_rate(Some(rate));
         vctx.set_gop((2.0 * f64::from(rate)).round().max(1.0) as u32);
@@ -161,13 +166,12 @@ impl Mp4Rewriter {
         hopts.set("movflags", "+faststart");
         hopts.set("fflags", "+bitexact");
         octx.write_header_with(hopts).map_err(|e| fferr(&what, e))?;
-        let ticks = (f64::from(rate.invert()) / f64::from(tb)).round().max(1.0) as i64;
         Ok(Self {
             octx,
             venc,
             v_index,
+            unit,
             tb,
-            ticks,
             width: video.width,
             height: video.height,
             last_pts: None,
@@ -186,6 +190,9 @@ impl Mp4Rewriter {
                 self.what, img.width, img.height, self.width, self.height
             )));
         }
+        // On the frame grid (exact for a constant-rate source; a variable-rate one snaps to
+        // the nearest frame time, never two frames on one).
+        let pts = (pts as f64 * f64::from(self.unit) / f64::from(self.tb)).round() as i64;
         let pts = match self.last_pts {
             Some(last) if pts <= last => last + 1,
             _ => pts,
@@ -198,7 +205,7 @@ impl Mp4Rewriter {
             .send_frame(&yuv)
             .map_err(|e| fferr(&self.what, e))?;
         self.drain_video()?;
-        let end = (pts + self.ticks) as f64 * f64::from(self.tb);
+        let end = (pts + 1) as f64 * f64::from(self.tb);
         self.mux_audio(Some(end))
     }
 
@@ -258,9 +265,7 @@ impl Mp4Rewriter {
         let mut pkt = Packet::empty();
         let st_tb = stream_tb(&self.octx, self.v_index);
         while self.venc.receive_packet(&mut pkt).is_ok() {
-            if pkt.duration() <= 0 {
-                pkt.set_duration(self.ticks);
-            }
+            pkt.set_duration(1);
             pkt.set_stream(self.v_index);
             pkt.rescale_ts(self.tb, st_tb);
             pkt.write_interleaved(&mut self.octx)
