@@ -62,7 +62,7 @@ if [[ -d "$prep/vendor" ]]; then
 fi
 if [[ -d "$prep/models" ]]; then export REELSMITH_TEST_MODELS="$prep/models"; fi
 export HF_HUB_OFFLINE=1
-crates=(-p reelsmith-kit -p reelsmith-llm -p reelsmith-diffusion -p reelsmith-whisper -p reelsmith-vits -p reelsmith-video)
+crates=(-p reelsmith-kit -p reelsmith-llm -p reelsmith-diffusion -p reelsmith-whisper -p reelsmith-vits -p reelsmith-video -p reelsmith-post)
 
 timed build cargo "${offline[@]}" build --release --features cuda --bin reelsmith
 row "cuda build (release, sm_$CUDA_COMPUTE_CAP)" "$status" "${last_secs}s" "$(tail -n1 "$last_log")"
@@ -116,6 +116,10 @@ if [[ -x "$bin" ]]; then
     timed bench-video-ltxv-2b "$bin" bench video --model ltxv-2b --size 768x512 --frames 121 \
         --steps 3 --device cuda "${ref[@]}"
     row "bench video ltxv-2b 768x512x121" "$status" "${last_secs}s" "$(grep -iE 'ratio' "$last_log" | tail -n3 | tr -s ' ' | paste -sd';')"
+    # Real-ESRGAN x4 (compact, RRDBNet) at 480p and RIFE 2x at 720p/1080p against the PyTorch
+    # reference networks on the same GPU (frames per second, as ratios; goal >= 1).
+    timed bench-post-cuda "$bin" bench post --device cuda --rounds 3
+    row "bench post (cuda)" "$status" "${last_secs}s" "$(grep -iE 'ratio|fps' "$last_log" | tail -n4 | tr -s ' ' | paste -sd';')"
     # Whisper on the GPU against faster-whisper (ctranslate2, f16) on the same GPU, when its
     # wheel is installed; the CPU-only engines (Piper's host kernels, the GGUF LLM) for scale.
     timed bench-asr-cuda "$bin" bench asr --device cuda --rounds 2

@@ -192,3 +192,106 @@ fn a_channel_whose_output_rate_is_below_its_render_rate_is_refused_naming_the_fi
     assert!(err.contains("defaults.output_fps"), "{err}");
     assert!(!out.join("slow").exists(), "something was written");
 }
+
+/// The real weights of `scripts/fetch-post-test-models.sh`, when fetched.
+fn real_models() -> Option<(PathBuf, PathBuf)> {
+    let root = std::env::var_os("REELSMITH_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/reelsmith/test-models")
+        });
+    let up = root.join("realesrgan-ncnn/realesr-animevideov3-x4.param");
+    let rife = root.join("rife-4.0/flownet.pkl");
+    if up.is_file() && rife.is_file() {
+        Some((up, rife))
+    } else {
+        eprintln!(
+            "skipped: no post test models in {} (scripts/fetch-post-test-models.sh)",
+            root.display()
+        );
+        None
+    }
+}
+
+/// RIFE named by path retimes the 128×64 clip 24→48 fps inside a render (upscaling off: a
+/// network on every frame of a 1280×720 clip takes minutes on a CPU).
+#[test]
+fn named_models_take_over_the_post_stage() {
+    let Some((up, rife)) = real_models() else {
+        return;
+    };
+    let s = Studio::new(false);
+    let sc = script(
+        &s,
+        "reef.yaml",
+        "title: Reef\nchannel: anime\nlanguage: en\nfps: 48\nscenes:\n  - prompt: a coral reef\n    lines:\n      - text: Fish.\n",
+    );
+    let run = |upscale: &str, interpolate: &str, out: &Path| -> (serde_json::Value, PathBuf) {
+        let mut env = FAST.to_vec();
+        env.push(("REELSMITH_UPSCALE", upscale));
+        env.push(("REELSMITH_INTERPOLATE", interpolate));
+        let o = s.run(
+            &[
+                "render",
+                sc.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--quality",
+                "draft",
+            ],
+            &env,
+        );
+        assert!(
+            o.status.success(),
+            "render failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rep = report(out, "reef");
+        let post = stage(&rep, "post").clone();
+        assert_eq!(post["status"], "done", "{post}");
+        let dir = s.data.join("artifacts").join(post["key"].as_str().unwrap());
+        let clips: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("clips.json")).unwrap())
+                .unwrap();
+        let c = &clips["clips"][0]["clip"];
+        (post.clone(), dir.join(c["file"].as_str().unwrap()))
+    };
+
+    let (post, file) = run("none", rife.to_str().unwrap(), &s.path("out1"));
+    assert!(
+        post["engine"].as_str().unwrap().contains("flownet.pkl"),
+        "{post}"
+    );
+    let mut r = ClipReader::open(&file).unwrap();
+    assert_eq!(r.fps(), 48.0);
+    assert_eq!((r.width(), r.height()), (128, 64));
+    // Every second frame is RIFE's, between its neighbours: new, and closer to both than they
+    // are to each other.
+    let (a, m, b) = (
+        r.frame(0).unwrap().clone(),
+        r.frame(1).unwrap().clone(),
+        r.frame(2).unwrap().clone(),
+    );
+    let d = |x: &reelsmith::media::image::RgbImage, y: &reelsmith::media::image::RgbImage| {
+        x.data
+            .iter()
+            .zip(&y.data)
+            .map(|(p, q)| (*p as f64 - *q as f64).abs())
+            .sum::<f64>()
+    };
+    assert!(m != a && m != b, "the middle frame repeats a neighbour");
+    assert!(
+        d(&a, &m) < d(&a, &b) && d(&m, &b) < d(&a, &b),
+        "the middle frame is not between"
+    );
+    let v = decode::probe(&s.path("out1/reef/en/final.mp4"))
+        .unwrap()
+        .video
+        .unwrap();
+    assert!((v.fps - 48.0).abs() < 0.01, "final at {} fps", v.fps);
+
+    // The upscaler model as an engine: tests/post_models.rs (one frame; a whole clip through a
+    // network at 1280×720 takes minutes on a CPU).
+    let _ = up;
+}

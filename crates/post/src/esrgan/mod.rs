@@ -45,9 +45,11 @@ impl Arch {
                 Some(3) => 4,
                 Some(12) => 2,
                 Some(48) => 1,
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "conv_first takes {other:?} channels; RRDBNet takes 3 (x4), 12 (x2) or 48 (x1)"
-                )),
+                ))
+                }
             };
             let num_block = (0..)
                 .take_while(|b| t.contains_key(&format!("body.{b}.rdb1.conv1.weight")))
@@ -103,7 +105,7 @@ impl Arch {
 }
 
 enum Net {
-    Rrdb(nets::Rrdb),
+    Rrdb(Box<nets::Rrdb>),
     Compact(nets::Compact),
 }
 
@@ -152,7 +154,7 @@ impl Esrgan {
             message,
         })?;
         let net = match arch {
-            Arch::Rrdb(s) => Net::Rrdb(nets::Rrdb::new(t, s, dtype, device)?),
+            Arch::Rrdb(s) => Net::Rrdb(Box::new(nets::Rrdb::new(t, s, dtype, device)?)),
             Arch::Compact(s) => Net::Compact(nets::Compact::new(t, s, dtype, device)?),
         };
         Ok(Esrgan {
@@ -308,7 +310,7 @@ pub fn from_ncnn(model: &ncnn::Model) -> std::result::Result<(Tensors, usize), S
     }
     if model.of_kind("Eltwise").next().is_some() || model.of_kind("Concat").next().is_some() {
         let n = convs.len();
-        if n < 21 || (n - 6) % 15 != 0 {
+        if n < 21 || !(n - 6).is_multiple_of(15) {
             return Err(format!("{n} convolutions: an RRDBNet has 6 + 15 per block"));
         }
         let blocks = (n - 6) / 15;

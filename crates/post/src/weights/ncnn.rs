@@ -308,7 +308,7 @@ fn load_weights(layer: &Layer, r: &mut BinReader<'_>, device: &Device) -> Result
             let kw = layer.int(1, 0).max(0) as usize;
             let kh = layer.int(11, kw as i64).max(0) as usize;
             let size = layer.int(6, 0).max(0) as usize;
-            if out == 0 || kw == 0 || size == 0 || size % (out * kw * kh) != 0 {
+            if out == 0 || kw == 0 || size == 0 || !size.is_multiple_of(out * kw * kh) {
                 return Err(bad(format!(
                     "weight_data_size {size} does not fit {out} outputs of {kh}x{kw}"
                 )));
