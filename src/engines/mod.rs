@@ -7,6 +7,7 @@ pub mod llm;
 pub mod loaded;
 pub mod models;
 pub mod post;
+pub mod post_models;
 pub mod post_select;
 pub mod procedural;
 pub mod video;
