@@ -17,6 +17,9 @@ struct Sws(software::scaling::Context);
 // SAFETY: see above.
 unsafe impl Send for Sws {}
 
+/// Pixel format, width, height, colour space and range a converter was made for.
+type ScalerKey = (i32, u32, u32, i32, i32);
+
 /// A video file's best video stream, decoded frame by frame.
 pub struct VideoFrames {
     path: PathBuf,
@@ -26,8 +29,8 @@ pub struct VideoFrames {
     tb: Rational,
     rate: Rational,
     decoded: frame::Video,
-    /// The colour converter and what it was made for (format, width, height, colour space, range).
-    scaler: Option<((i32, u32, u32, i32, i32), Sws)>,
+    /// The colour converter and what it was made for.
+    scaler: Option<(ScalerKey, Sws)>,
     /// The demuxer is exhausted and the decoder told so.
     flushing: bool,
     done: bool,
@@ -143,7 +146,7 @@ impl VideoFrames {
                         (None, None) => 0,
                     };
                     self.last_pts = Some(pts);
-                    let img = self.to_rgb()?;
+                    let img = self.decoded_rgb()?;
                     self.frames += 1;
                     return Ok(Some((pts, img)));
                 }
@@ -194,7 +197,7 @@ impl VideoFrames {
         }
     }
 
-    fn to_rgb(&mut self) -> Result<RgbImage, MediaError> {
+    fn decoded_rgb(&mut self) -> Result<RgbImage, MediaError> {
         let f = &self.decoded;
         let pix: ff::ffi::AVPixelFormat = f.format().into();
         let key = (

@@ -198,7 +198,7 @@ impl Mp4Rewriter {
             _ => pts,
         };
         self.last_pts = Some(pts);
-        let mut yuv = self.to_yuv(img)?;
+        let mut yuv = self.yuv_of(img)?;
         yuv.set_pts(Some(pts));
         yuv.set_kind(ff::picture::Type::None);
         self.venc
@@ -210,7 +210,7 @@ impl Mp4Rewriter {
     }
 
     /// RGB → Y'CbCr 4:2:0, BT.709 limited range (as the rest of reelsmith writes video).
-    fn to_yuv(&mut self, img: &RgbImage) -> Result<frame::Video, MediaError> {
+    fn yuv_of(&mut self, img: &RgbImage) -> Result<frame::Video, MediaError> {
         let (w, h) = (img.width, img.height);
         if self.scaler.is_none() {
             use software::scaling::Flags;
