@@ -124,7 +124,7 @@ fn a_named_rife_pickle_makes_the_middle_frame() {
             .data
             .iter()
             .zip(&b.data)
-            .map(|(p, q)| ((*p as u16 + *q as u16 + 1) / 2) as u8)
+            .map(|(p, q)| (*p as u16 + *q as u16).div_ceil(2) as u8)
             .collect(),
     };
     let (e_rife, e_blend) = (err(&mid), err(&blend));

@@ -1,13 +1,22 @@
-//! Which post-processing engine runs: `--model` (or a stage's setting) named, else the embedded
-//! default. Today only the built-in engines exist; model engines (Real-ESRGAN, RIFE from the
-//! registry) are chosen here too, so the commands and stages never change when they arrive.
+//! Which post-processing engine a command runs: `--model` names a built-in engine, a registry
+//! id of an installed or imported model (Real-ESRGAN, RIFE) or a weights file (`.pth`,
+//! `.safetensors`, ncnn `.param`); without it the embedded default runs.
 
 use candle_core::Device;
 
 use super::post::{Blend, Interpolator, PairRetimer, Upscaler};
+use super::post_models::{find_post_model, EsrganUpscaler, PostModelRef, RifePair};
 use super::procedural::post::{Lanczos, Minterpolate};
 use crate::cli::Fail;
 use crate::config::Dirs;
+use crate::hub::{HubConfig, ModelKind, Registry};
+
+/// The model `name` of `kind`: an unknown name or a file of another kind is bad input.
+fn model_named(dirs: &Dirs, name: &str, kind: ModelKind) -> Result<PostModelRef, Fail> {
+    let reg = Registry::load(Some(&dirs.config)).map_err(|e| Fail::Failed(e.to_string()))?;
+    let cfg = HubConfig::from_env(|k| std::env::var(k).ok());
+    find_post_model(&reg, &cfg, name, "--model", kind).map_err(Fail::Input)
+}
 
 /// The built-in upscalers `--model` takes.
 pub const EMBEDDED_UPSCALERS: &[&str] = &["lanczos"];
@@ -25,14 +34,22 @@ pub(crate) fn choose_upscaler(
     scale: u32,
     tile: u32,
 ) -> Result<Box<dyn Upscaler>, Fail> {
-    let _ = (dirs, device, scale, tile);
+    // The network runs at its own factor; Lanczos takes its output to ×`scale`.
+    let _ = scale;
     match model.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
         None | Some("lanczos") => Ok(Box::new(Lanczos::new())),
-        Some(_) => Err(Fail::Input(format!(
-            "--model {}: not an upscaler reelsmith has; built in: {}",
-            model.unwrap_or_default(),
-            EMBEDDED_UPSCALERS.join(", ")
-        ))),
+        Some(_) => {
+            let name = model.unwrap_or_default().trim();
+            let m = model_named(dirs, name, ModelKind::Upscale).map_err(|e| match e {
+                Fail::Input(e) => {
+                    Fail::Input(format!("{e} (built in: {})", EMBEDDED_UPSCALERS.join(", ")))
+                }
+                e => e,
+            })?;
+            let up = EsrganUpscaler::load(&m, device, tile as usize)
+                .map_err(|e| Fail::Failed(e.to_string()))?;
+            Ok(Box::new(up))
+        }
     }
 }
 
@@ -43,15 +60,21 @@ pub(crate) fn choose_interpolator(
     model: Option<&str>,
     device: &Device,
 ) -> Result<Box<dyn Interpolator>, Fail> {
-    let _ = (dirs, device);
     match model.map(|m| m.trim().to_ascii_lowercase()).as_deref() {
         None | Some("minterpolate") => Ok(Box::new(Minterpolate::new())),
         Some("blend") => Ok(Box::new(PairRetimer(Blend))),
-        Some(_) => Err(Fail::Input(format!(
-            "--model {}: not an interpolator reelsmith has; built in: {}",
-            model.unwrap_or_default(),
-            EMBEDDED_INTERPOLATORS.join(", ")
-        ))),
+        Some(_) => {
+            let name = model.unwrap_or_default().trim();
+            let m = model_named(dirs, name, ModelKind::Interpolation).map_err(|e| match e {
+                Fail::Input(e) => Fail::Input(format!(
+                    "{e} (built in: {})",
+                    EMBEDDED_INTERPOLATORS.join(", ")
+                )),
+                e => e,
+            })?;
+            let rife = RifePair::load(&m, device).map_err(|e| Fail::Failed(e.to_string()))?;
+            Ok(Box::new(PairRetimer(rife)))
+        }
     }
 }
 
@@ -75,7 +98,7 @@ mod tests {
         assert_eq!(ids(Some("Lanczos")).unwrap(), "lanczos@1");
         match ids(Some("realesrgan-x9")) {
             Err(Fail::Input(e)) => assert!(
-                e.contains("--model realesrgan-x9") && e.contains("lanczos"),
+                e.contains("--model") && e.contains("realesrgan-x9") && e.contains("lanczos"),
                 "{e}"
             ),
             other => panic!("{other:?}"),
