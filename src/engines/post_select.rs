@@ -15,7 +15,9 @@ use crate::hub::{HubConfig, ModelKind, Registry};
 fn model_named(dirs: &Dirs, name: &str, kind: ModelKind) -> Result<PostModelRef, Fail> {
     let reg = Registry::load(Some(&dirs.config)).map_err(|e| Fail::Failed(e.to_string()))?;
     let cfg = HubConfig::from_env(|k| std::env::var(k).ok());
-    find_post_model(&reg, &cfg, name, "--model", kind).map_err(Fail::Input)
+    // Name errors start with the name itself: `--model NAME: …` reads best.
+    find_post_model(&reg, &cfg, name, "--model", kind)
+        .map_err(|e| Fail::Input(e.replacen("--model: ", "--model ", 1)))
 }
 
 /// The built-in upscalers `--model` takes.
