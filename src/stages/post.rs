@@ -1,8 +1,9 @@
 //! post: stills and generated clips brought to the output's size and frame rate.
 //!
-//! - A still under a camera move is upscaled to what the move shows at its closest zoom (the
-//!   cover size of the output frame times the larger zoom of the path), so a 512² or 1024²
-//!   keyframe is not stretched by the bilinear sampler at assembly.
+//! - A still under a camera move smaller than the frame (a 512² or 1024² keyframe for 1080p or
+//!   4K) is upscaled to cover it; with a network upscaler, to what the move shows at its
+//!   closest zoom (the cover size times the larger zoom of the path), so the camera's sampler
+//!   at assembly does not stretch it.
 //! - A generated clip is upscaled frame by frame to cover the output frame, then retimed from
 //!   its render rate to the output rate (any ratio: 24→30, 24→60, 16→30). Interpolation never
 //!   crosses a cut inside a clip: frames on either side are repeated (see
@@ -151,10 +152,7 @@ impl Stage for PostStage {
                 vram_bytes: 3 << 30,
                 model: Some(m.id.clone()),
             },
-            _ => crate::pipeline::Resources {
-                cpu_slots: 2,
-                ..Default::default()
-            },
+            _ => Default::default(),
         }
     }
 
@@ -204,7 +202,15 @@ impl Stage for PostStage {
             let Some(info) = frames.iter_mut().find(|f| f.scene == sc.scene) else {
                 continue;
             };
-            let zoom = path.from.zoom.max(path.to.zoom).max(1.0);
+            // A network adds detail, so the still is made as large as the move's closest view;
+            // Lanczos adds none that the camera's own sampling would not, so it only brings a
+            // still smaller than the frame up to the frame.
+            let model = matches!(upscale_choice(ctx.job), Some(Some(_)));
+            let zoom = if model {
+                path.from.zoom.max(path.to.zoom).max(1.0)
+            } else {
+                1.0
+            };
             let target = cover_size(info.width, info.height, out_w, out_h, zoom);
             let src = kf_art.file(&info.file);
             let name = format!("still-{:03}.png", sc.scene);
