@@ -29,9 +29,13 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/post/esrgan")
 }
 
+/// A reference input or output of `io.safetensors` (read once for every test).
 fn io(name: &str) -> Tensor {
-    let td = test_device();
-    let all = candle_core::safetensors::load(dir().join("io.safetensors"), &td.device).unwrap();
+    static ALL: std::sync::OnceLock<std::collections::HashMap<String, Tensor>> =
+        std::sync::OnceLock::new();
+    let all = ALL.get_or_init(|| {
+        candle_core::safetensors::load(dir().join("io.safetensors"), &test_device().device).unwrap()
+    });
     all.get(name)
         .unwrap_or_else(|| panic!("io.safetensors has no {name}"))
         .clone()
