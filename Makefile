@@ -34,6 +34,7 @@ test-models:
 	@bash scripts/fetch-gemma-test-model.sh
 	@bash scripts/fetch-piper-test-voice.sh
 	@bash scripts/fetch-post-test-models.sh
+	@bash scripts/fetch-shots-test-model.sh
 
 test: deps test-models
 	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2
