@@ -35,6 +35,7 @@ test-models:
 	@bash scripts/fetch-piper-test-voice.sh
 	@bash scripts/fetch-post-test-models.sh
 	@bash scripts/fetch-shots-test-model.sh
+	@bash scripts/scenedetect-venv.sh
 
 test: deps test-models
 	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2
