@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod engines;
 pub mod gpu;
+pub mod highlights;
 pub mod hub;
 pub mod media;
 pub mod pipeline;

@@ -32,6 +32,59 @@ pub struct Channel {
     pub defaults: Defaults,
     /// Stage kind → the stages it runs after.
     pub stages: BTreeMap<String, StageDecl>,
+    /// How highlights are cut from recordings (scripts with `recordings`).
+    #[serde(default)]
+    pub highlights: HighlightDefaults,
+}
+
+/// `[highlights]`: how a channel cuts highlights from recordings; a script's `highlights:`
+/// block overrides each field.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HighlightDefaults {
+    /// Highlights in the compilation.
+    pub count: usize,
+    /// Target seconds per highlight.
+    pub length: f64,
+    /// Vertical shorts made from the best highlights.
+    pub shorts: usize,
+    /// Seconds added around a window before it is snapped to the shots.
+    pub pad: f64,
+    /// Least seconds between two highlights of one recording.
+    pub gap: f64,
+    /// Layout of the shorts.
+    pub layout: crate::media::vertical::Layout,
+    /// The cut detector.
+    pub detector: crate::highlights::analyze::DetectorChoice,
+    /// Spoken commentary over each highlight.
+    pub commentary: bool,
+    /// How far the game audio dips under the commentary (0.85 = −85 %, auto-editor's).
+    pub duck: f64,
+    /// Seconds the dip takes to come in and to go.
+    pub duck_attack: f64,
+    pub duck_release: f64,
+    /// How much each signal counts.
+    pub weights: crate::highlights::select::Weights,
+}
+
+impl Default for HighlightDefaults {
+    fn default() -> Self {
+        let p = crate::highlights::select::SelectParams::default();
+        Self {
+            count: p.count,
+            length: p.length,
+            shorts: p.shorts,
+            pad: p.pad,
+            gap: p.gap,
+            layout: crate::media::vertical::Layout::BlurredFill,
+            detector: crate::highlights::analyze::DetectorChoice::Adaptive,
+            commentary: true,
+            duck: 0.85,
+            duck_attack: 0.1,
+            duck_release: 0.5,
+            weights: p.weights,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -14,8 +14,10 @@ pub mod mix;
 pub mod overlay;
 pub mod resample;
 pub mod rewrite;
+pub mod scan;
 pub mod stills;
 pub mod timeline;
+pub mod vertical;
 pub mod wav;
 
 use std::path::PathBuf;

@@ -13,6 +13,8 @@ use crate::config::channel::StageDecl;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
+    /// Recordings analysed and highlights selected (scripts with `recordings`).
+    Analyze,
     Plan,
     Translate,
     Keyframes,
@@ -31,7 +33,8 @@ pub enum StageKind {
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 14] = [
+    pub const ALL: [StageKind; 15] = [
+        StageKind::Analyze,
         StageKind::Plan,
         StageKind::Translate,
         StageKind::Keyframes,
@@ -50,6 +53,7 @@ impl StageKind {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            StageKind::Analyze => "analyze",
             StageKind::Plan => "plan",
             StageKind::Translate => "translate",
             StageKind::Keyframes => "keyframes",
@@ -91,6 +95,7 @@ impl StageKind {
     pub fn requires(self) -> &'static [StageKind] {
         use StageKind::*;
         match self {
+            Analyze => &[],
             Plan => &[],
             Translate => &[Plan],
             Keyframes => &[Plan],
@@ -111,7 +116,10 @@ impl StageKind {
     /// Inputs used when the channel runs them, skipped otherwise (e.g. a channel without music).
     pub fn optional(self) -> &'static [StageKind] {
         match self {
-            StageKind::Mix => &[StageKind::Music],
+            // The highlights of recordings become the plan's scenes.
+            StageKind::Plan => &[StageKind::Analyze],
+            // The game audio of recorded scenes is the bed under the commentary.
+            StageKind::Mix => &[StageKind::Music, StageKind::Animate],
             // Assembly draws the post stage's stills and clips when the channel runs it.
             StageKind::Assemble | StageKind::Shorts => &[StageKind::Post],
             _ => &[],

@@ -43,6 +43,51 @@ pub struct Script {
     pub characters: Vec<Character>,
     #[serde(default)]
     pub scenes: Vec<Scene>,
+    /// Gameplay recordings to cut highlights from: files, or folders whose recordings are taken
+    /// in name order; relative to the script, inside the project. Absolute (and folders expanded)
+    /// after validation. A script with recordings has no `scenes`: the highlights are its scenes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recordings: Vec<PathBuf>,
+    /// How highlights are chosen from the recordings (the channel's `[highlights]` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highlights: Option<HighlightsSpec>,
+}
+
+/// The `highlights:` block of a script with recordings; every field falls back to the channel's
+/// `[highlights]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HighlightsSpec {
+    /// Highlights in the compilation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// Target seconds per highlight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<f64>,
+    /// Vertical shorts made from the best highlights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shorts: Option<usize>,
+    /// Layout of the shorts: `{kind: blurred_fill}`, `{kind: crop, follow: true}` or
+    /// `{kind: stack, facecam: {x, y, w, h}}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<crate::media::vertical::Layout>,
+    /// Where the player's camera is in the recording (fractions ≤ 1 or pixels): shorts stack it
+    /// over the gameplay unless `layout` says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facecam: Option<crate::media::vertical::Rect>,
+    /// A region of interest (a HUD corner, the arena): motion is measured there only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<crate::media::vertical::Rect>,
+    /// The cut detector: `adaptive` (default) or `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<crate::highlights::analyze::DetectorChoice>,
+    /// An edited `selection.json` to render from instead of choosing again (relative to the
+    /// script).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<PathBuf>,
+    /// Spoken commentary over each highlight (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commentary: Option<bool>,
 }
 
 /// A Piper speaker: a name from the voice's speaker list or a number.

@@ -153,6 +153,8 @@ pub(crate) fn parse_text(text: &str, origin: &Path) -> Result<Script, ScriptErro
         tags: Vec::new(),
         characters: Vec::new(),
         scenes,
+        recordings: Vec::new(),
+        highlights: None,
     })
 }
 

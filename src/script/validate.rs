@@ -42,6 +42,16 @@ impl Ctx<'_> {
     /// Checks that `rel` stays inside the script directory and exists;
     /// returns its canonical absolute path.
     fn resolve(&mut self, field: &str, rel: &Path) -> Result<PathBuf, ScriptError> {
+        self.resolve_entry(field, rel, false)
+    }
+
+    /// Like [`Ctx::resolve`]; with `dir_ok` a directory is accepted too.
+    fn resolve_entry(
+        &mut self,
+        field: &str,
+        rel: &Path,
+        dir_ok: bool,
+    ) -> Result<PathBuf, ScriptError> {
         let base = self.base_dir()?;
         let refused = || {
             format!(
@@ -93,12 +103,20 @@ impl Ctx<'_> {
         if !canon.starts_with(&base) {
             return Err(self.err(field, refused()));
         }
+        if dir_ok && canon.is_dir() {
+            return Ok(canon);
+        }
         if !canon.is_file() {
             return Err(self.err(
                 field,
                 format!(
-                    "\"{}\" is not a file; point it at an image file",
-                    rel.display()
+                    "\"{}\" is not a file; point it at {}",
+                    rel.display(),
+                    if dir_ok {
+                        "a recording or a folder of recordings"
+                    } else {
+                        "an image file"
+                    }
                 ),
             ));
         }
@@ -417,7 +435,15 @@ pub(crate) fn validate(
         }
     }
 
+    // recordings
+    if !script.recordings.is_empty() || script.highlights.is_some() {
+        check_recordings(&mut ctx, script)?;
+    }
+
     // scenes
+    if script.scenes.is_empty() && !script.recordings.is_empty() {
+        return Ok(());
+    }
     if script.scenes.is_empty() {
         return Err(ctx.err("scenes", "the script has no scenes; add at least one scene"));
     }
@@ -529,4 +555,86 @@ pub(crate) fn validate(
 fn valid_voice(v: &str) -> bool {
     let b = v.as_bytes();
     b.len() == 2 && matches!(b[0], b'm' | b'f') && (b'1'..=b'7').contains(&b[1])
+}
+
+/// Extensions taken from a folder of recordings.
+pub const RECORDING_EXTENSIONS: [&str; 9] = [
+    "mp4", "mkv", "mov", "flv", "webm", "avi", "ts", "m2ts", "m4v",
+];
+
+/// Whether `path` looks like a recording by its extension.
+pub fn is_recording_name(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| RECORDING_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+/// Resolves `recordings` (folders expanded, in name order) inside the project and checks each
+/// is a readable video; resolves `highlights.selection`; refuses scenes beside recordings.
+fn check_recordings(ctx: &mut Ctx, script: &mut Script) -> Result<(), ScriptError> {
+    if script.recordings.is_empty() {
+        return Err(ctx.err(
+            "highlights",
+            "a `highlights` block needs `recordings`; list the recordings (or a folder of them)",
+        ));
+    }
+    if !script.scenes.is_empty() {
+        return Err(ctx.err(
+            "scenes",
+            "a script with `recordings` takes its scenes from the highlights; remove `scenes` \
+             (or `recordings` to write the scenes yourself)",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, rel) in script.recordings.clone().iter().enumerate() {
+        let field = format!("recordings[{i}]");
+        let abs = ctx.resolve_entry(&field, rel, true)?;
+        if abs.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(&abs)
+                .map_err(|e| ctx.err(&field, format!("cannot list \"{}\": {e}", rel.display())))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_recording_name(p))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                return Err(ctx.err(
+                    &field,
+                    format!(
+                        "the folder \"{}\" holds no recordings ({})",
+                        rel.display(),
+                        RECORDING_EXTENSIONS.join(", ")
+                    ),
+                ));
+            }
+            out.extend(found);
+        } else {
+            out.push(abs);
+        }
+    }
+    for (i, p) in out.iter().enumerate() {
+        if out[..i].contains(p) {
+            return Err(ctx.err("recordings", format!("\"{}\" is listed twice", p.display())));
+        }
+        if let Err(e) = crate::highlights::analyze::check_recording(p) {
+            return Err(ctx.err(format!("recordings[{i}]"), e.to_string()));
+        }
+    }
+    script.recordings = out;
+    if let Some(h) = script.highlights.as_mut() {
+        if let Some(rel) = h.selection.clone() {
+            let abs = ctx.resolve("highlights.selection", &rel)?;
+            h.selection = Some(abs);
+        }
+        if h.count == Some(0) || h.count.is_some_and(|c| c > 50) {
+            return Err(ctx.err("highlights.count", "give 1 to 50 highlights"));
+        }
+        if h.shorts.is_some_and(|c| c > 20) {
+            return Err(ctx.err("highlights.shorts", "give 0 to 20 shorts"));
+        }
+        if h.length.is_some_and(|l| !(l >= 2.0 && l <= 120.0)) {
+            return Err(ctx.err("highlights.length", "a highlight lasts 2 to 120 seconds"));
+        }
+    }
+    Ok(())
 }

@@ -165,11 +165,98 @@ impl Stage for AnimateStage {
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
         let plan: Plan = read_json(&ctx.input(StageKind::Plan)?.file("plan.json"))?;
+        if plan.recorded.is_some() {
+            return recorded_clips(ctx, &plan);
+        }
         match &ctx.job.models.video {
             None => camera_clips(ctx, &plan),
             Some(_) => generated_clips(ctx, &plan),
         }
     }
+}
+
+/// The stretches of the recordings highlights show, at the output's size and frame rate
+/// (FFV1), each with its game audio (a WAV at the job's audio rate, exactly as long).
+fn recorded_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
+    let s = &ctx.job.settings;
+    let fps = s.fps as f64;
+    let total: f64 = plan
+        .scenes
+        .iter()
+        .filter_map(|sc| sc.source.as_ref().map(|c| c.seconds()))
+        .sum::<f64>()
+        .max(1e-3);
+    let mut done = 0.0;
+    let mut clips = Vec::new();
+    for sc in &plan.scenes {
+        ctx.check_cancel()?;
+        let Some(src) = &sc.source else {
+            return Err(StageError::data(
+                "plan.json",
+                format!("scene `{}` of a highlights plan shows no recording", sc.id),
+            ));
+        };
+        let params = serde_json::json!({
+            "recording": src.key, "start": src.start, "end": src.end,
+            "size": [s.width, s.height], "fps": s.fps, "rate": s.audio_rate,
+        });
+        let base = done;
+        let item = ctx.item("recording-clip", &params, |dir| {
+            let mut rec = crate::media::scan::open(&src.path)?;
+            let mut writer = ClipWriter::create(&dir.join("clip.mkv"), s.width, s.height, fps)?;
+            let ticks = (src.seconds() * fps).round().max(1.0);
+            rec.extract::<StageError>((src.start, src.end), (s.width, s.height), fps, |img| {
+                ctx.check_cancel()?;
+                writer.push(img)?;
+                let k = writer.frames() as f64;
+                ctx.progress(((base + src.seconds() * k / ticks) / total) as f32);
+                Ok(std::ops::ControlFlow::Continue(()))
+            })?;
+            writer.finish()?;
+            let audio = crate::media::scan::audio_window(
+                &src.path,
+                src.start,
+                src.start + ticks / fps,
+                s.audio_rate,
+            )?;
+            crate::media::wav::write_f32(
+                &dir.join("audio.wav"),
+                &crate::media::wav::Audio {
+                    rate: s.audio_rate,
+                    channels: 2,
+                    samples: audio,
+                },
+            )?;
+            Ok(())
+        })?;
+        done += src.seconds();
+        let file = format!("scene-{:03}.mkv", sc.index);
+        let audio = format!("scene-{:03}.wav", sc.index);
+        place(&item.join("clip.mkv"), &ctx.out.join(&file))?;
+        place(&item.join("audio.wav"), &ctx.out.join(&audio))?;
+        let info = ClipReader::open(&ctx.out.join(&file))?.info();
+        clips.push(SceneClip {
+            scene: sc.index,
+            clip: Clip::Frames {
+                file,
+                fps: info.fps,
+                frames: info.frames,
+                width: info.width,
+                height: info.height,
+            },
+            blend_out: sc.transition,
+            blend_seconds: sc.transition_seconds,
+            morph: None,
+            audio: Some(audio),
+        });
+    }
+    write_json(
+        &ctx.out.join("clips.json"),
+        &Clips {
+            engine: "recording@1".into(),
+            clips,
+        },
+    )
 }
 
 fn camera_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
@@ -187,6 +274,7 @@ fn camera_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             blend_out: s.transition,
             blend_seconds: s.transition_seconds,
             morph: None,
+            audio: None,
         });
     }
     write_json(
@@ -265,6 +353,7 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             blend_out: scene.transition,
             blend_seconds: scene.transition_seconds,
             morph: None,
+            audio: None,
         });
     }
     // Morphs: from a scene's last frame to the next keyframe, over the transition window.

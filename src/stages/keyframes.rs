@@ -439,15 +439,19 @@ impl Stage for KeyframesStage {
             ctx.check_cancel()?;
             let label = format!("{:02}", i + 1);
             let file = format!("scene-{i:03}.png");
-            let (params, source) = match &scene.image {
-                Some(path) => {
+            let (params, source) = match (&scene.image, &scene.source) {
+                (_, Some(src)) => (
+                    serde_json::json!({ "recording": src.key, "t": src.peak, "size": [kw, kh] }),
+                    "recording",
+                ),
+                (Some(path), None) => {
                     let digest = file_digest(path)?;
                     (
                         serde_json::json!({ "image": digest, "size": [kw, kh] }),
                         "script image",
                     )
                 }
-                None => {
+                (None, None) => {
                     let base = ImageRequest {
                         prompt: scene.prompt.clone(),
                         negative_prompt: plan.negative_prompt.clone(),
@@ -487,9 +491,15 @@ impl Stage for KeyframesStage {
                 }
             };
             let item = ctx.item("keyframe", &params, |dir| {
-                let img = match &scene.image {
-                    Some(path) => stills::cover(&decode::read_image(path)?, kw, kh),
-                    None => {
+                let img = match (&scene.image, &scene.source) {
+                    // A highlight's keyframe is its best moment (the thumbnail's picture).
+                    (_, Some(src)) => stills::cover(
+                        &crate::media::scan::frame_near(&src.path, src.peak)?,
+                        kw,
+                        kh,
+                    ),
+                    (Some(path), None) => stills::cover(&decode::read_image(path)?, kw, kh),
+                    (None, None) => {
                         let req: ImageRequest = serde_json::from_value(params["request"].clone())
                             .map_err(|e| StageError::Engine(e.to_string()))?;
                         let mut progress = |done: usize, total: usize| {

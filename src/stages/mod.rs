@@ -1,6 +1,7 @@
 //! One file per stage. Each picks an engine, reads its inputs' artifacts and writes its own.
 
 pub mod align;
+pub mod analyze;
 pub mod animate;
 pub mod assemble;
 pub mod captions;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod music;
 pub mod plan;
 pub mod post;
+pub mod recorded;
 pub mod shorts;
 pub mod thumbnail;
 pub mod translate;
@@ -24,6 +26,7 @@ use crate::pipeline::{Stage, StageKind};
 /// Every stage implementation, by kind.
 pub fn registry() -> Stages {
     let all: Vec<Arc<dyn Stage>> = vec![
+        Arc::new(analyze::AnalyzeStage),
         Arc::new(plan::PlanStage),
         Arc::new(translate::TranslateStage),
         Arc::new(keyframes::KeyframesStage),

@@ -29,6 +29,9 @@ pub struct Plan {
     /// The engine that planned (`rules/planner@1`, `llm/<model>@1`).
     #[serde(default)]
     pub planner: String,
+    /// Present when the scenes are highlights of recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<RecordedPlan>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -90,6 +93,49 @@ pub struct PlannedScene {
     /// The shot list (LLM planner; empty with the rules).
     #[serde(default)]
     pub shots: Vec<Shot>,
+    /// A stretch of a recording this scene shows instead of a picture (highlights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceClip>,
+}
+
+/// A stretch of a recording.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SourceClip {
+    pub path: PathBuf,
+    /// The recording's content key (what caches of it are named by).
+    pub key: String,
+    /// Seconds in the recording.
+    pub start: f64,
+    pub end: f64,
+    /// The best moment (the thumbnail's frame).
+    pub peak: f64,
+    pub has_audio: bool,
+}
+
+impl SourceClip {
+    pub fn seconds(&self) -> f64 {
+        self.end - self.start
+    }
+}
+
+/// What a plan made from recordings adds: the shorts and how they are laid out, and how the game
+/// audio dips under the commentary.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordedPlan {
+    pub shorts: Vec<PlannedShort>,
+    pub layout: crate::media::vertical::Layout,
+    /// Fraction the game audio dips under speech, and the dip's attack and release in seconds.
+    pub duck: f64,
+    pub duck_attack: f64,
+    pub duck_release: f64,
+}
+
+/// One vertical short: a stretch of the recording behind scene `scene`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlannedShort {
+    pub scene: usize,
+    pub id: String,
+    pub source: SourceClip,
 }
 
 /// One shot of a scene.
@@ -234,6 +280,10 @@ pub struct SceneClip {
     /// [`Blend::Morph`]; without it a morph is a crossfade.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub morph: Option<Clip>,
+    /// The clip's own sound (a recording's game audio): a WAV in the animate stage's artifact,
+    /// interleaved stereo at the job's audio rate, as long as the clip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<String>,
 }
 
 /// `music.json`: one loop per mood used.

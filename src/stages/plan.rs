@@ -89,6 +89,25 @@ impl Stage for PlanStage {
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
         let mut plan = rules_plan(ctx.job);
+        if let (Some(a), false) = (
+            ctx.optional_input(StageKind::Analyze),
+            ctx.job.script.recordings.is_empty(),
+        ) {
+            let selection = super::analyze::read_selection(&a.dir)?;
+            let hs = super::analyze::settings(ctx.job);
+            let plan = super::recorded::recorded_plan(ctx.job, &hs, &selection, plan);
+            return write_json(&ctx.out.join("plan.json"), &plan);
+        }
+        if !ctx.job.script.recordings.is_empty() {
+            return Err(StageError::data(
+                "recordings",
+                format!(
+                    "channel `{}` has no `analyze` stage: only channels that run it (gaming) \
+                     take recordings",
+                    ctx.job.channel.name
+                ),
+            ));
+        }
         if let Some(m) = &ctx.job.models.llm {
             llm_plan(ctx, &mut plan, m)?;
         }
@@ -97,6 +116,11 @@ impl Stage for PlanStage {
 }
 
 const RULES: &str = "rules/planner@1";
+
+/// The blend a transition name stands for (`crossfade`, `wipe-left`, …).
+pub fn blend_named(name: &str) -> Option<Blend> {
+    Transition::parse(name).map(blend_of)
+}
 
 /// Channel prefix + subject + the looks of the characters in the scene + channel suffix.
 fn compose(job: &JobSpec, subject: &str, looks: &[String]) -> String {
@@ -218,6 +242,7 @@ fn rules_plan(job: &JobSpec) -> Plan {
                 })
                 .collect(),
             shots: Vec::new(),
+            source: None,
         });
     }
     let mut tags: Vec<String> = Vec::new();
@@ -246,6 +271,7 @@ fn rules_plan(job: &JobSpec) -> Plan {
         captions: d.captions.clone(),
         voices: d.voices.clone(),
         planner: RULES.into(),
+        recorded: None,
     }
 }
 
