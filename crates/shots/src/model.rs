@@ -14,9 +14,11 @@
 //! - Head: [histogram 128, similarity 128, last stack flattened (H, W, C) 4608] → Linear 1024
 //!   → ReLU → two Linear 1 heads: single-frame and "many-hot" logits (sigmoid applied here).
 //!
-//! Layout inside: frames folded into the batch, `[B·T, C, H, W]`; the temporal taps are one
-//! matmul per branch with the three taps stacked, shifted along T afterwards. BatchNorm's scale
-//! is folded into the temporal weights and the input's 1/255 into the first spatial conv.
+//! Layout inside: channels first, then every frame of every window, `[C, B·T, H, W]`, so that
+//! both convolutions are single large matmuls with frames along N: the spatial one by im2col on
+//! the CPU (candle's conv2d, on `[B·T, C, H, W]`, elsewhere), the temporal one per branch with
+//! its three taps stacked on rows and shifted along T afterwards. BatchNorm's scale is folded
+//! into the temporal weights and the input's 1/255 into the first spatial conv.
 
 use std::path::Path;
 
@@ -39,10 +41,12 @@ const BINS: usize = 512;
 struct Block {
     /// The four branches' spatial kernels stacked: `[4·2F, C_in, 3, 3]`.
     spatial: Tensor,
+    /// The same as a `[4·2F, C_in·9]` matrix (the CPU path's im2col layout).
+    spatial_matrix: Tensor,
     /// Per branch, the temporal taps (t−d, t, t+d) stacked on rows, BatchNorm scale folded in:
     /// `[3F, 2F]`.
     temporal: Vec<Tensor>,
-    /// BatchNorm's shift, `[1, 1, 4F, 1]`.
+    /// BatchNorm's shift, `[4F, 1, 1, 1]`.
     shift: Tensor,
     filters: usize,
     relu: bool,
@@ -65,7 +69,7 @@ impl Block {
             bn("running_var")?,
         );
         let scale = gamma.broadcast_div(&(var + BN_EPS)?.sqrt()?)?;
-        let shift = (beta - mean.broadcast_mul(&scale)?)?.reshape((1, 1, 4 * f, 1))?;
+        let shift = (beta - mean.broadcast_mul(&scale)?)?.reshape((4 * f, 1, 1, 1))?;
         let mut spatial = Vec::with_capacity(4);
         let mut temporal = Vec::with_capacity(4);
         for (i, d) in DILATIONS.iter().enumerate() {
@@ -83,8 +87,10 @@ impl Block {
             let s = scale.narrow(0, i * f, f)?.reshape((1, f, 1))?;
             temporal.push(w.broadcast_mul(&s)?.reshape((3 * f, 2 * f))?.contiguous()?);
         }
+        let spatial = Tensor::cat(&spatial, 0)?;
         Ok(Self {
-            spatial: Tensor::cat(&spatial, 0)?,
+            spatial_matrix: spatial.reshape((8 * f, c_in * 9))?,
+            spatial,
             temporal,
             shift,
             filters: f,
@@ -92,36 +98,42 @@ impl Block {
         })
     }
 
-    /// `[B·T, C_in, H, W]` → `[B·T, 4F, H, W]`.
+    /// `[C_in, B·T, H, W]` → `[4F, B·T, H, W]`.
     fn forward(&self, x: &Tensor, b: usize, t: usize) -> Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
+        let (_, n, h, w) = x.dims4()?;
         let f = self.filters;
-        let s = x
-            .conv2d(&self.spatial, 1, 1, 1, 1)?
-            .reshape((b * t, 8 * f, h * w))?;
+        let s = if x.device().is_cpu() {
+            conv3x3_cpu(x, &self.spatial_matrix)?
+        } else {
+            x.transpose(0, 1)?
+                .contiguous()?
+                .conv2d(&self.spatial, 1, 1, 1, 1)?
+                .transpose(0, 1)?
+                .contiguous()?
+        };
         let mut branches = Vec::with_capacity(4);
         for (i, &d) in DILATIONS.iter().enumerate() {
-            let si = s.narrow(1, i * 2 * f, 2 * f)?;
+            let si = s.narrow(0, i * 2 * f, 2 * f)?.reshape((2 * f, n * h * w))?;
             let y = self.temporal[i]
-                .broadcast_matmul(&si)?
-                .reshape((b, t, 3 * f, h * w))?;
+                .matmul(&si)?
+                .reshape((3 * f, b, t, h * w))?;
             // out[t] = W₀·x[t−d] + W₁·x[t] + W₂·x[t+d], zero outside the window.
             let before = y
-                .narrow(2, 0, f)?
-                .pad_with_zeros(1, d, 0)?
-                .narrow(1, 0, t)?;
-            let now = y.narrow(2, f, f)?;
+                .narrow(0, 0, f)?
+                .pad_with_zeros(2, d, 0)?
+                .narrow(2, 0, t)?;
+            let now = y.narrow(0, f, f)?;
             let after = y
-                .narrow(2, 2 * f, f)?
-                .pad_with_zeros(1, 0, d)?
-                .narrow(1, d, t)?;
+                .narrow(0, 2 * f, f)?
+                .pad_with_zeros(2, 0, d)?
+                .narrow(2, d, t)?;
             branches.push(((before + now)? + after)?);
         }
-        let mut y = Tensor::cat(&branches, 2)?.broadcast_add(&self.shift)?;
+        let mut y = Tensor::cat(&branches, 0)?.broadcast_add(&self.shift)?;
         if self.relu {
             y = y.relu()?;
         }
-        Ok(y.reshape((b * t, 4 * f, h, w))?)
+        Ok(y.reshape((4 * f, n, h, w))?)
     }
 }
 
@@ -197,6 +209,7 @@ impl TransNetV2 {
                 // The reference divides the u8 input by 255 first; the conv is linear and
                 // zero-padded, so the division moves into its kernels.
                 first.spatial = (first.spatial / 255.0)?;
+                first.spatial_matrix = (first.spatial_matrix / 255.0)?;
             }
             let second = Block::load(t, &format!("{prefix}.1"), 4 * f, f, false, path)?;
             stacks.push(Stack { first, second });
@@ -269,18 +282,18 @@ impl TransNetV2 {
         let x = Tensor::from_slice(bytes, (b * t, FRAME_HEIGHT, FRAME_WIDTH, 3), &Device::Cpu)?
             .to_device(&self.device)?
             .to_dtype(DType::F32)?
-            .permute((0, 3, 1, 2))?
+            .permute((3, 0, 1, 2))?
             .contiguous()?;
 
         let mut x = x;
         let mut means = Vec::with_capacity(STACKS);
         for stack in &self.stacks {
             x = stack.forward(&x, b, t)?;
-            let c = x.dim(1)?;
-            means.push(x.mean((2, 3))?.reshape((b, t, c))?);
+            let c = x.dim(0)?;
+            means.push(x.mean((2, 3))?.t()?.reshape((b, t, c))?);
         }
-        let (_, c, h, w) = x.dims4()?;
-        let conv = x.permute((0, 2, 3, 1))?.reshape((b, t, h * w * c))?;
+        let (c, _, h, w) = x.dims4()?;
+        let conv = x.permute((1, 2, 3, 0))?.reshape((b, t, h * w * c))?;
 
         let projected = self
             .similarity_projection
@@ -323,6 +336,62 @@ impl TransNetV2 {
         out.extend(predictor.finish()?);
         Ok(out)
     }
+}
+
+/// Columns of im2col per chunk of frames (about 32 MB of f32).
+const IM2COL_CHUNK: usize = 8 << 20;
+
+/// A 3×3 convolution, stride 1, zero padding 1, of `[C, N, H, W]` f32 on the CPU with `kernel`
+/// `[C_out, C·9]`, giving `[C_out, N, H, W]`: im2col by row copies (for each channel, tap and
+/// frame, the plane shifted) into `[C·9, n·H·W]` for a few frames at a time and one matmul per
+/// chunk. About twice as fast as candle's CPU conv2d on these shapes (frames of 13×24 or 6×12
+/// make poor matmuls on their own); the same sums in another order.
+fn conv3x3_cpu(x: &Tensor, kernel: &Tensor) -> Result<Tensor> {
+    let (c, n, h, w) = x.dims4()?;
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let data = match &*storage {
+        candle_core::Storage::Cpu(cpu) => cpu.as_slice::<f32>()?,
+        _ => return Err(ShotsError::Input("conv3x3_cpu needs a CPU tensor".into())),
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| ShotsError::Input("conv3x3_cpu needs a contiguous tensor".into()))?;
+    let data = &data[start..end];
+    let plane = h * w;
+    let frames_per_chunk = (IM2COL_CHUNK / (c * 9 * plane)).clamp(1, n);
+    let mut outputs = Vec::with_capacity(n.div_ceil(frames_per_chunk));
+    for first in (0..n).step_by(frames_per_chunk) {
+        let nb = frames_per_chunk.min(n - first);
+        let row_len = nb * plane;
+        let mut cols = vec![0f32; c * 9 * row_len];
+        for (row, dst_row) in cols.chunks_exact_mut(row_len).enumerate() {
+            let (ch, tap) = (row / 9, row % 9);
+            let (dy, dx) = (tap / 3, tap % 3);
+            // Output (y, x) reads input (y + dy − 1, x + dx − 1); zero outside.
+            let (x0, x1) = (dx.saturating_sub(1), (w + dx).min(w + 1) - 1);
+            let (out_x0, len) = (x0 + 1 - dx, x1 - x0);
+            for (i, dst) in dst_row.chunks_exact_mut(plane).enumerate() {
+                let src = &data[(ch * n + first + i) * plane..(ch * n + first + i + 1) * plane];
+                for y in 0..h {
+                    let sy = y + dy;
+                    if sy == 0 || sy > h {
+                        continue;
+                    }
+                    dst[y * w + out_x0..y * w + out_x0 + len]
+                        .copy_from_slice(&src[(sy - 1) * w + x0..(sy - 1) * w + x1]);
+                }
+            }
+        }
+        let cols = Tensor::from_vec(cols, (c * 9, row_len), &Device::Cpu)?;
+        outputs.push(kernel.matmul(&cols)?.reshape((kernel.dim(0)?, nb, plane))?);
+    }
+    let out = if outputs.len() == 1 {
+        outputs.swap_remove(0)
+    } else {
+        Tensor::cat(&outputs, 1)?
+    };
+    Ok(out.reshape((kernel.dim(0)?, n, h, w))?)
 }
 
 /// `x / max(‖x‖₂, 1e-12)` over the last dimension (torch's `F.normalize`).
@@ -390,6 +459,28 @@ mod tests {
                     "{i} {l}"
                 );
             }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn cpu_conv_matches_candles_conv2d() -> Result<()> {
+        let dev = Device::Cpu;
+        // The last case spans several im2col chunks.
+        for (n, c, h, w, o) in [
+            (3, 5, 7, 4, 6),
+            (2, 3, 27, 48, 8),
+            (1, 2, 1, 1, 3),
+            (30, 64, 27, 48, 4),
+        ] {
+            let x = Tensor::randn(0f32, 1.0, (n, c, h, w), &dev)?;
+            let k = Tensor::randn(0f32, 1.0, (o, c, 3, 3), &dev)?;
+            let want = x.conv2d(&k, 1, 1, 1, 1)?;
+            let cnhw = x.transpose(0, 1)?.contiguous()?;
+            let got = conv3x3_cpu(&cnhw, &k.reshape((o, c * 9))?)?.transpose(0, 1)?;
+            assert_eq!(got.dims(), want.dims());
+            let diff = (got - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-4, "{n}×{c}×{h}×{w} → {o}: max|Δ| {diff}");
         }
         Ok(())
     }
