@@ -35,7 +35,7 @@ def main() -> int:
     out = {
         "version": scenedetect.__version__,
         "detector": args.detector,
-        "cuts": [tc.get_frames() for tc in manager.get_cut_list()],
+        "cuts": [tc.get_frames() for tc in manager.get_cut_list(show_warning=False)],
         "frames": frames,
         "seconds": seconds,
     }
