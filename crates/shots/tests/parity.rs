@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Tensor};
 use reelsmith_kit::testing::TestDevice;
+use reelsmith_shots::weights::read_tensors;
 use reelsmith_shots::{
     cuts, scenes_from_predictions, Predictor, TransNetV2, CONTEXT, FRAME_BYTES, FRAME_HEIGHT,
     FRAME_WIDTH, WINDOW,
@@ -197,4 +198,54 @@ fn streamed_clip_matches_the_pytorch_port_and_finds_both_cuts() {
     // The whole-clip helper is the same stream.
     let whole = model.predict_frames(&clip).expect("predict_frames");
     assert_eq!(whole, got);
+}
+
+#[test]
+fn safetensors_conversion_gives_the_same_predictions() {
+    let Some(path) = weights() else { return };
+    let dev = TestDevice::from_env();
+    let tensors = read_tensors(&path, &dev.device).expect("read .pth");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let converted = dir.path().join("transnetv2.safetensors");
+    candle_core::safetensors::save(&tensors, &converted).expect("write .safetensors");
+    let from_pth = TransNetV2::load(&path, &dev.device).expect("load .pth");
+    let from_st = TransNetV2::load(&converted, &dev.device).expect("load .safetensors");
+    let bytes: Vec<u8> = (0..WINDOW).flat_map(|f| frame(f + 20)).collect();
+    let a = from_pth.predict_window_bytes(&bytes).expect("predict");
+    let b = from_st.predict_window_bytes(&bytes).expect("predict");
+    assert_eq!(a, b);
+}
+
+#[test]
+fn unusable_weights_are_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nothing.pth");
+    let err = TransNetV2::load(&missing, &candle_core::Device::Cpu)
+        .err()
+        .expect("a missing file fails")
+        .to_string();
+    assert!(
+        err.contains("nothing.pth") && err.contains("fetch-shots-test-model.sh"),
+        "{err}"
+    );
+    let onnx = dir.path().join("model.onnx");
+    std::fs::write(&onnx, b"not a model").expect("write");
+    let err = TransNetV2::load(&onnx, &candle_core::Device::Cpu)
+        .err()
+        .expect("an unknown format fails")
+        .to_string();
+    assert!(err.contains("unknown weights format `.onnx`"), "{err}");
+    // Real tensors under foreign names: the first tensor TransNetV2 needs is named.
+    let foreign = dir.path().join("other.safetensors");
+    let t = candle_core::Tensor::zeros(4, DType::F32, &candle_core::Device::Cpu).expect("zeros");
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("x".to_string(), t)]),
+        &foreign,
+    )
+    .expect("write");
+    let err = TransNetV2::load(&foreign, &candle_core::Device::Cpu)
+        .err()
+        .expect("foreign weights fail")
+        .to_string();
+    assert!(err.contains("is missing: not TransNetV2 weights?"), "{err}");
 }
