@@ -223,7 +223,7 @@ pub fn resize(rgb: &[u8], width: u32, height: u32, dst_w: u32, dst_h: u32) -> Op
         };
         for x in 0..row_len {
             let v = if x < vec_end {
-                (((r0[x] >> 4) * b0) >> 16) + (((r1[x] >> 4) * b1) >> 16) + 2 >> 2
+                ((((r0[x] >> 4) * b0) >> 16) + (((r1[x] >> 4) * b1) >> 16) + 2) >> 2
             } else {
                 (r0[x] * b0 + r1[x] * b1 + (1 << 21)) >> 22
             };
