@@ -5,6 +5,7 @@ pub mod bench_models;
 pub mod bench_video;
 pub mod chat;
 pub mod doctor;
+pub mod highlights;
 pub mod image;
 pub mod interpolate;
 pub mod models;
@@ -87,6 +88,9 @@ pub enum Command {
     /// Raise a video's frame rate with in-between frames (motion-compensated minterpolate built
     /// in, interpolation models when installed); never across a cut; audio and duration kept.
     Interpolate(interpolate::InterpolateArgs),
+    /// A compilation and vertical shorts from gameplay recordings: shots, loud and busy moments,
+    /// commentary; --dry-run prints the shots and the chosen highlights.
+    Highlights(highlights::HighlightsArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
     /// A stage worker (started and fed by the scheduler over stdin/stdout; not for people).
@@ -229,6 +233,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Image(a) => image::run(a, &dirs),
         Command::Video(a) => video::run(a, &dirs),
         Command::Upscale(a) => upscale::run(a, &dirs),
+        Command::Highlights(a) => highlights::run(a, &dirs),
         Command::Interpolate(a) => interpolate::run(a, &dirs),
     }
 }

@@ -269,6 +269,13 @@ pub fn check_recording(path: &Path) -> Result<RecordingInfo, AnalysisError> {
         other => AnalysisError::Media(other),
     })?;
     let info = rec.info().clone();
+    if info.audio.is_none() {
+        return Err(input(
+            "has no audio stream: highlights are found from the game's sound as much as its \
+             picture; record with audio (or mux the sound in) and try again"
+                .into(),
+        ));
+    }
     // Decode the first frame: a codec libav names but cannot decode fails here, not later.
     let mut any = false;
     rec.scan_window(0.0, f64::INFINITY, |_| {

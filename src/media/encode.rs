@@ -237,28 +237,10 @@ impl Mp4Writer {
 
     /// Encodes one RGB picture of the configured size (converted to YUV420P, BT.709).
     pub fn push_rgb(&mut self, img: &RgbImage) -> Result<(), MediaError> {
-        let mut rgb = frame::Video::new(ff::format::Pixel::RGB24, img.width, img.height);
-        let stride = rgb.stride(0);
-        let w = img.width as usize * 3;
-        for (y, row) in img.data.chunks_exact(w).enumerate() {
-            rgb.data_mut(0)[y * stride..y * stride + w].copy_from_slice(row);
-        }
-        let mut yuv = super::compose::new_frame(img.width, img.height);
-        let mut scaler = ff::software::scaling::Context::get(
-            ff::format::Pixel::RGB24,
-            img.width,
-            img.height,
-            ff::format::Pixel::YUV420P,
-            img.width,
-            img.height,
-            ff::software::scaling::Flags::BICUBIC,
-        )
-        .map_err(|e| fferr(&self.what, e))?;
-        scaler
-            .run(&rgb, &mut yuv)
-            .map_err(|e| fferr(&self.what, e))?;
-        yuv.set_color_space(ff::color::Space::BT709);
-        yuv.set_color_range(ff::color::Range::MPEG);
+        let mut yuv = yuv_of_rgb(img).map_err(|e| match e {
+            MediaError::Ffmpeg { source, .. } => fferr(&self.what, source),
+            e => e,
+        })?;
         self.push_frame(&mut yuv)
     }
 
@@ -561,4 +543,31 @@ pub fn join_segments(
         a.mux(&mut octx, None)?;
     }
     octx.write_trailer().map_err(|e| fferr(&what, e))
+}
+
+/// An RGB picture as the YUV420P frame (BT.709, limited range) the H.264 encoder takes.
+pub fn yuv_of_rgb(img: &RgbImage) -> Result<frame::Video, MediaError> {
+    let mut rgb = frame::Video::new(ff::format::Pixel::RGB24, img.width, img.height);
+    let stride = rgb.stride(0);
+    let w = img.width as usize * 3;
+    for (y, row) in img.data.chunks_exact(w).enumerate() {
+        rgb.data_mut(0)[y * stride..y * stride + w].copy_from_slice(row);
+    }
+    let mut yuv = super::compose::new_frame(img.width, img.height);
+    let mut scaler = ff::software::scaling::Context::get(
+        ff::format::Pixel::RGB24,
+        img.width,
+        img.height,
+        ff::format::Pixel::YUV420P,
+        img.width,
+        img.height,
+        ff::software::scaling::Flags::BICUBIC,
+    )
+    .map_err(|e| fferr("RGB to YUV", e))?;
+    scaler
+        .run(&rgb, &mut yuv)
+        .map_err(|e| fferr("RGB to YUV", e))?;
+    yuv.set_color_space(ff::color::Space::BT709);
+    yuv.set_color_range(ff::color::Range::MPEG);
+    Ok(yuv)
 }

@@ -201,6 +201,23 @@ pub fn export(
         for (kind, name) in files {
             copy_atomic(&art(kind)?.file(name), &dir.join(name))?;
         }
+        // Every short of a highlights job (short.mp4 is the best of them).
+        let shorts = art(StageKind::Shorts)?.file("shorts");
+        if shorts.is_dir() {
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&shorts)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+                .collect();
+            names.sort();
+            if !names.is_empty() {
+                std::fs::create_dir_all(dir.join("shorts"))?;
+            }
+            for p in names {
+                if let Some(n) = p.file_name() {
+                    copy_atomic(&p, &dir.join("shorts").join(n))?;
+                }
+            }
+        }
         let read = |p: PathBuf| -> serde_json::Value {
             std::fs::read_to_string(p)
                 .ok()
@@ -236,6 +253,13 @@ pub fn export(
                 thumbnail_png: dir.join("thumbnail.png"),
             },
         );
+    }
+    // The highlights a job chose, to edit and render again from (`highlights.selection`).
+    if let Some(a) = summary.artifact(StageKind::Analyze, None) {
+        let sel = a.file("selection.json");
+        if sel.is_file() {
+            copy_atomic(&sel, &project_dir.join("selection.json"))?;
+        }
     }
     let plan = summary
         .artifact(StageKind::Plan, None)

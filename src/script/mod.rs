@@ -14,7 +14,10 @@ mod tests;
 use std::path::Path;
 
 pub use error::{ErrorKind, ScriptError};
-pub use model::{Aspect, Character, Line, Localized, Motion, Scene, Script, Transition};
+pub use model::{
+    Aspect, Character, HighlightsSpec, Line, Localized, Motion, Scene, Script, Transition,
+};
+pub use validate::{is_recording_name, RECORDING_EXTENSIONS};
 
 /// Languages a script may use.
 pub const LANGUAGES: [&str; 11] = [

@@ -6,12 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::config::channel::HighlightDefaults;
 use crate::highlights::analyze::{
     self as an, content_key, Analysis, AnalysisError, AnalysisParams, Progress,
 };
 use crate::highlights::select::{self, SelectParams, Selection};
 use crate::media::vertical::Layout;
 use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
+use crate::script::HighlightsSpec;
 
 pub struct AnalyzeStage;
 
@@ -28,8 +30,19 @@ pub struct HighlightSettings {
 
 /// The settings of `job`.
 pub fn settings(job: &JobSpec) -> HighlightSettings {
-    let d = &job.channel.highlights;
-    let spec = job.script.highlights.clone().unwrap_or_default();
+    settings_from(
+        &job.channel.highlights,
+        &job.script.highlights.clone().unwrap_or_default(),
+        job.settings.short_max_seconds,
+    )
+}
+
+/// The channel's `[highlights]` with a script's `highlights:` block over it.
+pub fn settings_from(
+    d: &HighlightDefaults,
+    spec: &HighlightsSpec,
+    short_max: f64,
+) -> HighlightSettings {
     let layout = match (&spec.layout, &spec.facecam) {
         (Some(l), _) => l.clone(),
         (None, Some(cam)) => Layout::Stack {
@@ -49,7 +62,7 @@ pub fn settings(job: &JobSpec) -> HighlightSettings {
             count: spec.count.unwrap_or(d.count),
             length: spec.length.unwrap_or(d.length),
             shorts: spec.shorts.unwrap_or(d.shorts),
-            short_max: job.settings.short_max_seconds,
+            short_max,
             pad: d.pad,
             gap: d.gap,
             weights: d.weights.clone(),

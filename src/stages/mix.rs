@@ -86,6 +86,61 @@ fn music_bed(
     Ok(out)
 }
 
+/// Loudness the game audio of recorded scenes is brought to before the commentary goes over it
+/// (a little under the whole mix's, so speech sits on top).
+pub const GAME_LUFS: f64 = -18.0;
+
+/// The game audio of a plan made from recordings: each scene's clip audio at its place on the
+/// timeline (20 ms fades where scenes meet), normalised to [`GAME_LUFS`]. Interleaved stereo,
+/// exactly `frames` long.
+pub fn game_bed(
+    timeline: &Timeline,
+    clips: &super::model::Clips,
+    clip_dir: &std::path::Path,
+    rate: u32,
+    frames: usize,
+) -> Result<Vec<f32>, StageError> {
+    let mut bed = vec![0f32; frames * 2];
+    let fade = (0.02 * rate as f64) as usize;
+    for (si, slot) in timeline.scenes.iter().enumerate() {
+        let Some(file) = clips
+            .clips
+            .iter()
+            .find(|c| c.scene == si)
+            .and_then(|c| c.audio.as_ref())
+        else {
+            continue;
+        };
+        let a = wav::read(&clip_dir.join(file))?;
+        if a.rate != rate || a.channels != 2 {
+            return Err(StageError::data(
+                file.clone(),
+                format!(
+                    "game audio is {} Hz × {}, not {rate} Hz stereo",
+                    a.rate, a.channels
+                ),
+            ));
+        }
+        let at = (slot.start * rate as f64).round() as usize;
+        let len = ((slot.duration * rate as f64).round() as usize).min(a.samples.len() / 2);
+        for i in 0..len {
+            let g = if i < fade {
+                i as f32 / fade as f32
+            } else if len - i <= fade {
+                (len - i) as f32 / fade as f32
+            } else {
+                1.0
+            };
+            if let Some(o) = bed.get_mut((at + i) * 2..(at + i) * 2 + 2) {
+                o[0] += a.samples[i * 2] * g;
+                o[1] += a.samples[i * 2 + 1] * g;
+            }
+        }
+    }
+    normalize_loudness(&mut bed, rate, GAME_LUFS, CEILING_DBTP);
+    Ok(bed)
+}
+
 /// The whole soundtrack of one language: voice lines at their timeline positions over the ducked
 /// music bed (when the channel has music), normalised. Exactly `timeline.total` long.
 pub fn mix_tracks(
@@ -93,6 +148,19 @@ pub fn mix_tracks(
     timeline: &Timeline,
     voice_dir: &std::path::Path,
     music_dir: Option<&std::path::Path>,
+    rate: u32,
+) -> Result<(Vec<f32>, NormalizeReport), StageError> {
+    mix_tracks_with(plan, timeline, voice_dir, music_dir, None, rate)
+}
+
+/// [`mix_tracks`]; with `game` (the animate stage's artifact of a recorded plan) the game audio
+/// is the bed instead of the music, dipped under the commentary as the plan says.
+pub fn mix_tracks_with(
+    plan: &Plan,
+    timeline: &Timeline,
+    voice_dir: &std::path::Path,
+    music_dir: Option<&std::path::Path>,
+    game: Option<&std::path::Path>,
     rate: u32,
 ) -> Result<(Vec<f32>, NormalizeReport), StageError> {
     let voices: Voices = read_json(&voice_dir.join("voice.json"))?;
@@ -110,13 +178,26 @@ pub fn mix_tracks(
             }
         }
     }
-    let mut mixed = match music_dir {
-        Some(dir) => {
+    let mut mixed = match (game, &plan.recorded, music_dir) {
+        (Some(dir), Some(rec), _) => {
+            let clips: super::model::Clips = read_json(&dir.join("clips.json"))?;
+            let bed = game_bed(timeline, &clips, dir, rate, frames)?;
+            let duck_db = 20.0 * (1.0 - rec.duck.clamp(0.0, 0.999)).log10();
+            let params = DuckParams {
+                duck_db: duck_db as f32,
+                attack_s: rec.duck_attack as f32,
+                release_s: rec.duck_release as f32,
+                music_gain_db: 0.0,
+                ..DuckParams::default()
+            };
+            mix_voice_over_music(&voice, &bed, rate, &params)
+        }
+        (_, _, Some(dir)) => {
             let music: Music = read_json(&dir.join("music.json"))?;
             let bed = music_bed(plan, timeline, &music, dir, rate, frames)?;
             mix_voice_over_music(&voice, &bed, rate, &DuckParams::default())
         }
-        None => voice.iter().flat_map(|&v| [v, v]).collect(),
+        _ => voice.iter().flat_map(|&v| [v, v]).collect(),
     };
     mixed.resize(frames * 2, 0.0);
     let report = normalize_loudness(&mut mixed, rate, TARGET_LUFS, CEILING_DBTP);
@@ -148,7 +229,11 @@ impl Stage for MixStage {
             .optional_input(StageKind::Music)
             .map(|m| m.dir.as_path());
         ctx.progress(0.1);
-        let (mixed, report) = mix_tracks(&plan, &timeline, voice_dir, music_dir, rate)?;
+        let game = ctx
+            .optional_input(StageKind::Animate)
+            .filter(|_| plan.recorded.is_some())
+            .map(|a| a.dir.as_path());
+        let (mixed, report) = mix_tracks_with(&plan, &timeline, voice_dir, music_dir, game, rate)?;
         wav::write_f32(
             &ctx.out.join("mix.wav"),
             &Audio {

@@ -13,6 +13,7 @@ pub mod music;
 pub mod plan;
 pub mod post;
 pub mod recorded;
+pub mod recorded_shorts;
 pub mod shorts;
 pub mod thumbnail;
 pub mod translate;

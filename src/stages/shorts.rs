@@ -53,6 +53,9 @@ impl Stage for ShortsStage {
         let s = &ctx.job.settings;
         let plan: Plan = read_json(&ctx.input(StageKind::Plan)?.file("plan.json"))?;
         let timeline: Timeline = read_json(&ctx.input(StageKind::Align)?.file("timeline.json"))?;
+        if let Some(rec) = plan.recorded.as_ref().filter(|r| !r.shorts.is_empty()) {
+            return super::recorded_shorts::recorded_shorts(ctx, &plan, rec, &timeline);
+        }
         let end = cut_point(&timeline, s.short_max_seconds);
         let frames = (end * s.fps as f64).round() as usize;
         let seconds = frames as f64 / s.fps as f64;
