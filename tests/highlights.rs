@@ -38,7 +38,11 @@ fn recording(dir: &Path) -> (PathBuf, synth::SynthTruth) {
             seg("smptehdbars", 5.0),
             seg("color=c=0x101840", 4.0),
         ],
-        flashes: vec![],
+        // A flash mid-shot (30 s): bright frames, then the same picture — not a cut.
+        flashes: vec![synth::Flash {
+            at_frame: 900,
+            frames: 2,
+        }],
         audio: Some(AudioSpec {
             rate: 48_000,
             channels: 2,

@@ -23,7 +23,7 @@ use crate::media::MediaError;
 use crate::pipeline::checkpoint;
 
 /// Bumped when what the analysis writes changes: old caches are not read.
-pub const ANALYSIS_VERSION: u32 = 1;
+pub const ANALYSIS_VERSION: u32 = 2;
 
 /// Seconds per audio hop.
 pub const HOP: f64 = 0.05;
@@ -106,6 +106,10 @@ pub struct DecodedSpan {
     pub frames: Vec<FrameSample>,
     /// Cuts found in the span (first frame of each new shot).
     pub cuts: Vec<u64>,
+    /// Flashes the detector took for cuts (a bright frame or three, then the same picture as
+    /// before): not cuts.
+    #[serde(default)]
+    pub flashes: Vec<u64>,
 }
 
 /// The whole analysis of one recording.
@@ -143,7 +147,7 @@ impl Analysis {
 
     /// Flash frames: a single frame (or two) much brighter than the frames on both sides.
     pub fn flashes(&self) -> Vec<u64> {
-        let mut out = Vec::new();
+        let mut out: Vec<u64> = self.spans.iter().flat_map(|s| s.flashes.clone()).collect();
         for s in &self.spans {
             let f = &s.frames;
             for i in 1..f.len() {
@@ -370,6 +374,53 @@ impl Meter {
     }
 }
 
+/// Mean luma on a 16×9 grid: what the flash check compares.
+fn luma_grid(f: &SmallFrame) -> Vec<u8> {
+    let (w, h) = (f.width as usize, f.height as usize);
+    let (gw, gh) = (16usize, 9usize);
+    let mut sum = vec![0u32; gw * gh];
+    let mut n = vec![0u32; gw * gh];
+    for y in 0..h {
+        let gy = y * gh / h.max(1);
+        for x in 0..w {
+            let p = (y * w + x) * 3;
+            let l = (77 * f.rgb[p] as u32 + 150 * f.rgb[p + 1] as u32 + 29 * f.rgb[p + 2] as u32)
+                >> 8;
+            let g = gy * gw + x * gw / w.max(1);
+            sum[g] += l;
+            n[g] += 1;
+        }
+    }
+    sum.iter()
+        .zip(&n)
+        .map(|(s, n)| (s / (*n).max(1)) as u8)
+        .collect()
+}
+
+fn grid_dist(a: &[u8], b: &[u8]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as f64).sum::<f64>() / a.len().max(1) as f64
+}
+
+/// Whether the cut at `c` is a flash: frame `c` is much brighter than `c − 1`, and within three
+/// frames the picture is back to what it was before.
+fn is_flash(grids: &std::collections::BTreeMap<u64, Vec<u8>>, c: u64) -> bool {
+    let (Some(before), Some(at)) = (c.checked_sub(1).and_then(|b| grids.get(&b)), grids.get(&c))
+    else {
+        return false;
+    };
+    let mean = |g: &[u8]| g.iter().map(|&v| v as f64).sum::<f64>() / g.len().max(1) as f64;
+    if mean(at) < mean(before) + 25.0 {
+        return false;
+    }
+    let jump = grid_dist(before, at);
+    (1..=3).any(|k| {
+        grids.get(&(c + k)).is_some_and(|after| {
+            let back = grid_dist(before, after);
+            back < 0.3 * jump && back < 10.0
+        })
+    })
+}
+
 /// A 3×3 box blur (edges clamped).
 fn box_blur3(src: &[u8], w: usize, h: usize) -> Vec<u8> {
     let mut tmp = vec![0u16; w * h];
@@ -538,14 +589,15 @@ fn decode_span(
         ..Default::default()
     };
     let mut cancelled = false;
+    let mut grids: std::collections::BTreeMap<u64, Vec<u8>> = Default::default();
     rec.scan_window(start, end, |f| {
         if f.index % 64 == 0 && (progress.cancelled)() {
             cancelled = true;
             return ControlFlow::Break(());
         }
         span.frames.push(meter.measure(f));
-        span.cuts
-            .extend(det.push(f.index, &f.rgb, f.width, f.height));
+        grids.insert(f.index, luma_grid(f));
+        span.cuts.extend(det.push(f.index, &f.rgb, f.width, f.height));
         ControlFlow::Continue(())
     })?;
     if cancelled {
@@ -556,6 +608,15 @@ fn decode_span(
     }
     span.cuts.sort_unstable();
     span.cuts.dedup();
+    // Flashes are not cuts: the picture after the bright frames is the one before them.
+    let flashes: Vec<u64> = span
+        .cuts
+        .iter()
+        .copied()
+        .filter(|&c| is_flash(&grids, c))
+        .collect();
+    span.cuts.retain(|c| !flashes.contains(c));
+    span.flashes = flashes;
     if !chained {
         // A lone window's first frame is no cut: there is no frame before it here.
         if let Some(first) = span.frames.first().map(|f| f.index) {

@@ -772,6 +772,7 @@ mod tests {
                 end: duration,
                 frames,
                 cuts: cuts.to_vec(),
+                flashes: vec![],
             }],
             decoded_seconds: duration,
         }
