@@ -12,7 +12,9 @@ use crate::highlights::analyze::{
 };
 use crate::highlights::select::{self, SelectParams, Selection};
 use crate::media::vertical::Layout;
-use crate::pipeline::{read_json, write_json, JobSpec, Stage, StageCtx, StageError, StageKind};
+use crate::pipeline::{
+    read_json, write_json, JobSpec, Resources, Stage, StageCtx, StageError, StageKind,
+};
 use crate::script::HighlightsSpec;
 
 pub struct AnalyzeStage;
@@ -203,7 +205,20 @@ impl Stage for AnalyzeStage {
             .selection
             .as_ref()
             .map(|p| std::fs::read_to_string(p).unwrap_or_default());
-        serde_json::json!({ "recordings": keys, "settings": hs, "edited": edited })
+        serde_json::json!({
+            "recordings": keys,
+            "settings": hs,
+            "edited": edited,
+            "llm": job.models.llm.as_ref().map(|m| (&m.id, &m.fingerprint)),
+        })
+    }
+
+    fn resources(&self, job: &JobSpec) -> Resources {
+        job.models
+            .llm
+            .as_ref()
+            .map(crate::engines::llm::resources)
+            .unwrap_or_default()
     }
 
     fn run(&self, ctx: &StageCtx) -> Result<(), StageError> {
@@ -227,11 +242,14 @@ impl Stage for AnalyzeStage {
                 cancelled: &cancelled,
                 resumed: &resumed,
             };
-            let (analyses, sel) =
+            let (analyses, mut sel) =
                 analyse_all(recordings, &root, &hs, &progress).map_err(|e| match e {
                     AnalysisError::Cancelled => StageError::Cancelled,
                     e => StageError::Engine(e.to_string()),
                 })?;
+            if let Some(m) = &job.models.llm {
+                super::rank::rank_with_llm(ctx, m, &mut sel, hs.select.count)?;
+            }
             (analyses.iter().map(summary).collect(), sel)
         };
         if !recordings.is_empty() && selection.highlights.is_empty() {

@@ -12,6 +12,7 @@ pub mod model;
 pub mod music;
 pub mod plan;
 pub mod post;
+pub mod rank;
 pub mod recorded;
 pub mod recorded_shorts;
 pub mod shorts;
