@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::cuts::{CutDetector, Detector};
+use super::cuts::{downscaled_size, resize, CutDetector, Detector};
 use crate::media::scan::{self, RecordingInfo, SmallFrame};
 use crate::media::MediaError;
 use crate::pipeline::checkpoint;
 
 /// Bumped when what the analysis writes changes: old caches are not read.
-pub const ANALYSIS_VERSION: u32 = 2;
+pub const ANALYSIS_VERSION: u32 = 3;
 
 /// Seconds per audio hop.
 pub const HOP: f64 = 0.05;
@@ -247,9 +247,24 @@ pub fn content_key(path: &Path) -> Result<String, AnalysisError> {
     Ok(format!("{:x}", h.finalize())[..24].to_string())
 }
 
-/// Checks that `path` is a recording analysis can read: a non-empty file libav opens, with a
-/// video stream whose codec decodes here and at least one frame.
+/// Checks that `path` is a recording highlights can be made from: [`check_video`], and a sound
+/// track (highlights are found from the game's sound as much as its picture).
 pub fn check_recording(path: &Path) -> Result<RecordingInfo, AnalysisError> {
+    let info = check_video(path)?;
+    if info.audio.is_none() {
+        return Err(AnalysisError::Input {
+            path: path.to_path_buf(),
+            message: "has no audio stream: highlights are found from the game's sound as much \
+                      as its picture; record with audio (or mux the sound in) and try again"
+                .into(),
+        });
+    }
+    Ok(info)
+}
+
+/// Checks that `path` is a video analysis can read: a non-empty file libav opens, with a
+/// video stream whose codec decodes here and at least one frame.
+pub fn check_video(path: &Path) -> Result<RecordingInfo, AnalysisError> {
     let input = |message: String| AnalysisError::Input {
         path: path.to_path_buf(),
         message,
@@ -273,13 +288,6 @@ pub fn check_recording(path: &Path) -> Result<RecordingInfo, AnalysisError> {
         other => AnalysisError::Media(other),
     })?;
     let info = rec.info().clone();
-    if info.audio.is_none() {
-        return Err(input(
-            "has no audio stream: highlights are found from the game's sound as much as its \
-             picture; record with audio (or mux the sound in) and try again"
-                .into(),
-        ));
-    }
     // Decode the first frame: a codec libav names but cannot decode fails here, not later.
     let mut any = false;
     rec.scan_window(0.0, f64::INFINITY, |_| {
@@ -384,8 +392,8 @@ fn luma_grid(f: &SmallFrame) -> Vec<u8> {
         let gy = y * gh / h.max(1);
         for x in 0..w {
             let p = (y * w + x) * 3;
-            let l = (77 * f.rgb[p] as u32 + 150 * f.rgb[p + 1] as u32 + 29 * f.rgb[p + 2] as u32)
-                >> 8;
+            let l =
+                (77 * f.rgb[p] as u32 + 150 * f.rgb[p + 1] as u32 + 29 * f.rgb[p + 2] as u32) >> 8;
             let g = gy * gw + x * gw / w.max(1);
             sum[g] += l;
             n[g] += 1;
@@ -398,7 +406,11 @@ fn luma_grid(f: &SmallFrame) -> Vec<u8> {
 }
 
 fn grid_dist(a: &[u8], b: &[u8]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as f64).sum::<f64>() / a.len().max(1) as f64
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y) as f64)
+        .sum::<f64>()
+        / a.len().max(1) as f64
 }
 
 /// Whether the cut at `c` is a flash: frame `c` is much brighter than `c − 1`, and within three
@@ -583,6 +595,14 @@ fn decode_span(
         meter: Meter::new(params.roi),
     });
     let mut rec = scan::open(path)?;
+    // A whole decode (short recordings) sees frames exactly as PySceneDetect does: RGB at full
+    // size, then OpenCV's INTER_LINEAR downscale; candidate windows of long recordings take
+    // swscale's area downscale straight from the decoder (several times cheaper).
+    let exact = chained;
+    let (ew, eh) = downscaled_size(rec.info().width, rec.info().height);
+    if exact {
+        rec.full_size_frames();
+    }
     let mut span = DecodedSpan {
         start,
         end,
@@ -595,9 +615,28 @@ fn decode_span(
             cancelled = true;
             return ControlFlow::Break(());
         }
+        let resized;
+        let f = if exact && (f.width, f.height) != (ew, eh) {
+            match resize(&f.rgb, f.width, f.height, ew, eh) {
+                Some(rgb) => {
+                    resized = SmallFrame {
+                        index: f.index,
+                        t: f.t,
+                        width: ew,
+                        height: eh,
+                        rgb,
+                    };
+                    &resized
+                }
+                None => f,
+            }
+        } else {
+            f
+        };
         span.frames.push(meter.measure(f));
         grids.insert(f.index, luma_grid(f));
-        span.cuts.extend(det.push(f.index, &f.rgb, f.width, f.height));
+        span.cuts
+            .extend(det.push(f.index, &f.rgb, f.width, f.height));
         ControlFlow::Continue(())
     })?;
     if cancelled {
@@ -695,7 +734,7 @@ pub fn analyse(
     windows: &dyn Fn(&RecordingInfo, Option<&AudioLevels>, &[FrameSample]) -> Vec<(f64, f64)>,
     progress: &Progress,
 ) -> Result<Analysis, AnalysisError> {
-    let info = check_recording(path)?;
+    let info = check_video(path)?;
     let key = content_key(path)?;
     let dir = cache_dir(cache_root, &key, params);
     let audio = audio_pass(path, &dir, &info, progress)?;

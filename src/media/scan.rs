@@ -87,6 +87,8 @@ pub struct Recording {
     info: RecordingInfo,
     params: codec::Parameters,
     small: (u32, u32),
+    /// The swscale filter frames are brought to `small` with.
+    filter: software::scaling::Flags,
     scaler: Option<((i32, u32, u32), Sws)>,
     decoded: frame::Video,
     scaled: frame::Video,
@@ -181,6 +183,7 @@ pub fn open(path: &Path) -> Result<Recording, MediaError> {
         info,
         params,
         small: small_size(width, height),
+        filter: software::scaling::Flags::AREA,
         scaler: None,
         decoded: frame::Video::empty(),
         scaled: frame::Video::empty(),
@@ -199,6 +202,14 @@ impl Recording {
     /// The size of the frames the scans hand out.
     pub fn small(&self) -> (u32, u32) {
         self.small
+    }
+
+    /// Hands frames out at the recording's own size, converted to RGB as OpenCV's FFmpeg
+    /// backend does (swscale bicubic): for callers that downscale exactly as PySceneDetect.
+    pub fn full_size_frames(&mut self) {
+        self.small = (self.info.width, self.info.height);
+        self.filter = software::scaling::Flags::BICUBIC;
+        self.scaler = None;
     }
 
     fn decoder(&self, threads: bool) -> Result<decoder::Video, MediaError> {
@@ -251,7 +262,7 @@ impl Recording {
                 format::Pixel::RGB24,
                 self.small.0,
                 self.small.1,
-                software::scaling::Flags::AREA,
+                self.filter,
             )
             .map_err(|e| fferr(&self.path, e))?;
             self.scaler = Some((key, Sws(ctx)));
