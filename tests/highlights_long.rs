@@ -38,7 +38,7 @@ fn long_recording(dir: &Path) -> PathBuf {
     let segments = (0..36)
         .map(|i| {
             let source = if event_segments.contains(&i) {
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     "mandelbrot"
                 } else {
                     "testsrc2"
