@@ -22,12 +22,8 @@ use crate::highlights::analyze::{
 use crate::highlights::select::Selection;
 use crate::media::vertical::{Layout, Rect};
 use crate::pipeline::Quality;
-use crate::script::{is_recording_name, HighlightsSpec, Localized, Script};
+use crate::script::{is_recording_name, HighlightsSpec};
 use crate::stages::analyze::{analyse_all, analysis_root, settings_from, summary};
-use crate::stages::recorded::highlights_word;
-
-/// First line of the scripts this command writes: it may overwrite only those.
-const MARKER: &str = "# reelsmith highlights:";
 
 #[derive(Args, Debug)]
 pub struct HighlightsArgs {
@@ -463,52 +459,28 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
     };
     let script_path = dir.join(format!("{name}.highlights.yaml"));
     let sel_path = dir.join(format!("{name}.selection.json"));
-    if let Ok(old) = std::fs::read_to_string(&script_path) {
-        if !old.starts_with(MARKER) {
-            return Err(Fail::Input(format!(
-                "{}: exists and was not written by `reelsmith highlights`; pass --name to pick another name",
-                script_path.display()
-            )));
-        }
+    if !crate::highlights::project::may_write(&script_path) {
+        return Err(Fail::Input(format!(
+            "{}: exists and was not written by `reelsmith highlights`; pass --name to pick another name",
+            script_path.display()
+        )));
     }
-    let mut title = std::collections::BTreeMap::new();
-    for l in &langs {
-        title.insert(l.clone(), format!("{}: {name}", highlights_word(l)));
-    }
-    let rel = |p: &Path| {
-        p.strip_prefix(&dir)
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|_| p.to_path_buf())
-    };
-    let script = Script {
-        title: Localized::Many(title),
-        language: langs[0].clone(),
-        channel: Some(args.channel.clone()),
-        languages: langs.clone(),
-        aspect: None,
-        fps: None,
-        description: None,
-        tags: Vec::new(),
-        characters: Vec::new(),
-        scenes: Vec::new(),
-        recordings: recordings.iter().map(|p| rel(p)).collect(),
-        highlights: Some(HighlightsSpec {
-            selection: Some(PathBuf::from(sel_path.file_name().unwrap_or_default())),
-            ..spec
-        }),
-    };
-    let yaml = serde_norway::to_string(&script).map_err(|e| Fail::Failed(e.to_string()))?;
     let sel_text =
         serde_json::to_string_pretty(&selection).map_err(|e| Fail::Failed(e.to_string()))?;
     write_new(&sel_path, &(sel_text + "\n"))?;
-    write_new(
+    let spec = HighlightsSpec {
+        selection: Some(PathBuf::from(sel_path.file_name().unwrap_or_default())),
+        ..spec
+    };
+    crate::highlights::project::write_script(
         &script_path,
-        &format!(
-            "{MARKER} written from {} recording(s); edit {} and `reelsmith render` this file again.\n{yaml}",
-            recordings.len(),
-            sel_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-        ),
-    )?;
+        &recordings,
+        &name,
+        &langs,
+        &args.channel,
+        spec,
+    )
+    .map_err(Fail::Failed)?;
     eprintln!("project: {}", script_path.display());
     eprintln!(
         "highlights: {} (edit, then render the script again)",

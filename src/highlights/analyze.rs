@@ -531,7 +531,7 @@ fn audio_pass(
         }
         levels.peak.push(h.peak);
         levels.rms.push(h.rms);
-        if i % 2000 == 0 {
+        if i.is_multiple_of(2000) {
             if (progress.cancelled)() {
                 cancelled = true;
                 return ControlFlow::Break(());
@@ -725,13 +725,18 @@ fn keyframe_pass(
     Ok(all)
 }
 
+/// Chooses the candidate windows of a long recording from its overview (info, audio levels,
+/// keyframe samples): `(start, end)` seconds.
+pub type WindowsFn =
+    dyn Fn(&RecordingInfo, Option<&AudioLevels>, &[FrameSample]) -> Vec<(f64, f64)>;
+
 /// Analyses one recording with its cache under `cache_root`: audio, then every frame (short
 /// recordings) or keyframes plus every frame of `windows(audio, keyframes)` (long ones).
 pub fn analyse(
     path: &Path,
     cache_root: &Path,
     params: &AnalysisParams,
-    windows: &dyn Fn(&RecordingInfo, Option<&AudioLevels>, &[FrameSample]) -> Vec<(f64, f64)>,
+    windows: &WindowsFn,
     progress: &Progress,
 ) -> Result<Analysis, AnalysisError> {
     let info = check_video(path)?;

@@ -7,5 +7,6 @@
 
 pub mod analyze;
 pub mod cuts;
+pub mod project;
 pub mod select;
 pub mod synth;

@@ -210,9 +210,9 @@ fn motion_signals(an: &Analysis, steps: usize, s: &mut Signals) {
     let med = percentile(&mut sorted, 0.5);
     let p90 = percentile(&mut sorted, 0.9);
     let scale = (p90 - med).max(0.05);
-    for i in 0..steps {
-        s.motion_raw[i] = vals[i];
-        s.motion[i] = ((vals[i] - med) / scale).clamp(-0.5, 1.5);
+    for (i, v) in vals.iter().enumerate() {
+        s.motion_raw[i] = *v;
+        s.motion[i] = ((v - med) / scale).clamp(-0.5, 1.5);
     }
 }
 
@@ -705,7 +705,7 @@ pub fn candidate_windows(
         decoded_seconds: 0.0,
     };
     let sig = signals(&an);
-    let mut budget = info.duration * 0.25;
+    let mut budget = info.duration * 0.10;
     let want = (p.count.max(p.shorts) + 2) * 3;
     let margin = p.length / 2.0 + p.pad + 3.0;
     let mut out = Vec::new();

@@ -471,7 +471,6 @@ pub fn audio_levels(
     let hop_len = ((hop * LEVEL_RATE as f64).round() as usize).max(1);
     let mut resampler: Option<software::resampling::Context> = None;
     let mut decoded = frame::Audio::empty();
-    let mut out = frame::Audio::empty();
     // Position (in samples at LEVEL_RATE, from the file's start) of the next sample.
     let mut pos: Option<u64> = None;
     let (mut peak, mut sq, mut n) = (0f32, 0f64, 0usize);
@@ -534,6 +533,9 @@ pub fn audio_levels(
             let Some(rs) = resampler.as_mut() else {
                 continue;
             };
+            // Room for everything this input makes (upsampling makes more samples than came in;
+            // a frame sized like the input would leave the rest inside swresample).
+            let mut out = output_frame(&decoded, LEVEL_RATE, ff::ChannelLayout::MONO);
             if rs.run(&decoded, &mut out).is_err() {
                 continue;
             }
@@ -587,7 +589,7 @@ impl Recording {
     ) -> Result<u64, E> {
         let (sw, sh) = (self.info.width as f64, self.info.height as f64);
         let scale = (width as f64 / sw).max(height as f64 / sh);
-        let even = |v: f64| ((v.round() as u32).max(2) + 1) / 2 * 2;
+        let even = |v: f64| (v.round() as u32).max(2).div_ceil(2) * 2;
         let (cw, ch) = (even(sw * scale).max(width), even(sh * scale).max(height));
         let ticks = ((to - from) * fps).round().max(0.0) as u64;
         let saved = self.small;
@@ -675,7 +677,6 @@ pub fn audio_window(path: &Path, from: f64, to: f64, rate: u32) -> Result<Vec<f3
     }
     let mut resampler: Option<software::resampling::Context> = None;
     let mut decoded = frame::Audio::empty();
-    let mut conv = frame::Audio::empty();
     let mut pkt = Packet::empty();
     let mut eof = false;
     loop {
@@ -712,6 +713,7 @@ pub fn audio_window(path: &Path, from: f64, to: f64, rate: u32) -> Result<Vec<f3
             let Some(rs) = resampler.as_mut() else {
                 continue;
             };
+            let mut conv = output_frame(&decoded, rate, ff::ChannelLayout::STEREO);
             if rs.run(&decoded, &mut conv).is_err() {
                 continue;
             }
@@ -760,4 +762,17 @@ pub fn frame_near(path: &Path, t: f64) -> Result<super::image::RgbImage, MediaEr
         path: path.to_path_buf(),
         message: format!("no frame could be decoded near {t:.2} s"),
     })
+}
+
+/// An output frame for converting `input` to packed f32 at `rate`: room for every sample the
+/// conversion can make, including what the resampler holds back from earlier frames.
+fn output_frame(input: &frame::Audio, rate: u32, layout: ff::ChannelLayout) -> frame::Audio {
+    let cap = (input.samples() as u64 * rate as u64).div_ceil(input.rate().max(1) as u64) + 256;
+    let mut f = frame::Audio::new(
+        format::Sample::F32(format::sample::Type::Packed),
+        cap as usize,
+        layout,
+    );
+    f.set_rate(rate);
+    f
 }

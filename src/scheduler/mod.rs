@@ -609,8 +609,14 @@ impl Scheduler {
         // Once per scan, and only when a script arrived.
         let mut models: Option<StageModels> = None;
         let mut accept = |path: &std::path::Path| -> Result<(), String> {
+            // A recording becomes a highlights project of its own (a script beside a link to it).
+            let script = if crate::script::is_recording_name(path) {
+                crate::highlights::project::inbox_project(path, &dirs.data.join("projects"))?
+            } else {
+                path.to_path_buf()
+            };
             let req = RenderRequest {
-                script: path.to_path_buf(),
+                script,
                 channel: None,
                 languages: None,
                 out: out.clone(),

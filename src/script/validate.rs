@@ -632,7 +632,7 @@ fn check_recordings(ctx: &mut Ctx, script: &mut Script) -> Result<(), ScriptErro
         if h.shorts.is_some_and(|c| c > 20) {
             return Err(ctx.err("highlights.shorts", "give 0 to 20 shorts"));
         }
-        if h.length.is_some_and(|l| !(l >= 2.0 && l <= 120.0)) {
+        if h.length.is_some_and(|l| !(2.0..=120.0).contains(&l)) {
             return Err(ctx.err("highlights.length", "a highlight lasts 2 to 120 seconds"));
         }
     }

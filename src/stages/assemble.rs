@@ -453,6 +453,7 @@ mod tests {
             blend_out: Blend::Morph,
             blend_seconds: 0.5,
             morph,
+            audio: None,
         }
     }
 

@@ -471,18 +471,23 @@ fn precheck(name: &OsStr, fp: Fingerprint) -> Option<String> {
     let ext = Path::new(name)
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase());
-    let supported = ext
-        .as_deref()
-        .is_some_and(|e| SCRIPT_EXTENSIONS.contains(&e));
+    let supported = ext.as_deref().is_some_and(|e| {
+        SCRIPT_EXTENSIONS.contains(&e) || crate::script::RECORDING_EXTENSIONS.contains(&e)
+    });
     if !supported {
         let what = match ext.as_deref() {
             Some(e) => format!("files ending in .{e} are not scripts"),
             None => "a file without an extension is not recognised as a script".to_string(),
         };
         return Some(format!(
-            "{what}. The inbox takes script files ending in {}. Save the script with one of \
-             those extensions and drop it into the inbox again.",
+            "{what}. The inbox takes script files ending in {} and gameplay recordings ending \
+             in {}. Save the file with one of those extensions and drop it into the inbox again.",
             SCRIPT_EXTENSIONS
+                .iter()
+                .map(|e| format!(".{e}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::script::RECORDING_EXTENSIONS
                 .iter()
                 .map(|e| format!(".{e}"))
                 .collect::<Vec<_>>()
