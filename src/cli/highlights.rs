@@ -465,12 +465,27 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
             script_path.display()
         )));
     }
-    let sel_text =
-        serde_json::to_string_pretty(&selection).map_err(|e| Fail::Failed(e.to_string()))?;
-    write_new(&sel_path, &(sel_text + "\n"))?;
-    let spec = HighlightsSpec {
-        selection: Some(PathBuf::from(sel_path.file_name().unwrap_or_default())),
-        ..spec
+    // With an LLM set up, the render's analyze stage ranks and titles the highlights (the
+    // analysis is cached: it is not done twice); its selection lands in the output folder.
+    // Without one, the render takes exactly the selection made here.
+    let llm = crate::engines::models::StageModels::resolve(dirs)
+        .ok()
+        .and_then(|m| m.llm);
+    let spec = if llm.is_some() {
+        eprintln!("an LLM is set up: the render ranks the highlights and writes their titles");
+        spec
+    } else {
+        let sel_text =
+            serde_json::to_string_pretty(&selection).map_err(|e| Fail::Failed(e.to_string()))?;
+        write_new(&sel_path, &(sel_text + "\n"))?;
+        eprintln!(
+            "highlights: {} (edit, then render the script again)",
+            sel_path.display()
+        );
+        HighlightsSpec {
+            selection: Some(PathBuf::from(sel_path.file_name().unwrap_or_default())),
+            ..spec
+        }
     };
     crate::highlights::project::write_script(
         &script_path,
@@ -482,10 +497,6 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
     )
     .map_err(Fail::Failed)?;
     eprintln!("project: {}", script_path.display());
-    eprintln!(
-        "highlights: {} (edit, then render the script again)",
-        sel_path.display()
-    );
     Ok(super::render::run(
         super::render::RenderArgs {
             script: script_path,

@@ -636,7 +636,8 @@ pub fn select(analyses: &[Analysis], p: &SelectParams) -> Selection {
         .map(|h| {
             let (mut s, mut e) = (h.start, h.end);
             if e - s > p.short_max {
-                s = (h.peak - p.short_max / 2.0).max(h.start);
+                // Centred on the peak, inside the highlight.
+                s = (h.peak - p.short_max / 2.0).clamp(h.start, h.end - p.short_max);
                 e = s + p.short_max;
             }
             ShortPick {
@@ -801,6 +802,23 @@ mod tests {
         assert!(h[0].reasons[0].starts_with("loud"), "{:?}", h[0].reasons);
         assert_eq!(sel.shorts.len(), 1);
         sel.validate(60.0).unwrap();
+    }
+
+    #[test]
+    fn shorts_of_long_highlights_stay_inside_them() {
+        let an = analysis(300.0, &[(200.0, 203.0)], &[]);
+        let p = SelectParams {
+            count: 1,
+            shorts: 1,
+            length: 100.0,
+            short_max: 30.0,
+            ..Default::default()
+        };
+        let sel = select(&[an], &p);
+        let (h, s) = (&sel.highlights[0], &sel.shorts[0]);
+        assert!(s.start >= h.start && s.end <= h.end + 1e-9, "{h:?} {s:?}");
+        assert!((s.end - s.start - 30.0).abs() < 1e-9);
+        sel.validate(30.0).unwrap();
     }
 
     #[test]
