@@ -381,7 +381,9 @@ mod tests {
         d.push(("sparkle", &["plan"]));
         let e = StageGraph::from_decls(&decls(&d)).unwrap_err();
         assert_eq!(e, GraphError::UnknownStage("sparkle".into()));
-        assert!(e.to_string().contains("known stages: analyze, plan, translate"));
+        assert!(e
+            .to_string()
+            .contains("known stages: analyze, plan, translate"));
     }
 
     #[test]
