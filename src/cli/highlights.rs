@@ -297,9 +297,10 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
         return Err(Fail::Input("--json goes with --dry-run".into()));
     }
     let recordings = expand(&args.inputs)?;
-    for p in &recordings {
-        check_recording(p).map_err(|e| Fail::Input(e.to_string()))?;
-    }
+    let infos = recordings
+        .iter()
+        .map(|p| check_recording(p).map_err(|e| Fail::Input(e.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
     let channels = ChannelSet::load(Some(&dirs.config)).map_err(|e| Fail::Input(e.to_string()))?;
     let channel = channels
         .get(&args.channel)
@@ -371,8 +372,7 @@ fn highlights(args: &HighlightsArgs, dirs: &Dirs) -> Result<i32, Fail> {
     };
     let hs = settings_from(&channel.highlights, &spec, 60.0);
     // Layout rectangles must fit every recording.
-    for p in &recordings {
-        let info = check_recording(p).map_err(|e| Fail::Input(e.to_string()))?;
+    for (p, info) in recordings.iter().zip(&infos) {
         crate::media::vertical::VerticalComposer::new(
             &hs.layout,
             info.width,

@@ -140,11 +140,6 @@ impl Analysis {
         c
     }
 
-    /// Whether `t` lies inside a decoded span.
-    pub fn decoded_at(&self, t: f64) -> bool {
-        self.spans.iter().any(|s| t >= s.start && t < s.end)
-    }
-
     /// Flash frames: a single frame (or two) much brighter than the frames on both sides.
     pub fn flashes(&self) -> Vec<u64> {
         let mut out: Vec<u64> = self.spans.iter().flat_map(|s| s.flashes.clone()).collect();

@@ -446,133 +446,164 @@ pub fn audio_levels(
     hop: f64,
     mut f: impl FnMut(AudioHop) -> ControlFlow<()>,
 ) -> Result<bool, MediaError> {
-    super::init()?;
-    let mut ictx = format::input(path).map_err(|e| fferr(path, e))?;
-    let Some(st) = ictx.streams().best(media::Type::Audio) else {
+    let Some(mut stream) = AudioStream::open(path, from)? else {
         return Ok(false);
     };
-    let index = st.index();
-    let tb = st.time_base();
-    let start = match st.start_time() {
-        t if t == ff::ffi::AV_NOPTS_VALUE => 0,
-        t => t,
-    };
-    let mut dec = codec::context::Context::from_parameters(st.parameters())
-        .and_then(|c| c.decoder().audio())
-        .map_err(|e| MediaError::Format {
-            path: path.to_path_buf(),
-            message: format!("the audio's codec cannot be decoded here ({e})"),
-        })?;
-    if from > 0.0 {
-        let base = f64::from(ff::ffi::AV_TIME_BASE);
-        let ts = ((from + start as f64 * tb_f64(tb)) * base) as i64;
-        ictx.seek(ts, ..ts + 1).map_err(|e| fferr(path, e))?;
-    }
-    let hop_len = ((hop * LEVEL_RATE as f64).round() as usize).max(1);
-    let mut resampler: Option<software::resampling::Context> = None;
-    let mut decoded = frame::Audio::empty();
+    let hop_len = ((hop * LEVEL_RATE as f64).round() as u64).max(1);
+    let first_hop = (from / hop).floor().max(0.0) as u64;
     // Position (in samples at LEVEL_RATE, from the file's start) of the next sample.
     let mut pos: Option<u64> = None;
     let (mut peak, mut sq, mut n) = (0f32, 0f64, 0usize);
     let mut hop_index: u64 = 0;
-    let mut pkt = Packet::empty();
-    let mut eof = false;
-    let first_hop = (from / hop).floor().max(0.0) as u64;
-    let mut push =
-        |s: f32, pos: u64, f: &mut dyn FnMut(AudioHop) -> ControlFlow<()>| -> ControlFlow<()> {
-            let h = pos / hop_len as u64;
+    let mut finish_hop = |hop_index: u64, peak: f32, sq: f64, n: usize| {
+        if n > 0 && hop_index >= first_hop {
+            f(AudioHop {
+                t: hop_index as f64 * hop,
+                peak,
+                rms: (sq / n as f64).sqrt() as f32,
+            })
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    while let Some((t, out)) = stream.next(ff::ChannelLayout::MONO, LEVEL_RATE)? {
+        let p = pos.get_or_insert(((t.unwrap_or(0.0).max(0.0)) * LEVEL_RATE as f64).round() as u64);
+        let data: &[f32] = out.plane(0);
+        for &s in &data[..out.samples().min(data.len())] {
+            let h = *p / hop_len;
             if n > 0 && h != hop_index {
-                let done = AudioHop {
-                    t: hop_index as f64 * hop,
-                    peak,
-                    rms: (sq / n as f64).sqrt() as f32,
-                };
-                (peak, sq, n) = (0.0, 0.0, 0);
-                if hop_index >= first_hop {
-                    f(done)?;
+                if finish_hop(hop_index, peak, sq, n).is_break() {
+                    return Ok(true);
                 }
+                (peak, sq, n) = (0.0, 0.0, 0);
             }
             hop_index = h;
             peak = peak.max(s.abs());
             sq += (s as f64) * (s as f64);
             n += 1;
-            ControlFlow::Continue(())
-        };
-    loop {
-        while dec.receive_frame(&mut decoded).is_ok() {
-            if decoded.samples() == 0 {
-                continue;
-            }
-            let layout = if decoded.channel_layout().is_empty() {
-                ff::ChannelLayout::default(decoded.channels() as i32)
-            } else {
-                decoded.channel_layout()
-            };
-            decoded.set_channel_layout(layout);
-            if resampler.is_none() {
-                resampler = Some(
-                    software::resampling::Context::get(
-                        decoded.format(),
-                        layout,
-                        decoded.rate(),
-                        format::Sample::F32(format::sample::Type::Packed),
-                        ff::ChannelLayout::MONO,
-                        LEVEL_RATE,
-                    )
-                    .map_err(|e| fferr(path, e))?,
-                );
-            }
-            if pos.is_none() {
-                let t = decoded
-                    .timestamp()
-                    .map(|p| (p - start) as f64 * tb_f64(tb))
-                    .unwrap_or(0.0)
-                    .max(0.0);
-                pos = Some((t * LEVEL_RATE as f64).round() as u64);
-            }
-            let Some(rs) = resampler.as_mut() else {
-                continue;
-            };
-            // Room for everything this input makes (upsampling makes more samples than came in;
-            // a frame sized like the input would leave the rest inside swresample).
-            let mut out = output_frame(&decoded, LEVEL_RATE, ff::ChannelLayout::MONO);
-            if rs.run(&decoded, &mut out).is_err() {
-                continue;
-            }
-            let samples = out.samples();
-            let data: &[f32] = out.plane(0);
-            for &s in &data[..samples.min(data.len())] {
-                let p = pos.get_or_insert(0);
-                if push(s, *p, &mut f).is_break() {
-                    return Ok(true);
-                }
-                *p += 1;
-            }
-        }
-        if eof {
-            break;
-        }
-        match pkt.read(&mut ictx) {
-            Ok(()) if pkt.stream() != index => {}
-            Ok(()) => {
-                // A damaged audio packet is skipped: levels are a heuristic.
-                let _ = dec.send_packet(&pkt);
-            }
-            Err(ff::Error::Eof) => {
-                let _ = dec.send_eof();
-                eof = true;
-            }
-            Err(e) => return Err(fferr(path, e)),
+            *p += 1;
         }
     }
-    if n > 0 && hop_index >= first_hop {
-        let _ = f(AudioHop {
-            t: hop_index as f64 * hop,
-            peak,
-            rms: (sq / n as f64).sqrt() as f32,
-        });
-    }
+    let _ = finish_hop(hop_index, peak, sq, n);
     Ok(true)
+}
+
+/// A recording's best audio stream, opened and positioned for decoding, its frames converted
+/// to packed f32 (what [`audio_levels`] and [`audio_window`] read).
+struct AudioStream<'p> {
+    path: &'p Path,
+    ictx: format::context::Input,
+    index: usize,
+    tb: Rational,
+    start: i64,
+    dec: decoder::Audio,
+    resampler: Option<software::resampling::Context>,
+    decoded: frame::Audio,
+    eof: bool,
+}
+
+impl<'p> AudioStream<'p> {
+    /// Opens `path`'s audio at the packet before `at` seconds; `None` without an audio stream.
+    fn open(path: &'p Path, at: f64) -> Result<Option<Self>, MediaError> {
+        super::init()?;
+        let mut ictx = format::input(path).map_err(|e| fferr(path, e))?;
+        let Some(st) = ictx.streams().best(media::Type::Audio) else {
+            return Ok(None);
+        };
+        let index = st.index();
+        let tb = st.time_base();
+        let start = match st.start_time() {
+            t if t == ff::ffi::AV_NOPTS_VALUE => 0,
+            t => t,
+        };
+        let dec = codec::context::Context::from_parameters(st.parameters())
+            .and_then(|c| c.decoder().audio())
+            .map_err(|e| MediaError::Format {
+                path: path.to_path_buf(),
+                message: format!("the audio's codec cannot be decoded here ({e})"),
+            })?;
+        if at > 0.0 {
+            let base = f64::from(ff::ffi::AV_TIME_BASE);
+            let ts = ((at + start as f64 * tb_f64(tb)) * base) as i64;
+            ictx.seek(ts, ..ts + 1).map_err(|e| fferr(path, e))?;
+        }
+        Ok(Some(Self {
+            path,
+            ictx,
+            index,
+            tb,
+            start,
+            dec,
+            resampler: None,
+            decoded: frame::Audio::empty(),
+            eof: false,
+        }))
+    }
+
+    /// The next decoded frame as packed f32 `layout` at `rate`, with its time in seconds (when
+    /// it has a timestamp); `None` after the last. Damaged packets are skipped.
+    fn next(
+        &mut self,
+        layout: ff::ChannelLayout,
+        rate: u32,
+    ) -> Result<Option<(Option<f64>, frame::Audio)>, MediaError> {
+        let mut pkt = Packet::empty();
+        loop {
+            while self.dec.receive_frame(&mut self.decoded).is_ok() {
+                if self.decoded.samples() == 0 {
+                    continue;
+                }
+                let from_layout = if self.decoded.channel_layout().is_empty() {
+                    ff::ChannelLayout::default(self.decoded.channels() as i32)
+                } else {
+                    self.decoded.channel_layout()
+                };
+                self.decoded.set_channel_layout(from_layout);
+                if self.resampler.is_none() {
+                    self.resampler = Some(
+                        software::resampling::Context::get(
+                            self.decoded.format(),
+                            from_layout,
+                            self.decoded.rate(),
+                            format::Sample::F32(format::sample::Type::Packed),
+                            layout,
+                            rate,
+                        )
+                        .map_err(|e| fferr(self.path, e))?,
+                    );
+                }
+                let Some(rs) = self.resampler.as_mut() else {
+                    continue;
+                };
+                // Room for everything this input makes (upsampling makes more samples than
+                // came in; a frame sized like the input would leave the rest in swresample).
+                let mut out = output_frame(&self.decoded, rate, layout);
+                if rs.run(&self.decoded, &mut out).is_err() {
+                    continue;
+                }
+                let t = self
+                    .decoded
+                    .timestamp()
+                    .map(|p| (p - self.start) as f64 * tb_f64(self.tb));
+                return Ok(Some((t, out)));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            match pkt.read(&mut self.ictx) {
+                Ok(()) if pkt.stream() != self.index => {}
+                Ok(()) => {
+                    // A damaged audio packet is skipped.
+                    let _ = self.dec.send_packet(&pkt);
+                }
+                Err(ff::Error::Eof) => {
+                    let _ = self.dec.send_eof();
+                    self.eof = true;
+                }
+                Err(e) => return Err(fferr(self.path, e)),
+            }
+        }
+    }
 }
 
 impl Recording {
@@ -653,97 +684,39 @@ impl Recording {
 /// The audio of `[from, to)` as interleaved stereo f32 at `rate`, exactly
 /// `round((to − from) · rate)` frames long (silence where the recording has none).
 pub fn audio_window(path: &Path, from: f64, to: f64, rate: u32) -> Result<Vec<f32>, MediaError> {
-    super::init()?;
     let frames = ((to - from) * rate as f64).round().max(0.0) as usize;
     let mut out = vec![0f32; frames * 2];
-    let mut ictx = format::input(path).map_err(|e| fferr(path, e))?;
-    let Some(st) = ictx.streams().best(media::Type::Audio) else {
+    // A little before: audio packets overlap their neighbours.
+    let Some(mut stream) = AudioStream::open(
+        path,
+        if from > 0.0 {
+            (from - 1.0).max(1e-9)
+        } else {
+            0.0
+        },
+    )?
+    else {
         return Ok(out);
     };
-    let index = st.index();
-    let tb = st.time_base();
-    let start = match st.start_time() {
-        t if t == ff::ffi::AV_NOPTS_VALUE => 0,
-        t => t,
-    };
-    let mut dec = codec::context::Context::from_parameters(st.parameters())
-        .and_then(|c| c.decoder().audio())
-        .map_err(|e| fferr(path, e))?;
-    if from > 0.0 {
-        let base = f64::from(ff::ffi::AV_TIME_BASE);
-        // A little before: audio packets overlap their neighbours.
-        let ts = (((from - 1.0).max(0.0) + start as f64 * tb_f64(tb)) * base) as i64;
-        ictx.seek(ts, ..ts + 1).map_err(|e| fferr(path, e))?;
-    }
-    let mut resampler: Option<software::resampling::Context> = None;
-    let mut decoded = frame::Audio::empty();
-    let mut pkt = Packet::empty();
-    let mut eof = false;
-    loop {
-        while dec.receive_frame(&mut decoded).is_ok() {
-            if decoded.samples() == 0 {
-                continue;
-            }
-            let Some(ts) = decoded.timestamp() else {
-                continue;
-            };
-            let t0 = (ts - start) as f64 * tb_f64(tb);
-            if t0 >= to {
-                return Ok(out);
-            }
-            let layout = if decoded.channel_layout().is_empty() {
-                ff::ChannelLayout::default(decoded.channels() as i32)
-            } else {
-                decoded.channel_layout()
-            };
-            decoded.set_channel_layout(layout);
-            if resampler.is_none() {
-                resampler = Some(
-                    software::resampling::Context::get(
-                        decoded.format(),
-                        layout,
-                        decoded.rate(),
-                        format::Sample::F32(format::sample::Type::Packed),
-                        ff::ChannelLayout::STEREO,
-                        rate,
-                    )
-                    .map_err(|e| fferr(path, e))?,
-                );
-            }
-            let Some(rs) = resampler.as_mut() else {
-                continue;
-            };
-            let mut conv = output_frame(&decoded, rate, ff::ChannelLayout::STEREO);
-            if rs.run(&decoded, &mut conv).is_err() {
-                continue;
-            }
-            let n = conv.samples();
-            let data: &[f32] = conv.plane(0);
-            // Place by the frame's own timestamp (robust to gaps and to the seek's slack).
-            let at = ((t0 - from) * rate as f64).round() as i64;
-            for i in 0..n.min(data.len() / 2) {
-                let k = at + i as i64;
-                if k >= 0 && (k as usize) < frames {
-                    out[k as usize * 2] = data[i * 2];
-                    out[k as usize * 2 + 1] = data[i * 2 + 1];
-                }
-            }
+    while let Some((t, conv)) = stream.next(ff::ChannelLayout::STEREO, rate)? {
+        let Some(t0) = t else {
+            continue;
+        };
+        if t0 >= to {
+            break;
         }
-        if eof {
-            return Ok(out);
-        }
-        match pkt.read(&mut ictx) {
-            Ok(()) if pkt.stream() != index => {}
-            Ok(()) => {
-                let _ = dec.send_packet(&pkt);
+        let data: &[f32] = conv.plane(0);
+        // Placed by the frame's own timestamp (robust to gaps and to the seek's slack).
+        let at = ((t0 - from) * rate as f64).round() as i64;
+        for i in 0..conv.samples().min(data.len() / 2) {
+            let k = at + i as i64;
+            if k >= 0 && (k as usize) < frames {
+                out[k as usize * 2] = data[i * 2];
+                out[k as usize * 2 + 1] = data[i * 2 + 1];
             }
-            Err(ff::Error::Eof) => {
-                let _ = dec.send_eof();
-                eof = true;
-            }
-            Err(e) => return Err(fferr(path, e)),
         }
     }
+    Ok(out)
 }
 
 /// The frame of `path` shown nearest `t` seconds, at the recording's own size (decoded from
