@@ -37,13 +37,14 @@ test-models:
 	@bash scripts/fetch-shots-test-model.sh
 	@bash scripts/scenedetect-venv.sh
 
+# No incremental cache: a one-off build does not reuse it and it costs gigabytes of disk.
 test: deps test-models
-	$(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2
-	@bash scripts/check-cuda.sh
+	CARGO_INCREMENTAL=0 $(CARGO) test --workspace --no-fail-fast --all-targets -- --test-threads=2
+	@CARGO_INCREMENTAL=0 bash scripts/check-cuda.sh
 
 # The whole workspace type-checked with --features cuda (nvcc from PyPI wheels, no GPU needed).
 check-cuda:
-	@bash scripts/check-cuda.sh
+	@CARGO_INCREMENTAL=0 bash scripts/check-cuda.sh
 
 # On a machine with an NVIDIA GPU: CUDA build, parity on the GPU, NVML, benches, one table.
 gpu-check:
