@@ -8,6 +8,7 @@
 pub mod conv3d;
 pub mod frames;
 pub mod ltx;
+pub mod wan;
 /// Seeded and replayed noise (shared with the other model crates).
 pub use reelsmith_kit::noise;
 

@@ -1,0 +1,1 @@
+//! Wan2.1 transformer (being written).

@@ -1,0 +1,1 @@
+//! Wan2.1 umt5 (being written).
