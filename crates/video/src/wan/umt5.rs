@@ -1,1 +1,0 @@
-//! Wan2.1 umt5 (being written).
