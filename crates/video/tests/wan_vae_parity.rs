@@ -183,6 +183,7 @@ fn tiled_encode_and_decode_match_diffusers_tiling() {
     // Frame by frame over all the tiles: the same frames.
     let (_, _, n, h, w) = z.dims5().unwrap();
     let mut dec = vae().stream_decoder(h, w, Some(tiling)).unwrap();
+    assert_eq!(dec.tiles(), 4);
     let frames: Vec<Tensor> = (0..n)
         .map(|i| dec.decode_step(&z.narrow(2, i, 1).unwrap()).unwrap())
         .collect();

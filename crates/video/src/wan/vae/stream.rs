@@ -184,6 +184,12 @@ impl WanDecodeState {
 }
 
 /// A streamed decode of latents `[b, z, n, h, w]` a latent frame at a time (see the module doc).
+///
+/// Tiled, each step runs every tile in turn, so the activations are one tile's
+/// ([`WanVaeConfig::decode_memory`](super::WanVaeConfig::decode_memory) of the tile size) but the
+/// caches of all [`tiles`](Self::tiles) stay alive between steps (about the frame's caches times
+/// the tiles' overlap, `(min/stride)²`). [`WanVae::decode`] with tiling keeps one tile's caches at
+/// a time instead (diffusers' order), at the price of not streaming.
 pub struct WanStreamDecoder<'a> {
     vae: &'a WanVae,
     state: WanDecodeState,
@@ -249,6 +255,11 @@ impl<'a> WanStreamDecoder<'a> {
     /// The index of the latent frame the next step takes.
     pub fn next_frame(&self) -> usize {
         self.state.next_frame
+    }
+
+    /// Spatial tiles each step decodes (1 untiled).
+    pub fn tiles(&self) -> usize {
+        self.grid.len()
     }
 
     /// Writes the state (caches and next frame index) to `path`.
