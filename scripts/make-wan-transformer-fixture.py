@@ -180,8 +180,9 @@ def official_config(kind):
 
 
 def is_fp8_weight(official):
-    """What the ComfyUI fp8 e4m3fn repackagings store in fp8: the matrices (linear and patch
-    embedding weights); biases, norms, modulation tables and the pos embed stay in bf16."""
+    """What the fp8 e4m3fn files here store in fp8: every `.weight` (the linear and patch
+    embedding matrices, and the norm scales too, so that a loader must widen 1-D fp8 tensors);
+    biases, modulation tables and the pos embed stay in bf16."""
     return official.endswith(".weight") and not official.endswith("modulation")
 
 
