@@ -204,7 +204,7 @@ fn recommend(reg: &Registry, json: bool) -> i32 {
             .map(|r| {
                 serde_json::json!({
                     "kind": r.kind.as_str(),
-                    "models": r.models.iter().map(|(m, n)| serde_json::json!({"id": m.id, "vram": n})).collect::<Vec<_>>(),
+                    "models": r.models.iter().map(|(m, n, how)| serde_json::json!({"id": m.id, "vram": n, "how": how})).collect::<Vec<_>>(),
                     "note": r.note,
                 })
             })
@@ -231,7 +231,10 @@ fn recommend(reg: &Registry, json: bool) -> i32 {
             let list: Vec<String> = r
                 .models
                 .iter()
-                .map(|(m, n)| format!("{} ({})", m.id, hub::human(*n)))
+                .map(|(m, n, how)| match how {
+                    Some(how) => format!("{} ({}, {how})", m.id, hub::human(*n)),
+                    None => format!("{} ({})", m.id, hub::human(*n)),
+                })
                 .collect();
             println!("  {:<14} {}", r.kind.as_str(), list.join(", "));
         }

@@ -865,8 +865,19 @@ fn downloads_files_in_parallel() {
             .unwrap();
         assert_eq!(std::fs::read(&model.files[1]).unwrap(), b);
         // Per file, the span from its first request to its last (a loaded machine may make a
-        // transfer time out and resume: more than one request per file is fine).
-        let gets = server.cdn_gets();
+        // transfer time out and resume: more than one request per file is fine). The server
+        // logs a request after its last byte is sent, so the client may be done first: wait
+        // (bounded) for both files' entries.
+        let names = [sha256(&a), sha256(&b)];
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let gets = loop {
+            let gets = server.cdn_gets();
+            let logged = |n: &String| gets.iter().any(|g| g.path.ends_with(n.as_str()));
+            if names.iter().all(logged) || std::time::Instant::now() > deadline {
+                break gets;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         // LFS content is served from /cdn/<sha256>.
         let span = |data: &[u8]| {
             let name = sha256(data);

@@ -211,11 +211,12 @@ const SCORE_BYTES: u64 = 2;
 /// Copies of a chunk's scores alive at once: QKᵀ, QKᵀ + mask, its softmax.
 const SCORE_COPIES: u64 = 3;
 
-/// Latent tokens of a clip: `((frames − 1) / temporal + 1) × ⌈H / spatial⌉ × ⌈W / spatial⌉`
-/// (LTX: 121 frames at 768×512 → 16 × 16 × 24 = 6144). Frame counts off the rule round up.
+/// Transformer tokens of a clip: `((frames − 1) / temporal + 1) × ⌈H / (spatial·patch)⌉ ×
+/// ⌈W / (spatial·patch)⌉` (LTX: 121 frames at 768×512 → 16 × 16 × 24 = 6144; Wan, patch 2:
+/// 81 frames at 832×480 → 21 × 30 × 52 = 32760). Frame counts off the rule round up.
 pub fn video_tokens(v: &VideoFacts, frames: u32, width: u32, height: u32) -> u64 {
     let t = u64::from(frames.max(1) - 1).div_ceil(u64::from(v.temporal_compression.max(1))) + 1;
-    let s = u64::from(v.spatial_compression.max(1));
+    let s = u64::from(v.spatial_compression.max(1)) * u64::from(v.patch.max(1));
     t * u64::from(height).div_ceil(s) * u64::from(width).div_ceil(s)
 }
 
@@ -291,7 +292,11 @@ pub fn video_estimate_facts(
     tiling: Option<DecodeTiling>,
 ) -> (u64, u64) {
     let r = &v.vram;
-    let branches: u64 = if guided { 2 } else { 1 };
+    let branches: u64 = if guided && !v.sequential_guidance {
+        2
+    } else {
+        1
+    };
     let tokens = video_tokens(v, frames, width, height);
     let weights = (r.transformer_base_gb * GIB as f64) as u64;
     let per_token = (r.transformer_per_token_kib * KIB as f64) as u64;
@@ -317,6 +322,8 @@ pub fn video_estimate_facts(
         }
         None => (width, height, frames.max(1)),
     };
+    // A decoder that streams latent frame by latent frame holds its own window, tiled or not.
+    let f = r.decode_frames.map_or(f, |d| f.min(d.max(1)));
     let pixel_frames = u64::from(w) * u64::from(h) * u64::from(f);
     let decode = OVERHEAD
         + (r.decode_base_gb * GIB as f64) as u64
@@ -325,10 +332,97 @@ pub fn video_estimate_facts(
 }
 
 /// The most a video job holds at once: the transformer pass, or the decode while the
-/// transformer's weights stay loaded (the loaded-model cache keeps them for the next clip).
+/// transformer's weights stay loaded (the loaded-model cache keeps them for the next clip) —
+/// or, for a model whose components load one at a time, beside the VAE alone.
 pub fn video_peak(v: &VideoFacts, transformer: u64, decode: u64) -> u64 {
-    let weights = (v.vram.transformer_base_gb * GIB as f64) as u64;
-    transformer.max(weights.saturating_add(decode))
+    transformer.max(decode_holds(v).saturating_add(decode))
+}
+
+/// The weights on the device through the decode: the VAE's alone when the components are
+/// loaded one at a time (`vram.vae_gb`), else every resident weight.
+fn decode_holds(v: &VideoFacts) -> u64 {
+    let gib = v.vram.vae_gb.unwrap_or(v.vram.transformer_base_gb);
+    (gib * GIB as f64) as u64
+}
+
+/// Where a video model's transformer blocks live while it samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Residency {
+    /// Every weight on the device.
+    Resident,
+    /// `resident_blocks` of the transformer's blocks stay on the device; the others are kept
+    /// in host memory and copied in one at a time, the next one while the current one runs.
+    Streamed { resident_blocks: u32 },
+}
+
+/// How a video model runs on a device of a given capacity, and what it then needs at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoPlan {
+    pub residency: Residency,
+    /// Peak bytes on the device (transformer pass or decode, whichever is larger).
+    pub peak: u64,
+}
+
+impl VideoPlan {
+    /// "resident", or "streams 22 of 40 blocks from host memory".
+    pub fn describe(&self, layers: u32) -> String {
+        match self.residency {
+            Residency::Resident => "resident".into(),
+            Residency::Streamed { resident_blocks } => format!(
+                "streams {} of {layers} blocks from host memory",
+                layers.saturating_sub(resident_blocks)
+            ),
+        }
+    }
+}
+
+/// How a video model runs within `capacity` bytes for a clip of `frames` at `width`×`height`:
+/// resident when [`video_peak`] fits; otherwise, for a model whose blocks can stream
+/// (`vram.block_gb`), as many blocks resident as fit beside two in flight (the one running and
+/// the one being copied in); `None` when even a fully streamed transformer does not fit.
+///
+/// Streamed with `k` of `L` blocks resident, the transformer pass needs its resident estimate
+/// less `(L − k)` blocks plus two blocks in flight; the decode is as in [`video_peak`] (block
+/// streaming is for models whose components load one at a time, so it holds the VAE alone).
+pub fn video_plan(
+    v: &VideoFacts,
+    guided: bool,
+    frames: u32,
+    width: u32,
+    height: u32,
+    capacity: u64,
+) -> Option<VideoPlan> {
+    let (transformer, decode) = video_estimate_facts(
+        v,
+        guided,
+        frames,
+        width,
+        height,
+        Some(DecodeTiling::DEFAULT),
+    );
+    let resident = video_peak(v, transformer, decode);
+    if resident <= capacity {
+        return Some(VideoPlan {
+            residency: Residency::Resident,
+            peak: resident,
+        });
+    }
+    let block = (v.vram.block_gb? * GIB as f64) as u64;
+    let layers = v.layers;
+    let decode_peak = decode_holds(v).saturating_add(decode);
+    let peak_with = |k: u32| {
+        let streamed = u64::from(layers - k) * block;
+        let in_flight = 2 * block.min(streamed);
+        (transformer - streamed + in_flight).max(decode_peak)
+    };
+    (0..layers)
+        .rev()
+        .map(|k| (k, peak_with(k)))
+        .find(|&(_, peak)| peak <= capacity)
+        .map(|(k, peak)| VideoPlan {
+            residency: Residency::Streamed { resident_blocks: k },
+            peak,
+        })
 }
 
 #[cfg(test)]
@@ -436,7 +530,7 @@ mod tests {
         let small = recommend(reg.models(), Some(8 * GIB), &job);
         let big = recommend(reg.models(), Some(80 * GIB), &job);
         for r in &small {
-            for (m, need) in &r.models {
+            for (m, need, _) in &r.models {
                 assert!(
                     *need <= 8 * GIB - 8 * GIB / 10,
                     "{} needs {} MiB",
@@ -453,7 +547,7 @@ mod tests {
         let llm = |rs: &[Recommendation]| {
             rs.iter()
                 .find(|r| r.kind == ModelKind::Llm)
-                .and_then(|r| r.models.first().map(|(_, n)| *n))
+                .and_then(|r| r.models.first().map(|(_, n, _)| *n))
                 .unwrap_or(0)
         };
         let tiny = recommend(reg.models(), Some(4 * GIB), &job);
@@ -468,6 +562,84 @@ mod tests {
         assert!(
             !asr.models.is_empty(),
             "small Whisper models run on the CPU"
+        );
+    }
+
+    fn wan(id: &str) -> ModelEntry {
+        crate::hub::Registry::embedded()
+            .unwrap()
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} in the registry"))
+            .clone()
+    }
+
+    #[test]
+    fn wan_estimates_count_patches_and_one_branch_at_a_time() {
+        let m = wan("wan2.1-t2v-1.3b");
+        let v = m.video.as_ref().unwrap();
+        // 81 frames at 832×480: 21 latent frames × 30 × 52 tokens (VAE 8×, patch 2×2).
+        assert_eq!(video_tokens(v, 81, 832, 480), 21 * 30 * 52);
+        let (t, d) = video_estimate(&m, 81, 832, 480).unwrap();
+        let peak = video_peak(v, t, d) as f64 / GIB as f64;
+        // The Wan2.1 README: 8.19 GB (7.63 GiB) for the 1.3B at 480p on an RTX 4090.
+        assert!((7.0..8.5).contains(&peak), "1.3B 832×480×81 peak {peak:.2} GiB");
+        // Guidance does not double the activations: the branches run in turn.
+        let (solo, _) = video_estimate_with(&m, 81, 832, 480, false, Some(DecodeTiling::DEFAULT))
+            .unwrap();
+        assert_eq!(t, solo);
+        // The decoder makes 4 frames at a time whatever the clip's length.
+        let (_, d_long) = video_estimate(&m, 161, 832, 480).unwrap();
+        assert_eq!(d, d_long);
+    }
+
+    #[test]
+    fn a_14b_that_does_not_fit_streams_its_blocks() {
+        let m = wan("wan2.1-i2v-14b-480p");
+        let v = m.video.as_ref().unwrap();
+        let on = |gib: u64| video_plan(v, true, 81, 832, 480, gib * GIB);
+        let big = on(80).unwrap();
+        assert_eq!(big.residency, Residency::Resident);
+        let card = on(24).unwrap();
+        let Residency::Streamed { resident_blocks } = card.residency else {
+            panic!("a 24 GiB card streams the 14B: {card:?}");
+        };
+        assert!(card.peak <= 24 * GIB && resident_blocks < v.layers, "{card:?}");
+        assert!(card.describe(v.layers).contains("of 40 blocks"));
+        // Less memory keeps fewer blocks resident; too little runs nothing.
+        let small = on(16).unwrap();
+        let Residency::Streamed { resident_blocks: fewer } = small.residency else {
+            panic!("{small:?}");
+        };
+        assert!(fewer < resident_blocks);
+        assert!(on(4).is_none());
+        // An LTX model has no streamable blocks: it fits or it does not.
+        let ltx = ltx("ltxv-13b-0.9.8-distilled");
+        assert!(video_plan(ltx.video.as_ref().unwrap(), false, 121, 768, 512, 24 * GIB).is_none());
+    }
+
+    #[test]
+    fn recommend_says_how_a_wan_model_runs() {
+        let reg = crate::hub::Registry::embedded().unwrap();
+        let job = JobSize {
+            width: 832,
+            height: 480,
+            frames: 81,
+            ..JobSize::default()
+        };
+        let recs = recommend(reg.models(), Some(24 * GIB), &job);
+        let video = recs.iter().find(|r| r.kind == ModelKind::Video).unwrap();
+        assert!(!video.models.is_empty());
+        for (m, need, how) in &video.models {
+            assert!(m.video.is_some(), "{} generates nothing on its own", m.id);
+            assert!(*need <= 24 * GIB - 24 * GIB / 10, "{}", m.id);
+            if m.arch == "wan" && m.video.as_ref().unwrap().hidden >= 5120 {
+                assert!(how.as_deref().is_some_and(|h| h.contains("streams")), "{}", m.id);
+            }
+        }
+        assert!(
+            video.models.iter().any(|(m, _, how)| m.arch == "wan" && how.is_some()),
+            "a 24 GiB card runs a 14B Wan by streaming: {:?}",
+            video.models.iter().map(|(m, _, h)| (&m.id, h)).collect::<Vec<_>>()
         );
     }
 
@@ -591,8 +763,9 @@ mod tests {
 #[derive(Clone, Debug)]
 pub struct Recommendation<'a> {
     pub kind: ModelKind,
-    /// `(model, estimated bytes)`, at most three.
-    pub models: Vec<(&'a ModelEntry, u64)>,
+    /// `(model, estimated bytes, how it runs)`, at most three; `how` is said only where it
+    /// is not plain (a video model streaming its blocks from host memory).
+    pub models: Vec<(&'a ModelEntry, u64, Option<String>)>,
     /// Why nothing fits, when nothing does.
     pub note: Option<String>,
 }
@@ -608,13 +781,12 @@ pub fn recommend<'a>(
     ModelKind::ALL
         .iter()
         .map(|&kind| {
-            let mut fits: Vec<(&ModelEntry, u64)> = models
+            let mut fits: Vec<(&ModelEntry, u64, Option<String>)> = models
                 .iter()
                 .filter(|m| m.kind == kind)
-                .map(|m| (m, estimate(m, job)))
-                .filter(|(m, need)| match gpu_memory {
-                    Some(total) => *need <= total - total / 10,
-                    None => cpu_practical(m),
+                .filter_map(|m| match gpu_memory {
+                    Some(total) => fit_on(m, job, total - total / 10),
+                    None => cpu_practical(m).then(|| (m, estimate(m, job), None)),
                 })
                 .collect();
             fits.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.id.cmp(&b.0.id)));
@@ -633,6 +805,34 @@ pub fn recommend<'a>(
             }
         })
         .collect()
+}
+
+/// Whether `m` runs a job of `job`'s size within `capacity` bytes, with what it then needs and,
+/// for a video model that only fits by streaming its blocks, how.
+fn fit_on<'a>(
+    m: &'a ModelEntry,
+    job: &JobSize,
+    capacity: u64,
+) -> Option<(&'a ModelEntry, u64, Option<String>)> {
+    if m.kind == ModelKind::Video && m.video.is_none() {
+        // Parts (encoders, tokenizers) and files the engines do not run (GGUF video
+        // transformers) generate nothing on their own.
+        return None;
+    }
+    if let (ModelKind::Video, Some(v)) = (m.kind, &m.video) {
+        let plan = video_plan(
+            v,
+            guided_by_default(m),
+            job.frames,
+            job.width,
+            job.height,
+            capacity,
+        )?;
+        let how = (plan.residency != Residency::Resident).then(|| plan.describe(v.layers));
+        return Some((m, plan.peak, how));
+    }
+    let need = estimate(m, job);
+    (need <= capacity).then_some((m, need, None))
 }
 
 fn cpu_practical(m: &ModelEntry) -> bool {

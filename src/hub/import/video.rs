@@ -252,6 +252,10 @@ pub(super) fn facts_for(
         layers,
         heads: heads.max(1),
         timesteps,
+        task: "any".into(),
+        patch: 1,
+        shift: None,
+        sequential_guidance: false,
         vram: VideoVram {
             // Every resident weight: the transformer in bf16, T5-XXL in bf16 (8.9 GiB) and the
             // VAE in f32 (4.7 GiB), as in models/video.toml.
@@ -260,6 +264,9 @@ pub(super) fn facts_for(
             transformer_per_token_kib: f64::from(hidden) / 32.0,
             decode_base_gb: 0.3,
             decode_per_pixel_frame_bytes: 400.0,
+            block_gb: None,
+            decode_frames: None,
+            vae_gb: None,
         },
     };
     (facts, sampling)
