@@ -292,7 +292,10 @@ impl ClipVision {
         let act = cfg
             .activation()
             .map_err(|m| weights_err(files.label(), m))?;
-        if cfg.num_hidden_layers < 2 || cfg.hidden_size % cfg.num_attention_heads != 0 {
+        if cfg.num_hidden_layers < 2
+            || cfg.num_attention_heads == 0
+            || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
             return Err(weights_err(
                 files.label(),
                 "the penultimate layer needs ≥ 2 layers and hidden_size divisible by the heads",
