@@ -140,10 +140,10 @@ impl WanTransformerConfig {
         {
             return Err(format!("zero-sized config {self:?}"));
         }
-        if self.freq_dim < 2 || self.freq_dim % 2 != 0 {
+        if self.freq_dim < 2 || !self.freq_dim.is_multiple_of(2) {
             return Err(format!("freq_dim {} must be even", self.freq_dim));
         }
-        if self.attention_head_dim < 6 || self.attention_head_dim % 2 != 0 {
+        if self.attention_head_dim < 6 || !self.attention_head_dim.is_multiple_of(2) {
             return Err(format!(
                 "attention_head_dim {} must be even and at least 6 (three rotary axes)",
                 self.attention_head_dim
@@ -246,7 +246,7 @@ pub(crate) fn infer_config(
     let freq_dim = dim_at("condition_embedder.time_embedder.linear_1.weight", 1, 2)?;
     let head_out = dim_at("proj_out.weight", 0, 2)?;
     let volume = patch.0 * patch.1 * patch.2;
-    if volume == 0 || head_out % volume != 0 {
+    if volume == 0 || !head_out.is_multiple_of(volume) {
         return Err(format!(
             "proj_out.weight has {head_out} rows, not a multiple of the patch volume {volume}"
         ));
@@ -267,14 +267,14 @@ pub(crate) fn infer_config(
     };
     let heads = match (hint.heads, hint.official.num_heads) {
         (Some(h), _) | (None, Some(h)) => h,
-        (None, None) if dim % HEAD_DIM == 0 => dim / HEAD_DIM,
+        (None, None) if dim.is_multiple_of(HEAD_DIM) => dim / HEAD_DIM,
         (None, None) => {
             return Err(format!(
                 "width {dim} is not a multiple of {HEAD_DIM} and no config gives the head count"
             ))
         }
     };
-    if heads == 0 || dim % heads != 0 {
+    if heads == 0 || !dim.is_multiple_of(heads) {
         return Err(format!("{heads} heads do not divide the width {dim}"));
     }
     let cfg = WanTransformerConfig {

@@ -181,6 +181,9 @@ pub(crate) struct Attention {
     pub norm_k: Tensor,
     /// Image keys/values: `add_k_proj`, `add_v_proj`, `norm_added_k`.
     pub image: Option<(WLinear, WLinear, Tensor)>,
+    pub heads: usize,
+    /// The q/k norms' epsilon.
+    pub eps: f64,
 }
 
 impl Attention {
@@ -196,6 +199,8 @@ impl Attention {
                 Some((k, v, n)) => Some((k.map(f)?, v.map(f)?, f(n)?)),
                 None => None,
             },
+            heads: self.heads,
+            eps: self.eps,
         })
     }
 
@@ -220,10 +225,9 @@ impl Attention {
         context: Option<&Tensor>,
         image: Option<&Tensor>,
         rope: Option<(&Tensor, &Tensor)>,
-        heads: usize,
-        eps: f64,
         budget: usize,
     ) -> Result<Tensor> {
+        let (heads, eps) = (self.heads, self.eps);
         let (b, s, dim) = x.dims3()?;
         let hd = dim / heads;
         let ctx = context.unwrap_or(x);
@@ -269,7 +273,6 @@ pub(crate) struct Block {
     pub ffn_out: WLinear,
     /// `[6, dim]` f32.
     pub scale_shift_table: Tensor,
-    pub heads: usize,
     pub eps: f64,
 }
 
@@ -286,7 +289,6 @@ impl Block {
             ffn_in: self.ffn_in.map(f)?,
             ffn_out: self.ffn_out.map(f)?,
             scale_shift_table: f(&self.scale_shift_table)?,
-            heads: self.heads,
             eps: self.eps,
         })
     }
@@ -327,15 +329,9 @@ impl Block {
             .broadcast_mul(&(scale_msa + 1.0)?)?
             .broadcast_add(&shift_msa)?
             .to_dtype(dtype)?;
-        let attn = self.attn1.forward(
-            &norm,
-            None,
-            None,
-            Some(input.rope),
-            self.heads,
-            self.eps,
-            input.budget,
-        )?;
+        let attn = self
+            .attn1
+            .forward(&norm, None, None, Some(input.rope), input.budget)?;
         let x = (x.to_dtype(DType::F32)? + attn.to_dtype(DType::F32)?.broadcast_mul(&gate_msa)?)?
             .to_dtype(dtype)?;
 
@@ -343,15 +339,9 @@ impl Block {
             Some(affine) => layer_norm_f32(&x, Some(affine), self.eps)?.to_dtype(dtype)?,
             None => x.clone(),
         };
-        let attn = self.attn2.forward(
-            &norm,
-            Some(input.text),
-            input.image,
-            None,
-            self.heads,
-            self.eps,
-            input.budget,
-        )?;
+        let attn = self
+            .attn2
+            .forward(&norm, Some(input.text), input.image, None, input.budget)?;
         let x = (x + attn)?;
 
         let norm = layer_norm_f32(&x, None, self.eps)?

@@ -240,6 +240,8 @@ impl WanTransformer {
                         } else {
                             None
                         },
+                        heads: cfg.num_attention_heads,
+                        eps: cfg.eps,
                     })
                 };
                 Ok(Block {
@@ -274,7 +276,6 @@ impl WanTransformer {
                         block_dev,
                     )?
                     .squeeze(0)?,
-                    heads: cfg.num_attention_heads,
                     eps: cfg.eps,
                 })
             })
