@@ -852,7 +852,12 @@ vram = { transformer_base_gb = 3.6, transformer_per_token_kib = 64, decode_base_
         }
         let small = r.get("wan2.1-t2v-1.3b").unwrap().video.clone().unwrap();
         assert_eq!((small.size_class(), small.task.as_str()), ("1.3B", "t2v"));
-        let flf = r.get("wan2.1-flf2v-14b-720p").unwrap().video.clone().unwrap();
+        let flf = r
+            .get("wan2.1-flf2v-14b-720p")
+            .unwrap()
+            .video
+            .clone()
+            .unwrap();
         assert_eq!((flf.size_class(), flf.shift), ("14B", Some(16.0)));
         // A bad task or block size names the field; a good table loads.
         let d = tempfile::tempdir().unwrap();

@@ -582,10 +582,13 @@ mod tests {
         let (t, d) = video_estimate(&m, 81, 832, 480).unwrap();
         let peak = video_peak(v, t, d) as f64 / GIB as f64;
         // The Wan2.1 README: 8.19 GB (7.63 GiB) for the 1.3B at 480p on an RTX 4090.
-        assert!((7.0..8.5).contains(&peak), "1.3B 832×480×81 peak {peak:.2} GiB");
+        assert!(
+            (7.0..8.5).contains(&peak),
+            "1.3B 832×480×81 peak {peak:.2} GiB"
+        );
         // Guidance does not double the activations: the branches run in turn.
-        let (solo, _) = video_estimate_with(&m, 81, 832, 480, false, Some(DecodeTiling::DEFAULT))
-            .unwrap();
+        let (solo, _) =
+            video_estimate_with(&m, 81, 832, 480, false, Some(DecodeTiling::DEFAULT)).unwrap();
         assert_eq!(t, solo);
         // The decoder makes 4 frames at a time whatever the clip's length.
         let (_, d_long) = video_estimate(&m, 161, 832, 480).unwrap();
@@ -603,11 +606,17 @@ mod tests {
         let Residency::Streamed { resident_blocks } = card.residency else {
             panic!("a 24 GiB card streams the 14B: {card:?}");
         };
-        assert!(card.peak <= 24 * GIB && resident_blocks < v.layers, "{card:?}");
+        assert!(
+            card.peak <= 24 * GIB && resident_blocks < v.layers,
+            "{card:?}"
+        );
         assert!(card.describe(v.layers).contains("of 40 blocks"));
         // Less memory keeps fewer blocks resident; too little runs nothing.
         let small = on(16).unwrap();
-        let Residency::Streamed { resident_blocks: fewer } = small.residency else {
+        let Residency::Streamed {
+            resident_blocks: fewer,
+        } = small.residency
+        else {
             panic!("{small:?}");
         };
         assert!(fewer < resident_blocks);
@@ -633,13 +642,24 @@ mod tests {
             assert!(m.video.is_some(), "{} generates nothing on its own", m.id);
             assert!(*need <= 24 * GIB - 24 * GIB / 10, "{}", m.id);
             if m.arch == "wan" && m.video.as_ref().unwrap().hidden >= 5120 {
-                assert!(how.as_deref().is_some_and(|h| h.contains("streams")), "{}", m.id);
+                assert!(
+                    how.as_deref().is_some_and(|h| h.contains("streams")),
+                    "{}",
+                    m.id
+                );
             }
         }
         assert!(
-            video.models.iter().any(|(m, _, how)| m.arch == "wan" && how.is_some()),
+            video
+                .models
+                .iter()
+                .any(|(m, _, how)| m.arch == "wan" && how.is_some()),
             "a 24 GiB card runs a 14B Wan by streaming: {:?}",
-            video.models.iter().map(|(m, _, h)| (&m.id, h)).collect::<Vec<_>>()
+            video
+                .models
+                .iter()
+                .map(|(m, _, h)| (&m.id, h))
+                .collect::<Vec<_>>()
         );
     }
 
