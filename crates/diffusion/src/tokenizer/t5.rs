@@ -272,7 +272,13 @@ impl T5Tokenizer {
     /// A `tokenizers` `tokenizer.json` with a `Unigram` model.
     pub fn from_tokenizer_json(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let json = read_json(path)?;
+        Self::from_tokenizer_json_value(&read_json(path)?, path)
+    }
+
+    /// [`Self::from_tokenizer_json`] on a parsed `tokenizer.json` (`path` names it in errors):
+    /// for callers that adjust the file first (umT5's `byte_fallback`, which transformers
+    /// ignores for it, is cleared by the Wan tokenizer).
+    pub fn from_tokenizer_json_value(json: &Value, path: &Path) -> Result<Self> {
         let model = json
             .get("model")
             .ok_or_else(|| invalid(path, "no \"model\""))?;

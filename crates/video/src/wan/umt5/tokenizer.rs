@@ -74,34 +74,14 @@ impl WanTokenizer {
             .pointer("/model/byte_fallback")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        if !fallback {
-            return T5Tokenizer::from_tokenizer_json(path)
-                .map_err(|e| weights_err(path.display(), format!("umT5 tokenizer: {e}")));
+        // As transformers 5 does: the same model without byte fallback.
+        if fallback {
+            if let Some(m) = json.get_mut("model").and_then(Value::as_object_mut) {
+                m.insert("byte_fallback".into(), Value::Bool(false));
+            }
         }
-        // As transformers 5 does: the same model without byte fallback. The shared reader takes
-        // a path, so the cleared copy goes through a private temporary file.
-        if let Some(m) = json.get_mut("model").and_then(Value::as_object_mut) {
-            m.insert("byte_fallback".into(), Value::Bool(false));
-        }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let tmp = std::env::temp_dir().join(format!(
-            "reelsmith-umt5-tokenizer-{}-{nanos}.json",
-            std::process::id()
-        ));
-        let write = serde_json::to_vec(&json)
-            .map_err(|e| weights_err(path.display(), e.to_string()))
-            .and_then(|bytes| {
-                std::fs::write(&tmp, bytes)
-                    .map_err(|e| weights_err(tmp.display(), format!("temporary copy: {e}")))
-            });
-        let read = write.and_then(|()| {
-            T5Tokenizer::from_tokenizer_json(&tmp)
-                .map_err(|e| weights_err(path.display(), format!("umT5 tokenizer: {e}")))
-        });
-        let _ = std::fs::remove_file(&tmp);
-        read
+        T5Tokenizer::from_tokenizer_json_value(&json, path)
+            .map_err(|e| weights_err(path.display(), format!("umT5 tokenizer: {e}")))
     }
 
     pub fn inner(&self) -> &T5Tokenizer {
