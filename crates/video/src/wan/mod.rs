@@ -4,6 +4,7 @@
 //! samplers.
 
 pub mod clip_vision;
+pub mod model;
 pub mod pipeline;
 pub mod schedule;
 pub mod transformer;
