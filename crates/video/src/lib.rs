@@ -5,6 +5,7 @@
 //!
 //! Files in, tensors out: nothing here knows of jobs, the CLI, the store or the registry.
 
+mod attention;
 pub mod conv3d;
 pub mod frames;
 pub mod ltx;

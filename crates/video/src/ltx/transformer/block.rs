@@ -1,12 +1,13 @@
 //! One LTX-Video transformer block (diffusers `LTXVideoTransformerBlock`) and its parts:
-//! attention with q/k RMS-normalised across heads, the tanh-GELU feed-forward, and the
-//! memory-bounded attention kernel.
+//! attention with q/k RMS-normalised across heads (the chunked kernel is `crate::attention`)
+//! and the tanh-GELU feed-forward.
 
 use candle_core::{Module, Result, Tensor};
 use candle_nn::{linear_b, Linear, VarBuilder};
 
 use super::rope::Rope;
 use super::LtxTransformerConfig;
+use crate::attention::attention;
 
 /// Number of modulation vectors per block: shift, scale and gate for attention and for the MLP.
 pub(crate) const ADA_PARAMS: usize = 6;
@@ -19,47 +20,6 @@ const QK_NORM_EPS: f32 = 1e-5;
 /// has no affine parameters.
 pub(crate) fn rms_norm(x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
     candle_nn::ops::rms_norm(&x.contiguous()?, weight, eps)
-}
-
-/// Scaled dot-product attention over `[B, H, S, d]` tensors with an optional additive bias
-/// broadcastable to `[B, H, Sq, Sk]`.
-///
-/// The `[B, H, Sq, Sk]` score matrix of a long video does not fit anywhere (6144 tokens × 32
-/// heads × batch 2 is 4.8 GB in bf16, per layer), so the queries are processed in chunks whose
-/// scores stay under `budget` bytes; each query row's softmax only needs its own scores, so the
-/// result is the same as in one piece.
-pub(crate) fn attention(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    bias: Option<&Tensor>,
-    budget: usize,
-) -> Result<Tensor> {
-    let (b, h, sq, d) = q.dims4()?;
-    let sk = k.dim(2)?;
-    let scale = 1.0 / (d as f64).sqrt();
-    let kt = k.t()?;
-    let one = |q: &Tensor| -> Result<Tensor> {
-        let scores = (q * scale)?.matmul(&kt)?;
-        let scores = match bias {
-            Some(bias) => scores.broadcast_add(bias)?,
-            None => scores,
-        };
-        candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
-    };
-    let row_bytes = (b * h * sk * q.dtype().size_in_bytes()).max(1);
-    let chunk = (budget / row_bytes).clamp(1, sq.max(1));
-    if chunk >= sq {
-        return one(q);
-    }
-    let mut outs = Vec::with_capacity(sq.div_ceil(chunk));
-    let mut start = 0;
-    while start < sq {
-        let len = chunk.min(sq - start);
-        outs.push(one(&q.narrow(2, start, len)?)?);
-        start += len;
-    }
-    Tensor::cat(&outs, 2)
 }
 
 /// diffusers `LTXAttention` with `LTXVideoAttnProcessor`: self-attention (with RoPE) or
@@ -226,30 +186,5 @@ impl Block {
             .broadcast_add(&shift_mlp)?;
         let ff = self.ff.forward(&norm)?;
         x + ff.broadcast_mul(&gate_mlp)?
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{DType, Device};
-
-    #[test]
-    fn chunked_attention_matches_one_piece() -> Result<()> {
-        let dev = Device::Cpu;
-        let q = Tensor::randn(0f32, 1.0, (2, 3, 37, 8), &dev)?;
-        let k = Tensor::randn(0f32, 1.0, (2, 3, 29, 8), &dev)?;
-        let v = Tensor::randn(0f32, 1.0, (2, 3, 29, 8), &dev)?;
-        let mask = Tensor::randn(0f32, 1.0, (2, 1, 1, 29), &dev)?.ge(0.0)?;
-        let bias = ((mask.to_dtype(DType::F32)? - 1.0)? * 10000.0)?;
-        let whole = attention(&q, &k, &v, Some(&bias), usize::MAX)?;
-        // One row's scores are 2·3·29·4 bytes: a budget of 5 rows gives chunks of 5, 5, …, 2.
-        let row = 2 * 3 * 29 * 4;
-        for budget in [1, row * 5, row * 36] {
-            let chunked = attention(&q, &k, &v, Some(&bias), budget)?;
-            let diff = (&whole - &chunked)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff <= 1e-6, "budget {budget}: max|Δ| {diff}");
-        }
-        Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use candle_core::{DType, Device, Module, Result, Tensor, D};
 
 use super::config::WanTransformerConfig;
+use crate::attention::attention;
 
 /// A linear layer whose weight is stored in the compute dtype, in f32 (the parts kept in f32),
 /// or in fp8 e4m3 (ComfyUI's fp8 files): an fp8 weight stays fp8 in memory and is upcast to the
@@ -70,33 +71,6 @@ fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
         weight.to_dtype(x.dtype())?
     };
     candle_nn::ops::rms_norm(&x.contiguous()?, &w, eps as f32)
-}
-
-/// Scaled dot-product attention over `[B, H, S, d]`, the queries processed in chunks whose
-/// `[B, H, chunk, Sk]` scores stay under `budget` bytes (each query row's softmax needs only its
-/// own scores, so the result does not depend on the chunking).
-pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor, budget: usize) -> Result<Tensor> {
-    let (b, h, sq, d) = q.dims4()?;
-    let sk = k.dim(2)?;
-    let scale = 1.0 / (d as f64).sqrt();
-    let kt = k.t()?.contiguous()?;
-    let one = |q: &Tensor| -> Result<Tensor> {
-        let scores = (q * scale)?.matmul(&kt)?;
-        candle_nn::ops::softmax_last_dim(&scores)?.matmul(v)
-    };
-    let row_bytes = (b * h * sk * q.dtype().size_in_bytes()).max(1);
-    let chunk = (budget / row_bytes).clamp(1, sq.max(1));
-    if chunk >= sq {
-        return one(q);
-    }
-    let mut outs = Vec::with_capacity(sq.div_ceil(chunk));
-    let mut start = 0;
-    while start < sq {
-        let len = chunk.min(sq - start);
-        outs.push(one(&q.narrow(2, start, len)?.contiguous()?)?);
-        start += len;
-    }
-    Tensor::cat(&outs, 2)
 }
 
 /// The rotary tables of one latent grid: `(cos, sin)`, `[S, head_dim/2]` f32, one angle per
@@ -248,11 +222,11 @@ impl Attention {
             }
             None => (q, k),
         };
-        let mut out = attention(&q, &k, &v, budget)?;
+        let mut out = attention(&q, &k, &v, None, budget)?;
         if let (Some((add_k, add_v, norm)), Some(img)) = (&self.image, image) {
             let ki = split(&rms_norm(&add_k.forward(img)?, norm, eps)?)?;
             let vi = split(&add_v.forward(img)?)?;
-            out = (out + attention(&q, &ki, &vi, budget)?)?;
+            out = (out + attention(&q, &ki, &vi, None, budget)?)?;
         }
         let out = out.transpose(1, 2)?.reshape((b, s, dim))?;
         self.o.forward(&out)
@@ -358,22 +332,6 @@ impl Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunked_attention_matches_one_piece() -> Result<()> {
-        let dev = Device::Cpu;
-        let q = Tensor::randn(0f32, 1.0, (2, 3, 37, 8), &dev)?;
-        let k = Tensor::randn(0f32, 1.0, (2, 3, 29, 8), &dev)?;
-        let v = Tensor::randn(0f32, 1.0, (2, 3, 29, 8), &dev)?;
-        let whole = attention(&q, &k, &v, usize::MAX)?;
-        let row = 2 * 3 * 29 * 4;
-        for budget in [1, row * 5, row * 36] {
-            let chunked = attention(&q, &k, &v, budget)?;
-            let diff = (&whole - &chunked)?.abs()?.max_all()?.to_scalar::<f32>()?;
-            assert!(diff <= 1e-6, "budget {budget}: max|Δ| {diff}");
-        }
-        Ok(())
-    }
 
     #[test]
     fn fp8_weights_are_upcast_per_call() -> Result<()> {

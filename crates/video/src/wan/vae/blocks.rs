@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use candle_core::{Result, Tensor, D};
 
 use super::config::ATTENTION_CHUNK_BYTES;
+use crate::attention::attention;
 use crate::conv3d::{CausalConv3d, Conv3dConfig, TimePadding};
 use crate::VideoError;
 
@@ -352,24 +353,21 @@ impl Attention {
         let qkv = tokens
             .broadcast_matmul(&self.qkv_w.t()?)?
             .broadcast_add(&self.qkv_b)?;
-        let q = (qkv.narrow(D::Minus1, 0, self.dim)? * (1.0 / (c as f64).sqrt()))?.contiguous()?;
-        let k = qkv.narrow(D::Minus1, self.dim, self.dim)?.contiguous()?;
-        let v = qkv
-            .narrow(D::Minus1, 2 * self.dim, self.dim)?
-            .contiguous()?;
-        let kt = k.transpose(1, 2)?.contiguous()?;
-        // Query rows in chunks: the scores of a 720p frame's 14 400 tokens would be 830 MB.
-        let rows = ((ATTENTION_CHUNK_BYTES / 4) as usize / n.max(1)).clamp(1, n);
-        let mut outs = Vec::with_capacity(n.div_ceil(rows));
-        let mut at = 0;
-        while at < n {
-            let len = rows.min(n - at);
-            let scores = q.narrow(1, at, len)?.matmul(&kt)?;
-            let p = candle_nn::ops::softmax_last_dim(&scores)?;
-            outs.push(p.matmul(&v)?);
-            at += len;
-        }
-        let o = Tensor::cat(&outs, 1)?;
+        // One head over the frame's pixels: [b·t, 1, hw, c], the query rows in chunks (the
+        // scores of a 720p frame's 14 400 tokens would be 830 MB).
+        let head = |i: usize| {
+            qkv.narrow(D::Minus1, i * self.dim, self.dim)?
+                .unsqueeze(1)?
+                .contiguous()
+        };
+        let o = attention(
+            &head(0)?,
+            &head(1)?,
+            &head(2)?,
+            None,
+            ATTENTION_CHUNK_BYTES as usize,
+        )?
+        .squeeze(1)?;
         let o = o
             .broadcast_matmul(&self.proj_w.t()?)?
             .broadcast_add(&self.proj_b)?;
