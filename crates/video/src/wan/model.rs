@@ -20,7 +20,7 @@ use reelsmith_kit::noise::Noise;
 use reelsmith_kit::{compute_dtype, Precision};
 
 use super::clip_vision::{ClipImageProcessor, ClipVision, ClipVisionConfig};
-use super::pipeline::{self, LatentStats, StepHook, WanRequest};
+use super::pipeline::{self, StepHook, WanRequest};
 use super::transformer::{Residency, WanTransformer, WanTransformerConfig};
 use super::umt5::{UmT5Encoder, WanTokenizer};
 use super::vae::{WanStreamDecoder, WanTiling, WanVae, WanVaeConfig};
@@ -304,7 +304,7 @@ impl WanModel {
                     req,
                     &first,
                     last.as_ref(),
-                    &latent_stats(&vae_cfg),
+                    &vae_cfg.latent_stats(),
                     // The VAE lives for the encode only: dropped before the transformer loads.
                     |video: &Tensor| self.load_vae()?.encode(video),
                     noise,
@@ -346,7 +346,9 @@ impl WanModel {
         sink: &mut dyn FnMut(&WanStreamDecoder<'_>, Tensor) -> Result<()>,
     ) -> Result<()> {
         let vae = self.load_vae()?;
-        let z = latent_stats(vae.config())
+        let z = vae
+            .config()
+            .latent_stats()
             .denormalize(&latents.to_device(&self.device)?.to_dtype(DType::F32)?)?;
         let (_, _, n, h, w) = z.dims5()?;
         let mut decoder = match &options.resume {
@@ -382,14 +384,5 @@ impl WanModel {
             sink(&decoder, frames)?;
         }
         Ok(())
-    }
-}
-
-/// The VAE config's latent statistics as diffusers builds them (`torch.tensor` of the config's
-/// floats: f32).
-pub fn latent_stats(cfg: &WanVaeConfig) -> LatentStats {
-    LatentStats {
-        mean: cfg.latents_mean.iter().map(|&x| x as f32).collect(),
-        std: cfg.latents_std.iter().map(|&x| x as f32).collect(),
     }
 }

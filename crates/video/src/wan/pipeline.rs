@@ -257,62 +257,7 @@ where
     )
 }
 
-/// The VAE's per-channel latent statistics (`latents_mean`, `latents_std` of its config).
-#[derive(Clone, Debug, PartialEq)]
-pub struct LatentStats {
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
-}
-
-impl LatentStats {
-    /// The Wan2.1 VAE's (`AutoencoderKLWan` defaults, the released config).
-    pub fn wan21() -> Self {
-        Self {
-            mean: vec![
-                -0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508, 0.4134,
-                -0.0715, 0.5517, -0.3632, -0.1922, -0.9497, 0.2503, -0.2921,
-            ],
-            std: vec![
-                2.8184, 1.4541, 2.3275, 2.6558, 1.2196, 1.7708, 2.6052, 2.0743, 3.2687, 2.1526,
-                2.8652, 1.5579, 1.6382, 1.1253, 2.8251, 1.9160,
-            ],
-        }
-    }
-
-    /// `([1, C, 1, 1, 1] mean, [1, C, 1, 1, 1] 1/std)` as diffusers builds them (the reciprocal
-    /// in f32, then multiplied).
-    fn tensors(&self, device: &Device) -> Result<(Tensor, Tensor)> {
-        let c = self.mean.len();
-        if c != self.std.len() || c == 0 {
-            return Err(VideoError::Invalid(format!(
-                "latent statistics: {} means and {} standard deviations",
-                c,
-                self.std.len()
-            )));
-        }
-        let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
-        Ok((
-            Tensor::from_vec(self.mean.clone(), (1, c, 1, 1, 1), device)?,
-            Tensor::from_vec(inv, (1, c, 1, 1, 1), device)?,
-        ))
-    }
-
-    /// Encoder output → model space: `(z − mean)·(1/std)`.
-    pub fn normalize(&self, z: &Tensor) -> Result<Tensor> {
-        let (mean, inv) = self.tensors(z.device())?;
-        Ok(z.to_dtype(DType::F32)?
-            .broadcast_sub(&mean)?
-            .broadcast_mul(&inv)?)
-    }
-
-    /// Model space → decoder input: `x / (1/std) + mean`.
-    pub fn denormalize(&self, x: &Tensor) -> Result<Tensor> {
-        let (mean, inv) = self.tensors(x.device())?;
-        Ok(x.to_dtype(DType::F32)?
-            .broadcast_div(&inv)?
-            .broadcast_add(&mean)?)
-    }
-}
+pub use super::vae::LatentStats;
 
 /// A picture as `[1, 3, 1, H, W]` f32, checked against the run's size.
 fn picture(p: &Tensor, req: &WanRequest, what: &str) -> Result<Tensor> {

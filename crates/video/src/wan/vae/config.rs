@@ -1,6 +1,7 @@
 //! The Wan2.1 VAE's configuration (diffusers `AutoencoderKLWan`'s `config.json`) and the memory
 //! its streamed decode needs.
 
+use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use crate::VideoError;
@@ -296,5 +297,64 @@ mod tests {
         let gb = big.cache_bytes as f64 / 1e9;
         assert!((2.0..8.0).contains(&gb), "{gb} GB");
         assert!(big.total() > big.cache_bytes);
+    }
+}
+
+impl WanVaeConfig {
+    /// The config's `latents_mean` / `latents_std` as diffusers builds them (`torch.tensor` of
+    /// the config's floats: f32).
+    pub fn latent_stats(&self) -> LatentStats {
+        LatentStats {
+            mean: self.latents_mean.iter().map(|&x| x as f32).collect(),
+            std: self.latents_std.iter().map(|&x| x as f32).collect(),
+        }
+    }
+}
+
+/// The VAE's per-channel latent statistics (`latents_mean`, `latents_std` of its config).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentStats {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl LatentStats {
+    /// The Wan2.1 VAE's (`AutoencoderKLWan` defaults, the released config).
+    pub fn wan21() -> Self {
+        WanVaeConfig::wan2_1().latent_stats()
+    }
+
+    /// `([1, C, 1, 1, 1] mean, [1, C, 1, 1, 1] 1/std)` as diffusers builds them (the reciprocal
+    /// in f32, then multiplied).
+    fn tensors(&self, device: &Device) -> Result<(Tensor, Tensor), VideoError> {
+        let c = self.mean.len();
+        if c != self.std.len() || c == 0 {
+            return Err(VideoError::Invalid(format!(
+                "latent statistics: {} means and {} standard deviations",
+                c,
+                self.std.len()
+            )));
+        }
+        let inv: Vec<f32> = self.std.iter().map(|s| 1.0 / s).collect();
+        Ok((
+            Tensor::from_vec(self.mean.clone(), (1, c, 1, 1, 1), device)?,
+            Tensor::from_vec(inv, (1, c, 1, 1, 1), device)?,
+        ))
+    }
+
+    /// Encoder output → model space: `(z − mean)·(1/std)`.
+    pub fn normalize(&self, z: &Tensor) -> Result<Tensor, VideoError> {
+        let (mean, inv) = self.tensors(z.device())?;
+        Ok(z.to_dtype(DType::F32)?
+            .broadcast_sub(&mean)?
+            .broadcast_mul(&inv)?)
+    }
+
+    /// Model space → decoder input: `x / (1/std) + mean`.
+    pub fn denormalize(&self, x: &Tensor) -> Result<Tensor, VideoError> {
+        let (mean, inv) = self.tensors(x.device())?;
+        Ok(x.to_dtype(DType::F32)?
+            .broadcast_div(&inv)?
+            .broadcast_add(&mean)?)
     }
 }

@@ -35,7 +35,7 @@ use crate::VideoError;
 use blocks::{Cache, Conv, Weights};
 use nets::{Decoder, Encoder};
 
-pub use config::{DecodeMemory, WanVaeConfig};
+pub use config::{DecodeMemory, LatentStats, WanVaeConfig};
 pub use names::{is_original_layout, wan_vae_key_from_original};
 pub use stream::{WanDecodeState, WanStreamDecoder};
 pub use tiling::WanTiling;
@@ -48,9 +48,6 @@ pub struct WanVae {
     decoder: Decoder,
     quant_conv: Conv,
     post_quant_conv: Conv,
-    /// `[1, z, 1, 1, 1]`.
-    latents_mean: Tensor,
-    latents_std: Tensor,
     config: WanVaeConfig,
     device: Device,
 }
@@ -130,17 +127,11 @@ impl WanVae {
         let quant_conv = Conv::same(&w, "quant_conv", 2 * z, 2 * z, 1)?;
         let post_quant_conv = Conv::same(&w, "post_quant_conv", z, z, 1)?;
         w.finish()?;
-        let stat = |v: &[f64]| -> Result<Tensor> {
-            let v: Vec<f32> = v.iter().map(|x| *x as f32).collect();
-            Ok(Tensor::from_vec(v, (1, z, 1, 1, 1), device)?)
-        };
         Ok(Self {
             encoder,
             decoder,
             quant_conv,
             post_quant_conv,
-            latents_mean: stat(&config.latents_mean)?,
-            latents_std: stat(&config.latents_std)?,
             config: config.clone(),
             device: device.clone(),
         })
@@ -259,19 +250,21 @@ impl WanVae {
         Ok(m.narrow(1, 0, self.config.z_dim)?)
     }
 
-    /// VAE latents → the transformer's: `(z − mean) / std` per channel.
+    /// VAE latents → the transformer's: `(z − mean)·(1/std)` per channel, as the pipelines
+    /// compute it ([`LatentStats::normalize`]).
     pub fn normalize(&self, z: &Tensor) -> Result<Tensor> {
-        let (m, s) = self.stats(z)?;
-        Ok(z.broadcast_sub(&m)?.broadcast_div(&s)?)
+        self.check_channels(z)?;
+        self.config.latent_stats().normalize(z)
     }
 
-    /// The transformer's latents → the VAE's: `z · std + mean` per channel.
+    /// The transformer's latents → the VAE's: `z / (1/std) + mean` per channel
+    /// ([`LatentStats::denormalize`]).
     pub fn denormalize(&self, z: &Tensor) -> Result<Tensor> {
-        let (m, s) = self.stats(z)?;
-        Ok(z.broadcast_mul(&s)?.broadcast_add(&m)?)
+        self.check_channels(z)?;
+        self.config.latent_stats().denormalize(z)
     }
 
-    fn stats(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn check_channels(&self, z: &Tensor) -> Result<()> {
         let (_, c, _, _, _) = z.dims5()?;
         if c != self.config.z_dim {
             return Err(VideoError::Invalid(format!(
@@ -279,8 +272,7 @@ impl WanVae {
                 self.config.z_dim
             )));
         }
-        let cast = |t: &Tensor| t.to_device(z.device())?.to_dtype(z.dtype());
-        Ok((cast(&self.latents_mean)?, cast(&self.latents_std)?))
+        Ok(())
     }
 
     /// A streamed decode of `latent_h × latent_w` latents (see [`WanStreamDecoder`]).
