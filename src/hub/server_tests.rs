@@ -891,7 +891,12 @@ fn downloads_files_in_parallel() {
         };
         let (a0, a1) = span(&a);
         let (b0, b1) = span(&b);
-        a0 < b1 && b0 < a1
+        // The server stamps a request's end after its last write returns, which on a loaded
+        // machine can be after the client has started the next file: count as overlapping only
+        // transfers that share more than half of the shorter one's time.
+        let shared = a1.min(b1).saturating_duration_since(a0.max(b0));
+        let shorter = (a1 - a0).min(b1 - b0);
+        shared > shorter / 2
     };
     assert!(overlaps(2), "two workers fetch both files at once");
     assert!(!overlaps(1), "one worker fetches them one after the other");
