@@ -109,7 +109,15 @@ fn enqueue_jobs_10k_jobs_with_10_tasks_is_fast() {
         "enqueue_jobs: 10,000 jobs x 10 tasks in {took:?} wall, {}",
         cpu_ms_since(cpu)
     );
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The thread's own CPU time: a machine busy with other work stretches the wall clock.
+    let busy = match (cpu, thread_cpu_ns()) {
+        (Some(a), Some(b)) => Duration::from_nanos(b.saturating_sub(a)),
+        _ => took,
+    };
+    assert!(
+        busy < Duration::from_secs(5),
+        "took {busy:?} of CPU ({took:?} wall)"
+    );
     assert_eq!(ids.len(), 10_000);
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     let tasks: i64 = store
