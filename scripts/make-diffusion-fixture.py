@@ -36,7 +36,6 @@ What it does, per family:
 Every check prints one `[ok]`/`[FAIL]` line; the script exits 1 if any fails or if the
 fixtures exceed 12 MB. Ends with a table of the files and their sizes.
 """
-import argparse
 import copy
 import inspect
 import json
@@ -48,6 +47,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import torch
+
+# CHECKS and check are also this module's for the scripts that import it (make-video-fixture.py).
+from fixture_common import CHECKS, check, finish, parse_args, save_io, write_json  # noqa: F401
 
 PINNED = {"torch": "2.15.0", "diffusers": "0.42.1", "transformers": "5.23.0", "peft": "0.21.2", "safetensors": "0.8.0"}
 
@@ -80,7 +82,6 @@ DEFAULT_OUT = ROOT / "tests" / "fixtures" / "diffusion"
 H = W = 16  # image size; the tiny VAEs have 2 blocks, so latents are 8×8
 LORA_SCALE = 0.8
 LORA_R, LORA_ALPHA = 4, 8
-CHECKS = []  # (what, ok, detail) — printed; any failure makes the script exit 1
 
 # ---------------------------------------------------------------------------------------------
 # Real scheduler configs (scheduler_config.json of the released repos; runs override per run)
@@ -175,11 +176,6 @@ def clip_ids(pad):
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def check(what, ok, detail=""):
-    CHECKS.append((what, bool(ok), detail))
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}{(': ' + detail) if detail else ''}")
 
 
 def randomize(model, seed):
@@ -1185,46 +1181,22 @@ def fam_flux(out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--any-version", action="store_true", help="run with versions other than the pinned ones")
-    args = ap.parse_args()
-    have = {p: version(p) for p in PINNED}
-    if have != PINNED and not args.any_version:
-        raise SystemExit(f"pinned {PINNED}, found {have} (scripts/diffusion-fixture-venv.sh makes the venv)")
+    out, have = parse_args(__doc__, DEFAULT_OUT, PINNED)
     diffusers.utils.logging.set_verbosity_error()
     import transformers
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     n = patch_randn()
     print(f"recording randn_tensor in {n} diffusers modules; versions {have}")
 
     for fam, fn in (("sd15", fam_sd15), ("sd21", fam_sd21), ("sdxl", fam_sdxl), ("sdxl_refiner", fam_refiner),
                     ("flux", fam_flux)):
         io, meta = fn(out)
-        io = {k: (v.detach().float() if v.is_floating_point() else v.detach().to(torch.int64)).contiguous().clone()
-              for k, v in io.items()}
-        save_file(io, out / f"{fam}.io.safetensors")
-        meta["io_tensors"] = {k: list(v.shape) for k, v in sorted(io.items())}
-        (out / f"{fam}.json").write_text(json.dumps(json_safe(meta), indent=1, allow_nan=False) + "\n")
+        save_io(io, out / f"{fam}.io.safetensors", meta, keep=(torch.int64,))
+        write_json(out / f"{fam}.json", json_safe(meta))
 
-    failed = [c for c in CHECKS if not c[1]]
-    print(f"\n{len(CHECKS) - len(failed)}/{len(CHECKS)} checks passed")
-    files = sorted(p for p in out.iterdir() if p.is_file())
-    total = 0
-    print(f"\n{'file':<34}{'bytes':>12}")
-    for p in files:
-        total += p.stat().st_size
-        print(f"{p.name:<34}{p.stat().st_size:>12,}")
-    print(f"{'total':<34}{total:>12,}  ({total / 1e6:.2f} MB)")
-    if failed:
-        for what, _, detail in failed:
-            print(f"FAILED: {what}: {detail}", file=sys.stderr)
-        raise SystemExit(1)
-    if total > 12e6:
-        raise SystemExit(f"fixtures are {total / 1e6:.2f} MB, over the 12 MB budget")
+    # The files of this folder, not tokenizer/ (scripts/make-tokenizer-fixture.py makes that).
+    finish(out, 12e6, files=[p for p in out.iterdir() if p.is_file()])
 
 
 if __name__ == "__main__":

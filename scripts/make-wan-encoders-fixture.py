@@ -13,26 +13,25 @@ OUT_DIR defaults to tests/fixtures/wan/encoders/. Pinned: torch 2.15.0, diffuser
 transformers 5.23.0, safetensors 0.8.0, tokenizers 0.23.3, pillow 13.0.0 (refused otherwise
 unless --any-version). It reads the tiny T5 tokenizer of tests/fixtures/diffusion/tokenizer/t5/
 (its normalizer and pieces seed the umT5-structured one) and imports its helpers (seeded weights,
-f16 rounding, checks) from scripts/make-diffusion-fixture.py. Deterministic: two runs write
+f16 rounding) from scripts/make-diffusion-fixture.py and scripts/fixture_common.py (checks, the
+writing of the files). Deterministic: two runs write
 byte-identical files. Every check prints [ok]/[FAIL]; the script exits 1 if one fails or if the
 fixtures exceed 1.5 MB.
 """
-import argparse
 import gzip
 import html
-import importlib.util
 import json
 import math
 import os
 import re
 import shutil
-import sys
 import types
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from fixture_common import check, finish, load_diffusion_helpers, parse_args, save_io, write_json
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -43,16 +42,7 @@ DEFAULT_OUT = ROOT / "tests" / "fixtures" / "wan" / "encoders"
 T5_TOKENIZER = ROOT / "tests" / "fixtures" / "diffusion" / "tokenizer" / "t5" / "tokenizer.json.gz"
 MAX_BYTES = 1_500_000
 
-
-def _load_diffusion_fixture_helpers():
-    path = ROOT / "scripts" / "make-diffusion-fixture.py"
-    spec = importlib.util.spec_from_file_location("make_diffusion_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mdf = _load_diffusion_fixture_helpers()  # randomize, f16, check
+mdf = load_diffusion_helpers()  # randomize, f16, same_dicts, rel
 
 import PIL.Image  # noqa: E402
 import tokenizers  # noqa: E402
@@ -67,8 +57,6 @@ from transformers import (  # noqa: E402
     UMT5EncoderModel,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil  # noqa: E402
-
-check = mdf.check
 
 # The tiny umT5 (real umt5-xxl: d_model 4096, d_kv 64, 64 heads, d_ff 10240, 24 layers, 32 buckets,
 # max distance 128, vocab 256384). 16 buckets / distance 32 so that the 512-long prompt path
@@ -119,12 +107,6 @@ CLEAN_CASES = [
     "&unknown; & alone &; &#; &#x; &#xZ;",
     "&" + "a" * 40 + ";",
 ]
-
-
-def check_versions(any_version):
-    bad = {k: version(k) for k in PINNED if version(k) != PINNED[k]}
-    if bad and not any_version:
-        sys.exit(f"unpinned versions {bad} (want {PINNED}); rerun with --any-version to ignore")
 
 
 def seeded_uint8_image(seed, h, w):
@@ -387,19 +369,13 @@ def build_tokenizer(out_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("out", nargs="?", default=str(DEFAULT_OUT))
-    ap.add_argument("--any-version", action="store_true")
-    args = ap.parse_args()
-    check_versions(args.any_version)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out, have = parse_args(__doc__, DEFAULT_OUT, PINNED)
     for f in out.iterdir():  # everything but the contract
         if f.name != "README.md":
             shutil.rmtree(f) if f.is_dir() else f.unlink()
     torch.set_grad_enabled(False)
     io = {}
-    meta = {"versions": {k: version(k) for k in PINNED}, "max_sequence_length": MAX_LEN}
+    meta = {"versions": have, "max_sequence_length": MAX_LEN}
     check("ftfy is not installed (diffusers' basic_clean then skips ftfy.fix_text)",
           not pipeline_wan.is_ftfy_available())
 
@@ -573,20 +549,9 @@ def main():
     io["e2e.penultimate"] = vis(pixel_values=pv, output_hidden_states=True).hidden_states[-2]
 
     # -- write -----------------------------------------------------------------------------------------
-    io = {k: (v.contiguous() if v.dtype in (torch.int64, torch.uint8) else v.float().contiguous())
-          for k, v in io.items()}
-    save_file(io, out / "encoders.io.safetensors")
-    meta["io"] = {k: list(v.shape) for k, v in sorted(io.items())}
-    (out / "encoders.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
-
-    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    check(f"fixtures within {MAX_BYTES} bytes", total <= MAX_BYTES, f"{total} bytes")
-    for f in sorted(out.rglob("*")):
-        if f.is_file():
-            print(f"  {f.relative_to(out)}  {f.stat().st_size}")
-    failed = [c for c in mdf.CHECKS if not c[1]]
-    print(f"{len(mdf.CHECKS) - len(failed)}/{len(mdf.CHECKS)} checks passed")
-    sys.exit(1 if failed else 0)
+    save_io(io, out / "encoders.io.safetensors", meta, key="io", keep=(torch.int64, torch.uint8))
+    write_json(out / "encoders.json", meta, ensure_ascii=False)
+    finish(out, MAX_BYTES)
 
 
 if __name__ == "__main__":

@@ -18,16 +18,16 @@ transformer: the tiny one there has a 514-token image position embedding (2 × 2
 while the tiny CLIP tower gives 5 tokens per image, so this script writes a copy of it with a
 10-token `pos_embed` (seeded `0.5·randn`, exact in bf16 and f16) as `transformer-flf2v/`.
 """
-import argparse
 import json
 import math
 import sys
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import torch
+
+from fixture_common import check, finish, parse_args, save_io, write_json
 
 PINNED = {"torch": "2.15.0", "diffusers": "0.42.1", "transformers": "5.23.0", "safetensors": "0.8.0"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,6 @@ from diffusers import (  # noqa: E402
     WanPipeline,
     WanTransformer3DModel,
 )
-from safetensors.torch import save_file  # noqa: E402
 from transformers import AutoTokenizer, CLIPVisionModel, UMT5EncoderModel  # noqa: E402
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil  # noqa: E402
 
@@ -59,14 +58,6 @@ PROCESSOR = dict(do_resize=True, size={"shortest_edge": 28}, resample=3, do_cent
 PROMPT = "A cat walks on the grass, realistic style."
 NEGATIVE = "the grass walks"
 H = W = 32
-
-CHECKS = []
-
-
-def check(what, ok, detail=""):
-    CHECKS.append((what, bool(ok), detail))
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}{(': ' + detail) if detail else ''}")
-
 
 NOISE = []
 EMBEDS = {}
@@ -231,13 +222,7 @@ def run(io, meta, name, pipe, *, seed, steps, guidance, frames, negative, images
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--any-version", action="store_true", help="run with versions other than the pinned ones")
-    args = ap.parse_args()
-    have = {p: version(p) for p in PINNED}
-    if have != PINNED and not args.any_version:
-        raise SystemExit(f"pinned {PINNED}, found {have} (scripts/diffusion-fixture-venv.sh makes the venv)")
+    out, have = parse_args(__doc__, DEFAULT_OUT, PINNED)
     diffusers.utils.logging.set_verbosity_error()
     torch.set_num_threads(1)
     pw.randn_tensor = _recording_randn
@@ -247,8 +232,6 @@ def main():
     # behaviour: no ftfy, the text unchanged (the Rust port skips it too).
     if not hasattr(pwi, "ftfy"):
         pwi.ftfy = type("NoFtfy", (), {"fix_text": staticmethod(lambda t: t)})
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     (out / "image_processor").mkdir(exist_ok=True)
     (out / "image_processor" / "preprocessor_config.json").write_text(
         json.dumps({"image_processor_type": "CLIPImageProcessor", **PROCESSOR}, indent=1) + "\n")
@@ -302,24 +285,9 @@ def main():
     check("flf2v's image states are the two pictures' 5 tokens each, [2, 5, 16]",
           list(io["flf2v.image_embeds"].shape) == [2, 5, 16])
 
-    io = {k: (v.contiguous() if v.dtype == torch.uint8 else v.detach().float().contiguous()) for k, v in io.items()}
-    save_file(io, out / "wan_pipeline.safetensors")
-    meta["io_tensors"] = {k: list(v.shape) for k, v in sorted(io.items())}
-    (out / "wan_pipeline.json").write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
-
-    failed = [c for c in CHECKS if not c[1]]
-    print(f"\n{len(CHECKS) - len(failed)}/{len(CHECKS)} checks passed")
-    paths = sorted(p for p in out.rglob("*") if p.is_file())
-    total = sum(p.stat().st_size for p in paths)
-    for p in paths:
-        print(f"{str(p.relative_to(out)):<50}{p.stat().st_size:>12,}")
-    print(f"{'total':<50}{total:>12,}  ({total / 1e6:.2f} MB)")
-    if failed:
-        for what, _, detail in failed:
-            print(f"FAILED: {what}: {detail}", file=sys.stderr)
-        raise SystemExit(1)
-    if total > SIZE_BUDGET:
-        raise SystemExit(f"fixtures are {total / 1e6:.2f} MB, over the {SIZE_BUDGET / 1e6:.1f} MB budget")
+    save_io(io, out / "wan_pipeline.safetensors", meta, keep=(torch.uint8,))
+    write_json(out / "wan_pipeline.json", meta)
+    finish(out, SIZE_BUDGET)
 
 
 if __name__ == "__main__":

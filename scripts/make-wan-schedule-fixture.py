@@ -23,15 +23,13 @@ loop); the Rust test writes the same formula:
 The prompt embeddings are all ones (cond, mean 1) and the negative ones all −0.5 (uncond), so
 the two CFG halves differ by E·1.5.
 """
-import argparse
-import json
-import math
 import sys
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from fixture_common import check, finish, parse_args, save_io, write_json
 
 PINNED = {"torch": "2.15.0", "diffusers": "0.42.1", "safetensors": "0.8.0"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +49,6 @@ from diffusers import (  # noqa: E402
 from diffusers.configuration_utils import ConfigMixin, register_to_config  # noqa: E402
 from diffusers.models.cache_utils import CacheMixin  # noqa: E402
 from diffusers.models.modeling_utils import ModelMixin  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
 
 # The analytic model's constants (the Rust test reads them from wan_schedule.json).
 MODEL = {"A": 0.5, "B": 0.3, "C": 0.7, "E": 0.2, "G": 0.4, "M0": 0.25, "M3": -0.15,
@@ -59,14 +56,6 @@ MODEL = {"A": 0.5, "B": 0.3, "C": 0.7, "E": 0.2, "G": 0.4, "M0": 0.25, "M3": -0.
 # The scheduler configs of the Wan2.1 diffusers repos (Wan-AI/Wan2.1-*-Diffusers
 # scheduler/scheduler_config.json): UniPC with flow sigmas, everything else the class defaults.
 WAN_UNIPC = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "num_train_timesteps": 1000}
-
-CHECKS = []
-
-
-def check(what, ok, detail=""):
-    CHECKS.append((what, bool(ok), detail))
-    print(f"  [{'ok' if ok else 'FAIL'}] {what}{(': ' + detail) if detail else ''}")
-
 
 NOISE = []
 _ORIG_RANDN = pw.randn_tensor
@@ -284,19 +273,11 @@ def runs(io, meta):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--any-version", action="store_true", help="run with versions other than the pinned ones")
-    args = ap.parse_args()
-    have = {p: version(p) for p in PINNED}
-    if have != PINNED and not args.any_version:
-        raise SystemExit(f"pinned {PINNED}, found {have} (scripts/diffusion-fixture-venv.sh makes the venv)")
+    out, have = parse_args(__doc__, DEFAULT_OUT, PINNED)
     diffusers.utils.logging.set_verbosity_error()
     torch.set_num_threads(1)
     pw.randn_tensor = _recording_randn
     pwi.randn_tensor = _recording_randn
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     meta = {"made_by": "scripts/make-wan-schedule-fixture.py", "versions": have, "model": MODEL,
             "wan_unipc_config": WAN_UNIPC, "runs": {}}
     print("schedules")
@@ -304,24 +285,9 @@ def main():
     print("runs")
     io = {}
     runs(io, meta)
-    io = {k: v.detach().float().contiguous().clone() for k, v in io.items()}
-    save_file(io, out / "wan_schedule.safetensors")
-    meta["io_tensors"] = {k: list(v.shape) for k, v in sorted(io.items())}
-    (out / "wan_schedule.json").write_text(json.dumps(meta, indent=1, allow_nan=False) + "\n")
-
-    failed = [c for c in CHECKS if not c[1]]
-    print(f"\n{len(CHECKS) - len(failed)}/{len(CHECKS)} checks passed")
-    paths = sorted(p for p in out.rglob("*") if p.is_file())
-    total = sum(p.stat().st_size for p in paths)
-    for p in paths:
-        print(f"{str(p.relative_to(out)):<40}{p.stat().st_size:>12,}")
-    print(f"{'total':<40}{total:>12,}  ({total / 1e6:.2f} MB)")
-    if failed:
-        for what, _, detail in failed:
-            print(f"FAILED: {what}: {detail}", file=sys.stderr)
-        raise SystemExit(1)
-    if total > SIZE_BUDGET:
-        raise SystemExit(f"fixtures are {total / 1e6:.2f} MB, over the {SIZE_BUDGET / 1e6:.1f} MB budget")
+    save_io(io, out / "wan_schedule.safetensors", meta)
+    write_json(out / "wan_schedule.json", meta)
+    finish(out, SIZE_BUDGET)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ tests/fixtures/wan/transformer/README.md is the contract: what each file holds a
 
 OUT_DIR defaults to tests/fixtures/wan/transformer/. Pinned: torch 2.15.0, diffusers 0.42.1,
 transformers 5.23.0, safetensors 0.8.0 (the script refuses other versions unless --any-version is
-given). It imports its helpers (seeded weights, checks) from scripts/make-diffusion-fixture.py.
+given). It imports its helpers from scripts/make-diffusion-fixture.py (seeded weights) and
+scripts/fixture_common.py (checks, the writing of the files).
 It takes a few seconds and is deterministic: two runs write byte-identical files.
 
 What it does:
@@ -30,17 +31,15 @@ What it does:
 Every check prints one `[ok]`/`[FAIL]` line; the script exits 1 if any fails or if the fixtures
 exceed 1.5 MB. Ends with a table of the files and their sizes.
 """
-import argparse
 import copy
-import importlib.util
 import json
 import os
 import shutil
-import sys
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
+
+from fixture_common import check, finish, load_diffusion_helpers, parse_args, save_io, write_json
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -50,16 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "fixtures" / "wan" / "transformer"
 SIZE_BUDGET = 1.5e6
 
-
-def _load_diffusion_fixture_helpers():
-    path = ROOT / "scripts" / "make-diffusion-fixture.py"
-    spec = importlib.util.spec_from_file_location("make_diffusion_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mdf = _load_diffusion_fixture_helpers()
+mdf = load_diffusion_helpers()
 
 import diffusers  # noqa: E402
 from diffusers import WanTransformer3DModel  # noqa: E402
@@ -67,7 +57,7 @@ from diffusers.loaders import single_file_utils as sfu  # noqa: E402
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-check, same_dicts, sdict, gen = mdf.check, mdf.same_dicts, mdf.sdict, mdf.gen
+same_dicts, sdict, gen = mdf.same_dicts, mdf.sdict, mdf.gen
 
 # ---------------------------------------------------------------------------------------------
 # Tiny configs. Real: 1.3B = 12 heads × 128, ffn 8960, 30 layers; 14B = 40 × 128, ffn 13824,
@@ -335,17 +325,9 @@ def record(io, meta, kind, m, fp8_model):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--any-version", action="store_true", help="run with versions other than the pinned ones")
-    args = ap.parse_args()
-    have = {p: version(p) for p in PINNED}
-    if have != PINNED and not args.any_version:
-        raise SystemExit(f"pinned {PINNED}, found {have} (scripts/diffusion-fixture-venv.sh makes the venv)")
+    out, have = parse_args(__doc__, DEFAULT_OUT, PINNED)
     diffusers.utils.logging.set_verbosity_error()
     torch.set_num_threads(1)  # deterministic reductions
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
 
     meta = {"made_by": "scripts/make-wan-transformer-fixture.py", "versions": have, "transformer": {},
             "official_config": {}, "files": {}, "calls": {}, "image_tokens": IMAGE_TOKENS, "text_len": TEXT_LEN}
@@ -368,25 +350,9 @@ def main():
             fp8_model.eval()
         record(io, meta, kind, m, fp8_model)
 
-    io = {k: v.detach().float().contiguous().clone() for k, v in io.items()}
-    save_file(io, out / "wan_transformer.io.safetensors")
-    meta["io_tensors"] = {k: list(v.shape) for k, v in sorted(io.items())}
-    (out / "wan_transformer.json").write_text(json.dumps(mdf.json_safe(meta), indent=1, allow_nan=False) + "\n")
-
-    failed = [c for c in mdf.CHECKS if not c[1]]
-    print(f"\n{len(mdf.CHECKS) - len(failed)}/{len(mdf.CHECKS)} checks passed")
-    paths = sorted(p for p in out.rglob("*") if p.is_file())
-    total = sum(p.stat().st_size for p in paths)
-    print(f"\n{'file':<72}{'bytes':>10}")
-    for p in paths:
-        print(f"{str(p.relative_to(out)):<72}{p.stat().st_size:>10,}")
-    print(f"{'total':<72}{total:>10,}  ({total / 1e6:.2f} MB)")
-    if failed:
-        for what, _, detail in failed:
-            print(f"FAILED: {what}: {detail}", file=sys.stderr)
-        raise SystemExit(1)
-    if total > SIZE_BUDGET:
-        raise SystemExit(f"fixtures are {total / 1e6:.2f} MB, over the {SIZE_BUDGET / 1e6:.1f} MB budget")
+    save_io(io, out / "wan_transformer.io.safetensors", meta)
+    write_json(out / "wan_transformer.json", mdf.json_safe(meta))
+    finish(out, SIZE_BUDGET)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ contract: what each file holds and how it was made.
 
 OUT_DIR defaults to tests/fixtures/wan/vae/. Pinned: torch 2.15.0, diffusers 0.42.1,
 safetensors 0.8.0 (the script refuses other versions unless --any-version is given). It imports
-the seeded-weight helpers (check, f16, gen) from scripts/make-diffusion-fixture.py. Deterministic:
+the seeded-weight helpers (f16, gen) from scripts/make-diffusion-fixture.py and the checks and the
+writing of the files from scripts/fixture_common.py. Deterministic:
 every random tensor comes from a fixed seed, and two runs write byte-identical files.
 
 What it does:
@@ -30,16 +31,14 @@ What it does:
 Every check prints one `[ok]`/`[FAIL]` line; the script exits 1 if any fails or if the fixtures
 exceed 1.5 MB.
 """
-import argparse
-import importlib.util
 import json
 import math
 import shutil
-import sys
-from importlib.metadata import version
 from pathlib import Path
 
 import torch
+
+from fixture_common import check, finish, load_diffusion_helpers, parse_args, save_io, write_json
 
 PINNED = {"torch": "2.15.0", "diffusers": "0.42.1", "safetensors": "0.8.0"}
 
@@ -47,23 +46,14 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "tests" / "fixtures" / "wan" / "vae"
 SIZE_BUDGET = 1.5e6
 
-
-def _load_diffusion_fixture_helpers():
-    path = ROOT / "scripts" / "make-diffusion-fixture.py"
-    spec = importlib.util.spec_from_file_location("make_diffusion_fixture", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-mdf = _load_diffusion_fixture_helpers()
+mdf = load_diffusion_helpers()
 
 import diffusers  # noqa: E402
 from diffusers import AutoencoderKLWan  # noqa: E402
 from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-check, f16, gen = mdf.check, mdf.f16, mdf.gen
+f16, gen = mdf.f16, mdf.gen
 
 # The real Wan2.1 VAE is base_dim 96; the rest is the real structure.
 CONFIG = dict(base_dim=2, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
@@ -149,17 +139,9 @@ def to_original(key, num_res_blocks=2, levels=4):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--any-version", action="store_true", help="run with versions other than the pinned ones")
-    args = ap.parse_args()
-    have = {p: version(p) for p in PINNED}
-    if have != PINNED and not args.any_version:
-        raise SystemExit(f"pinned {PINNED}, found {have} (scripts/diffusion-fixture-venv.sh makes the venv)")
+    out, have = parse_args(__doc__, DEFAULT_OUT, PINNED)
     diffusers.utils.logging.set_verbosity_error()
     torch.set_num_threads(2)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
 
     vae = randomize(AutoencoderKLWan(**CONFIG), 901)
     sd = {k: v.detach().clone() for k, v in vae.state_dict().items()}
@@ -218,29 +200,15 @@ def main():
     check("tiled decode differs from the plain decode", (tdecoded - tplain).abs().max() > 1e-4,
           f"{(tdecoded - tplain).abs().max():.2e}")
 
-    io = {k: v.detach().float().contiguous().clone() for k, v in io.items()}
-    save_file(io, out / "wan-vae.io.safetensors")
     meta = {"made_by": "scripts/make-wan-vae-fixture.py", "versions": have,
-            "config": json.loads(vae.to_json_string()), "enable_tiling": TILING,
-            "io_tensors": {k: list(v.shape) for k, v in sorted(io.items())}}
+            "config": json.loads(vae.to_json_string()), "enable_tiling": TILING}
     meta["config"].pop("_use_default_values", None)
-    (out / "wan-vae.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    io = save_io(io, out / "wan-vae.io.safetensors", meta)
+    write_json(out / "wan-vae.json", meta, sort_keys=True)
     for k, v in sorted(io.items()):
         print(f"  {k}: {list(v.shape)}")
 
-    failed = [c for c in mdf.CHECKS if not c[1]]
-    print(f"\n{len(mdf.CHECKS) - len(failed)}/{len(mdf.CHECKS)} checks passed")
-    paths = sorted(p for p in out.rglob("*") if p.is_file())
-    total = sum(p.stat().st_size for p in paths)
-    for p in paths:
-        print(f"{str(p.relative_to(out)):<52}{p.stat().st_size:>12,}")
-    print(f"{'total':<52}{total:>12,}  ({total / 1e6:.2f} MB)")
-    if failed:
-        for what, _, detail in failed:
-            print(f"FAILED: {what}: {detail}", file=sys.stderr)
-        raise SystemExit(1)
-    if total > SIZE_BUDGET:
-        raise SystemExit(f"fixtures are {total / 1e6:.2f} MB, over the {SIZE_BUDGET / 1e6:.1f} MB budget")
+    finish(out, SIZE_BUDGET)
 
 
 if __name__ == "__main__":
