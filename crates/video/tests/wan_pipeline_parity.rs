@@ -28,7 +28,9 @@ use candle_core::{DType, Device, Tensor};
 use reelsmith_kit::noise::Replay;
 use reelsmith_kit::testing::{errors, TestDevice};
 use reelsmith_kit::Precision;
-use reelsmith_video::wan::model::{DecodeOptions, ImageCondition, Picture, WanFiles, WanModel};
+use reelsmith_video::wan::model::{
+    AnchorAt, AnchorPicture, DecodeOptions, ImageCondition, Picture, WanFiles, WanModel,
+};
 use reelsmith_video::wan::pipeline::WanRequest;
 use reelsmith_video::wan::schedule::SamplerKind;
 use reelsmith_video::VideoError;
@@ -406,4 +408,87 @@ fn refuses_mismatched_inputs() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("16×16"), "{e}");
+}
+
+/// The studio's anchors: a run whose first and last latent frames are held to two pictures ends
+/// with exactly their latents there (the rest sampled), and its decode starts on the first
+/// picture as the VAE draws it.
+#[test]
+fn anchored_runs_end_exactly_on_their_anchors() {
+    let run = &fixture().json["runs"]["t2v_unipc"];
+    let req = request(run);
+    let prompt = t("prompt_embeds").to_device(dev()).unwrap();
+    let m = model("t2v");
+    let (rgb, w, h) = rgb("i2v.first_rgb");
+    let last_rgb: Vec<u8> = rgb.iter().map(|v| 255 - v).collect();
+    let shape = req.validate().unwrap();
+    let anchors = m
+        .encode_anchors(&[
+            AnchorPicture {
+                picture: Picture {
+                    rgb: &rgb,
+                    width: w,
+                    height: h,
+                },
+                at: AnchorAt::First,
+            },
+            AnchorPicture {
+                picture: Picture {
+                    rgb: &last_rgb,
+                    width: w,
+                    height: h,
+                },
+                at: AnchorAt::LastOf(shape.frames),
+            },
+        ])
+        .unwrap();
+    assert_eq!(anchors[0].frame, 0);
+    assert_eq!(anchors[1].frame, shape.frames - 1);
+    let mut noise = reelsmith_kit::noise::Seeded::new(3);
+    let steps = std::cell::Cell::new(0);
+    let mut hook = |_: usize, _: usize, _: &Tensor| {
+        steps.set(steps.get() + 1);
+        true
+    };
+    let out = m
+        .sample_anchored(
+            &req,
+            &prompt,
+            Some(&prompt),
+            None,
+            &anchors,
+            &mut noise,
+            &mut hook,
+        )
+        .unwrap();
+    assert_eq!(steps.get(), req.steps);
+    for a in &anchors {
+        let got = out.narrow(2, a.frame, 1).unwrap();
+        let d = (got - &a.latents)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(d < 1e-5, "latent frame {} is {d} from its anchor", a.frame);
+    }
+    // An anchor of the wrong size is refused, naming the grid.
+    let mut bad = anchors[0].clone();
+    bad.frame = shape.frames;
+    let e = m
+        .sample_anchored(
+            &req,
+            &prompt,
+            Some(&prompt),
+            None,
+            &[bad],
+            &mut noise,
+            &mut hook,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("does not fit"), "{e}");
 }

@@ -238,13 +238,20 @@ fn streamed_blocks_give_the_resident_result_exactly() {
         ("comfy-t2v-fp8_e4m3fn.safetensors", "t2v"),
     ] {
         let resident = load(source, Residency::Resident);
-        let streamed = load(source, Residency::Streamed);
-        assert_eq!(streamed.residency(), Residency::Streamed);
+        let streamed = load(source, Residency::Streamed { resident_blocks: 0 });
+        assert_eq!(
+            streamed.residency(),
+            Residency::Streamed { resident_blocks: 0 }
+        );
+        // Part resident, part streamed (the fixtures have two blocks).
+        let partial = load(source, Residency::Streamed { resident_blocks: 1 });
         assert_eq!(resident.resident_bytes(), streamed.resident_bytes());
         assert_eq!(resident.block_bytes(), streamed.block_bytes());
         let a = call(&fx, &resident, name);
         let b = call(&fx, &streamed, name);
         assert_eq!(a.dims(), b.dims());
+        let p = call(&fx, &partial, name);
+        assert_eq!(max_abs_diff(&a, &p), 0.0, "{source}: part-streamed differs");
         let d = max_abs_diff(&a, &b);
         assert_eq!(d, 0.0, "{source}: streamed differs from resident by {d}");
         // And twice in a row (the mover thread starts afresh each call).
@@ -266,7 +273,7 @@ fn params(path: &Path, prefix: &str, starts: bool) -> usize {
 #[test]
 fn resident_and_block_bytes_count_the_weights() {
     let file = dir().join("diffusers-t2v/diffusion_pytorch_model.safetensors");
-    let model = load("diffusers-t2v", Residency::Streamed);
+    let model = load("diffusers-t2v", Residency::Streamed { resident_blocks: 0 });
     let size = dtype().size_in_bytes();
     // In f32 everything is 4 bytes; in bf16 the f32-kept parts make it a little more than 2.
     let block = params(&file, "blocks.0.", true);

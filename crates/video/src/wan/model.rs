@@ -20,7 +20,7 @@ use reelsmith_kit::noise::Noise;
 use reelsmith_kit::{compute_dtype, Precision};
 
 use super::clip_vision::{ClipImageProcessor, ClipVision, ClipVisionConfig};
-use super::pipeline::{self, StepHook, WanRequest};
+use super::pipeline::{self, Anchor, StepHook, WanRequest, VAE_TEMPORAL};
 use super::transformer::{Residency, WanTransformer, WanTransformerConfig};
 use super::umt5::{UmT5Encoder, WanTokenizer};
 use super::vae::{WanStreamDecoder, WanTiling, WanVae, WanVaeConfig};
@@ -96,6 +96,22 @@ pub struct ImageCondition<'a> {
     pub last: Option<Picture<'a>>,
 }
 
+/// Where an anchor picture holds a clip (see [`WanModel::encode_anchors`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnchorAt {
+    /// Latent frame 0: the clip's first pixel frame.
+    First,
+    /// The last latent frame of a run of this many latent frames (its last four pixel frames).
+    LastOf(usize),
+}
+
+/// A picture at the run's size and where it holds the clip.
+#[derive(Clone, Copy, Debug)]
+pub struct AnchorPicture<'a> {
+    pub picture: Picture<'a>,
+    pub at: AnchorAt,
+}
+
 /// How [`WanModel::decode`] runs.
 #[derive(Clone, Debug, Default)]
 pub struct DecodeOptions {
@@ -140,12 +156,23 @@ impl WanModel {
     /// dropped): `([1, 512, D], [1, 512, D])` f32, zero past each real length (diffusers'
     /// `_get_t5_prompt_embeds`; an empty negative prompt is what diffusers uses without one).
     pub fn encode_prompt(&self, prompt: &str, negative: &str) -> Result<(Tensor, Tensor)> {
+        let states = self.encode_prompts(&[prompt, negative])?;
+        Ok((states.narrow(0, 0, 1)?, states.narrow(0, 1, 1)?))
+    }
+
+    /// Encodes several texts with one load of umT5: `[n, 512, D]` f32 (row i is text i, zero
+    /// past its real length). The studio encodes every prompt of a render this way, saves the
+    /// states, and the encoder leaves memory before any sampling.
+    pub fn encode_prompts(&self, texts: &[&str]) -> Result<Tensor> {
+        if texts.is_empty() {
+            return Err(VideoError::Invalid("no texts to encode".into()));
+        }
         let tokenizer = WanTokenizer::from_path(&self.files.tokenizer)?;
-        let tokens = [tokenizer.tokenize(prompt), tokenizer.tokenize(negative)];
+        let tokens: Vec<_> = texts.iter().map(|t| tokenizer.tokenize(t)).collect();
         let encoder = UmT5Encoder::load(&self.files.text_encoder, &self.device)?;
         let states = encoder.encode_prompt(&tokens)?;
         drop(encoder);
-        Ok((states.narrow(0, 0, 1)?, states.narrow(0, 1, 1)?))
+        Ok(states.to_dtype(DType::F32)?)
     }
 
     fn image_encoder_path(&self) -> Result<&Path> {
@@ -234,7 +261,55 @@ impl WanModel {
         noise: &mut dyn Noise,
         on_step: StepHook<'_>,
     ) -> Result<Tensor> {
-        req.validate()?;
+        self.sample_anchored(req, prompt, negative, image, &[], noise, on_step)
+    }
+
+    /// The latents [`Picture`]s would hold as a clip's first latent frame or its last one,
+    /// normalised, `[1, 16, 1, h, w]` each (pictures at the run's size). First: the picture
+    /// encoded alone (what the causal VAE's frame 0 is). Last: the picture held for five frames,
+    /// latent frame 1 of that (four frames of it after itself). The VAE is loaded, then dropped.
+    pub fn encode_anchors(&self, anchors: &[AnchorPicture<'_>]) -> Result<Vec<Anchor>> {
+        if anchors.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vae = self.load_vae()?;
+        let stats = vae.config().latent_stats();
+        anchors
+            .iter()
+            .map(|a| {
+                let x = a
+                    .picture
+                    .to_tensor(&self.device)?
+                    .unsqueeze(0)?
+                    .unsqueeze(2)?;
+                let (video, pick) = match a.at {
+                    AnchorAt::First => (x, 0),
+                    AnchorAt::LastOf(_) => (x.repeat((1, 1, 1 + VAE_TEMPORAL, 1, 1))?, 1),
+                };
+                let z = stats.normalize(&vae.encode(&video)?.narrow(2, pick, 1)?)?;
+                let frame = match a.at {
+                    AnchorAt::First => 0,
+                    AnchorAt::LastOf(latent_frames) => latent_frames.saturating_sub(1),
+                };
+                Ok(Anchor { frame, latents: z })
+            })
+            .collect()
+    }
+
+    /// [`sample`](Self::sample) with latent frames held to `anchors` (from
+    /// [`encode_anchors`](Self::encode_anchors); see [`pipeline::Anchor`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sample_anchored(
+        &self,
+        req: &WanRequest,
+        prompt: &Tensor,
+        negative: Option<&Tensor>,
+        image: Option<ImageCondition<'_>>,
+        anchors: &[Anchor],
+        noise: &mut dyn Noise,
+        on_step: StepHook<'_>,
+    ) -> Result<Tensor> {
+        let shape = req.validate()?;
         let cfg = self.transformer_config()?;
         let bad = |m: String| Err(VideoError::Invalid(m));
         match (&image, cfg.has_image_input()) {
@@ -291,8 +366,11 @@ impl WanModel {
                 image_states.as_ref(),
             )
         };
-        match image {
-            None => pipeline::text_to_video(req, noise, &self.device, model, on_step),
+        // As diffusers: the initial noise is drawn before the condition is encoded.
+        let mut sampler = req.build_sampler()?;
+        let latents = pipeline::initial_latents(shape, noise, &self.device)?;
+        let condition = match image {
+            None => None,
             Some(c) => {
                 let first = c.first.to_tensor(&self.device)?;
                 let last = match &c.last {
@@ -300,20 +378,26 @@ impl WanModel {
                     None => None,
                 };
                 let vae_cfg = self.vae_config()?;
-                pipeline::image_to_video(
+                Some(pipeline::image_condition(
                     req,
                     &first,
                     last.as_ref(),
                     &vae_cfg.latent_stats(),
                     // The VAE lives for the encode only: dropped before the transformer loads.
                     |video: &Tensor| self.load_vae()?.encode(video),
-                    noise,
                     &self.device,
-                    model,
-                    on_step,
-                )
+                )?)
             }
-        }
+        };
+        pipeline::denoise_anchored(
+            sampler.as_mut(),
+            latents,
+            condition.as_ref(),
+            req.guidance,
+            anchors,
+            model,
+            on_step,
+        )
     }
 
     /// The VAE's config without its weights.

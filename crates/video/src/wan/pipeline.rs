@@ -167,17 +167,92 @@ pub fn guide(cond: &Tensor, uncond: &Tensor, guidance: f64) -> Result<Tensor> {
 /// the guided velocity (in f32) steps the sampler; then the hook sees the new latents.
 pub fn denoise<M>(
     sampler: &mut dyn WanSampler,
+    latents: Tensor,
+    condition: Option<&Tensor>,
+    guidance: f64,
+    model: M,
+    on_step: StepHook<'_>,
+) -> Result<Tensor>
+where
+    M: FnMut(&Tensor, f64, bool) -> Result<Tensor>,
+{
+    denoise_anchored(sampler, latents, condition, guidance, &[], model, on_step)
+}
+
+/// A latent frame held to known latents (normalised, `[1, 16, 1, h, w]`): the studio's way to
+/// make a clip start (or end) exactly on a picture with any Wan model. Before the first step
+/// and after every step the frame is set to the anchor noised to the current σ with the run's
+/// own initial noise, `(1 − σ)·anchor + σ·noise` (the re-noising of latent inpainting), so the
+/// last step (σ = 0) leaves it exactly the anchor while the frames around it are denoised
+/// towards what agrees with it.
+#[derive(Clone, Debug)]
+pub struct Anchor {
+    /// The latent frame (0 = the first pixel frame; `L − 1` = the last four).
+    pub frame: usize,
+    pub latents: Tensor,
+}
+
+fn set_frame(latents: &Tensor, k: usize, value: &Tensor) -> Result<Tensor> {
+    let n = latents.dim(2)?;
+    let mut parts = Vec::with_capacity(3);
+    if k > 0 {
+        parts.push(latents.narrow(2, 0, k)?);
+    }
+    parts.push(value.to_dtype(latents.dtype())?);
+    if k + 1 < n {
+        parts.push(latents.narrow(2, k + 1, n - k - 1)?);
+    }
+    Ok(Tensor::cat(&parts, 2)?)
+}
+
+/// Sets every anchored frame of `latents` to its anchor at noise level `sigma`.
+fn apply_anchors(
+    latents: &Tensor,
+    anchors: &[(usize, Tensor, Tensor)],
+    sigma: f64,
+) -> Result<Tensor> {
+    let mut x = latents.clone();
+    for (k, clean, noise) in anchors {
+        let v = ((clean * (1.0 - sigma))? + (noise * sigma)?)?;
+        x = set_frame(&x, *k, &v)?;
+    }
+    Ok(x)
+}
+
+/// [`denoise`] with latent frames held to [`Anchor`]s (checked against the latents' grid).
+pub fn denoise_anchored<M>(
+    sampler: &mut dyn WanSampler,
     mut latents: Tensor,
     condition: Option<&Tensor>,
     guidance: f64,
+    anchors: &[Anchor],
     mut model: M,
     on_step: StepHook<'_>,
 ) -> Result<Tensor>
 where
     M: FnMut(&Tensor, f64, bool) -> Result<Tensor>,
 {
+    let (_, c, l, h, w) = latents.dims5()?;
+    let held = anchors
+        .iter()
+        .map(|a| {
+            if a.frame >= l || a.latents.dims() != [1, c, 1, h, w] {
+                return Err(VideoError::Invalid(format!(
+                    "an anchor of {:?} at latent frame {} does not fit latents [1, {c}, {l}, {h}, {w}]",
+                    a.latents.dims(),
+                    a.frame
+                )));
+            }
+            let clean = a.latents.to_device(latents.device())?.to_dtype(DType::F32)?;
+            let noise = latents.narrow(2, a.frame, 1)?.to_dtype(DType::F32)?;
+            Ok((a.frame, clean, noise))
+        })
+        .collect::<Result<Vec<_>>>()?;
     sampler.reset();
     let n = sampler.len();
+    if !held.is_empty() {
+        latents = apply_anchors(&latents, &held, sampler.sigmas()[0])?;
+    }
     for i in 0..n {
         let t = sampler.timesteps()[i];
         let input = match condition {
@@ -192,6 +267,9 @@ where
             cond
         };
         latents = sampler.step(&v, i, &latents)?;
+        if !held.is_empty() {
+            latents = apply_anchors(&latents, &held, sampler.sigmas()[i + 1])?;
+        }
         if !on_step(i + 1, n, &latents) {
             return Err(VideoError::Cancelled);
         }

@@ -15,9 +15,10 @@
 //! fp8 in memory and are upcast per layer at call time.
 //!
 //! Residency: [`Residency::Resident`] keeps every weight on the compute device;
-//! [`Residency::Streamed`] keeps the blocks in host memory and moves each to the device right
-//! before it runs, the next one's transfer running (on a second thread) while the current one
-//! computes, so at most two blocks are on the device. [`WanTransformer::resident_bytes`] and
+//! [`Residency::Streamed`] keeps the first `resident_blocks` blocks on the device and the others
+//! in host memory, moving each to the device right before it runs, the next one's transfer
+//! running (on a second thread) while the current one computes, so at most two streamed blocks
+//! are on the device. [`WanTransformer::resident_bytes`] and
 //! [`WanTransformer::block_bytes`] let a scheduler choose.
 //!
 //! One difference from diffusers: diffusers passes the image states concatenated in front of the
@@ -52,9 +53,10 @@ pub const DEFAULT_ATTENTION_BUDGET: usize = 512 << 20;
 pub enum Residency {
     /// Every weight on the compute device.
     Resident,
-    /// Blocks in host memory, each moved to the device just before it runs (the next one
-    /// prefetched meanwhile); the rest resident.
-    Streamed,
+    /// The first `resident_blocks` blocks on the device, the others in host memory, each moved
+    /// to the device just before it runs (the next one prefetched meanwhile); everything but the
+    /// blocks resident.
+    Streamed { resident_blocks: usize },
 }
 
 /// diffusers `WanImageEmbedding`: (+ position embedding) → LayerNorm → GELU MLP → LayerNorm.
@@ -209,12 +211,12 @@ impl WanTransformer {
             }
             None => None,
         };
-        let block_dev = match residency {
-            Residency::Resident => device,
-            Residency::Streamed => &host,
-        };
         let blocks = (0..cfg.num_layers)
             .map(|i| -> Result<Block> {
+                let block_dev = match residency {
+                    Residency::Streamed { resident_blocks } if i >= resident_blocks => &host,
+                    _ => device,
+                };
                 let p = format!("blocks.{i}");
                 let attn = |a: &str, with_image: bool| -> Result<Attention> {
                     let n = format!("{p}.{a}");
@@ -536,7 +538,14 @@ impl WanTransformer {
                 }
                 x
             }
-            Residency::Streamed => self.streamed_blocks(x, &input)?,
+            Residency::Streamed { resident_blocks } => {
+                let mut x = x;
+                let kept = resident_blocks.min(self.blocks.len());
+                for block in &self.blocks[..kept] {
+                    x = block.forward(&x, &input)?;
+                }
+                self.streamed_blocks(x, &self.blocks[kept..], &input)?
+            }
         };
 
         // Output modulation: the table plus the time embedding, in f32.
@@ -560,7 +569,7 @@ impl WanTransformer {
     /// Runs the host-resident blocks, each moved to the device just before it runs while a
     /// second thread moves the next one. The channel has no buffer: the mover hands over block
     /// i + 1 only when block i is done, so at most two blocks are on the device.
-    fn streamed_blocks(&self, x: Tensor, input: &BlockInput) -> Result<Tensor> {
+    fn streamed_blocks(&self, x: Tensor, blocks: &[Block], input: &BlockInput) -> Result<Tensor> {
         let device = &self.device;
         // Host → device; on a CPU-only machine a real copy, so the mechanism runs all the same.
         let to_device = |t: &Tensor| -> candle_core::Result<Tensor> {
@@ -572,7 +581,6 @@ impl WanTransformer {
         };
         std::thread::scope(|scope| -> Result<Tensor> {
             let (tx, rx) = sync_channel::<candle_core::Result<Block>>(0);
-            let blocks = &self.blocks;
             scope.spawn(move || {
                 for block in blocks {
                     let moved = block.map(&to_device);
@@ -584,7 +592,7 @@ impl WanTransformer {
                 }
             });
             let mut x = x;
-            for i in 0..self.blocks.len() {
+            for i in 0..blocks.len() {
                 let block = rx.recv().map_err(|_| {
                     VideoError::Invalid(format!("wan transformer: block {i} was not delivered"))
                 })??;

@@ -114,6 +114,22 @@ impl WanDecodeState {
         Ok(())
     }
 
+    /// The next latent frame of a saved state, reading its header only (a state holds the
+    /// caches too: gigabytes at 720p). None for a file that is not a readable state.
+    pub fn peek_next_frame(path: &Path) -> Option<usize> {
+        // SAFETY: the file is only read, and a state is replaced by rename, never rewritten
+        // in place.
+        let st = unsafe { candle_core::safetensors::MmapedSafetensors::new(path) }.ok()?;
+        let header = st
+            .load(HEADER, &Device::Cpu)
+            .ok()?
+            .to_dtype(DType::U32)
+            .ok()?
+            .to_vec1::<u32>()
+            .ok()?;
+        (header.len() == 11 && header[0] as usize == STATE_VERSION).then(|| header[1] as usize)
+    }
+
     /// Reads a state [`save`](Self::save) wrote, onto `device`.
     pub fn load(path: &Path, device: &Device) -> Result<Self, VideoError> {
         let err = |message: String| VideoError::Weights {
