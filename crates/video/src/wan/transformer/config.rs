@@ -128,6 +128,82 @@ impl WanTransformerConfig {
         (self.attention_head_dim - 2 * hw, hw, hw)
     }
 
+    /// Every tensor of a diffusers `WanTransformer3DModel` checkpoint of this config, name and
+    /// shape, in the model's `state_dict` order (a module's own parameters before its
+    /// children's): what a random-weight stand-in must hold to load as the real model does.
+    pub fn diffusers_tensor_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let d = self.inner_dim();
+        let (pt, ph, pw) = self.patch_size;
+        let mut v: Vec<(String, Vec<usize>)> = Vec::new();
+        fn put(v: &mut Vec<(String, Vec<usize>)>, name: String, shape: Vec<usize>) {
+            v.push((name, shape));
+        }
+        fn linear(v: &mut Vec<(String, Vec<usize>)>, name: &str, out: usize, inp: usize) {
+            put(v, format!("{name}.weight"), vec![out, inp]);
+            put(v, format!("{name}.bias"), vec![out]);
+        }
+        put(&mut v, "scale_shift_table".into(), vec![1, 2, d]);
+        put(
+            &mut v,
+            "patch_embedding.weight".into(),
+            vec![d, self.in_channels, pt, ph, pw],
+        );
+        put(&mut v, "patch_embedding.bias".into(), vec![d]);
+        let ce = "condition_embedder";
+        linear(
+            &mut v,
+            &format!("{ce}.time_embedder.linear_1"),
+            d,
+            self.freq_dim,
+        );
+        linear(&mut v, &format!("{ce}.time_embedder.linear_2"), d, d);
+        linear(&mut v, &format!("{ce}.time_proj"), 6 * d, d);
+        linear(
+            &mut v,
+            &format!("{ce}.text_embedder.linear_1"),
+            d,
+            self.text_dim,
+        );
+        linear(&mut v, &format!("{ce}.text_embedder.linear_2"), d, d);
+        if let Some(i) = self.image_dim {
+            let p = format!("{ce}.image_embedder");
+            if let Some(n) = self.pos_embed_seq_len {
+                put(&mut v, format!("{p}.pos_embed"), vec![1, n, i]);
+            }
+            put(&mut v, format!("{p}.norm1.weight"), vec![i]);
+            put(&mut v, format!("{p}.norm1.bias"), vec![i]);
+            linear(&mut v, &format!("{p}.ff.net.0.proj"), i, i);
+            linear(&mut v, &format!("{p}.ff.net.2"), d, i);
+            put(&mut v, format!("{p}.norm2.weight"), vec![d]);
+            put(&mut v, format!("{p}.norm2.bias"), vec![d]);
+        }
+        for b in 0..self.num_layers {
+            let p = format!("blocks.{b}");
+            put(&mut v, format!("{p}.scale_shift_table"), vec![1, 6, d]);
+            for a in ["attn1", "attn2"] {
+                for m in ["to_q", "to_k", "to_v", "to_out.0"] {
+                    linear(&mut v, &format!("{p}.{a}.{m}"), d, d);
+                }
+                put(&mut v, format!("{p}.{a}.norm_q.weight"), vec![d]);
+                put(&mut v, format!("{p}.{a}.norm_k.weight"), vec![d]);
+                if let ("attn2", Some(kv)) = (a, self.added_kv_proj_dim) {
+                    linear(&mut v, &format!("{p}.{a}.add_k_proj"), d, kv);
+                    linear(&mut v, &format!("{p}.{a}.add_v_proj"), d, kv);
+                    put(&mut v, format!("{p}.{a}.norm_added_k.weight"), vec![d]);
+                }
+            }
+            if self.cross_attn_norm {
+                put(&mut v, format!("{p}.norm2.weight"), vec![d]);
+                put(&mut v, format!("{p}.norm2.bias"), vec![d]);
+            }
+            linear(&mut v, &format!("{p}.ffn.net.0.proj"), self.ffn_dim, d);
+            linear(&mut v, &format!("{p}.ffn.net.2"), d, self.ffn_dim);
+        }
+        let head = self.out_channels() * self.patch_volume();
+        linear(&mut v, "proj_out", head, d);
+        v
+    }
+
     /// Rejects what diffusers would reject or fail on at the first call.
     pub fn validate(&self) -> Result<(), String> {
         let (pt, ph, pw) = self.patch_size;
@@ -395,6 +471,60 @@ mod tests {
         };
         let err = infer_config(&shapes_of(&cfg), &hint).unwrap_err();
         assert!(err.contains("num_layers 40"), "{err}");
+    }
+
+    /// The tiny diffusers checkpoints of the fixtures (one file, a sharded folder, an FLF2V
+    /// image model with its position embedding) hold exactly the tensors
+    /// `diffusers_tensor_shapes` names for their config.json.
+    #[test]
+    fn diffusers_tensor_shapes_are_the_fixtures_tensors() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/wan");
+        for dir in [
+            "transformer/diffusers-t2v",
+            "transformer/diffusers-i2v",
+            "pipeline/transformer-flf2v",
+        ] {
+            let path = root.join(dir);
+            let json = std::fs::read_to_string(path.join("config.json")).unwrap();
+            let cfg = WanTransformerConfig::from_json(&json).unwrap();
+            let stored = super::super::load::Store::open(&path)
+                .unwrap()
+                .shapes()
+                .unwrap();
+            let listed = cfg.diffusers_tensor_shapes();
+            let ours: HashMap<String, Vec<usize>> = listed.iter().cloned().collect();
+            assert_eq!(ours.len(), listed.len(), "{dir}: a name listed twice");
+            let mut missing: Vec<_> = stored.keys().filter(|k| !ours.contains_key(*k)).collect();
+            let mut extra: Vec<_> = ours.keys().filter(|k| !stored.contains_key(*k)).collect();
+            missing.sort();
+            extra.sort();
+            assert!(
+                missing.is_empty() && extra.is_empty(),
+                "{dir}: not listed {missing:?}, not stored {extra:?}"
+            );
+            assert_eq!(ours, stored, "{dir}");
+            let hint = ConfigHint {
+                heads: Some(cfg.num_attention_heads),
+                ..ConfigHint::default()
+            };
+            assert_eq!(infer_config(&ours, &hint).unwrap(), cfg, "{dir}");
+        }
+        // The released sizes: inference from the listed shapes gives the config back.
+        for cfg in [
+            WanTransformerConfig::t2v_1_3b(),
+            WanTransformerConfig::t2v_14b(),
+            WanTransformerConfig::flf2v_14b(),
+        ] {
+            let shapes: HashMap<_, _> = cfg.diffusers_tensor_shapes().into_iter().collect();
+            assert_eq!(infer_config(&shapes, &ConfigHint::default()).unwrap(), cfg);
+        }
+        let params: usize = WanTransformerConfig::t2v_1_3b()
+            .diffusers_tensor_shapes()
+            .iter()
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum();
+        assert_eq!(params, 1_418_996_800);
     }
 
     #[test]
