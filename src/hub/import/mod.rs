@@ -21,6 +21,10 @@
 //! `LTXImageToVideoPipeline`); the entry gets a `[model.video]` table with the release, layout
 //! and size class it was recognised as (see [`video`]).
 //!
+//! Wan2.1 (kind `video`, arch `wan`, variant `t2v`/`i2v`/`flf2v`) comes as a diffusers folder
+//! (`WanPipeline`, `WanImageToVideoPipeline`), the official Wan-AI folder or ComfyUI files (a
+//! transformer with its VAE, umT5 and CLIP vision files beside it); see [`wan`].
+//!
 //! Post-processing weights (kind `upscale` or `interpolation`, see [`post`]) come as torch
 //! pickles (`.pth`/`.pt`/`.pkl`), `.safetensors` conversions or ncnn `.param`/`.bin` pairs:
 //! Real-ESRGAN (arch `realesrgan` for RRDBNet, `realesrgan-compact` for SRVGGNetCompact) and
@@ -35,6 +39,7 @@ mod installed;
 mod piper;
 mod post;
 pub mod video;
+pub mod wan;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -192,6 +197,9 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
             if let Some(d) = video::detect_file(&path)? {
                 return Ok(d);
             }
+            if let Some(d) = wan::detect_file(&path)? {
+                return Ok(d);
+            }
             return detect_checkpoint(&root, Some(&path))?.ok_or_else(|| {
                 err(
                     &path,
@@ -323,12 +331,17 @@ pub fn detect(path: &Path) -> Result<Detected, ImportError> {
         if video::is_ltx_pipeline(class) {
             return video::detect_diffusers(&path, class, files);
         }
+        if wan::is_wan_pipeline(class) {
+            return wan::detect_diffusers(&path, class);
+        }
         let (kind, arch, variant) = diffusers_arch(&path, &idx)?;
         if kind == ModelKind::Image {
             files.extend(image_extras(&path));
         }
         (kind, arch, variant)
     } else if let Some(d) = video::detect_folder(&path)? {
+        return Ok(d);
+    } else if let Some(d) = wan::detect_folder(&path)? {
         return Ok(d);
     } else if let Some(d) = detect_checkpoint(&path, None)? {
         return Ok(d);
@@ -443,6 +456,10 @@ pub fn entry(d: &Detected, id: &str) -> ModelEntry {
                 .unwrap_or_default()
         );
         e.dtype = "bf16".into();
+        if d.arch == "wan" {
+            let (name, dtype) = wan::entry_name(id, d, v);
+            (e.name, e.dtype) = (name, dtype.into());
+        }
         if let Some(l) = &v.license {
             e.license = l.clone();
         }
