@@ -9,10 +9,14 @@
 //! - animate with a video model (the tiny LTX of `video_support`): each window's latents are
 //!   saved before its decode, so an attempt cut off after sampling decodes them without
 //!   sampling again;
+//! - animate with a Wan2.1 model (the tiny text-to-video of `wan_support`): besides the latents,
+//!   the streamed decode's state after every latent frame, so a decode cut off halfway
+//!   continues from the last finished latent frame;
 //! - assemble: the picture in 10-second segments joined without re-encoding.
 
 mod image_support;
 mod video_support;
+mod wan_support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -580,6 +584,96 @@ fn animate_decodes_saved_latents_without_sampling_again() {
         &sampled[1..],
         "only scene 2 is sampled again"
     );
+    let (got, want) = (again.files(), reference.files());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &want {
+        if name.ends_with(".mkv") || name.ends_with(".png") {
+            assert!(
+                &got[name] == bytes,
+                "{name} differs from the uninterrupted run's"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_wan_decode_cut_off_halfway_continues_from_its_last_latent_frame() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("tiny-wan");
+    wan_support::build_model(&model_dir, wan_support::Task::T2v);
+    let reg = reelsmith::hub::Registry::embedded().unwrap();
+    let cfg = reelsmith::hub::HubConfig::from_env(|_| None);
+    let video = reelsmith::engines::video_select::find_video_model(
+        &reg,
+        &cfg,
+        model_dir.to_str().unwrap(),
+        "test",
+    )
+    .unwrap();
+    assert_eq!(video.arch, "wan");
+    let models = StageModels {
+        video: Some(video),
+        ..Default::default()
+    };
+    let root = tmp.path().join("run");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut job = job(&root, DRAWN, models);
+    // Generated at 128×64 (latents 16×8): quick.
+    job.settings.width = 128;
+    job.settings.height = 64;
+    let pre = ArtifactCache::open(&root.join("pre/cache"), &root.join("pre/tmp")).unwrap();
+    let (inputs, key) = prerequisites(&job, StageKind::Animate, None, &pre);
+    let run = |dir: &str, tag: &str, cancel_after| {
+        attempt(
+            &AnimateStage,
+            &job,
+            None,
+            &inputs,
+            &root.join(dir),
+            tag,
+            Some(&key),
+            cancel_after,
+        )
+    };
+    let reference = run("a", "out", None);
+    reference.result.as_ref().unwrap();
+    let saved: Vec<&str> = reference.checkpoints();
+    // Per scene: the sampled latents, then the decode state after each latent frame.
+    assert!(
+        saved[0].starts_with("scene-000 window 1/1 sampled"),
+        "{saved:?}"
+    );
+    let decoded: Vec<&&str> = saved
+        .iter()
+        .filter(|l| l.starts_with("scene-000 window 1 decoded"))
+        .collect();
+    assert!(decoded.len() >= 4, "{saved:?}");
+    assert_eq!(
+        saved[1],
+        "scene-000 window 1 decoded 1/".to_string() + &decoded.len().to_string()
+    );
+
+    // Cut off after the second latent frame's state: the next attempt hands the saved frames
+    // over again, continues the decode at latent frame 2, and samples nothing again.
+    let cut = run("b", "out-1", Some(3));
+    assert!(
+        matches!(cut.result, Err(StageError::Cancelled)),
+        "{:?}",
+        cut.result.as_ref().err()
+    );
+    let again = run("b", "out-2", None);
+    again.result.as_ref().unwrap();
+    assert_eq!(
+        again.resumed(),
+        [
+            "scene-000 window 1: decoding saved latents",
+            "scene-000 window 1 decoded 2"
+        ]
+    );
+    assert_eq!(again.checkpoints(), &saved[3..], "only the rest is redone");
     let (got, want) = (again.files(), reference.files());
     assert_eq!(
         got.keys().collect::<Vec<_>>(),

@@ -3,9 +3,13 @@
 //! are generated (they move, the camera engine is not used), each starts on its keyframe, a
 //! `morph` transition is a generated clip, a re-render is all cache hits, a poisoned weight
 //! fails the task with a message naming the model and dtype; and `reelsmith video` makes a
-//! clip from the command line or refuses bad arguments with exit code 2.
+//! clip from the command line or refuses bad arguments with exit code 2. The same for Wan2.1
+//! (the tiny diffusers-layout models of `wan_support`): text-to-video clips held to their
+//! keyframes, image-to-video and first-last-frame clips from `reelsmith video`, and its checks
+//! (4k+1 frames, sizes /16, an image model without --image).
 
 mod video_support;
+mod wan_support;
 
 use std::path::{Path, PathBuf};
 
@@ -298,6 +302,206 @@ fn the_video_command_makes_clips_and_refuses_bad_arguments_with_exit_2() {
         ),
     ] {
         let o = video(&s, &args, &bad);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!bad.exists() && !s.path("bad.mp4.part").exists());
+    }
+}
+
+/// The tiny Wan model of `wan_support` imported as `id`.
+fn wan_studio(id: &str, task: wan_support::Task) -> Studio {
+    Studio::with_model(id, |dir| wan_support::build_model(dir, task))
+}
+
+#[test]
+fn wan_scenes_are_generated_clips_that_start_on_their_keyframes_and_are_cached() {
+    let s = wan_studio("tiny-wan", wan_support::Task::T2v);
+    let script = project(&s);
+    let env = [
+        ("REELSMITH_VIDEO", "tiny-wan"),
+        ("REELSMITH_VIDEO_AREA", "4096"),
+        ("REELSMITH_VIDEO_STEPS", "3"),
+    ];
+    let out = s.path("out1");
+    let args = |out: &Path| {
+        vec![
+            "render".to_string(),
+            script.to_str().unwrap().to_string(),
+            "--out".into(),
+            out.to_str().unwrap().to_string(),
+            "--quality".into(),
+            "draft".into(),
+        ]
+    };
+    let run = |out: &Path| {
+        let a = args(out);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        let o = s.run(&a, &env);
+        let report: Option<serde_json::Value> =
+            std::fs::read_to_string(out.join("tide-pools/report.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+        (o, report)
+    };
+    let (o, report) = run(&out);
+    assert!(
+        o.status.success(),
+        "render failed ({}):\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report = report.expect("report.json");
+    let an = stage(&report, "animate");
+    assert_eq!(an["status"], "done", "{an}");
+    assert_eq!(an["engine"], "wan/tiny-wan", "{an}");
+    let dir = s.data.join("artifacts").join(an["key"].as_str().unwrap());
+    let clips: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("clips.json")).unwrap()).unwrap();
+    let list = clips["clips"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let kf = stage(&report, "keyframes");
+    let kdir = s.data.join("artifacts").join(kf["key"].as_str().unwrap());
+    for (i, c) in list.iter().enumerate() {
+        assert_eq!(c["clip"]["type"], "frames", "{c}");
+        let file = dir.join(c["clip"]["file"].as_str().unwrap());
+        let mut r = ClipReader::open(&file).unwrap();
+        let (w, h, n) = (r.width(), r.height(), r.frames());
+        assert!(
+            w % 16 == 0 && h % 16 == 0 && w * h <= 4096 && w > h,
+            "generation size {w}×{h}"
+        );
+        // 3 s at Wan's 16 fps, made 4k+1.
+        assert!(n >= 45 && (n - 1) % 4 == 0, "{n} frames");
+        let frames: Vec<RgbImage> = (0..n).map(|k| r.frame(k).unwrap().clone()).collect();
+        let moving = frames.windows(2).filter(|p| p[0] != p[1]).count();
+        assert!(
+            moving as u32 >= (n - 1) / 2,
+            "scene {i}: only {moving} of {} consecutive frame pairs differ",
+            n - 1
+        );
+        let key = read_png(&kdir.join(format!("scene-{i:03}.png"))).unwrap();
+        let reference = wan_support::round_trip(&s.model, &stills::cover(&key, w, h));
+        let p = psnr(&frames[0], &reference);
+        println!("wan scene {i}: first frame vs keyframe round trip {p:.1} dB");
+        assert!(
+            p > 30.0,
+            "scene {i}: first frame is {p:.1} dB from its keyframe"
+        );
+        // The later frames are generated, not the keyframe held.
+        let last = psnr(&frames[n as usize - 1], &reference);
+        assert!(
+            last < p,
+            "scene {i}: the last frame is the keyframe ({last:.1} dB)"
+        );
+    }
+    let morph = &list[0]["morph"];
+    assert_eq!(morph["type"], "frames", "{}", list[0]);
+    assert!(s.path("out1/tide-pools/en/final.mp4").is_file());
+
+    // Nothing changed: the prompt states and every clip come from the cache.
+    let (o2, again) = run(&s.path("out2"));
+    assert!(
+        o2.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o2.stderr)
+    );
+    let an2 = stage(again.as_ref().unwrap(), "animate");
+    assert_eq!(an2["status"], "cached", "{an2}");
+}
+
+fn wan_video(s: &Studio, id: &str, extra: &[&str], out: &Path) -> std::process::Output {
+    let mut args = vec![
+        "video",
+        "a crab scuttles across wet sand",
+        "--model",
+        id,
+        "--device",
+        "cpu",
+        "--seed",
+        "5",
+        "--steps",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args, &[])
+}
+
+#[test]
+fn the_video_command_runs_wan_models_and_refuses_bad_arguments_with_exit_2() {
+    let s = wan_studio("tiny-wan-i2v", wan_support::Task::I2v);
+    let first = s.path("first.png");
+    let last = s.path("last.png");
+    stills::write_png(&RgbImage::filled(32, 32, [200, 40, 40]), &first).unwrap();
+    stills::write_png(&RgbImage::filled(32, 32, [40, 40, 200]), &last).unwrap();
+    let out = s.path("clip.mp4");
+    let o = wan_video(
+        &s,
+        "tiny-wan-i2v",
+        &[
+            "--frames",
+            "9",
+            "--size",
+            "32x32",
+            "--image",
+            first.to_str().unwrap(),
+        ],
+        &out,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(decode::for_each_frame(&out, |_, _, _| true).unwrap(), 9);
+
+    // A first-last-frame model, by path.
+    let flf = s.path("models/tiny-flf2v");
+    wan_support::build_model(&flf, wan_support::Task::Flf2v);
+    let out2 = s.path("morph.mp4");
+    let o = wan_video(
+        &s,
+        flf.to_str().unwrap(),
+        &[
+            "--frames",
+            "9",
+            "--size",
+            "32x32",
+            "--image",
+            first.to_str().unwrap(),
+            "--end",
+            last.to_str().unwrap(),
+        ],
+        &out2,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(decode::for_each_frame(&out2, |_, _, _| true).unwrap(), 9);
+
+    let bad = s.path("bad.mp4");
+    let img = first.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--frames", "12", "--size", "32x32", "--image", img],
+            "9 and 13",
+        ),
+        (
+            vec!["--frames", "9", "--size", "40x32", "--image", img],
+            "48×32",
+        ),
+        (vec!["--frames", "9", "--size", "32x32"], "--image"),
+        (
+            vec![
+                "--frames",
+                "9",
+                "--size",
+                "32x32",
+                "--image",
+                img,
+                "--condition",
+                "x.png@4",
+            ],
+            "first frame",
+        ),
+    ] {
+        let o = wan_video(&s, "tiny-wan-i2v", &args, &bad);
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");

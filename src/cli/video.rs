@@ -1,5 +1,5 @@
 //! `reelsmith video PROMPT -o out.mp4`: generate a clip with an installed video model
-//! (LTX-Video on candle) — from text, from a first picture (`--image`), between a first and a
+//! (LTX-Video or Wan2.1 on candle) — from text, from a first picture (`--image`), between a first and a
 //! last picture (`--end`: a generated transition), or held to pictures at any frame
 //! (`--condition IMG@FRAME[:STRENGTH]`). Everything is checked before the model loads (a wrong
 //! frame count or size exits 2 naming the nearest valid values); the MP4 appears under its
@@ -17,7 +17,8 @@ use super::Fail;
 use crate::config::Dirs;
 use crate::engines::models::parse_device;
 use crate::engines::video::{
-    default_steps, weights_of, ClipCondition, ClipRequest, VideoEngine, VideoModelRef, VideoWeights,
+    default_steps, residency_for, weights_of, ClipCondition, ClipRequest, Residency, VideoEngine,
+    VideoModelRef, VideoWeights,
 };
 use crate::engines::video_select::{auto_video_model, choose_video, find_video_model};
 use crate::engines::EngineError;
@@ -61,15 +62,17 @@ pub struct VideoArgs {
         default_value = "worst quality, inconsistent motion, blurry, jittery, distorted"
     )]
     pub negative: String,
-    /// Frames: 8k+1 (e.g. 97 = 4 s at 24 fps).
-    #[arg(long, default_value_t = 97, allow_negative_numbers = true)]
-    pub frames: i64,
+    /// Frames: LTX-Video 8k+1 (default 97 = 4 s at 24 fps), Wan2.1 4k+1 (default 81 = 5 s at
+    /// 16 fps).
+    #[arg(long, allow_negative_numbers = true)]
+    pub frames: Option<i64>,
     /// Frame rate the model is told and the MP4 plays at (default: the model's, 24 or 30).
     #[arg(long, allow_negative_numbers = true)]
     pub fps: Option<i64>,
-    /// WIDTHxHEIGHT, multiples of 32.
-    #[arg(long, default_value = "768x512")]
-    pub size: String,
+    /// WIDTHxHEIGHT: LTX-Video multiples of 32 (default 768x512), Wan2.1 multiples of 16
+    /// (default 832x480).
+    #[arg(long)]
+    pub size: Option<String>,
     /// Sampling steps (default: the model's; a distilled model's fixed timesteps).
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<i64>,
@@ -148,6 +151,7 @@ fn read_picture(flag: &str, path: &Path) -> Result<RgbImage, String> {
 
 /// Everything the command line says, checked.
 struct Plan {
+    model: VideoModelRef,
     weights: VideoWeights,
     request: ClipRequest,
     fps: u32,
@@ -170,8 +174,9 @@ fn choose_model(args: &VideoArgs, dirs: &Dirs) -> Result<VideoModelRef, String> 
     }
     auto_video_model(&reg, &cfg, true).ok_or_else(|| {
         "no video model is installed: `reelsmith models pull ltxv-2b-0.9.8-distilled` (and \
-         flux-text-encoders for its T5), `reelsmith models list --kind video` for the others, or \
-         `reelsmith models import PATH` an ltxv-*.safetensors file or diffusers LTX folder"
+         flux-text-encoders for its T5) or `reelsmith models pull wan2.1-t2v-1.3b` (and \
+         umt5-xxl-tokenizer), `reelsmith models list --kind video` for the others, or \
+         `reelsmith models import PATH` an LTX-Video or Wan2.1 model"
             .to_string()
     })
 }
@@ -200,27 +205,34 @@ fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
         }
         weights.tokenizer = t.clone();
     }
-    let source = if weights.weights.is_dir() {
-        LtxSource::Diffusers(weights.weights.clone())
+    let wan = m.arch == "wan";
+    let rule = if wan {
+        FrameRule::WAN
     } else {
-        LtxSource::SingleFile(weights.weights.clone())
+        let source = if weights.weights.is_dir() {
+            LtxSource::Diffusers(weights.weights.clone())
+        } else {
+            LtxSource::SingleFile(weights.weights.clone())
+        };
+        let configs = ltx_load::configs(&source).map_err(|e| format!("{}: {e}", m.id))?;
+        FrameRule {
+            temporal: configs.vae.temporal_compression(),
+            spatial: configs.vae.spatial_compression(),
+            min_frames: configs.vae.temporal_compression() + 1,
+        }
     };
-    let configs = ltx_load::configs(&source).map_err(|e| format!("{}: {e}", m.id))?;
-    let rule = FrameRule {
-        temporal: configs.vae.temporal_compression(),
-        spatial: configs.vae.spatial_compression(),
-        min_frames: configs.vae.temporal_compression() + 1,
-    };
-    if args.frames <= 0 || args.frames as usize > MAX_FRAMES {
-        return Err(format!(
-            "--frames {}: between 1 and {MAX_FRAMES}",
-            args.frames
-        ));
+    let frames = args.frames.unwrap_or(if wan { 81 } else { 97 });
+    if frames <= 0 || frames as usize > MAX_FRAMES {
+        return Err(format!("--frames {frames}: between 1 and {MAX_FRAMES}"));
     }
-    let frames = args.frames as usize;
+    let frames = frames as usize;
     rule.check_frames(frames)
         .map_err(|e| format!("--frames: {e}"))?;
-    let (width, height) = parse_size(&args.size)?;
+    let size = args
+        .size
+        .clone()
+        .unwrap_or_else(|| if wan { "832x480" } else { "768x512" }.to_string());
+    let (width, height) = parse_size(&size)?;
     rule.check_size(width, height)
         .map_err(|e| format!("--size: {e}"))?;
     let fps = args.fps.unwrap_or(m.fps() as i64);
@@ -258,6 +270,24 @@ fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
             frame: frames - 1 - (frames - 1) % rule.temporal,
             strength: 1.0,
         });
+    }
+    if wan && !args.conditions.is_empty() {
+        return Err(format!(
+            "--condition: {} is a Wan2.1 model, which holds pictures at the first frame \
+             (--image) and the last (--end) only",
+            m.id
+        ));
+    }
+    if wan && m.facts.task != "t2v" && args.image.is_none() {
+        return Err(format!(
+            "{} is a Wan2.1 {} model: give the first frame with --image",
+            m.id,
+            if m.facts.task == "flf2v" {
+                "first-last-frame"
+            } else {
+                "image-to-video"
+            }
+        ));
     }
     for c in &args.conditions {
         let (file, frame, strength) = parse_condition(c)?;
@@ -311,6 +341,7 @@ fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
         h.finish() >> 1
     });
     Ok(Plan {
+        model: m,
         weights,
         request: ClipRequest {
             prompt: args.prompt.clone(),
@@ -324,6 +355,7 @@ fn plan(args: &VideoArgs, dirs: &Dirs) -> Result<Plan, String> {
             seed,
             conditions,
             prompt_tokens: args.prompt_tokens as usize,
+            shift: None,
         },
         fps: fps as u32,
     })
@@ -350,7 +382,46 @@ fn video(args: &VideoArgs, dirs: &Dirs) -> Result<(), Fail> {
         super::cancel_on_signals(cancel.clone(), "interrupted: stopping after this step");
     }
     let t0 = Instant::now();
-    let engine = VideoEngine::load(&plan.weights, &device, None).map_err(engine_fail)?;
+    let req = &plan.request;
+    let capacity = match device {
+        candle_core::Device::Cuda(_) => {
+            let index = device_name
+                .split_once(':')
+                .and_then(|(_, i)| i.parse::<u32>().ok())
+                .unwrap_or(0);
+            crate::gpu::monitor::GpuMonitor::from_env()
+                .sample()
+                .into_iter()
+                .find(|s| s.index == index)
+                .map(|s| s.total)
+                .filter(|&t| t > 0)
+        }
+        _ => None,
+    };
+    let residency = residency_for(
+        &plan.model,
+        req.frames as u32,
+        req.width as u32,
+        req.height as u32,
+        capacity,
+    );
+    if residency != Residency::Resident {
+        eprintln!(
+            "{}: {residency:?} (the GPU holds too little for every block)",
+            plan.model.id
+        );
+    }
+    let engine = VideoEngine::load(&plan.weights, &device, None, residency).map_err(engine_fail)?;
+    // Wan: the prompts are encoded first (umT5 loads, runs and leaves memory).
+    let states = if engine.takes_prompt_states() {
+        Some(
+            engine
+                .encode_prompts(&[req.prompt.as_str(), req.negative_prompt.as_str()])
+                .map_err(engine_fail)?,
+        )
+    } else {
+        None
+    };
     let loaded = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let mut on_step = |done: usize, total: usize| {
@@ -362,10 +433,9 @@ fn video(args: &VideoArgs, dirs: &Dirs) -> Result<(), Fail> {
         !cancel.is_cancelled()
     };
     let latents = engine
-        .sample(&plan.request, &mut on_step)
+        .sample(req, states.as_ref(), &mut on_step)
         .map_err(engine_fail)?;
     let sampled = t1.elapsed().as_secs_f64();
-    let req = &plan.request;
     let tmp = args.out.with_extension("mp4.part");
     let settings = EncodeSettings {
         width: req.width as u32,
@@ -383,7 +453,7 @@ fn video(args: &VideoArgs, dirs: &Dirs) -> Result<(), Fail> {
             Mp4Writer::create(&tmp, &settings, None).map_err(|e| Fail::Failed(e.to_string()))?;
         let mut n = 0usize;
         engine
-            .decode(&latents, req.seed, &mut |img: RgbImage| {
+            .decode(&latents, req.seed, None, &mut |img: RgbImage| {
                 if cancel.is_cancelled() {
                     return Err(EngineError::Cancelled);
                 }

@@ -12,6 +12,7 @@ pub mod post_select;
 pub mod procedural;
 pub mod video;
 pub mod video_select;
+pub mod video_wan;
 /// Piper voices (the `reelsmith-vits` crate).
 pub use reelsmith_vits as vits;
 /// Whisper speech recognition (the `reelsmith-whisper` crate).

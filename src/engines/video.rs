@@ -18,9 +18,12 @@ use reelsmith_video::ltx::schedule::Steps;
 use reelsmith_video::VideoError;
 
 use super::loaded::{self, ModelKey};
+pub use super::video_wan::residency_for;
+use super::video_wan::WanEngine;
 use super::EngineError;
 use crate::media::image::RgbImage;
 use crate::media::stills;
+pub use reelsmith_video::wan::transformer::Residency;
 
 /// A picture to hold at an output frame.
 #[derive(Clone, Debug)]
@@ -44,8 +47,10 @@ pub struct ClipRequest {
     pub seed: u64,
     pub conditions: Vec<ClipCondition>,
     /// T5 tokens the prompt is read up to ([`PROMPT_TOKENS`] by default, diffusers' choice;
-    /// the official pipeline reads 256).
+    /// the official pipeline reads 256). (Wan reads umT5's 512.)
     pub prompt_tokens: usize,
+    /// Wan: the flow shift (None: the model's, else 3 up to 480p and 5 above).
+    pub shift: Option<f64>,
 }
 
 /// diffusers' LTX prompt length.
@@ -61,7 +66,7 @@ pub fn prompt_tokens_setting() -> usize {
 }
 
 /// The files and facts of one video model, as the job pins them.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VideoWeights {
     pub id: String,
     pub fingerprint: String,
@@ -69,6 +74,21 @@ pub struct VideoWeights {
     pub weights: PathBuf,
     pub text_encoder: PathBuf,
     pub tokenizer: PathBuf,
+    /// `ltxv` or `wan`.
+    #[serde(default)]
+    pub arch: String,
+    /// Wan: the VAE, the CLIP vision encoder and its image processor.
+    #[serde(default)]
+    pub vae: Option<PathBuf>,
+    #[serde(default)]
+    pub image_encoder: Option<PathBuf>,
+    #[serde(default)]
+    pub image_processor: Option<PathBuf>,
+    /// Wan: the sampler (`unipc`, `euler`) and flow shift of the model's defaults.
+    #[serde(default)]
+    pub sampler: String,
+    #[serde(default)]
+    pub shift: Option<f64>,
 }
 
 impl VideoWeights {
@@ -96,6 +116,12 @@ pub fn weights_of(m: &VideoModelRef) -> VideoWeights {
         weights: m.weights.clone(),
         text_encoder: m.text_encoder.clone(),
         tokenizer: m.tokenizer.clone(),
+        arch: m.arch.clone(),
+        vae: m.vae.clone(),
+        image_encoder: m.image_encoder.clone(),
+        image_processor: m.image_processor.clone(),
+        sampler: m.sampling.sampler.clone(),
+        shift: m.facts.shift,
     }
 }
 
@@ -108,10 +134,24 @@ pub fn default_steps(m: &VideoModelRef) -> Steps {
     }
 }
 
-/// A loaded video model.
+/// Where a Wan decode keeps its progress (`dir`, a folder of its own) and whom it tells when a
+/// latent frame's state is saved (`saved(done, total)`, in latent frames) or found (`resumed`).
+pub struct DecodeResume<'a> {
+    pub dir: std::path::PathBuf,
+    pub saved: &'a mut dyn FnMut(usize, usize),
+    pub resumed: &'a mut dyn FnMut(usize),
+}
+
+/// A video model ready to make clips: LTX-Video (loaded once per device and kept in the
+/// loaded-model cache) or Wan2.1 (whose networks load one at a time per call).
 pub struct VideoEngine {
     id: String,
-    model: Arc<LtxModel>,
+    backend: Backend,
+}
+
+enum Backend {
+    Ltx(Arc<LtxModel>),
+    Wan(Box<WanEngine>),
 }
 
 fn failed(engine: &str, e: VideoError) -> EngineError {
@@ -138,13 +178,36 @@ fn weight_bytes(w: &VideoWeights) -> u64 {
     size(&w.weights) + size(&w.text_encoder)
 }
 
+/// A frame sink's error inside the decode: a cancel stays a cancel.
+pub(super) fn frame_error(e: EngineError) -> VideoError {
+    match e {
+        EngineError::Cancelled => VideoError::Cancelled,
+        e => VideoError::Invalid(e.to_string()),
+    }
+}
+
+fn ltx_only(id: &str, what: &str) -> EngineError {
+    EngineError::Failed {
+        engine: id.to_string(),
+        message: format!("{what} is for Wan models only"),
+    }
+}
+
 impl VideoEngine {
     /// Loads (or reuses) the model on `device` (`device_index` names the GPU for the cache).
+    /// `residency` places a Wan transformer's blocks (LTX models are always resident).
     pub fn load(
         w: &VideoWeights,
         device: &Device,
         device_index: Option<u32>,
+        residency: Residency,
     ) -> Result<Self, EngineError> {
+        if w.arch == "wan" {
+            return Ok(Self {
+                id: w.id.clone(),
+                backend: Backend::Wan(Box::new(WanEngine::new(w, device, residency))),
+            });
+        }
         let key = ModelKey {
             model: format!("{}#{}", w.id, w.fingerprint),
             device: device_index,
@@ -155,7 +218,7 @@ impl VideoEngine {
         })?;
         Ok(Self {
             id: w.id.clone(),
-            model,
+            backend: Backend::Ltx(model),
         })
     }
 
@@ -164,38 +227,74 @@ impl VideoEngine {
     }
 
     pub fn rule(&self) -> FrameRule {
-        self.model.rule()
+        match &self.backend {
+            Backend::Ltx(m) => m.rule(),
+            Backend::Wan(w) => w.rule(),
+        }
     }
 
     pub fn dtype(&self) -> DType {
-        self.model.dtype
+        match &self.backend {
+            Backend::Ltx(m) => m.dtype,
+            Backend::Wan(w) => w.dtype(),
+        }
     }
 
-    fn picture(&self, img: &RgbImage, w: usize, h: usize) -> Result<Tensor, EngineError> {
+    /// Whether [`sample`](Self::sample) takes prompt states the caller encoded (and saved)
+    /// with [`encode_prompts`](Self::encode_prompts) (Wan), instead of encoding the prompt
+    /// itself (LTX, whose T5 stays loaded with it).
+    pub fn takes_prompt_states(&self) -> bool {
+        matches!(self.backend, Backend::Wan(_))
+    }
+
+    /// Wan: umT5 states of `texts`, `[n, 512, D]` f32 on the CPU, one encoder load for all.
+    pub fn encode_prompts(&self, texts: &[&str]) -> Result<Tensor, EngineError> {
+        match &self.backend {
+            Backend::Wan(w) => w.encode_prompts(texts),
+            Backend::Ltx(_) => Err(ltx_only(&self.id, "encoding prompts ahead")),
+        }
+    }
+
+    fn picture(
+        &self,
+        model: &LtxModel,
+        img: &RgbImage,
+        w: usize,
+        h: usize,
+    ) -> Result<Tensor, EngineError> {
         let img = stills::cover(img, w as u32, h as u32);
         let v: Vec<f32> = img.data.iter().map(|&p| p as f32 / 127.5 - 1.0).collect();
-        Tensor::from_vec(v, (h, w, 3), &self.model.device)
+        Tensor::from_vec(v, (h, w, 3), &model.device)
             .and_then(|t| t.permute((2, 0, 1)))
             .and_then(|t| t.contiguous())
             .map_err(|e| failed(&self.id, e.into()))
     }
 
     /// Samples a clip's latents (normalised, `[1, C, F', H', W']`, on the CPU in f32 so they can
-    /// be saved). `on_step(done, total)` returns false to cancel between steps.
+    /// be saved). `on_step(done, total)` returns false to cancel between steps. A Wan model
+    /// takes `states`: `[2, 512, D]`, the prompt's and the negative prompt's (see
+    /// [`takes_prompt_states`](Self::takes_prompt_states)); LTX encodes the prompt itself.
     pub fn sample(
         &self,
         req: &ClipRequest,
+        states: Option<&Tensor>,
         on_step: &mut dyn FnMut(usize, usize) -> bool,
     ) -> Result<Tensor, EngineError> {
+        let model = match &self.backend {
+            Backend::Ltx(m) => m,
+            Backend::Wan(w) => {
+                let states = states.ok_or_else(|| EngineError::Failed {
+                    engine: self.id.clone(),
+                    message: "a Wan model samples from encoded prompt states; none given".into(),
+                })?;
+                return w.sample(req, states, on_step);
+            }
+        };
         let fail = |e| failed(&self.id, e);
-        let text = self
-            .model
-            .text
-            .as_ref()
-            .ok_or_else(|| EngineError::Failed {
-                engine: self.id.clone(),
-                message: "no text encoder loaded".into(),
-            })?;
+        let text = model.text.as_ref().ok_or_else(|| EngineError::Failed {
+            engine: self.id.clone(),
+            message: "no text encoder loaded".into(),
+        })?;
         let (prompt, cut) = text
             .encode_up_to(&req.prompt, req.prompt_tokens)
             .map_err(fail)?;
@@ -222,7 +321,7 @@ impl VideoEngine {
                     .iter()
                     .map(|c| {
                         Ok(Condition {
-                            media: self.picture(&c.image, req.width, req.height)?,
+                            media: self.picture(model, &c.image, req.width, req.height)?,
                             frame: c.frame,
                             strength: c.strength,
                         })
@@ -244,8 +343,7 @@ impl VideoEngine {
         };
         let mut noise = Seeded::new(req.seed);
         let mut hook = |done: usize, total: usize, _: &Tensor| on_step(done, total);
-        let latents = self
-            .model
+        let latents = model
             .sample(&request, &mut noise, &mut hook)
             .map_err(fail)?;
         latents
@@ -254,13 +352,20 @@ impl VideoEngine {
             .map_err(|e| fail(e.into()))
     }
 
-    /// Decodes saved latents into frames, in order, handing each to `frame`.
+    /// Decodes saved latents into frames, in order, handing each to `frame`. `resume` (Wan):
+    /// a folder where the decode keeps its progress, so a killed decode continues from the
+    /// last finished latent frame (its frames are handed over again first).
     pub fn decode(
         &self,
         latents: &Tensor,
         seed: u64,
+        resume: Option<DecodeResume<'_>>,
         frame: &mut dyn FnMut(RgbImage) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
+        let model = match &self.backend {
+            Backend::Ltx(m) => m,
+            Backend::Wan(w) => return w.decode(latents, resume, frame),
+        };
         let fail = |e| failed(&self.id, e);
         // The decode noise has its own stream: a resumed decode draws what the first did.
         let mut noise = Seeded::new(seed ^ 0x00de_c0de);
@@ -272,11 +377,11 @@ impl VideoEngine {
                     height: h as u32,
                     data: rgb,
                 };
-                frame(img).map_err(|e| VideoError::Invalid(e.to_string()))?;
+                frame(img).map_err(frame_error)?;
             }
             Ok(())
         };
-        self.model
+        model
             .decode(latents, &DecodeParams::default(), &mut noise, &mut sink)
             .map_err(fail)
     }

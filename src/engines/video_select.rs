@@ -37,7 +37,7 @@ use crate::hub::{import, vram, HubConfig, ModelEntry, ModelKind, Registry};
 pub struct VideoModelRef {
     /// Registry id, or the file/folder name for a path.
     pub id: String,
-    /// The architecture (`ltxv`).
+    /// The architecture (`ltxv` or `wan`).
     pub arch: String,
     /// The weights: the single `.safetensors` (transformer + VAE) for layout `single-file`,
     /// the pipeline folder (`transformer/`, `vae/`) for `diffusers`.
@@ -47,6 +47,15 @@ pub struct VideoModelRef {
     pub text_encoder: PathBuf,
     /// The T5 tokenizer: `spiece.model` or `tokenizer.json`.
     pub tokenizer: PathBuf,
+    /// Wan: the VAE (a diffusers `vae/` folder or one file); LTX keeps it in `weights`.
+    #[serde(default)]
+    pub vae: Option<PathBuf>,
+    /// Wan image-to-video and first-last-frame models: the CLIP vision encoder.
+    #[serde(default)]
+    pub image_encoder: Option<PathBuf>,
+    /// Wan: the CLIP image processor's `preprocessor_config.json` (or a folder holding one).
+    #[serde(default)]
+    pub image_processor: Option<PathBuf>,
     /// sha256 of the weights when the registry knows it (else sizes and times), with the
     /// text encoder's and tokenizer's, hashed together.
     pub fingerprint: String,
@@ -112,6 +121,18 @@ impl VideoModelRef {
         )
     }
 
+    /// How the model runs a clip on a device of `capacity` bytes: resident, or (Wan) with
+    /// some blocks streamed from host memory; None when it cannot fit at all.
+    pub fn plan(
+        &self,
+        frames: u32,
+        width: u32,
+        height: u32,
+        capacity: u64,
+    ) -> Option<vram::VideoPlan> {
+        vram::video_plan(&self.facts, self.guided(), frames, width, height, capacity)
+    }
+
     /// The most a clip holds at once (what admission asks for).
     pub fn vram_peak(&self, frames: u32, width: u32, height: u32) -> u64 {
         let (t, d) = self.vram(frames, width, height);
@@ -122,7 +143,10 @@ impl VideoModelRef {
 /// Whether reelsmith's video engine runs a registry entry: an LTX-Video model stored as
 /// safetensors, with a `[model.video]` table (fp8 files and other families have none).
 pub fn runnable_video(m: &ModelEntry) -> bool {
-    m.kind == ModelKind::Video && m.arch == "ltxv" && m.format == "safetensors" && m.video.is_some()
+    m.kind == ModelKind::Video
+        && (m.arch == "ltxv" || m.arch == "wan")
+        && m.format == "safetensors"
+        && m.video.is_some()
 }
 
 /// A setting's value: `auto`, `none`, a name or a path; `gpu` says whether CUDA is there (see
@@ -167,8 +191,9 @@ pub fn find_video_model(
         let d = import::detect(path).map_err(|e| format!("{field}: {e}"))?;
         if d.video.is_none() {
             return Err(format!(
-                "{field}: {value} is not an LTX-Video single file or diffusers folder (it holds \
-                 a model of kind {}, {})",
+                "{field}: {value} is not a video model reelsmith runs (an LTX-Video single file \
+                 or diffusers folder, or a Wan2.1 model in the diffusers, official or ComfyUI \
+                 layout); it holds a model of kind {}, {}",
                 d.kind.as_str(),
                 d.arch
             ));
@@ -248,7 +273,7 @@ fn checkpoint_of(m: &ModelEntry, dir: &Path) -> Option<PathBuf> {
 
 /// `size-mtime` of each `.safetensors` under `dir` (one level of folders), sorted: a folder's
 /// fingerprint.
-fn folder_fingerprint(dir: &Path) -> String {
+pub(super) fn folder_fingerprint(dir: &Path) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut visit = |d: &Path| {
         if let Ok(rd) = std::fs::read_dir(d) {
@@ -278,6 +303,9 @@ fn reference(
     m: &ModelEntry,
     dir: &Path,
 ) -> Result<VideoModelRef, String> {
+    if m.arch == "wan" {
+        return super::video_wan::reference(reg, cfg, m, dir);
+    }
     let facts = m
         .video
         .clone()
@@ -366,6 +394,9 @@ fn reference(
         weights,
         text_encoder,
         tokenizer,
+        vae: None,
+        image_encoder: None,
+        image_processor: None,
         fingerprint: hex::encode(&digest[..12]),
         facts,
         sampling,
@@ -414,13 +445,17 @@ mod tests {
         }
         assert_eq!(choose_video(&reg, &cfg, "auto", "f", true).unwrap(), None);
         assert_eq!(choose_video(&reg, &cfg, "auto", "f", false).unwrap(), None);
-        // The registry's LTX entries are runnable; the fp8 file and other families are not.
+        // The registry's LTX and Wan entries are runnable; the LTX fp8 file, GGUF files and
+        // the tokenizer-only entry are not.
         assert!(runnable_video(reg.get("ltxv-2b-0.9.8-distilled").unwrap()));
         assert!(runnable_video(reg.get("ltx-video-2b").unwrap()));
         assert!(!runnable_video(
             reg.get("ltx-video-2b-distilled-fp8").unwrap()
         ));
-        assert!(!runnable_video(reg.get("wan2.1-t2v-1.3b").unwrap()));
+        assert!(runnable_video(reg.get("wan2.1-t2v-1.3b").unwrap()));
+        assert!(runnable_video(reg.get("wan2.1-i2v-14b-720p-fp8").unwrap()));
+        assert!(!runnable_video(reg.get("wan2.1-i2v-14b-480p-q4").unwrap()));
+        assert!(!runnable_video(reg.get("umt5-xxl-tokenizer").unwrap()));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::Path;
 use crate::engines::procedural::kenburns::KenBurns;
 use crate::engines::video::{
     latents_from_bytes, latents_to_bytes, prompt_tokens_setting, ClipCondition, ClipRequest,
-    VideoEngine,
+    DecodeResume, VideoEngine,
 };
 use crate::engines::{Clip, EngineError, VideoEngine as _};
 use crate::media::clip::{ClipReader, ClipWriter};
@@ -32,19 +32,76 @@ use super::voice::place;
 
 pub struct AnimateStage;
 
-/// Frames of one generation window (LTX is trained up to 257; 121 = 5 s at 24 fps keeps memory
-/// and time per window moderate).
+/// Frames of one LTX generation window (LTX is trained up to 257; 121 = 5 s at 24 fps keeps
+/// memory and time per window moderate).
 pub const WINDOW_FRAMES: usize = 121;
-/// Largest generation area: 768×512, LTX's native size (clips are scaled to the output).
+/// Frames of one Wan2.1 window: 81, what it is trained on (5 s at 16 fps).
+pub const WAN_WINDOW_FRAMES: usize = 81;
+/// Largest LTX generation area: 768×512, its native size (clips are scaled to the output).
 pub const MAX_PIXELS: usize = 768 * 512;
-/// `REELSMITH_VIDEO_AREA`: the largest generation area in pixels (default [`MAX_PIXELS`]);
-/// smaller is faster and coarser (clips are scaled to the output at assembly).
-fn max_pixels() -> usize {
+/// Largest Wan generation area: 832×480 (the 480p size; 720p models are asked for it with
+/// `REELSMITH_VIDEO_AREA=921600`).
+pub const WAN_MAX_PIXELS: usize = 832 * 480;
+
+fn is_wan(m: &crate::engines::video::VideoModelRef) -> bool {
+    m.arch == "wan"
+}
+
+/// The frames of one generation window of model `m`.
+pub fn window_frames(m: &crate::engines::video::VideoModelRef) -> usize {
+    if is_wan(m) {
+        WAN_WINDOW_FRAMES
+    } else {
+        WINDOW_FRAMES
+    }
+}
+
+/// `REELSMITH_VIDEO_AREA`: the largest generation area in pixels (default [`MAX_PIXELS`], Wan
+/// [`WAN_MAX_PIXELS`]); smaller is faster and coarser (clips are scaled to the output at
+/// assembly).
+fn max_pixels(m: &crate::engines::video::VideoModelRef) -> usize {
     std::env::var("REELSMITH_VIDEO_AREA")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&v| v >= 32 * 32)
-        .unwrap_or(MAX_PIXELS)
+        .unwrap_or(if is_wan(m) {
+            WAN_MAX_PIXELS
+        } else {
+            MAX_PIXELS
+        })
+}
+
+/// The engine's name in reports and clips.json: `ltx-video/<id>` or `wan/<id>`.
+fn engine_name(m: &crate::engines::video::VideoModelRef) -> String {
+    if is_wan(m) {
+        format!("wan/{}", m.id)
+    } else {
+        format!("ltx-video/{}", m.id)
+    }
+}
+
+/// The generation size of a job's clips with model `m`.
+fn generation_size(job: &JobSpec, m: &crate::engines::video::VideoModelRef) -> (usize, usize) {
+    let rule = reelsmith_video::frames::FrameRule {
+        temporal: m.facts.temporal_compression.max(1) as usize,
+        spatial: m.facts.size_multiple.max(1) as usize,
+        min_frames: 1,
+    };
+    rule.fit_size(
+        job.settings.width as usize,
+        job.settings.height as usize,
+        max_pixels(m),
+    )
+}
+
+/// Total memory of GPU `index` (None: the largest visible one), as the monitor sees it.
+fn gpu_capacity(index: Option<u32>) -> Option<u64> {
+    let samples = crate::gpu::monitor::GpuMonitor::from_env().sample();
+    match index {
+        Some(i) => samples.iter().find(|s| s.index == i).map(|s| s.total),
+        None => samples.iter().map(|s| s.total).max(),
+    }
+    .filter(|&t| t > 0)
 }
 
 /// `REELSMITH_VIDEO_STEPS`: sampling steps instead of the model's default (not for distilled
@@ -117,7 +174,7 @@ impl Stage for AnimateStage {
 
     fn engine(&self, job: &JobSpec) -> String {
         match &job.models.video {
-            Some(m) => format!("ltx-video/{}", m.id),
+            Some(m) => engine_name(m),
             None => self.builtin_engine(),
         }
     }
@@ -128,9 +185,9 @@ impl Stage for AnimateStage {
             Some(m) => serde_json::json!({
                 "model": (&m.id, &m.fingerprint),
                 "size": [job.settings.width, job.settings.height],
-                "area": max_pixels(),
+                "area": max_pixels(m),
                 "steps": format!("{:?}", steps_for(m)),
-                "window": WINDOW_FRAMES,
+                "window": window_frames(m),
             }),
         }
     }
@@ -141,20 +198,20 @@ impl Stage for AnimateStage {
             Some(m) => crate::pipeline::Resources {
                 cpu_slots: 2,
                 ram_bytes: 0,
-                // The peak of a window's two phases (the transformer pass, then the tiled
-                // decode with the transformer still loaded) at this job's generation size.
+                // The peak of a window's two phases (the transformer pass, then the decode) at
+                // this job's generation size. A Wan model that does not fit the largest GPU
+                // resident asks for its plan with blocks streamed from host memory (the run
+                // streams as many as the plan for the GPU it is placed on says).
                 vram_bytes: if candle_core::utils::cuda_is_available() {
-                    let rule = reelsmith_video::frames::FrameRule {
-                        temporal: m.facts.temporal_compression.max(1) as usize,
-                        spatial: m.facts.size_multiple.max(1) as usize,
-                        min_frames: 1,
-                    };
-                    let (w, h) = rule.fit_size(
-                        job.settings.width as usize,
-                        job.settings.height as usize,
-                        max_pixels(),
-                    );
-                    m.vram_peak(WINDOW_FRAMES as u32, w as u32, h as u32)
+                    let (w, h) = generation_size(job, m);
+                    let frames = window_frames(m) as u32;
+                    let peak = m.vram_peak(frames, w as u32, h as u32);
+                    match gpu_capacity(None) {
+                        Some(cap) if is_wan(m) && peak > cap => m
+                            .plan(frames, w as u32, h as u32, cap)
+                            .map_or(peak, |p| p.peak),
+                        _ => peak,
+                    }
                 } else {
                     0
                 },
@@ -305,12 +362,23 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
     let kdir = ctx.input(StageKind::Keyframes)?;
     let device = super::keyframes::candle_device(ctx)?;
     let weights = crate::engines::video::weights_of(m);
-    let engine = VideoEngine::load(&weights, &device, ctx.device)
+    let (gw, gh) = generation_size(ctx.job, m);
+    let capacity = if device.is_cuda() {
+        gpu_capacity(ctx.device)
+    } else {
+        None
+    };
+    let residency = crate::engines::video::residency_for(
+        m,
+        window_frames(m) as u32,
+        gw as u32,
+        gh as u32,
+        capacity,
+    );
+    let engine = VideoEngine::load(&weights, &device, ctx.device, residency)
         .map_err(|e| StageError::Engine(e.to_string()))?;
     let rule = engine.rule();
     let fps = m.fps() as f64;
-    let s = &ctx.job.settings;
-    let (gw, gh) = rule.fit_size(s.width as usize, s.height as usize, max_pixels());
     let n = plan.scenes.len();
     let key_paths: Vec<std::path::PathBuf> = (0..n)
         .map(|i| {
@@ -323,6 +391,31 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
                 })
         })
         .collect::<Result<_, _>>()?;
+    let scene_prompt =
+        |scene: &PlannedScene| format!("{}, {}", scene.prompt, motion_words(&scene.motion));
+    let morph_prompt = |i: usize| {
+        format!(
+            "{}, transforming into {}, seamless morph",
+            plan.scenes[i].prompt,
+            plan.scenes[i + 1].prompt
+        )
+    };
+    let morphs: Vec<usize> = (0..n.saturating_sub(1))
+        .filter(|&i| plan.scenes[i].transition == Blend::Morph)
+        .collect();
+    let states = if engine.takes_prompt_states() {
+        let mut texts: Vec<String> = plan.scenes.iter().map(scene_prompt).collect();
+        texts.extend(morphs.iter().map(|&i| morph_prompt(i)));
+        Some(prompt_states(
+            ctx,
+            &engine,
+            m,
+            texts,
+            &plan.negative_prompt,
+        )?)
+    } else {
+        None
+    };
     let mut clips = Vec::new();
     let mut last_frames: Vec<std::path::PathBuf> = Vec::new();
     for (i, scene) in plan.scenes.iter().enumerate() {
@@ -333,7 +426,7 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             first: &key_paths[i],
             last: None,
             frames: rule.frames_for(estimated_seconds(scene), fps),
-            prompt: format!("{}, {}", scene.prompt, motion_words(&scene.motion)),
+            prompt: scene_prompt(scene),
             seed: scene.seed,
         };
         let clip = generate(
@@ -344,6 +437,11 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             (gw, gh),
             fps,
             &plan.negative_prompt,
+            states
+                .as_ref()
+                .map(|s| s.get(&cp.prompt))
+                .transpose()?
+                .as_ref(),
             |d| ctx.progress((i as f32 + d) / n as f32),
         )?;
         last_frames.push(clip.1.clone());
@@ -357,22 +455,15 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
         });
     }
     // Morphs: from a scene's last frame to the next keyframe, over the transition window.
-    for i in 0..n.saturating_sub(1) {
+    for &i in &morphs {
         let scene = &plan.scenes[i];
-        if scene.transition != Blend::Morph {
-            continue;
-        }
         let cp = ClipPlan {
             scene,
             label: format!("morph-{i:03}"),
             first: &last_frames[i],
             last: Some(&key_paths[i + 1]),
             frames: rule.frames_for(scene.transition_seconds.max(0.4), fps),
-            prompt: format!(
-                "{}, transforming into {}, seamless morph",
-                scene.prompt,
-                plan.scenes[i + 1].prompt
-            ),
+            prompt: morph_prompt(i),
             seed: scene.seed ^ 0x6d6f_7270,
         };
         let (clip, _) = generate(
@@ -383,6 +474,11 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             (gw, gh),
             fps,
             &plan.negative_prompt,
+            states
+                .as_ref()
+                .map(|s| s.get(&cp.prompt))
+                .transpose()?
+                .as_ref(),
             |_| {},
         )?;
         clips[i].morph = Some(clip);
@@ -390,10 +486,68 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
     write_json(
         &ctx.out.join("clips.json"),
         &Clips {
-            engine: format!("ltx-video/{}", m.id),
+            engine: engine_name(m),
             clips,
         },
     )
+}
+
+/// A render's prompt states (Wan): every clip's prompt and the negative prompt encoded by
+/// umT5 in one load, kept as a cached item (`states.bin`) so a re-render, a resumed task or a
+/// changed seed does not load the text encoder again.
+struct PromptStates {
+    texts: Vec<String>,
+    /// `[n + 1, 512, D]`: the texts' states, then the negative prompt's.
+    states: candle_core::Tensor,
+}
+
+impl PromptStates {
+    /// `[2, 512, D]`: `prompt`'s states and the negative prompt's.
+    fn get(&self, prompt: &str) -> Result<candle_core::Tensor, StageError> {
+        let i = self.texts.iter().position(|t| t == prompt).ok_or_else(|| {
+            StageError::Engine(format!("no encoded prompt states for `{prompt}`"))
+        })?;
+        let n = self.texts.len();
+        let err = |e: candle_core::Error| StageError::Engine(format!("prompt states: {e}"));
+        candle_core::Tensor::cat(
+            &[
+                &self.states.narrow(0, i, 1).map_err(err)?,
+                &self.states.narrow(0, n, 1).map_err(err)?,
+            ],
+            0,
+        )
+        .map_err(err)
+    }
+}
+
+fn prompt_states(
+    ctx: &StageCtx,
+    engine: &VideoEngine,
+    m: &crate::engines::video::VideoModelRef,
+    mut texts: Vec<String>,
+    negative: &str,
+) -> Result<PromptStates, StageError> {
+    texts.sort();
+    texts.dedup();
+    let params = serde_json::json!({
+        "model": (&m.id, &m.fingerprint), "texts": texts, "negative": negative,
+    });
+    let item = ctx.item("prompt-states", &params, |dir| {
+        let mut all: Vec<&str> = texts.iter().map(String::as_str).collect();
+        all.push(negative);
+        let states = engine
+            .encode_prompts(&all)
+            .map_err(|e| engine_err("prompts", e))?;
+        let bytes = latents_to_bytes(&states).map_err(|e| engine_err("prompts", e))?;
+        std::fs::write(dir.join("states.bin"), bytes)
+            .map_err(|e| StageError::io(&dir.join("states.bin"), e))
+    })?;
+    let file = item.join("states.bin");
+    let bytes = std::fs::read(&file).map_err(|e| StageError::io(&file, e))?;
+    let states = latents_from_bytes(&bytes)
+        .filter(|t| t.dims().first() == Some(&(texts.len() + 1)))
+        .ok_or_else(|| StageError::data(file.display().to_string(), "not the prompt states"))?;
+    Ok(PromptStates { texts, states })
 }
 
 /// Generates (or finds in the cache) one clip, placed in the stage's output; returns the clip
@@ -407,15 +561,17 @@ fn generate(
     (gw, gh): (usize, usize),
     fps: f64,
     negative: &str,
+    states: Option<&candle_core::Tensor>,
     progress: impl Fn(f32),
 ) -> Result<(Clip, std::path::PathBuf), StageError> {
     let rule = engine.rule();
+    let window = window_frames(m);
     let digest = |p: &Path| crate::engines::models::fingerprint_of(p);
     let params = serde_json::json!({
         "model": (&m.id, &m.fingerprint), "prompt": cp.prompt, "negative": negative,
         "seed": cp.seed, "size": [gw, gh], "frames": cp.frames, "fps": fps,
         "first": digest(cp.first), "last": cp.last.map(digest),
-        "steps": format!("{:?}", steps_for(m)), "cfg": m.cfg(), "window": WINDOW_FRAMES,
+        "steps": format!("{:?}", steps_for(m)), "cfg": m.cfg(), "window": window,
         "prompt_tokens": prompt_tokens_setting(),
     });
     let key = crate::pipeline::cache::key(&serde_json::json!({ "item": "clip", "params": params }));
@@ -424,7 +580,7 @@ fn generate(
         let first = decode::read_image(cp.first)?;
         let last = cp.last.map(decode::read_image).transpose()?;
         let mut writer = ClipWriter::create(&dir.join("clip.mkv"), gw as u32, gh as u32, fps)?;
-        let windows = rule.windows(cp.frames, WINDOW_FRAMES, 1);
+        let windows = rule.windows(cp.frames, window, 1);
         let total = windows.len();
         let mut start_image = first;
         for (wi, &(_, frames)) in windows.iter().enumerate() {
@@ -453,6 +609,7 @@ fn generate(
                 seed: cp.seed.wrapping_add(wi as u64),
                 conditions,
                 prompt_tokens: prompt_tokens_setting(),
+                shift: None,
             };
             let name = format!("{}-{key16}-w{wi}.latents", cp.label);
             let saved = ctx
@@ -475,7 +632,7 @@ fn generate(
                         !ctx.cancel.is_cancelled()
                     };
                     let l = engine
-                        .sample(&req, &mut on_step)
+                        .sample(&req, states, &mut on_step)
                         .map_err(|e| engine_err(&cp.scene.id, e))?;
                     let bytes = latents_to_bytes(&l).map_err(|e| engine_err(&cp.scene.id, e))?;
                     ctx.save_checkpoint(
@@ -492,8 +649,27 @@ fn generate(
             // Windows after the first start on the previous window's last frame: skip it.
             let mut index = 0usize;
             let mut tail: Option<RgbImage> = None;
+            // Wan keeps a decode's progress here, so a killed decode continues.
+            let mut saved = |done: usize, of: usize| {
+                ctx.checkpointed(&format!(
+                    "{} window {} decoded {done}/{of}",
+                    cp.label,
+                    wi + 1
+                ))
+            };
+            let mut resumed = |done: usize| {
+                ctx.resumed(&format!("{} window {} decoded {done}", cp.label, wi + 1))
+            };
+            let resume = ctx.checkpoint_dir().map(|d| DecodeResume {
+                dir: d.join(format!("{}-{key16}-w{wi}.decode", cp.label)),
+                saved: &mut saved,
+                resumed: &mut resumed,
+            });
             engine
-                .decode(&latents, req.seed, &mut |img: RgbImage| {
+                .decode(&latents, req.seed, resume, &mut |img: RgbImage| {
+                    if ctx.cancel.is_cancelled() {
+                        return Err(EngineError::Cancelled);
+                    }
                     let keep = wi == 0 || index > 0;
                     index += 1;
                     if keep {

@@ -110,22 +110,21 @@ pub struct Studio {
 
 impl Studio {
     pub fn new(poison: bool) -> Studio {
+        Studio::with_model(MODEL_ID, |dir| build_model(dir, poison))
+    }
+
+    /// A studio with the model `build` writes (into `models/<id>`) imported as `id`.
+    pub fn with_model(id: &str, build: impl FnOnce(&Path)) -> Studio {
         let tmp = tempfile::tempdir().unwrap();
         let s = Studio {
             data: tmp.path().join("data"),
             config: tmp.path().join("cfg"),
-            model: tmp.path().join("models/tiny-ltx"),
+            model: tmp.path().join("models").join(id),
             tmp,
         };
-        build_model(&s.model, poison);
+        build(&s.model);
         let o = s.run(
-            &[
-                "models",
-                "import",
-                s.model.to_str().unwrap(),
-                "--id",
-                MODEL_ID,
-            ],
+            &["models", "import", s.model.to_str().unwrap(), "--id", id],
             &[],
         );
         assert!(

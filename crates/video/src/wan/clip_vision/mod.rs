@@ -274,7 +274,7 @@ impl ClipVision {
     /// `models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth`, in f32. The config is the
     /// folder's (or a `config.json` beside the file), else ViT-H/14's.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let cfg = match weights::config_of(path) {
+        let cfg = match weights::config_of(path, "hidden_size") {
             Some(c) => ClipVisionConfig::from_file(&c)?,
             None => ClipVisionConfig::vit_h_14(),
         };

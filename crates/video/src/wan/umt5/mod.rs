@@ -225,7 +225,7 @@ impl UmT5Encoder {
     /// `models_t5_umt5-xxl-enc-bf16.pth`, in f32. The config is the folder's (or a `config.json`
     /// beside the file), else umT5-XXL's.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        let cfg = match weights::config_of(path) {
+        let cfg = match weights::config_of(path, "d_model") {
             Some(c) => UmT5Config::from_file(&c)?,
             None => UmT5Config::umt5_xxl(),
         };

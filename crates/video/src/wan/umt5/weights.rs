@@ -182,11 +182,21 @@ pub(crate) fn files_of(path: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// `config.json` in the folder, or beside the file.
-pub(crate) fn config_of(path: &Path) -> Option<PathBuf> {
-    let c = if path.is_dir() {
-        path.join("config.json")
-    } else {
-        path.with_file_name("config.json")
-    };
-    c.is_file().then_some(c)
+///
+/// A `config.json` beside a single file is taken only when it holds `key` (the encoder's own
+/// config): in the official Wan release the `config.json` next to the encoders' `.pth` files is
+/// the transformer's, and the encoders are then the released shapes (the caller's default).
+pub(crate) fn config_of(path: &Path, key: &str) -> Option<PathBuf> {
+    if path.is_dir() {
+        let c = path.join("config.json");
+        return c.is_file().then_some(c);
+    }
+    let c = path.with_file_name("config.json");
+    let text = std::fs::read_to_string(&c).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    (json.get(key).is_some()
+        || json
+            .get("vision_config")
+            .is_some_and(|v| v.get(key).is_some()))
+    .then_some(c)
 }
