@@ -408,6 +408,43 @@ fn wan_scenes_are_generated_clips_that_start_on_their_keyframes_and_are_cached()
     );
     let an2 = stage(again.as_ref().unwrap(), "animate");
     assert_eq!(an2["status"], "cached", "{an2}");
+
+    // A first-last-frame model for the morphs (REELSMITH_MORPH): the scene clips stay what they
+    // were, the morph is made again by the other model.
+    let flf = s.path("models/tiny-flf2v");
+    wan_support::build_model(&flf, wan_support::Task::Flf2v);
+    let mut env3 = env.to_vec();
+    env3.push(("REELSMITH_MORPH", flf.to_str().unwrap()));
+    let out3 = s.path("out3");
+    let a = args(&out3);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o3 = s.run(&a, &env3);
+    assert!(
+        o3.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o3.stderr)
+    );
+    let report3: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out3.join("tide-pools/report.json")).unwrap(),
+    )
+    .unwrap();
+    let an3 = stage(&report3, "animate");
+    assert_eq!(an3["status"], "done", "{an3}");
+    let dir3 = s.data.join("artifacts").join(an3["key"].as_str().unwrap());
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read(&dir3, "scene-000.mkv"), read(&dir, "scene-000.mkv"));
+    assert_eq!(read(&dir3, "scene-001.mkv"), read(&dir, "scene-001.mkv"));
+    assert_ne!(read(&dir3, "morph-000.mkv"), read(&dir, "morph-000.mkv"));
+    // A morph model that is not a first-last-frame model is refused before anything runs.
+    let mut env4 = env.to_vec();
+    env4.push(("REELSMITH_MORPH", "tiny-wan"));
+    let o4 = s.run(&a, &env4);
+    let err = String::from_utf8_lossy(&o4.stderr);
+    assert_eq!(o4.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("REELSMITH_MORPH") && err.contains("first-last-frame"),
+        "{err}"
+    );
 }
 
 fn wan_video(s: &Studio, id: &str, extra: &[&str], out: &Path) -> std::process::Output {

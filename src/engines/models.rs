@@ -14,8 +14,11 @@
 //! # de = "none"                     # espeak-ng for German
 //! image = "auto"                    # auto | none | an image model's registry id (sd15, sdxl-turbo, flux1-schnell, …)
 //! refiner = "auto"                  # auto (sdxl-refiner over SDXL base when installed) | none | id
-//! video = "auto"                    # auto | none (Ken Burns) | an LTX-Video id (ltxv-2b-0.9.8-distilled, …)
-//!                                   #   or a path: ltxv-*.safetensors, a folder holding one, a diffusers folder
+//! video = "auto"                    # auto | none (Ken Burns) | a video model id (ltxv-2b-0.9.8-distilled,
+//!                                   #   wan2.1-t2v-1.3b, …) or a path: an LTX-Video single file or
+//!                                   #   diffusers folder, a Wan2.1 diffusers/official folder or ComfyUI file
+//! morph = "auto"                    # auto (an installed Wan2.1 first-last-frame model, with CUDA) | none
+//!                                   #   (the video model makes morphs too) | a Wan2.1 FLF2V id or path
 //! upscale = "auto"                  # auto | none | lanczos | a Real-ESRGAN id or weights path
 //! interpolate = "auto"              # auto | none | minterpolate | a RIFE id or weights path
 //! ```
@@ -28,7 +31,8 @@
 //! `REELSMITH_IMAGE` overrides `image`. `auto` picks the first installed image model; on a
 //! machine without CUDA only Turbo models (one or a few steps) are picked automatically.
 //!
-//! `REELSMITH_VIDEO` overrides `video`. `auto` picks the first installed LTX-Video model, and
+//! `REELSMITH_VIDEO` overrides `video`, `REELSMITH_MORPH` `morph`. `auto` picks the first
+//! installed video model (LTX-Video, then Wan2.1, in registry order), and
 //! only on a machine with CUDA: on a CPU even the 2B distilled model takes minutes per clip,
 //! so the stills move by Ken Burns unless a model is named (see [`video_select`]).
 //!
@@ -77,6 +81,10 @@ pub struct StageModels {
     /// The video model that animates the keyframes (`None`: Ken Burns camera moves).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoModelRef>,
+    /// A Wan2.1 first-last-frame model that makes the `morph` transitions (`None`: the video
+    /// model makes them). Only set when `video` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub morph: Option<VideoModelRef>,
     /// What brings stills and clips to the output size (post stage).
     #[serde(default, skip_serializing_if = "PostSetting::is_embedded")]
     pub upscale: PostSetting,
@@ -94,6 +102,7 @@ struct EnginesFile {
     image: Option<String>,
     refiner: Option<String>,
     video: Option<String>,
+    morph: Option<String>,
     upscale: Option<String>,
     interpolate: Option<String>,
 }
@@ -211,6 +220,19 @@ impl StageModels {
             candle_core::utils::cuda_is_available(),
         )?;
         let cuda = candle_core::utils::cuda_is_available();
+        let morph = match &video {
+            None => None,
+            Some(v) => {
+                let (value, field) = match var("REELSMITH_MORPH") {
+                    Some(m) => (m, "REELSMITH_MORPH".to_string()),
+                    None => (
+                        settings.morph.clone().unwrap_or_else(|| "auto".into()),
+                        format!("{}: morph", file.display()),
+                    ),
+                };
+                video_select::choose_morph(&reg, &cfg, v, &value, &field, cuda)?
+            }
+        };
         let post = |env: &str, value: &Option<String>, name: &str, kind| match var(env) {
             Some(v) => resolve_post_setting(&reg, &cfg, &v, env, kind, cuda),
             None => resolve_post_setting(
@@ -241,6 +263,7 @@ impl StageModels {
             image,
             refiner,
             video,
+            morph,
             upscale,
             interpolate,
         })

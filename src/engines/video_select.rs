@@ -165,6 +165,52 @@ pub fn choose_video(
     }
 }
 
+/// Whether a model makes clips between a first and a last picture natively (Wan2.1 FLF2V).
+pub fn first_last_frame(m: &VideoModelRef) -> bool {
+    m.arch == "wan" && m.facts.task == "flf2v"
+}
+
+/// The `morph` setting for a job animated by `video`: `none`, `auto` (with CUDA, the first
+/// installed Wan2.1 first-last-frame model in registry order, unless `video` is one itself) or
+/// a name or path, which must be a first-last-frame model.
+pub fn choose_morph(
+    reg: &Registry,
+    cfg: &HubConfig,
+    video: &VideoModelRef,
+    value: &str,
+    field: &str,
+    gpu: bool,
+) -> Result<Option<VideoModelRef>, String> {
+    match value.trim() {
+        "none" | "off" => Ok(None),
+        "auto" => {
+            if !gpu || first_last_frame(video) {
+                return Ok(None);
+            }
+            Ok(reg
+                .models()
+                .iter()
+                .filter(|m| runnable_video(m) && m.arch == "wan")
+                .filter(|m| m.video.as_ref().is_some_and(|v| v.task == "flf2v"))
+                .find_map(|m| {
+                    let dir = import::local_dir(cfg, m)?;
+                    reference(reg, cfg, m, &dir).ok()
+                }))
+        }
+        v => {
+            let m = find_video_model(reg, cfg, v, field)?;
+            if !first_last_frame(&m) {
+                return Err(format!(
+                    "{field}: {} is not a first-last-frame model (a Wan2.1 FLF2V model, e.g. \
+                     wan2.1-flf2v-14b-720p); `none` lets the video model make the morphs",
+                    m.id
+                ));
+            }
+            Ok(Some(m))
+        }
+    }
+}
+
 /// `auto`: with CUDA, the first installed runnable model in registry order; without, none.
 pub fn auto_video_model(reg: &Registry, cfg: &HubConfig, gpu: bool) -> Option<VideoModelRef> {
     if !gpu {

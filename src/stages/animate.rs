@@ -188,6 +188,7 @@ impl Stage for AnimateStage {
                 "area": max_pixels(m),
                 "steps": format!("{:?}", steps_for(m)),
                 "window": window_frames(m),
+                "morph": job.models.morph.as_ref().map(|mm| (&mm.id, &mm.fingerprint)),
             }),
         }
     }
@@ -202,16 +203,20 @@ impl Stage for AnimateStage {
                 // this job's generation size. A Wan model that does not fit the largest GPU
                 // resident asks for its plan with blocks streamed from host memory (the run
                 // streams as many as the plan for the GPU it is placed on says).
+                // A morph model runs after the video model has left memory: the larger counts.
                 vram_bytes: if candle_core::utils::cuda_is_available() {
                     let (w, h) = generation_size(job, m);
-                    let frames = window_frames(m) as u32;
-                    let peak = m.vram_peak(frames, w as u32, h as u32);
-                    match gpu_capacity(None) {
-                        Some(cap) if is_wan(m) && peak > cap => m
-                            .plan(frames, w as u32, h as u32, cap)
-                            .map_or(peak, |p| p.peak),
-                        _ => peak,
-                    }
+                    let need = |m: &crate::engines::video::VideoModelRef| {
+                        let frames = window_frames(m) as u32;
+                        let peak = m.vram_peak(frames, w as u32, h as u32);
+                        match gpu_capacity(None) {
+                            Some(cap) if is_wan(m) && peak > cap => m
+                                .plan(frames, w as u32, h as u32, cap)
+                                .map_or(peak, |p| p.peak),
+                            _ => peak,
+                        }
+                    };
+                    need(m).max(job.models.morph.as_ref().map_or(0, need))
                 } else {
                     0
                 },
@@ -361,22 +366,29 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
     let keyframes: Keyframes = read_json(&ctx.input(StageKind::Keyframes)?.file("keyframes.json"))?;
     let kdir = ctx.input(StageKind::Keyframes)?;
     let device = super::keyframes::candle_device(ctx)?;
-    let weights = crate::engines::video::weights_of(m);
     let (gw, gh) = generation_size(ctx.job, m);
     let capacity = if device.is_cuda() {
         gpu_capacity(ctx.device)
     } else {
         None
     };
-    let residency = crate::engines::video::residency_for(
-        m,
-        window_frames(m) as u32,
-        gw as u32,
-        gh as u32,
-        capacity,
-    );
-    let engine = VideoEngine::load(&weights, &device, ctx.device, residency)
-        .map_err(|e| StageError::Engine(e.to_string()))?;
+    let load = |m: &crate::engines::video::VideoModelRef| {
+        let residency = crate::engines::video::residency_for(
+            m,
+            window_frames(m) as u32,
+            gw as u32,
+            gh as u32,
+            capacity,
+        );
+        VideoEngine::load(
+            &crate::engines::video::weights_of(m),
+            &device,
+            ctx.device,
+            residency,
+        )
+        .map_err(|e| StageError::Engine(e.to_string()))
+    };
+    let engine = load(m)?;
     let rule = engine.rule();
     let fps = m.fps() as f64;
     let n = plan.scenes.len();
@@ -403,9 +415,14 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
     let morphs: Vec<usize> = (0..n.saturating_sub(1))
         .filter(|&i| plan.scenes[i].transition == Blend::Morph)
         .collect();
+    // Morphs are made by the morph model when the job has one (a first-last-frame model),
+    // else by the video model.
+    let morph_model = ctx.job.models.morph.as_ref().filter(|_| !morphs.is_empty());
     let states = if engine.takes_prompt_states() {
         let mut texts: Vec<String> = plan.scenes.iter().map(scene_prompt).collect();
-        texts.extend(morphs.iter().map(|&i| morph_prompt(i)));
+        if morph_model.is_none() {
+            texts.extend(morphs.iter().map(|&i| morph_prompt(i)));
+        }
         Some(prompt_states(
             ctx,
             &engine,
@@ -455,6 +472,25 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
         });
     }
     // Morphs: from a scene's last frame to the next keyframe, over the transition window.
+    let morph_engine = match morph_model {
+        Some(mm) => {
+            drop(engine);
+            let e = load(mm)?;
+            let s = if e.takes_prompt_states() {
+                let texts = morphs.iter().map(|&i| morph_prompt(i)).collect();
+                Some(prompt_states(ctx, &e, mm, texts, &plan.negative_prompt)?)
+            } else {
+                None
+            };
+            MorphEngine::Own(e, mm, s)
+        }
+        None => MorphEngine::Video(engine),
+    };
+    let (m_engine, mm, m_states) = match &morph_engine {
+        MorphEngine::Own(e, mm, s) => (e, *mm, s.as_ref()),
+        MorphEngine::Video(e) => (e, m, states.as_ref()),
+    };
+    let m_fps = mm.fps() as f64;
     for &i in &morphs {
         let scene = &plan.scenes[i];
         let cp = ClipPlan {
@@ -462,23 +498,21 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             label: format!("morph-{i:03}"),
             first: &last_frames[i],
             last: Some(&key_paths[i + 1]),
-            frames: rule.frames_for(scene.transition_seconds.max(0.4), fps),
+            frames: m_engine
+                .rule()
+                .frames_for(scene.transition_seconds.max(0.4), m_fps),
             prompt: morph_prompt(i),
             seed: scene.seed ^ 0x6d6f_7270,
         };
         let (clip, _) = generate(
             ctx,
-            &engine,
-            m,
+            m_engine,
+            mm,
             &cp,
             (gw, gh),
-            fps,
+            m_fps,
             &plan.negative_prompt,
-            states
-                .as_ref()
-                .map(|s| s.get(&cp.prompt))
-                .transpose()?
-                .as_ref(),
+            m_states.map(|s| s.get(&cp.prompt)).transpose()?.as_ref(),
             |_| {},
         )?;
         clips[i].morph = Some(clip);
@@ -490,6 +524,17 @@ fn generated_clips(ctx: &StageCtx, plan: &Plan) -> Result<(), StageError> {
             clips,
         },
     )
+}
+
+/// What makes a render's morphs: the job's morph model (with its prompt states), or the video
+/// model itself.
+enum MorphEngine<'a> {
+    Own(
+        VideoEngine,
+        &'a crate::engines::video::VideoModelRef,
+        Option<PromptStates>,
+    ),
+    Video(VideoEngine),
 }
 
 /// A render's prompt states (Wan): every clip's prompt and the negative prompt encoded by

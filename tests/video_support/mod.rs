@@ -154,6 +154,7 @@ impl Studio {
             .env_remove("REELSMITH_TTS")
             .env_remove("REELSMITH_IMAGE")
             .env_remove("REELSMITH_VIDEO")
+            .env_remove("REELSMITH_MORPH")
             .env_remove("REELSMITH_UPSCALE")
             .env_remove("REELSMITH_INTERPOLATE");
         for (k, v) in env {
