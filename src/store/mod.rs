@@ -14,6 +14,7 @@
 //!   system clock inside the store.
 
 mod error;
+mod publications;
 mod pulls;
 mod queries;
 mod queue;
@@ -31,6 +32,9 @@ use rusqlite::types::{Type, ValueRef};
 use rusqlite::{Connection, ErrorCode, Row, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
+pub use publications::{
+    ConsentRow, NewPublication, PublicationId, PublicationRow, PublicationStatus,
+};
 pub use pulls::{PullEnd, PullId, PullRow, PullStart};
 pub use queries::{JobOverview, RunningStage};
 pub use types::{

@@ -33,6 +33,10 @@
 //!   can show its progress. At most one active (queued/running) pull per model: a partial
 //!   unique index. `owner_pid` + `beat_ms` say who runs it and when it last said so; a pull
 //!   whose owner died goes back to the queue (its partial files resume).
+//! - Migration 5: publications (uploads to YouTube, TikTok, Instagram) are durable jobs like
+//!   pulls, with the platform's upload state (session URI, acknowledged offset) saved after
+//!   every chunk; `publish_quota` is the per-account, per-quota-day ledger; `consents` holds
+//!   the consent records of real people shown in videos.
 //! - `jobs.script` is the table's last column on purpose: SQLite reads a row
 //!   only up to the last column a query asks for, so listings that skip the
 //!   script never touch its overflow pages. Keep it last (or move scripts to
@@ -171,5 +175,53 @@ CREATE TABLE pulls (
 ) STRICT;
 CREATE UNIQUE INDEX pulls_active_model ON pulls(model) WHERE status IN ('queued','running');
 CREATE INDEX pulls_status ON pulls(status, id);
+"#,
+    // 5: publications (uploads to the platforms) as durable jobs, the quota ledger, consents.
+    r#"
+CREATE TABLE publications (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    platform         TEXT    NOT NULL CHECK (platform IN ('youtube','tiktok','instagram')),
+    account          TEXT    NOT NULL,
+    kind             TEXT    NOT NULL CHECK (kind IN ('video','short')),
+    lang             TEXT    NOT NULL,
+    source           TEXT    NOT NULL,
+    job_id           INTEGER,
+    file             TEXT    NOT NULL,
+    options          TEXT    NOT NULL,
+    status           TEXT    NOT NULL
+                     CHECK (status IN ('queued','uploading','processing','waiting','live',
+                                       'failed','cancelled')),
+    upload_state     TEXT,
+    bytes_done       INTEGER NOT NULL DEFAULT 0 CHECK (bytes_done >= 0),
+    bytes_total      INTEGER CHECK (bytes_total IS NULL OR bytes_total >= 0),
+    remote_id        TEXT,
+    error            TEXT,
+    not_before_ms    INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1)),
+    owner_pid        INTEGER,
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    created_ms       INTEGER NOT NULL,
+    started_ms       INTEGER,
+    beat_ms          INTEGER,
+    finished_ms      INTEGER
+) STRICT;
+CREATE INDEX publications_status ON publications(status, id);
+CREATE TABLE publish_quota (
+    platform TEXT    NOT NULL,
+    account  TEXT    NOT NULL,
+    day      TEXT    NOT NULL,
+    bucket   TEXT    NOT NULL,
+    used     INTEGER NOT NULL DEFAULT 0 CHECK (used >= 0),
+    PRIMARY KEY (platform, account, day, bucket)
+) STRICT;
+CREATE TABLE consents (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    person          TEXT    NOT NULL,
+    scope           TEXT    NOT NULL,
+    granted         TEXT    NOT NULL,
+    evidence        TEXT    NOT NULL,
+    evidence_sha256 TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL
+) STRICT;
 "#,
 ];
