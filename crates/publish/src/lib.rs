@@ -10,6 +10,7 @@
 //! - [`limits`]: the platforms' field limits, counted their way;
 //! - [`youtube`], [`tiktok`], [`instagram`]: the upload protocols, resumable from a
 //!   persisted state after the process, the machine or the network died;
+//! - [`time`]: RFC 3339 times without a calendar crate;
 //! - [`testing`]: a loopback HTTP server and fakes that speak each protocol as documented,
 //!   with injectable faults, for this crate's and the studio's tests.
 
@@ -20,6 +21,7 @@ pub mod limits;
 pub mod oauth;
 pub mod testing;
 pub mod tiktok;
+pub mod time;
 pub mod youtube;
 
 pub use endpoints::Endpoints;
