@@ -59,6 +59,7 @@ pub fn write_script(
         scenes: Vec::new(),
         recordings: rel,
         highlights: Some(spec),
+        publish: None,
     };
     let yaml = serde_norway::to_string(&script).map_err(|e| e.to_string())?;
     let text = format!(

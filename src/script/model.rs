@@ -51,6 +51,9 @@ pub struct Script {
     /// How highlights are chosen from the recordings (the channel's `[highlights]` otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub highlights: Option<HighlightsSpec>,
+    /// Where the finished video is published by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishSpec>,
 }
 
 /// The `highlights:` block of a script with recordings; every field falls back to the channel's
@@ -144,6 +147,48 @@ pub struct Character {
     /// Noise seed of the scenes this character leads (the same seed keeps a drawing alike).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The character depicts a real person: publishing the video needs a consent record
+    /// naming them (`reelsmith consent add NAME …`), matched on `name` (else `id`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub real_person: bool,
+}
+
+impl Character {
+    /// How consent records name the character: its `name`, else its id.
+    pub fn person(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// The `publish:` block of a script: where a finished render goes by itself (queued as
+/// publications when the job finishes; `reelsmith publish` takes the same options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    /// Platforms: youtube, tiktok, instagram.
+    pub to: Vec<String>,
+    /// private, unlisted or public (default private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<String>,
+    /// When it goes public (RFC 3339, e.g. 2026-12-24T18:00:00Z; YouTube: private until then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// Publish the vertical short (short.mp4) as well (YouTube Shorts, and what TikTok and
+    /// Instagram get).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short: Option<bool>,
+    /// Disclose the video as altered or synthetic content (default yes: it is generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<bool>,
+    /// Languages to publish (default: every rendered one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub languages: Vec<String>,
+    /// The account per platform (default: the platform's only or first account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// A YouTube playlist id to add the video to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub playlist: Option<String>,
 }
 
 /// One scene (shot) of the video.

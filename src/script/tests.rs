@@ -813,3 +813,49 @@ fn all_errors_are_input_errors() {
     assert_eq!(e.kind(), ErrorKind::Invalid);
     assert_eq!(e.to_string(), "a: f: m");
 }
+
+#[test]
+fn publish_blocks_and_real_people_are_read_and_checked() {
+    let base = "title: T\nscenes:\n  - prompt: p\n    lines:\n      - text: Hi.\n";
+    let s = ok_of(
+        "s.yaml",
+        &format!(
+            "characters:\n  - id: ada\n    name: Ada Lovelace\n    real_person: true\n{base}\
+             publish:\n  to: [youtube, tiktok]\n  at: 2026-12-24T18:00:00Z\n  short: true\n"
+        ),
+    );
+    assert!(s.characters[0].real_person);
+    assert_eq!(s.characters[0].person(), "Ada Lovelace");
+    let p = s.publish.unwrap();
+    assert_eq!(p.to, ["youtube", "tiktok"]);
+    assert_eq!(p.short, Some(true));
+    for (block, says) in [
+        (
+            "publish:\n  to: []\n",
+            "s.yaml: publish.to: names no platform",
+        ),
+        (
+            "publish:\n  to: [youtube, vimeo]\n",
+            "s.yaml: publish.to[1]: unknown platform \"vimeo\"",
+        ),
+        (
+            "publish:\n  to: [youtube]\n  privacy: secret\n",
+            "s.yaml: publish.privacy: unknown privacy \"secret\"",
+        ),
+        (
+            "publish:\n  to: [youtube]\n  at: tomorrow\n",
+            "s.yaml: publish.at: \"tomorrow\" is not a time",
+        ),
+        (
+            "publish:\n  to: [youtube]\n  privacy: public\n  at: 2026-12-24T18:00:00Z\n",
+            "s.yaml: publish.at: a scheduled video stays private",
+        ),
+        (
+            "publish:\n  to: [youtube]\n  languages: [xx]\n",
+            "s.yaml: publish.languages[0]: unknown language \"xx\"",
+        ),
+    ] {
+        let msg = err_of("s.yaml", &format!("{base}{block}"));
+        assert!(msg.starts_with(says), "{msg}");
+    }
+}

@@ -155,6 +155,7 @@ pub(crate) fn parse_text(text: &str, origin: &Path) -> Result<Script, ScriptErro
         scenes,
         recordings: Vec::new(),
         highlights: None,
+        publish: None,
     })
 }
 

@@ -435,6 +435,10 @@ pub(crate) fn validate(
         }
     }
 
+    if let Some(p) = &script.publish {
+        check_publish(&ctx, p)?;
+    }
+
     // recordings
     if !script.recordings.is_empty() || script.highlights.is_some() {
         check_recordings(&mut ctx, script)?;
@@ -634,6 +638,60 @@ fn check_recordings(ctx: &mut Ctx, script: &mut Script) -> Result<(), ScriptErro
         }
         if h.length.is_some_and(|l| !(2.0..=120.0).contains(&l)) {
             return Err(ctx.err("highlights.length", "a highlight lasts 2 to 120 seconds"));
+        }
+    }
+    Ok(())
+}
+
+/// The `publish:` block: known platforms (at least one), privacy, an RFC 3339 `at` (only with
+/// a privacy that allows scheduling), rendered-language codes.
+fn check_publish(ctx: &Ctx, p: &crate::script::model::PublishSpec) -> Result<(), ScriptError> {
+    const PLATFORMS: [&str; 3] = ["youtube", "tiktok", "instagram"];
+    if p.to.is_empty() {
+        return Err(ctx.err(
+            "publish.to",
+            "names no platform; use youtube, tiktok or instagram (or remove `publish:`)",
+        ));
+    }
+    for (i, t) in p.to.iter().enumerate() {
+        if !PLATFORMS.contains(&t.trim().to_ascii_lowercase().as_str()) {
+            return Err(ctx.err(
+                format!("publish.to[{i}]"),
+                format!("unknown platform \"{t}\"; use youtube, tiktok or instagram"),
+            ));
+        }
+    }
+    if let Some(v) = &p.privacy {
+        if !["private", "unlisted", "public"].contains(&v.as_str()) {
+            return Err(ctx.err(
+                "publish.privacy",
+                format!("unknown privacy \"{v}\"; use private, unlisted or public"),
+            ));
+        }
+    }
+    if let Some(at) = &p.at {
+        if reelsmith_publish::time::parse_rfc3339_ms(at).is_none() {
+            return Err(ctx.err(
+                "publish.at",
+                format!("\"{at}\" is not a time; write it as RFC 3339, e.g. 2026-12-24T18:00:00Z"),
+            ));
+        }
+        if p.privacy.as_deref().is_some_and(|v| v != "private") {
+            return Err(ctx.err(
+                "publish.at",
+                "a scheduled video stays private until its time; leave out `privacy` or make it private",
+            ));
+        }
+    }
+    for (i, l) in p.languages.iter().enumerate() {
+        if !is_language(l) {
+            return Err(ctx.err(
+                format!("publish.languages[{i}]"),
+                format!(
+                    "unknown language \"{l}\"; use one of {}",
+                    LANGUAGES.join(", ")
+                ),
+            ));
         }
     }
     Ok(())
