@@ -3,6 +3,8 @@
 //! cut a request off mid-body and close the connection without an answer (a dropped network).
 //! The platform fakes built on it live beside it.
 
+pub mod oauth;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
