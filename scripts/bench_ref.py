@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Reference-engine runs for `reelsmith bench llm|asr|tts|image|video|post` (benchmark only, never tests/CI).
+"""Reference-engine runs for `reelsmith bench llm|asr|tts|image|video|post` (video: LTX and Wan) (benchmark only, never tests/CI).
 
 Run with the venv python printed by scripts/bench-refs.sh:
 
@@ -11,11 +11,13 @@ Run with the venv python printed by scripts/bench-refs.sh:
                      --threads N
   bench_ref.py video --configs CONFIGS.json --size WxH --frames N --steps S --cfg C
                      --device cpu|cuda --dtype float32|bfloat16 --threads N [--seed K]
+  bench_ref.py wan --model DIR --size WxH --frames N --steps S --cfg C --shift F
+                   --device cpu|cuda --dtype float32|bfloat16 --threads N [--seed K]
   bench_ref.py post --net compact|rrdb|rife --weights W.safetensors --inputs IN.safetensors
                     --out OUT.safetensors --rounds N --device cpu|cuda:N --threads N
                     [--scale S --num-feat F --num-conv C --num-block B --num-grow G]
                     [--timestep T] [--scripts DIR]
-    (`image` and `video` need torch + diffusers, `post` torch + safetensors: the venv of
+    (`image`, `video` and `wan` need torch + diffusers, `post` torch + safetensors: the venv of
     scripts/diffusion-fixture-venv.sh)
 
 Each subcommand prints exactly ONE line of JSON on stdout; everything else
@@ -432,6 +434,114 @@ def run_video(args):
     return out
 
 
+def reset_peak_rss():
+    """Resets this process's peak RSS (VmHWM), so the next reading is the peak since now."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_wan(args):
+    """diffusers' eager Wan2.1 sampling step on the random-weight checkpoint reelsmith wrote
+    (`WanTransformer3DModel.from_pretrained(DIR, torch_dtype=...)`, as a pipeline loads it: the
+    rotary tables, time embedder, norms and modulation tables kept in f32): the step as
+    `WanPipeline` runs it (the conditional and unconditional forwards one after the other with
+    512 text tokens each, the guidance mix, `UniPCMultistepScheduler` with flow sigmas),
+    timed per step after one warm-up step. The image models get random CLIP states and the
+    condition channels behind the latents (`WanImageToVideoPipeline`)."""
+    import torch
+    import diffusers
+    from diffusers import UniPCMultistepScheduler, WanTransformer3DModel
+    from safetensors import safe_open
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    diffusers.utils.logging.set_verbosity_error()
+    dev = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    t0 = time.perf_counter()
+    net = WanTransformer3DModel.from_pretrained(args.model, torch_dtype=dtype).to(dev).eval()
+    sync()
+    build_s = time.perf_counter() - t0
+
+    # The checkpoint's tensors are exactly the model's (names and shapes).
+    stored = {}
+    for name in sorted(os.listdir(args.model)):
+        if name.endswith(".safetensors"):
+            with safe_open(os.path.join(args.model, name), "pt") as f:
+                for k in f.keys():
+                    stored[k] = list(f.get_slice(k).get_shape())
+    model = {k: list(v.shape) for k, v in net.state_dict().items()}
+    weights_match = stored == model
+    if not weights_match:
+        log(f"the checkpoint and the model differ: only stored {sorted(set(stored) - set(model))[:6]}, "
+            f"only in the model {sorted(set(model) - set(stored))[:6]}, shapes "
+            f"{[(k, stored[k], model[k]) for k in stored if k in model and stored[k] != model[k]][:6]}")
+
+    cfg = net.config
+    lc = cfg.out_channels or cfg.in_channels
+    f, lh, lw = (args.frames - 1) // args.vae_temporal + 1, h // args.vae_spatial, w // args.vae_spatial
+    gen = torch.Generator().manual_seed(args.seed)
+
+    def randn(*shape, dt=torch.float32):
+        return torch.randn(*shape, generator=gen).to(dev, dt)
+
+    sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                    num_train_timesteps=1000, flow_shift=args.shift)
+    sched.set_timesteps(args.steps + 1, device=dev)
+    with torch.inference_mode():
+        x = randn(1, lc, f, lh, lw)
+        cond = randn(1, cfg.in_channels - lc, f, lh, lw, dt=dtype) if cfg.in_channels > lc else None
+        text = randn(1, args.text_tokens, cfg.text_dim, dt=dtype)
+        negative = randn(1, args.text_tokens, cfg.text_dim, dt=dtype)
+        image = None
+        if cfg.image_dim:
+            if cfg.pos_embed_seq_len:  # FLF2V: the first and last images' states, one each
+                image = randn(2, cfg.pos_embed_seq_len // 2, cfg.image_dim, dt=dtype)
+            else:
+                image = randn(1, 257, cfg.image_dim, dt=dtype)
+        sync()
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
+        steps_only = reset_peak_rss()
+        times = []
+        for i, t in enumerate(sched.timesteps):
+            sync()
+            t0 = time.perf_counter()
+            xin = (torch.cat([x, cond], dim=1) if cond is not None else x).to(dtype)
+            ts = t.expand(1)
+            co = net(hidden_states=xin, timestep=ts, encoder_hidden_states=text,
+                     encoder_hidden_states_image=image, return_dict=False)[0]
+            un = net(hidden_states=xin, timestep=ts, encoder_hidden_states=negative,
+                     encoder_hidden_states_image=image, return_dict=False)[0]
+            v = un + args.cfg * (co - un)
+            x = sched.step(v, t, x, return_dict=False)[0]
+            sync()
+            if i > 0:
+                times.append(time.perf_counter() - t0)
+    out = {
+        "engine": "diffusers",
+        "diffusers": diffusers.__version__,
+        "torch": torch.__version__,
+        "build_s": build_s,
+        "steps": times,
+        "step_s": sorted(times)[len(times) // 2],
+        "transformer_params": sum(p.numel() for p in net.parameters()),
+        "weights_match": weights_match,
+        "step_peak_rss_bytes": peak_rss_bytes() if steps_only else None,
+        "peak_rss_bytes": peak_rss_bytes(),
+    }
+    if dev.type == "cuda":
+        out["cuda_step_max_allocated_bytes"] = torch.cuda.max_memory_allocated(dev)
+        out["cuda_max_reserved_bytes"] = torch.cuda.max_memory_reserved(dev)
+    return out
+
+
 def import_script(name, path):
     """A script of this repository (a file name with dashes) imported as module `name`."""
     import importlib.util
@@ -597,6 +707,20 @@ def main():
     vid.add_argument("--dtype", default="float32", help="the transformer's (the VAE runs f32)")
     vid.add_argument("--threads", type=int, default=2)
     vid.add_argument("--seed", type=int, default=0)
+    wan = sub.add_parser("wan", help="diffusers Wan2.1 sampling step time (random weights)")
+    wan.add_argument("--model", required=True, help="diffusers transformer folder (config.json + safetensors)")
+    wan.add_argument("--size", required=True, help="WxH")
+    wan.add_argument("--frames", type=int, required=True, help="4k+1")
+    wan.add_argument("--steps", type=int, default=3, help="steps timed after one warm-up step")
+    wan.add_argument("--cfg", type=float, default=5.0, help="guidance (cond and uncond forwards)")
+    wan.add_argument("--shift", type=float, default=5.0, help="UniPC flow shift")
+    wan.add_argument("--text-tokens", type=int, default=512)
+    wan.add_argument("--vae-spatial", type=int, default=8)
+    wan.add_argument("--vae-temporal", type=int, default=4)
+    wan.add_argument("--device", default="cpu")
+    wan.add_argument("--dtype", default="float32")
+    wan.add_argument("--threads", type=int, default=2)
+    wan.add_argument("--seed", type=int, default=0)
     post = sub.add_parser("post", help="Real-ESRGAN / RIFE frames per second (PyTorch reference networks)")
     post.add_argument("--net", choices=["compact", "rrdb", "rife"], required=True)
     post.add_argument("--weights", required=True, help="safetensors: the state dict reelsmith ran")
@@ -626,7 +750,7 @@ def main():
     os.dup2(2, 1)
     try:
         result = {"llm": run_llm, "asr": run_asr, "tts": run_tts, "image": run_image,
-                  "video": run_video, "post": run_post}[args.cmd](args)
+                  "video": run_video, "wan": run_wan, "post": run_post}[args.cmd](args)
     except ImportError as e:
         die(f"{e}; run with the python printed by scripts/bench-refs.sh")
     except Exception as e:  # noqa: BLE001 - report any engine failure clearly

@@ -37,7 +37,7 @@ pub(super) fn cuda_index(device: &str) -> u32 {
 
 /// Device memory of one process, sampled from NVML while it runs: the process's own figure
 /// when the driver lists it, else the growth of the device's used memory since the start.
-struct GpuPeak {
+pub(super) struct GpuPeak {
     stop: Arc<AtomicBool>,
     handle: std::thread::JoinHandle<GpuMemory>,
 }
@@ -59,7 +59,7 @@ impl GpuMemory {
 }
 
 impl GpuPeak {
-    fn start(index: u32, pid: u32) -> GpuPeak {
+    pub(super) fn start(index: u32, pid: u32) -> GpuPeak {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
@@ -88,7 +88,7 @@ impl GpuPeak {
         GpuPeak { stop, handle }
     }
 
-    fn finish(self) -> GpuMemory {
+    pub(super) fn finish(self) -> GpuMemory {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap_or_default()
     }
@@ -278,9 +278,19 @@ pub(super) fn reference_round(
             },
             "--threads",
             &threads.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        ]);
+    run_reference(cmd, py, dev, device)
+}
+
+/// Runs one reference process (`cmd`, the python `py` and its arguments) under an NVML sampler
+/// on CUDA and reads the one line of JSON it prints.
+pub(super) fn run_reference(
+    mut cmd: Command,
+    py: &Path,
+    dev: &Device,
+    device: &str,
+) -> Result<Reference, String> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let child = cmd.spawn().map_err(|e| format!("{}: {e}", py.display()))?;
     let gpu = dev
         .is_cuda()

@@ -15,9 +15,14 @@
 //!
 //! These machines are noisy, so the engines run in alternating rounds (ours, then diffusers in
 //! its own process) and the best round of each is compared.
+//!
+//! Wan2.1 models (`--model wan-1.3b`, `wan-14b`, a registry id of arch `wan`…) are benched by
+//! [`wan`]: the sampling step, resident and block-streamed, against diffusers'
+//! `WanTransformer3DModel`.
 
 mod measure;
 mod nets;
+mod wan;
 
 pub use nets::{check, resolve_model, transformer_json, vae_json, Nets, Plan};
 
@@ -40,14 +45,14 @@ const REF_PY: &str = include_str!("../../../scripts/bench_ref.py");
 #[derive(Args, Debug)]
 pub struct VideoBenchArgs {
     /// The networks: ltxv-2b (0.9.5 2B), ltxv-13b (13B, 0.9.5 VAE), tiny (the test fixture's),
-    /// or a video model's registry id (e.g. ltx-video-2b, ltxv-13b-0.9.8-dev). Configs only: the
-    /// weights are random.
+    /// wan-1.3b, wan-14b, wan-tiny (Wan2.1 T2V), or a video model's registry id (e.g.
+    /// ltx-video-2b, ltxv-13b-0.9.8-dev, wan2.1-t2v-1.3b). Configs only: the weights are random.
     #[arg(long)]
     pub model: String,
-    /// WxH, multiples of 32 (e.g. 768x512).
+    /// WxH, multiples of 32 for LTX (e.g. 768x512), of 16 for Wan (e.g. 832x480).
     #[arg(long)]
     pub size: String,
-    /// Frames, 8k+1 (e.g. 97).
+    /// Frames, 8k+1 for LTX (e.g. 97), 4k+1 for Wan (e.g. 81).
     #[arg(long)]
     pub frames: usize,
     /// cpu, cuda or cuda:N (f32 on the CPU; on CUDA the transformer in bf16, the VAE in f32).
@@ -69,6 +74,8 @@ pub struct VideoBenchArgs {
     /// Measure ours only (no diffusers).
     #[arg(long)]
     pub no_reference: bool,
+    #[command(flatten)]
+    pub wan: wan::WanBenchArgs,
 }
 
 /// Runs `bench video`; the exit code (2 for bad arguments).
@@ -77,27 +84,20 @@ pub fn run(work: &Path, dirs: &Dirs, args: VideoBenchArgs) -> i32 {
 }
 
 fn bench(work: &Path, dirs: &Dirs, args: &VideoBenchArgs) -> Result<(), Fail> {
-    let builtin = NAMES.contains(&args.model.as_str());
+    let builtin = NAMES.contains(&args.model.as_str()) || wan::NAMES.contains(&args.model.as_str());
     let reg = if builtin {
         Registry::load(None)
     } else {
         Registry::load(Some(&dirs.config))
     }
     .map_err(|e| Fail::Failed(e.to_string()))?;
+    if wan::claims(&args.model, &reg) {
+        return wan::bench(work, args, &reg);
+    }
+    wan::refuse_for_ltx(&args.wan).map_err(Fail::Input)?;
     let plan = check(args, &reg).map_err(Fail::Input)?;
     let dev = crate::engines::models::parse_device(&args.device).map_err(Fail::Input)?;
-    let reference_python = if args.no_reference {
-        None
-    } else {
-        let venv = std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(".cache/reelsmith/fixture-venv/bin/python"))
-            .filter(|p| p.is_file());
-        Some(args.python.clone().or(venv).ok_or_else(|| {
-            Fail::Failed(
-                "no python with torch + diffusers: run scripts/diffusion-fixture-venv.sh, pass --python, or --no-reference".into(),
-            )
-        })?)
-    };
+    let reference_python = reference_python(args)?;
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string());
     }
@@ -207,6 +207,22 @@ fn bench(work: &Path, dirs: &Dirs, args: &VideoBenchArgs) -> Result<(), Fail> {
     }
     report(&dev, params, &ours, &theirs);
     Ok(())
+}
+
+/// The python of the reference runs: `--python`, else the fixture venv; `None` with
+/// `--no-reference`.
+fn reference_python(args: &VideoBenchArgs) -> Result<Option<PathBuf>, Fail> {
+    if args.no_reference {
+        return Ok(None);
+    }
+    let venv = std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/reelsmith/fixture-venv/bin/python"))
+        .filter(|p| p.is_file());
+    args.python.clone().or(venv).map(Some).ok_or_else(|| {
+        Fail::Failed(
+            "no python with torch + diffusers: run scripts/diffusion-fixture-venv.sh, pass --python, or --no-reference".into(),
+        )
+    })
 }
 
 /// A parameter count: 1.92B, 402.5K.

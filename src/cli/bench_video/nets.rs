@@ -160,7 +160,7 @@ pub fn resolve_model(model: &str, reg: &Registry) -> Result<Nets, String> {
 }
 
 /// The name in `names` closest to `s` by edit distance, if it is reasonably close.
-fn nearest<'a>(s: &str, names: &'a [String]) -> Option<&'a str> {
+pub(super) fn nearest<'a>(s: &str, names: &'a [String]) -> Option<&'a str> {
     let d = |a: &str, b: &str| {
         let b: Vec<char> = b.chars().collect();
         let mut row: Vec<usize> = (0..=b.len()).collect();
@@ -442,6 +442,7 @@ mod tests {
             threads: 2,
             python: None,
             no_reference: true,
+            wan: Default::default(),
         }
     }
 
