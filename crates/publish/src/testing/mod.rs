@@ -4,6 +4,7 @@
 //! The platform fakes built on it live beside it.
 
 pub mod oauth;
+pub mod youtube;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
