@@ -3,7 +3,9 @@
 //! cut a request off mid-body and close the connection without an answer (a dropped network).
 //! The platform fakes built on it live beside it.
 
+pub mod instagram;
 pub mod oauth;
+pub mod tiktok;
 pub mod youtube;
 
 use std::collections::BTreeMap;
