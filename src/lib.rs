@@ -12,6 +12,7 @@ pub mod highlights;
 pub mod hub;
 pub mod media;
 pub mod pipeline;
+pub mod publish;
 pub(crate) mod rt;
 pub mod scheduler;
 pub mod script;

@@ -1,14 +1,17 @@
 //! The command line: one file per subcommand.
 
+pub mod accounts;
 pub mod bench;
 pub mod bench_models;
 pub mod bench_video;
 pub mod chat;
+pub mod consent;
 pub mod doctor;
 pub mod highlights;
 pub mod image;
 pub mod interpolate;
 pub mod models;
+pub mod publish;
 pub mod queue;
 pub mod render;
 pub mod say;
@@ -79,7 +82,7 @@ pub enum Command {
     /// Draw a picture with an installed image model (Stable Diffusion, SDXL, FLUX on candle):
     /// text-to-image, --init image-to-image, --mask inpainting, LoRAs.
     Image(image::ImageArgs),
-    /// Generate a clip with an installed video model (LTX-Video on candle): from text, from a
+    /// Generate a clip with an installed video model (LTX-Video, Wan2.1 on candle): from text, from a
     /// first picture (--image), between two pictures (--end), or held to pictures at frames.
     Video(video::VideoArgs),
     /// Make a picture or a video larger (Lanczos built in, upscaling models when installed);
@@ -93,6 +96,15 @@ pub enum Command {
     Highlights(highlights::HighlightsArgs),
     /// Talk to an installed LLM (general, planner, scripter or editor mode); streams to stdout.
     Chat(chat::ChatArgs),
+    /// Consent records of real people shown in videos (publishing refuses a video showing a
+    /// real person without one): add, list, rm.
+    Consent(consent::ConsentArgs),
+    /// The platform accounts publishing uses: add (device flow or loopback redirect over
+    /// `ssh -L`), list, rm; tokens kept in owner-only files, never printed.
+    Accounts(accounts::AccountsArgs),
+    /// Upload a finished render to YouTube (TikTok and Instagram clients are in
+    /// reelsmith-publish): queued in the store, resumable after any interruption.
+    Publish(publish::PublishArgs),
     /// A stage worker (started and fed by the scheduler over stdin/stdout; not for people).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -229,6 +241,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Models(a) => models::run(a, &dirs),
         Command::Transcribe(a) => transcribe::run(a, &dirs),
         Command::Chat(a) => chat::run(a, &dirs),
+        Command::Consent(a) => consent::run(a, &dirs),
+        Command::Accounts(a) => accounts::run(a, &dirs),
+        Command::Publish(a) => publish::run(a, &dirs),
         Command::Say(a) => say::run(a, &dirs),
         Command::Image(a) => image::run(a, &dirs),
         Command::Video(a) => video::run(a, &dirs),

@@ -167,6 +167,12 @@ struct Report<'a> {
     mixes: BTreeMap<String, serde_json::Value>,
     /// Engines that voiced each language (`piper/ID`, or espeak-ng when no voice is installed).
     voices: BTreeMap<String, Vec<String>>,
+    /// The characters that depict real people, as consent records name them (publishing
+    /// needs a consent record for each).
+    real_people: Vec<&'a str>,
+    /// The script's `publish:` block (where the video goes by itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish: Option<&'a crate::script::PublishSpec>,
 }
 
 /// Copies a finished job's outputs into `<out>/<project>/<lang>/` and writes `report.json`.
@@ -294,6 +300,14 @@ pub fn export(
         timelines,
         mixes,
         voices,
+        real_people: job
+            .script
+            .characters
+            .iter()
+            .filter(|c| c.real_person)
+            .map(|c| c.person())
+            .collect(),
+        publish: job.script.publish.as_ref(),
     };
     let path = project_dir.join("report.json");
     let tmp = project_dir.join("report.json.part");

@@ -15,7 +15,8 @@ use std::path::Path;
 
 pub use error::{ErrorKind, ScriptError};
 pub use model::{
-    Aspect, Character, HighlightsSpec, Line, Localized, Motion, Scene, Script, Transition,
+    Aspect, Character, HighlightsSpec, Line, Localized, Motion, PublishSpec, Scene, Script,
+    Transition,
 };
 pub use validate::{is_recording_name, RECORDING_EXTENSIONS};
 

@@ -645,7 +645,7 @@ fn check_recordings(ctx: &mut Ctx, script: &mut Script) -> Result<(), ScriptErro
 
 /// The `publish:` block: known platforms (at least one), privacy, an RFC 3339 `at` (only with
 /// a privacy that allows scheduling), rendered-language codes.
-fn check_publish(ctx: &Ctx, p: &crate::script::model::PublishSpec) -> Result<(), ScriptError> {
+fn check_publish(ctx: &Ctx, p: &crate::script::PublishSpec) -> Result<(), ScriptError> {
     const PLATFORMS: [&str; 3] = ["youtube", "tiktok", "instagram"];
     if p.to.is_empty() {
         return Err(ctx.err(

@@ -426,6 +426,36 @@ impl Store {
         Ok(n + m > 0)
     }
 
+    /// Frees the running publications whose owner process is gone (`alive` says which pids
+    /// live), so the next runner resumes them from their saved upload state; returns their ids.
+    pub fn release_dead_publications(
+        &self,
+        alive: impl Fn(u32) -> bool,
+    ) -> Result<Vec<PublicationId>, StoreError> {
+        let owned: Vec<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, owner_pid FROM publications
+                 WHERE status IN ('uploading','processing') AND owner_pid IS NOT NULL",
+            )
+            .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for (id, pid) in owned {
+            if u32::try_from(pid).is_ok_and(&alive) {
+                continue;
+            }
+            self.conn
+                .prepare_cached(
+                    "UPDATE publications SET owner_pid = NULL WHERE id = ?1 AND owner_pid = ?2",
+                )
+                .and_then(|mut st| st.execute(params![id, pid]))
+                .map_err(|e| self.err(e))?;
+            out.push(id);
+        }
+        Ok(out)
+    }
+
     /// Puts a failed or cancelled publication back in the queue (its upload state kept, so
     /// an upload resumes where the platform has it); false when it was not failed/cancelled.
     pub fn retry_publication(&self, id: PublicationId) -> Result<bool, StoreError> {

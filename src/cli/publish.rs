@@ -1,0 +1,335 @@
+//! `reelsmith publish JOB|OUTDIR --to youtube[,tiktok,instagram]`: queue a finished render's
+//! videos as publications in the store and run them in the foreground (as `models pull`
+//! does: through the store, so a killed command resumes where the platform has the bytes when
+//! it is run again or when the studio's runner picks it up); `--queue` only queues them.
+//! `--list` shows the publications, `--retry ID` and `--cancel ID` act on one.
+//!
+//! Everything is checked before anything is queued (exit 2, nothing queued): the platforms and
+//! accounts, the render's outputs, `--at` (a time in the future, with private videos), a
+//! `--short` that is really a Short, and a consent record for every real person shown.
+
+use std::time::Duration;
+
+use clap::Args;
+use reelsmith_publish::{Client, Endpoints, Platform};
+
+use super::Fail;
+use crate::config::Dirs;
+use crate::publish::accounts;
+use crate::publish::runner::{Outcome, PublishOptions, Runner};
+use crate::publish::source::{self, Source};
+use crate::store::{NewPublication, Store};
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// A finished job's number (`reelsmith status`) or a render's folder (out/<name>).
+    pub source: Option<String>,
+    /// Platforms, comma-separated: youtube, tiktok, instagram (default: the script's
+    /// `publish.to`).
+    #[arg(long, value_delimiter = ',')]
+    pub to: Vec<String>,
+    /// Languages to publish, comma-separated (default: every rendered one).
+    #[arg(long, value_delimiter = ',')]
+    pub lang: Vec<String>,
+    /// private, unlisted or public (default: the script's, else private).
+    #[arg(long)]
+    pub privacy: Option<String>,
+    /// Publish at this time (RFC 3339, e.g. 2026-12-24T18:00:00Z): private until then.
+    #[arg(long)]
+    pub at: Option<String>,
+    /// Publish the vertical short (short.mp4) too: a YouTube Short; what TikTok and
+    /// Instagram get anyway.
+    #[arg(long)]
+    pub short: bool,
+    /// Disclose the video as altered or synthetic content: yes (default) or no.
+    #[arg(long)]
+    pub synthetic: Option<String>,
+    /// The account on each platform (default: the platform's only or first one).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// A YouTube playlist to add the videos to.
+    #[arg(long)]
+    pub playlist: Option<String>,
+    /// Only queue them (`reelsmith publish --run` runs the queue).
+    #[arg(long)]
+    pub queue: bool,
+    /// Run every queued publication now, resuming interrupted uploads where the platform has
+    /// them (and held ones whose time has come).
+    #[arg(long)]
+    pub run: bool,
+    /// List the publications.
+    #[arg(long)]
+    pub list: bool,
+    /// With --list: JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Queue a failed or cancelled publication again (it resumes where the platform has it).
+    #[arg(long)]
+    pub retry: Option<i64>,
+    /// Cancel a publication.
+    #[arg(long)]
+    pub cancel: Option<i64>,
+}
+
+pub fn run(args: PublishArgs, dirs: &Dirs) -> i32 {
+    Fail::exit_code(publish(args, dirs))
+}
+
+fn open(dirs: &Dirs) -> Result<Store, Fail> {
+    if let Some(p) = dirs.db_path().parent() {
+        std::fs::create_dir_all(p).map_err(|e| Fail::Failed(format!("{}: {e}", p.display())))?;
+    }
+    Store::open(&dirs.db_path()).map_err(|e| Fail::Failed(e.to_string()))
+}
+
+fn runner<'a>(store: &'a Store, dirs: &'a Dirs) -> Runner<'a> {
+    let poll = std::env::var("REELSMITH_PUBLISH_POLL_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(30));
+    Runner {
+        store,
+        data: &dirs.data,
+        client: Client::from_env(),
+        endpoints: Endpoints::from_env(),
+        pid: std::process::id(),
+        poll,
+    }
+}
+
+fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
+    let store = open(dirs)?;
+    if args.list {
+        let rows = store
+            .publications()
+            .map_err(|e| Fail::Failed(e.to_string()))?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+            );
+            return Ok(());
+        }
+        for r in &rows {
+            let pct = match r.bytes_total {
+                Some(t) if t > 0 => format!("{:>3}%", r.bytes_done * 100 / t),
+                _ => "   -".into(),
+            };
+            println!(
+                "{:>4}  {:<10} {:<9} {:<5} {:<2} {:<10} {pct}  {}  {}",
+                r.id,
+                r.platform,
+                r.account,
+                r.kind,
+                r.lang,
+                r.status.as_str(),
+                r.remote_id.as_deref().unwrap_or("-"),
+                r.error.as_deref().unwrap_or("")
+            );
+        }
+        println!("{} publication(s)", rows.len());
+        return Ok(());
+    }
+    if args.run {
+        let r = runner(&store, dirs);
+        let mut failed = 0;
+        r.run_all(None, &mut |row, outcome| report(row, outcome, &mut failed));
+        return finish(failed);
+    }
+    if let Some(id) = args.cancel {
+        return if store
+            .cancel_publication(id)
+            .map_err(|e| Fail::Failed(e.to_string()))?
+        {
+            println!("publication {id}: cancelled");
+            Ok(())
+        } else {
+            Err(Fail::Input(format!(
+                "publication {id} is not queued or running (`reelsmith publish --list`)"
+            )))
+        };
+    }
+    if let Some(id) = args.retry {
+        if !store
+            .retry_publication(id)
+            .map_err(|e| Fail::Failed(e.to_string()))?
+        {
+            return Err(Fail::Input(format!(
+                "publication {id} is not failed or cancelled (`reelsmith publish --list`)"
+            )));
+        }
+        println!("publication {id}: queued again");
+        if args.queue {
+            return Ok(());
+        }
+        return run_ids(&store, dirs, &[id]);
+    }
+    let Some(arg) = args.source.as_deref() else {
+        return Err(Fail::Input(
+            "name a finished job or a render's folder: `reelsmith publish 12 --to youtube`".into(),
+        ));
+    };
+    let src = source::resolve(arg, Some(&store)).map_err(Fail::Input)?;
+    let new = plan(&args, &src, dirs, &store)?;
+    let rows = store
+        .enqueue_publications(&new)
+        .map_err(|e| Fail::Input(e.to_string()))?;
+    for r in &rows {
+        println!(
+            "publication {}: {} {} ({}) → {} account {}",
+            r.id, r.kind, r.lang, r.file, r.platform, r.account
+        );
+    }
+    if args.queue {
+        return Ok(());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    run_ids(&store, dirs, &ids)
+}
+
+fn report(row: &crate::store::PublicationRow, outcome: &Outcome, failed: &mut usize) {
+    match outcome {
+        Outcome::Live(id) => println!("publication {}: live on {} as {id}", row.id, row.platform),
+        Outcome::Waiting(until, why) => println!(
+            "publication {}: waiting until {}: {why}",
+            row.id,
+            reelsmith_publish::time::format_rfc3339(*until)
+        ),
+        Outcome::Failed(why) => {
+            *failed += 1;
+            eprintln!("publication {}: failed: {why}", row.id)
+        }
+        Outcome::Cancelled => println!("publication {}: cancelled", row.id),
+    }
+}
+
+fn run_ids(store: &Store, dirs: &Dirs, ids: &[i64]) -> Result<(), Fail> {
+    let r = runner(store, dirs);
+    let mut failed = 0;
+    r.run_all(Some(ids), &mut |row, outcome| {
+        report(row, outcome, &mut failed)
+    });
+    finish(failed)
+}
+
+fn finish(failed: usize) -> Result<(), Fail> {
+    if failed > 0 {
+        return Err(Fail::Failed(format!(
+            "{failed} publication(s) failed (`reelsmith publish --list`, `--retry ID`)"
+        )));
+    }
+    Ok(())
+}
+
+/// The publications the arguments ask for, checked (nothing is queued on an error).
+fn plan(
+    args: &PublishArgs,
+    src: &Source,
+    dirs: &Dirs,
+    store: &Store,
+) -> Result<Vec<NewPublication>, Fail> {
+    let spec = src.spec.clone().unwrap_or_default();
+    let to = if args.to.is_empty() {
+        spec.to.clone()
+    } else {
+        args.to.clone()
+    };
+    if to.is_empty() {
+        return Err(Fail::Input(
+            "--to: name the platforms (youtube, tiktok, instagram)".into(),
+        ));
+    }
+    let mut platforms = Vec::new();
+    for t in &to {
+        let p = Platform::parse(t).ok_or_else(|| {
+            Fail::Input(format!(
+                "--to {t}: unknown platform; use youtube, tiktok or instagram"
+            ))
+        })?;
+        if p != Platform::YouTube {
+            return Err(Fail::Input(format!(
+                "--to {p}: publishing to {p} is not built into this reelsmith yet; use youtube"
+            )));
+        }
+        if !platforms.contains(&p) {
+            platforms.push(p);
+        }
+    }
+    let privacy = args
+        .privacy
+        .clone()
+        .or(spec.privacy.clone())
+        .unwrap_or_else(|| "private".into());
+    if !["private", "unlisted", "public"].contains(&privacy.as_str()) {
+        return Err(Fail::Input(format!(
+            "--privacy {privacy}: use private, unlisted or public"
+        )));
+    }
+    let at = args.at.clone().or(spec.at.clone());
+    let at_ms = match &at {
+        None => None,
+        Some(a) => {
+            let ms = reelsmith_publish::time::parse_rfc3339_ms(a).ok_or_else(|| {
+                Fail::Input(format!(
+                    "--at {a}: write the time as RFC 3339, e.g. 2026-12-24T18:00:00Z"
+                ))
+            })?;
+            if ms <= reelsmith_publish::oauth::now_ms() {
+                return Err(Fail::Input(format!(
+                    "--at {a} is in the past: give a time to come, or leave --at out to publish now"
+                )));
+            }
+            if privacy != "private" {
+                return Err(Fail::Input(format!(
+                    "--at with --privacy {privacy}: a scheduled video stays private until its \
+                     time; use --privacy private (or leave it out)"
+                )));
+            }
+            Some(ms)
+        }
+    };
+    let synthetic = match args.synthetic.as_deref() {
+        None => spec.synthetic.unwrap_or(true),
+        Some("yes" | "true") => true,
+        Some("no" | "false") => false,
+        Some(v) => return Err(Fail::Input(format!("--synthetic {v}: yes or no"))),
+    };
+    let langs = if args.lang.is_empty() {
+        spec.languages.clone()
+    } else {
+        args.lang.clone()
+    };
+    let short = args.short || spec.short.unwrap_or(false);
+    let items = src.items(&langs, short, false).map_err(Fail::Input)?;
+    for it in items.iter().filter(|i| i.kind == "short") {
+        source::check_short(&it.file).map_err(Fail::Input)?;
+    }
+    src.check_consent(store).map_err(Fail::Input)?;
+    let account_name = args.account.clone().or(spec.account.clone());
+    let options = PublishOptions {
+        privacy,
+        at_ms,
+        synthetic,
+        playlist: args.playlist.clone().or(spec.playlist.clone()),
+    };
+    let options = serde_json::to_string(&options).map_err(|e| Fail::Failed(e.to_string()))?;
+    let mut out = Vec::new();
+    for p in platforms {
+        let account =
+            accounts::pick(&dirs.data, p, account_name.as_deref()).map_err(Fail::Input)?;
+        for it in &items {
+            out.push(NewPublication {
+                platform: p.as_str().into(),
+                account: account.name.clone(),
+                kind: it.kind.into(),
+                lang: it.lang.clone(),
+                source: src.dir.to_string_lossy().into_owned(),
+                job_id: src.job_id,
+                file: it.file.to_string_lossy().into_owned(),
+                options: options.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
