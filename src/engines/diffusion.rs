@@ -83,19 +83,7 @@ fn reference(reg: &Registry, cfg: &HubConfig, m: &ModelEntry) -> Result<ImageMod
             m.id, m.id
         )
     })?;
-    let mut companions = Vec::new();
-    for id in &m.requires {
-        let c = reg
-            .get(id)
-            .ok_or_else(|| format!("{} needs {id}, which the registry does not list", m.id))?;
-        let cdir = import::local_dir(cfg, c).ok_or_else(|| {
-            format!(
-                "{} needs {id} installed too: `reelsmith models pull {id}`",
-                m.id
-            )
-        })?;
-        companions.push(cdir);
-    }
+    let companions = import::companion_dirs(reg, cfg, m)?;
     let native = arch::builtin(&m.arch, m.variant.as_deref())
         .map(|a| a.native as u32)
         .unwrap_or(1024);

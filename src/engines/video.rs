@@ -178,6 +178,19 @@ fn weight_bytes(w: &VideoWeights) -> u64 {
     size(&w.weights) + size(&w.text_encoder)
 }
 
+/// Decoded frames `[1, 3, F, H, W]` in −1..1 as pictures, in order.
+pub(super) fn frame_images(frames: &Tensor) -> Result<Vec<RgbImage>, VideoError> {
+    let (_, _, _, h, w) = frames.dims5()?;
+    Ok(reelsmith_video::ltx::pipeline::to_rgb(frames)?
+        .into_iter()
+        .map(|data| RgbImage {
+            width: w as u32,
+            height: h as u32,
+            data,
+        })
+        .collect())
+}
+
 /// A frame sink's error inside the decode: a cancel stays a cancel.
 pub(super) fn frame_error(e: EngineError) -> VideoError {
     match e {
@@ -370,13 +383,7 @@ impl VideoEngine {
         // The decode noise has its own stream: a resumed decode draws what the first did.
         let mut noise = Seeded::new(seed ^ 0x00de_c0de);
         let mut sink = |frames: Tensor| -> Result<(), VideoError> {
-            let (_, _, _, h, w) = frames.dims5()?;
-            for rgb in reelsmith_video::ltx::pipeline::to_rgb(&frames)? {
-                let img = RgbImage {
-                    width: w as u32,
-                    height: h as u32,
-                    data: rgb,
-                };
+            for img in frame_images(&frames)? {
                 frame(img).map_err(frame_error)?;
             }
             Ok(())

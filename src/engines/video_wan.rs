@@ -32,7 +32,7 @@ use reelsmith_video::wan::transformer::Residency;
 use reelsmith_video::wan::vae::WanTiling;
 use reelsmith_video::VideoError;
 
-use super::video::{frame_error, ClipRequest, DecodeResume, VideoWeights};
+use super::video::{frame_error, frame_images, ClipRequest, DecodeResume, VideoWeights};
 use super::video_select::{folder_fingerprint, VideoModelRef, REFERENCE_CLIP};
 use super::EngineError;
 use crate::hub::import::wan as wan_import;
@@ -70,19 +70,7 @@ pub(super) fn reference(
         })
         .unwrap_or_else(|| dir.to_path_buf());
     let parts = wan_import::parts_in(&start).map_err(|e| format!("{}: {e}", m.id))?;
-    let mut companions = Vec::new();
-    for id in &m.requires {
-        let c = reg
-            .get(id)
-            .ok_or_else(|| format!("{} needs {id}, which the registry does not list", m.id))?;
-        let cdir = import::local_dir(cfg, c).ok_or_else(|| {
-            format!(
-                "{} needs {id} installed too: `reelsmith models pull {id}`",
-                m.id
-            )
-        })?;
-        companions.push(cdir);
-    }
+    let companions = import::companion_dirs(reg, cfg, m)?;
     let installed_wan = || {
         reg.models()
             .iter()
@@ -436,14 +424,14 @@ impl WanEngine {
         let mut sink = |decoder: &reelsmith_video::wan::vae::WanStreamDecoder<'_>,
                         frames: Tensor|
          -> Result<(), VideoError> {
-            let rgb = reelsmith_video::ltx::pipeline::to_rgb(&frames)?;
+            let images = frame_images(&frames)?;
             if let Some((frames_file, state)) = &saved {
                 let mut f = std::fs::OpenOptions::new()
                     .append(true)
                     .open(frames_file)
                     .map_err(|e| VideoError::Invalid(format!("{}: {e}", frames_file.display())))?;
-                for data in &rgb {
-                    f.write_all(data).map_err(|e| {
+                for img in &images {
+                    f.write_all(&img.data).map_err(|e| {
                         VideoError::Invalid(format!("{}: {e}", frames_file.display()))
                     })?;
                 }
@@ -454,12 +442,7 @@ impl WanEngine {
                     s(decoder.next_frame(), total_latent);
                 }
             }
-            for data in rgb {
-                let img = RgbImage {
-                    width: fw as u32,
-                    height: fh as u32,
-                    data,
-                };
+            for img in images {
                 frame(img).map_err(frame_error)?;
             }
             Ok(())

@@ -6,6 +6,29 @@ use std::path::PathBuf;
 use crate::hub::registry::{ModelEntry, ModelKind};
 use crate::hub::{HubConfig, Registry};
 
+/// The local folders of `m`'s `requires` companions, in order, or which one is missing and
+/// how to get it.
+pub fn companion_dirs(
+    reg: &Registry,
+    cfg: &HubConfig,
+    m: &ModelEntry,
+) -> Result<Vec<PathBuf>, String> {
+    m.requires
+        .iter()
+        .map(|id| {
+            let c = reg
+                .get(id)
+                .ok_or_else(|| format!("{} needs {id}, which the registry does not list", m.id))?;
+            local_dir(cfg, c).ok_or_else(|| {
+                format!(
+                    "{} needs {id} installed too: `reelsmith models pull {id}`",
+                    m.id
+                )
+            })
+        })
+        .collect()
+}
+
 /// Where a model's files are on this machine: the folder it was imported from, or its
 /// snapshot in the hub cache; `None` when it is not installed.
 pub fn local_dir(cfg: &HubConfig, m: &ModelEntry) -> Option<PathBuf> {

@@ -48,7 +48,7 @@ use super::registry::{ModelEntry, ModelFile, ModelKind};
 use super::vram::Tier;
 pub use image::runnable_image;
 use image::{check_safetensors, detect_checkpoint, diffusers_arch, image_extras};
-pub use installed::{local_dir, pick, resolve, NameError, Resolved};
+pub use installed::{companion_dirs, local_dir, pick, resolve, NameError, Resolved};
 pub use piper::voice_language;
 pub use video::DetectedVideo;
 
