@@ -45,6 +45,51 @@ const TINY_VAE: &str = r#"{"block_out_channels": [2, 4, 8, 16, 32],
  "timestep_conditioning": true, "upsample_factor": [2, 2, 2],
  "upsample_residual": [true, true, true]}"#;
 
+/// The `[model.video]` facts of registry entry `model` of architecture `arch`, or an error
+/// naming the nearest name and every choice (the built-in names first).
+pub(super) fn registry_facts<'a>(
+    reg: &'a Registry,
+    model: &str,
+    arch: &str,
+    builtin: &[&str],
+    what: &str,
+    choices: &str,
+) -> Result<
+    (
+        &'a crate::hub::ModelEntry,
+        &'a crate::hub::registry::VideoFacts,
+    ),
+    String,
+> {
+    let valid = || {
+        let mut v: Vec<String> = builtin.iter().map(|s| s.to_string()).collect();
+        v.extend(
+            reg.models()
+                .iter()
+                .filter(|m| m.arch == arch && m.video.is_some())
+                .map(|m| m.id.clone()),
+        );
+        v
+    };
+    let Some(m) = reg.get(model) else {
+        let names = valid();
+        let near = nearest(model, &names);
+        return Err(format!(
+            "--model {model}: unknown; {}{choices} are {}",
+            near.map(|n| format!("did you mean {n}? "))
+                .unwrap_or_default(),
+            names.join(", ")
+        ));
+    };
+    match (&m.video, m.arch == arch) {
+        (Some(f), true) => Ok((m, f)),
+        _ => Err(format!(
+            "--model {model}: not {what} with [model.video] facts; {choices} are {}",
+            valid().join(", ")
+        )),
+    }
+}
+
 /// The networks a run builds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nets {
@@ -101,35 +146,14 @@ pub fn resolve_model(model: &str, reg: &Registry) -> Result<Nets, String> {
         }
         _ => {}
     }
-    let valid = || {
-        let mut v: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
-        v.extend(
-            reg.models()
-                .iter()
-                .filter(|m| m.arch == "ltxv" && m.video.is_some())
-                .map(|m| m.id.clone()),
-        );
-        v
-    };
-    let Some(m) = reg.get(model) else {
-        let names = valid();
-        let near = nearest(model, &names);
-        return Err(format!(
-            "--model {model}: unknown; {}the choices are {}",
-            near.map(|n| format!("did you mean {n}? "))
-                .unwrap_or_default(),
-            names.join(", ")
-        ));
-    };
-    let facts = match (&m.video, m.arch.as_str()) {
-        (Some(f), "ltxv") => f,
-        _ => {
-            return Err(format!(
-            "--model {model}: not an LTX-Video model with [model.video] facts; the choices are {}",
-            valid().join(", ")
-        ))
-        }
-    };
+    let (m, facts) = registry_facts(
+        reg,
+        model,
+        "ltxv",
+        &NAMES,
+        "an LTX-Video model",
+        "the choices",
+    )?;
     let release = match (facts.size_class(), facts.version.as_str()) {
         ("13B", _) => Release::V097,
         (_, "0.9.0") => Release::V090,

@@ -44,7 +44,7 @@ use reelsmith_video::VideoError;
 use serde_json::{json, Value};
 
 use super::measure::{cuda_index, median, run_reference, GpuMemory, GpuPeak, Reference};
-use super::nets::{mem_available, nearest, var_builder};
+use super::nets::{mem_available, var_builder};
 use super::{fmt_params, fmt_secs, gib, list, mem_cell, num, VideoBenchArgs, REF_PY};
 use crate::cli::Fail;
 use crate::hub::Registry;
@@ -149,35 +149,14 @@ pub fn resolve_model(model: &str, reg: &Registry) -> Result<WanNet, String> {
         }
         _ => {}
     }
-    let valid = || {
-        let mut v: Vec<String> = NAMES.iter().map(|s| s.to_string()).collect();
-        v.extend(
-            reg.models()
-                .iter()
-                .filter(|m| m.arch == "wan" && m.video.is_some())
-                .map(|m| m.id.clone()),
-        );
-        v
-    };
-    let Some(m) = reg.get(model) else {
-        let names = valid();
-        let near = nearest(model, &names);
-        return Err(format!(
-            "--model {model}: unknown; {}the Wan choices are {}",
-            near.map(|n| format!("did you mean {n}? "))
-                .unwrap_or_default(),
-            names.join(", ")
-        ));
-    };
-    let facts = match (&m.video, m.arch.as_str()) {
-        (Some(f), "wan") => f,
-        _ => {
-            return Err(format!(
-                "--model {model}: not a Wan2.1 transformer with [model.video] facts; the Wan choices are {}",
-                valid().join(", ")
-            ))
-        }
-    };
+    let (m, facts) = super::nets::registry_facts(
+        reg,
+        model,
+        "wan",
+        &NAMES,
+        "a Wan2.1 transformer",
+        "the Wan choices",
+    )?;
     let mut config = match (facts.hidden, facts.task.as_str()) {
         (1536, "t2v") => WanTransformerConfig::t2v_1_3b(),
         (5120, "t2v") => WanTransformerConfig::t2v_14b(),
