@@ -10,7 +10,7 @@ pub const DAILY_UNITS: u32 = 10_000;
 pub const CAPTIONS_INSERT: u32 = 400;
 /// `thumbnails.set` cost in units (YouTube says "approximately").
 pub const THUMBNAILS_SET: u32 = 50;
-/// `videos.list` cost in units (a [`processing`] poll).
+/// `videos.list` cost in units (a [`processing`](super::processing) poll).
 pub const VIDEOS_LIST: u32 = 1;
 /// `playlistItems.insert` cost in units.
 pub const PLAYLIST_ITEMS_INSERT: u32 = 50;
