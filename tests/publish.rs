@@ -363,3 +363,78 @@ fn an_upload_killed_again_and_again_ends_on_youtube_byte_for_byte() {
         assert!(!log.contains(&t), "a token is in the log");
     }
 }
+
+/// An account written as `accounts add` would, for a platform whose fake accepts `token`.
+fn write_account(e: &Env, platform: Platform, token: &str, user_id: Option<&str>) {
+    use reelsmith_publish::oauth::{ClientSecrets, SecretsKind, Token};
+    let a = reelsmith::publish::accounts::Account {
+        platform,
+        name: "main".into(),
+        secrets: ClientSecrets {
+            client_id: "id".into(),
+            client_secret: "secret".into(),
+            kind: SecretsKind::for_platform(platform),
+        },
+        token: Token {
+            access_token: token.into(),
+            refresh_token: None,
+            expires_at_ms: 0,
+            scopes: vec![],
+            extra: serde_json::Value::Null,
+        },
+        flow: "loopback".into(),
+        created_ms: 0,
+        display: None,
+        user_id: user_id.map(str::to_string),
+    };
+    reelsmith::publish::accounts::save(&e.path("data"), &a).unwrap();
+}
+
+#[test]
+fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
+    use reelsmith_publish::testing::instagram::FakeInstagram;
+    use reelsmith_publish::testing::tiktok::FakeTikTok;
+    let e = Env::new();
+    let tt = FakeTikTok::start();
+    let ig = FakeInstagram::start();
+    write_account(&e, Platform::TikTok, FakeTikTok::TOKEN, None);
+    let dir = render_dir(&e, "tides", &[], (36, 64));
+    let short = std::fs::read(dir.join("en/short.mp4")).unwrap();
+    let run = |args: &[&str]| {
+        e.command(args)
+            .env("REELSMITH_TIKTOK_API", tt.url())
+            .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
+            .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url())
+            .output()
+            .unwrap()
+    };
+    // An Instagram account without its user id is refused before anything is queued.
+    write_account(&e, Platform::Instagram, FakeInstagram::TOKEN, None);
+    let d = dir.to_str().unwrap();
+    let o = run(&["publish", d, "--to", "instagram", "--lang", "en"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--ig-user-id"), "{}", text(&o));
+    assert!(e.publications().is_empty());
+    write_account(
+        &e,
+        Platform::Instagram,
+        FakeInstagram::TOKEN,
+        Some(FakeInstagram::USER_ID),
+    );
+
+    let o = run(&["publish", d, "--to", "tiktok,instagram", "--lang", "en"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = e.publications();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r["status"], "live", "{r}");
+        assert_eq!(r["kind"], "short", "{r}");
+    }
+    // Byte for byte on both, posted privately on TikTok with the AI-generated label.
+    assert_eq!(tt.videos(), vec![short.clone()]);
+    let init = &tt.uploads()[0].init;
+    assert_eq!(init["post_info"]["privacy_level"], "SELF_ONLY", "{init}");
+    assert_eq!(init["post_info"]["is_aigc"], true, "{init}");
+    let (media, _) = ig.published()[0].clone();
+    assert_eq!(ig.published_video(&media).unwrap(), short);
+}

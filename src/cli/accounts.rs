@@ -50,6 +50,10 @@ pub enum AccountsCmd {
         /// Where the printed `ssh -L` line connects to (default: user@this-host).
         #[arg(long)]
         ssh_host: Option<String>,
+        /// Instagram: the professional account's Instagram user id (Meta Business Suite ›
+        /// Settings › Instagram account; or Graph API `me/accounts?fields=instagram_business_account`).
+        #[arg(long)]
+        ig_user_id: Option<String>,
     },
     /// List the accounts (never their tokens).
     List {
@@ -91,8 +95,20 @@ fn run_cmd(args: AccountsArgs, dirs: &Dirs) -> Result<(), Fail> {
             port,
             paste,
             ssh_host,
+            ig_user_id,
         } => {
             let platform = platform_of(&platform)?;
+            if platform == Platform::Instagram
+                && !ig_user_id
+                    .as_deref()
+                    .is_some_and(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(Fail::Input(
+                    "instagram: --ig-user-id ID (the digits of the professional account's \
+                     Instagram user id) is needed to post Reels"
+                        .into(),
+                ));
+            }
             let name = name.unwrap_or_else(|| platform.as_str().to_string());
             if !accounts::valid_name(&name) {
                 return Err(Fail::Input(format!(
@@ -196,6 +212,7 @@ fn run_cmd(args: AccountsArgs, dirs: &Dirs) -> Result<(), Fail> {
                 flow: flow.into(),
                 created_ms: oauth::now_ms(),
                 display: None,
+                user_id: ig_user_id,
             };
             let path = accounts::save(&data, &account).map_err(Fail::Failed)?;
             println!(

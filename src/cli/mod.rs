@@ -102,8 +102,8 @@ pub enum Command {
     /// The platform accounts publishing uses: add (device flow or loopback redirect over
     /// `ssh -L`), list, rm; tokens kept in owner-only files, never printed.
     Accounts(accounts::AccountsArgs),
-    /// Upload a finished render to YouTube (TikTok and Instagram clients are in
-    /// reelsmith-publish): queued in the store, resumable after any interruption.
+    /// Upload a finished render to YouTube (video, Short), TikTok and Instagram Reels (the
+    /// vertical short): queued in the store, resumable after any interruption.
     Publish(publish::PublishArgs),
     /// A stage worker (started and fed by the scheduler over stdin/stdout; not for people).
     #[command(hide = true)]

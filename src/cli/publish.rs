@@ -24,8 +24,8 @@ use crate::store::{NewPublication, Store};
 pub struct PublishArgs {
     /// A finished job's number (`reelsmith status`) or a render's folder (out/<name>).
     pub source: Option<String>,
-    /// Platforms, comma-separated: youtube, tiktok, instagram (default: the script's
-    /// `publish.to`).
+    /// Platforms, comma-separated: youtube (final.mp4, and short.mp4 with --short), tiktok and
+    /// instagram (short.mp4) (default: the script's `publish.to`).
     #[arg(long, value_delimiter = ',')]
     pub to: Vec<String>,
     /// Languages to publish, comma-separated (default: every rendered one).
@@ -247,11 +247,6 @@ fn plan(
                 "--to {t}: unknown platform; use youtube, tiktok or instagram"
             ))
         })?;
-        if p != Platform::YouTube {
-            return Err(Fail::Input(format!(
-                "--to {p}: publishing to {p} is not built into this reelsmith yet; use youtube"
-            )));
-        }
         if !platforms.contains(&p) {
             platforms.push(p);
         }
@@ -301,8 +296,20 @@ fn plan(
         args.lang.clone()
     };
     let short = args.short || spec.short.unwrap_or(false);
-    let items = src.items(&langs, short, false).map_err(Fail::Input)?;
-    for it in items.iter().filter(|i| i.kind == "short") {
+    // YouTube gets the video (and the short with --short); TikTok and Instagram Reels get the
+    // vertical short.
+    let youtube = platforms.contains(&Platform::YouTube);
+    let items = if youtube {
+        src.items(&langs, short, false).map_err(Fail::Input)?
+    } else {
+        Vec::new()
+    };
+    let shorts = if platforms.iter().any(|p| *p != Platform::YouTube) {
+        src.items(&langs, true, true).map_err(Fail::Input)?
+    } else {
+        Vec::new()
+    };
+    for it in items.iter().chain(&shorts).filter(|i| i.kind == "short") {
         source::check_short(&it.file).map_err(Fail::Input)?;
     }
     src.check_consent(store).map_err(Fail::Input)?;
@@ -318,7 +325,19 @@ fn plan(
     for p in platforms {
         let account =
             accounts::pick(&dirs.data, p, account_name.as_deref()).map_err(Fail::Input)?;
-        for it in &items {
+        if p == Platform::Instagram && account.user_id.is_none() {
+            return Err(Fail::Input(format!(
+                "the instagram account {} has no Instagram user id: add it again with \
+                 --ig-user-id ID",
+                account.name
+            )));
+        }
+        let list = if p == Platform::YouTube {
+            &items
+        } else {
+            &shorts
+        };
+        for it in list {
             out.push(NewPublication {
                 platform: p.as_str().into(),
                 account: account.name.clone(),

@@ -29,6 +29,9 @@ pub struct Account {
     /// The platform's name for the account (channel title, user name), when known.
     #[serde(default)]
     pub display: Option<String>,
+    /// Instagram: the professional account's Instagram user id the Graph API posts as.
+    #[serde(default)]
+    pub user_id: Option<String>,
 }
 
 /// The folder of `platform`'s accounts.
@@ -211,6 +214,7 @@ mod tests {
             flow: "device".into(),
             created_ms: 0,
             display: None,
+            user_id: None,
         }
     }
 

@@ -5,4 +5,5 @@
 
 pub mod accounts;
 pub mod runner;
+pub mod social;
 pub mod source;

@@ -149,9 +149,8 @@ impl Runner<'_> {
     pub fn run(&self, row: &PublicationRow) -> Outcome {
         let outcome = match Platform::parse(&row.platform) {
             Some(Platform::YouTube) => self.youtube(row),
-            Some(p) => Outcome::Failed(format!(
-                "publishing to {p} is not built into this reelsmith yet; use youtube"
-            )),
+            Some(Platform::TikTok) => self.tiktok(row),
+            Some(Platform::Instagram) => self.instagram(row),
             None => Outcome::Failed(format!("unknown platform {}", row.platform)),
         };
         match &outcome {
@@ -205,7 +204,18 @@ impl Runner<'_> {
         }
     }
 
-    fn token_outcome(&self, e: OAuthError) -> Outcome {
+    /// Records that the upload is done and the platform is processing it (`remote`).
+    pub(super) fn mark_processing(&self, row: &PublicationRow, remote: &str) {
+        self.set(
+            row.id,
+            PublicationStatus::Processing,
+            Some(remote),
+            None,
+            None,
+        );
+    }
+
+    pub(super) fn token_outcome(&self, e: OAuthError) -> Outcome {
         if e.is_transient() {
             Outcome::Waiting(now_ms() + 300_000, e.to_string())
         } else {

@@ -1,0 +1,235 @@
+//! The runner's TikTok and Instagram Reels halves: the vertical short of a render, posted with
+//! the platforms' disclosure options (TikTok `is_aigc`, Instagram `is_ai_generated`) and their
+//! privacy rules, resumable from the saved upload state like YouTube's, followed until posted.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reelsmith_publish::instagram::{self, ContainerStatus, InstagramError, Published, ReelMeta};
+use reelsmith_publish::tiktok::{self, PostMeta, PublishStatus, TikTokError};
+use reelsmith_publish::Platform;
+
+use super::accounts;
+use super::runner::{Outcome, PublishOptions, Runner};
+use crate::store::PublicationRow;
+
+fn now_ms() -> i64 {
+    reelsmith_publish::oauth::now_ms()
+}
+
+/// A post's caption: the language's title, then its description.
+fn caption(row: &PublicationRow) -> Result<(String, String), String> {
+    let p = Path::new(&row.source).join(&row.lang).join("metadata.json");
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let m: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+    Ok((s("title"), s("description")))
+}
+
+/// TikTok's privacy level for the studio's: public → everyone, unlisted → mutual friends,
+/// private → only the creator.
+pub fn tiktok_privacy(privacy: &str) -> &'static str {
+    match privacy {
+        "public" => "PUBLIC_TO_EVERYONE",
+        "unlisted" => "MUTUAL_FOLLOW_FRIENDS",
+        _ => "SELF_ONLY",
+    }
+}
+
+fn persist_into<'a, S: serde::Serialize>(
+    runner: &'a Runner<'a>,
+    id: i64,
+    cancel: &'a std::cell::Cell<bool>,
+    offset: impl Fn(&S) -> (u64, u64) + 'a,
+) -> impl FnMut(&S) -> Result<(), String> + 'a {
+    move |s: &S| {
+        let json = serde_json::to_string(s).map_err(|e| e.to_string())?;
+        let (done, total) = offset(s);
+        let c = runner
+            .store
+            .publication_progress(id, &json, done, total)
+            .map_err(|e| e.to_string())?;
+        cancel.set(c);
+        Ok(())
+    }
+}
+
+fn wait(d: Duration, why: String) -> Outcome {
+    Outcome::Waiting(now_ms() + d.as_millis() as i64, why)
+}
+
+impl Runner<'_> {
+    pub(super) fn tiktok(&self, row: &PublicationRow) -> Outcome {
+        let opts: PublishOptions = serde_json::from_str(&row.options).unwrap_or_default();
+        let mut account = match accounts::load(self.data, Platform::TikTok, &row.account) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let token =
+            match accounts::fresh_token(self.data, &self.client, &self.endpoints, &mut account) {
+                Ok(t) => t,
+                Err(e) => return self.token_outcome(e),
+            };
+        let (title, _) = match caption(row) {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let mut meta = PostMeta::new(title, tiktok_privacy(&opts.privacy));
+        meta.is_aigc = opts.synthetic;
+        let mut state: tiktok::UploadState = row
+            .upload_state
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let cancel = std::cell::Cell::new(false);
+        let mut persist = persist_into(self, row.id, &cancel, |s: &tiktok::UploadState| {
+            (
+                s.next_chunk.saturating_mul(s.chunk_size).min(s.total),
+                s.total,
+            )
+        });
+        let mut progress = |_: u64, _: u64| !cancel.get();
+        let fail = |e: TikTokError| match e {
+            TikTokError::Cancelled => Outcome::Cancelled,
+            TikTokError::Transient(m) => wait(Duration::from_secs(300), m),
+            e => match e.retry_after() {
+                Some(d) => wait(d, e.to_string()),
+                None => Outcome::Failed(e.to_string()),
+            },
+        };
+        if !state.done {
+            if let Err(e) = tiktok::creator_info(&self.client, &self.endpoints, &token)
+                .and_then(|c| tiktok::check_post(&meta, &c))
+            {
+                return fail(e);
+            }
+        }
+        let publish_id = match tiktok::upload(
+            &self.client,
+            &self.endpoints,
+            &token,
+            &meta,
+            Path::new(&row.file),
+            &mut state,
+            &mut persist,
+            &mut progress,
+        ) {
+            Ok(id) => id,
+            Err(e) => return fail(e),
+        };
+        self.mark_processing(row, &publish_id);
+        loop {
+            match tiktok::status(&self.client, &self.endpoints, &token, &publish_id) {
+                Ok(s) => match s.status {
+                    PublishStatus::PublishComplete | PublishStatus::SendToUserInbox => {
+                        return Outcome::Live(s.post_ids.first().cloned().unwrap_or(publish_id))
+                    }
+                    PublishStatus::Failed => {
+                        return Outcome::Failed(format!(
+                            "TikTok could not post it: {}{}",
+                            s.fail_reason.clone().unwrap_or_default(),
+                            s.hint().map(|h| format!(" — {h}")).unwrap_or_default()
+                        ))
+                    }
+                    _ => {}
+                },
+                Err(TikTokError::Transient(_)) => {}
+                Err(e) => return fail(e),
+            }
+            std::thread::sleep(self.poll);
+        }
+    }
+
+    pub(super) fn instagram(&self, row: &PublicationRow) -> Outcome {
+        let opts: PublishOptions = serde_json::from_str(&row.options).unwrap_or_default();
+        let mut account = match accounts::load(self.data, Platform::Instagram, &row.account) {
+            Ok(a) => a,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let Some(user) = account.user_id.clone() else {
+            return Outcome::Failed(format!(
+                "the instagram account {} has no Instagram user id: `reelsmith accounts add \
+                 instagram --ig-user-id ID` (Meta Business Suite › Settings › Instagram account)",
+                row.account
+            ));
+        };
+        let token =
+            match accounts::fresh_token(self.data, &self.client, &self.endpoints, &mut account) {
+                Ok(t) => t,
+                Err(e) => return self.token_outcome(e),
+            };
+        let (title, description) = match caption(row) {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let mut meta = ReelMeta::new(format!("{title}\n\n{description}").trim().to_string());
+        meta.is_ai_generated = opts.synthetic;
+        let mut state: instagram::UploadState = row
+            .upload_state
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default();
+        let cancel = std::cell::Cell::new(false);
+        let mut persist = persist_into(self, row.id, &cancel, |s: &instagram::UploadState| {
+            (s.offset, s.total)
+        });
+        let mut progress = |_: u64, _: u64| !cancel.get();
+        let fail = |e: InstagramError| match e {
+            InstagramError::Cancelled => Outcome::Cancelled,
+            InstagramError::Transient(m) => wait(Duration::from_secs(300), m),
+            e => match e.retry_after() {
+                Some(d) => wait(d, e.to_string()),
+                None => Outcome::Failed(e.to_string()),
+            },
+        };
+        let container = match instagram::upload(
+            &self.client,
+            &self.endpoints,
+            &token,
+            &user,
+            &meta,
+            Path::new(&row.file),
+            &mut state,
+            &mut persist,
+            &mut progress,
+        ) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        self.mark_processing(row, &container);
+        loop {
+            match instagram::wait_for_container(
+                &self.client,
+                &self.endpoints,
+                &token,
+                &container,
+                self.poll,
+                1,
+            ) {
+                Ok(ContainerStatus::Finished) | Ok(ContainerStatus::Published) => break,
+                Ok(ContainerStatus::InProgress)
+                | Err(InstagramError::Transient(_))
+                | Err(InstagramError::Processing { .. }) => std::thread::sleep(self.poll),
+                Ok(other) => {
+                    return Outcome::Failed(format!(
+                        "Instagram could not process the Reel (container {container}: {other:?})"
+                    ))
+                }
+                Err(e) => return fail(e),
+            }
+        }
+        match instagram::publish(
+            &self.client,
+            &self.endpoints,
+            &token,
+            &user,
+            &mut state,
+            &mut persist,
+        ) {
+            Ok(Published::Media(id)) => Outcome::Live(id),
+            Ok(_) => Outcome::Live(container),
+            Err(e) => fail(e),
+        }
+    }
+}
