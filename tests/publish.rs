@@ -438,3 +438,42 @@ fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
     let (media, _) = ig.published()[0].clone();
     assert_eq!(ig.published_video(&media).unwrap(), short);
 }
+
+#[test]
+fn a_script_with_a_publish_block_queues_its_publications_when_the_render_is_done() {
+    let e = Env::new();
+    assert!(e.add_account().status.success());
+    let script = e.path("tides.yaml");
+    std::fs::write(
+        &script,
+        "title: Tides\nchannel: explainer\nlanguage: en\nscenes:\n  - prompt: waves\n    lines:\n      \
+         - text: The sea comes in.\npublish:\n  to: [youtube]\n  privacy: unlisted\n",
+    )
+    .unwrap();
+    let out = e.path("out");
+    let o = e.run(&[
+        "render",
+        script.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quality",
+        "draft",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Queued by the finished job (and perhaps already taken by its publication thread).
+    let rows = e.publications();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["platform"], "youtube");
+    assert_eq!(rows[0]["kind"], "video");
+    let o = e.run(&["publish", "--run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = e.publications();
+    assert_eq!(rows[0]["status"], "live", "{}", rows[0]);
+    let videos = e.yt.videos();
+    assert_eq!(videos.len(), 1);
+    assert_eq!(
+        videos[0].bytes,
+        std::fs::read(out.join("tides/en/final.mp4")).unwrap()
+    );
+    assert_eq!(videos[0].resource["status"]["privacyStatus"], "unlisted");
+}

@@ -11,14 +11,14 @@
 use std::time::Duration;
 
 use clap::Args;
-use reelsmith_publish::{Client, Endpoints, Platform};
+use reelsmith_publish::{Client, Endpoints};
 
 use super::Fail;
 use crate::config::Dirs;
-use crate::publish::accounts;
-use crate::publish::runner::{Outcome, PublishOptions, Runner};
-use crate::publish::source::{self, Source};
-use crate::store::{NewPublication, Store};
+use crate::publish::plan::{plan, Request};
+use crate::publish::runner::{Outcome, Runner};
+use crate::publish::source;
+use crate::store::Store;
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
@@ -171,7 +171,17 @@ fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
         ));
     };
     let src = source::resolve(arg, Some(&store)).map_err(Fail::Input)?;
-    let new = plan(&args, &src, dirs, &store)?;
+    let req = Request {
+        to: args.to.clone(),
+        lang: args.lang.clone(),
+        privacy: args.privacy.clone(),
+        at: args.at.clone(),
+        short: args.short,
+        synthetic: args.synthetic.clone(),
+        account: args.account.clone(),
+        playlist: args.playlist.clone(),
+    };
+    let new = plan(&req, &src, &dirs.data, &store).map_err(Fail::Input)?;
     let rows = store
         .enqueue_publications(&new)
         .map_err(|e| Fail::Input(e.to_string()))?;
@@ -220,135 +230,4 @@ fn finish(failed: usize) -> Result<(), Fail> {
         )));
     }
     Ok(())
-}
-
-/// The publications the arguments ask for, checked (nothing is queued on an error).
-fn plan(
-    args: &PublishArgs,
-    src: &Source,
-    dirs: &Dirs,
-    store: &Store,
-) -> Result<Vec<NewPublication>, Fail> {
-    let spec = src.spec.clone().unwrap_or_default();
-    let to = if args.to.is_empty() {
-        spec.to.clone()
-    } else {
-        args.to.clone()
-    };
-    if to.is_empty() {
-        return Err(Fail::Input(
-            "--to: name the platforms (youtube, tiktok, instagram)".into(),
-        ));
-    }
-    let mut platforms = Vec::new();
-    for t in &to {
-        let p = Platform::parse(t).ok_or_else(|| {
-            Fail::Input(format!(
-                "--to {t}: unknown platform; use youtube, tiktok or instagram"
-            ))
-        })?;
-        if !platforms.contains(&p) {
-            platforms.push(p);
-        }
-    }
-    let privacy = args
-        .privacy
-        .clone()
-        .or(spec.privacy.clone())
-        .unwrap_or_else(|| "private".into());
-    if !["private", "unlisted", "public"].contains(&privacy.as_str()) {
-        return Err(Fail::Input(format!(
-            "--privacy {privacy}: use private, unlisted or public"
-        )));
-    }
-    let at = args.at.clone().or(spec.at.clone());
-    let at_ms = match &at {
-        None => None,
-        Some(a) => {
-            let ms = reelsmith_publish::time::parse_rfc3339_ms(a).ok_or_else(|| {
-                Fail::Input(format!(
-                    "--at {a}: write the time as RFC 3339, e.g. 2026-12-24T18:00:00Z"
-                ))
-            })?;
-            if ms <= reelsmith_publish::oauth::now_ms() {
-                return Err(Fail::Input(format!(
-                    "--at {a} is in the past: give a time to come, or leave --at out to publish now"
-                )));
-            }
-            if privacy != "private" {
-                return Err(Fail::Input(format!(
-                    "--at with --privacy {privacy}: a scheduled video stays private until its \
-                     time; use --privacy private (or leave it out)"
-                )));
-            }
-            Some(ms)
-        }
-    };
-    let synthetic = match args.synthetic.as_deref() {
-        None => spec.synthetic.unwrap_or(true),
-        Some("yes" | "true") => true,
-        Some("no" | "false") => false,
-        Some(v) => return Err(Fail::Input(format!("--synthetic {v}: yes or no"))),
-    };
-    let langs = if args.lang.is_empty() {
-        spec.languages.clone()
-    } else {
-        args.lang.clone()
-    };
-    let short = args.short || spec.short.unwrap_or(false);
-    // YouTube gets the video (and the short with --short); TikTok and Instagram Reels get the
-    // vertical short.
-    let youtube = platforms.contains(&Platform::YouTube);
-    let items = if youtube {
-        src.items(&langs, short, false).map_err(Fail::Input)?
-    } else {
-        Vec::new()
-    };
-    let shorts = if platforms.iter().any(|p| *p != Platform::YouTube) {
-        src.items(&langs, true, true).map_err(Fail::Input)?
-    } else {
-        Vec::new()
-    };
-    for it in items.iter().chain(&shorts).filter(|i| i.kind == "short") {
-        source::check_short(&it.file).map_err(Fail::Input)?;
-    }
-    src.check_consent(store).map_err(Fail::Input)?;
-    let account_name = args.account.clone().or(spec.account.clone());
-    let options = PublishOptions {
-        privacy,
-        at_ms,
-        synthetic,
-        playlist: args.playlist.clone().or(spec.playlist.clone()),
-    };
-    let options = serde_json::to_string(&options).map_err(|e| Fail::Failed(e.to_string()))?;
-    let mut out = Vec::new();
-    for p in platforms {
-        let account =
-            accounts::pick(&dirs.data, p, account_name.as_deref()).map_err(Fail::Input)?;
-        if p == Platform::Instagram && account.user_id.is_none() {
-            return Err(Fail::Input(format!(
-                "the instagram account {} has no Instagram user id: add it again with \
-                 --ig-user-id ID",
-                account.name
-            )));
-        }
-        let list = if p == Platform::YouTube {
-            &items
-        } else {
-            &shorts
-        };
-        for it in list {
-            out.push(NewPublication {
-                platform: p.as_str().into(),
-                account: account.name.clone(),
-                kind: it.kind.into(),
-                lang: it.lang.clone(),
-                source: src.dir.to_string_lossy().into_owned(),
-                job_id: src.job_id,
-                file: it.file.to_string_lossy().into_owned(),
-                options: options.clone(),
-            });
-        }
-    }
-    Ok(out)
 }

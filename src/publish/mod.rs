@@ -4,6 +4,7 @@
 //! process, a reboot or a dropped network. The protocols are `reelsmith_publish`'s.
 
 pub mod accounts;
+pub mod plan;
 pub mod runner;
 pub mod social;
 pub mod source;

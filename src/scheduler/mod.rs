@@ -78,6 +78,9 @@ pub struct SchedulerConfig {
     /// A cancelled task on a worker that has not answered within this is ended by stopping
     /// its worker.
     pub kill_grace: Duration,
+    /// Run queued publications (uploads to the platforms) on a thread of their own, and queue
+    /// those a finished job's script asks for (`publish:`).
+    pub publish: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -100,6 +103,7 @@ impl Default for SchedulerConfig {
             workers: None,
             stall_after: Duration::from_secs(600),
             kill_grace: Duration::from_secs(3),
+            publish: true,
         }
     }
 }
@@ -198,6 +202,9 @@ pub struct Scheduler {
     published_ledger: Option<String>,
     /// Runs the queued model downloads.
     pulls: Option<crate::hub::queue::PullRunner>,
+    /// The thread running publications, while it runs.
+    publisher: Option<std::thread::JoinHandle<()>>,
+    last_publish_check: Option<std::time::Instant>,
     /// Where stage starts, progress and results are also sent (a foreground `render`).
     events: Option<tokio::sync::mpsc::UnboundedSender<runner::RunEvent>>,
     /// The stage reports and artifacts of `only_job` once it finished.
@@ -305,6 +312,8 @@ impl Scheduler {
             drain: CancellationToken::new(),
             published_ledger: None,
             pulls,
+            publisher: None,
+            last_publish_check: None,
             events: None,
             summary: None,
             pool,
@@ -441,6 +450,9 @@ impl Scheduler {
             self.publish_ledger();
             let stopping_now = self.shutdown.is_cancelled() || draining;
             self.tick_pulls(!stopping_now);
+            if !stopping_now {
+                self.tick_publications();
+            }
             if stopping_now && self.running.is_empty() {
                 break;
             }
@@ -508,6 +520,68 @@ impl Scheduler {
         }
         self.say("scheduler stopped".into());
         Ok(self.stats.clone())
+    }
+
+    /// Starts the publication thread when publications are runnable and it is not running
+    /// (looked at every few seconds). It runs them with its own store connection; an upload it
+    /// leaves when the process ends resumes from its saved state next time.
+    fn tick_publications(&mut self) {
+        if !self.cfg.publish
+            || self
+                .last_publish_check
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
+        {
+            return;
+        }
+        self.last_publish_check = Some(std::time::Instant::now());
+        if let Some(h) = &self.publisher {
+            if !h.is_finished() {
+                return;
+            }
+        }
+        if let Some(h) = self.publisher.take() {
+            let _ = h.join();
+        }
+        let now = reelsmith_publish::oauth::now_ms();
+        let runnable = self.store.publications().is_ok_and(|rows| {
+            rows.iter().any(|r| {
+                use crate::store::PublicationStatus as S;
+                !r.cancel_requested
+                    && match r.status {
+                        S::Queued => true,
+                        S::Waiting => r.not_before_ms.unwrap_or(0) <= now,
+                        S::Uploading | S::Processing => r
+                            .owner_pid
+                            .is_none_or(|p| !crate::hub::queue::process_alive(p)),
+                        _ => false,
+                    }
+            })
+        });
+        if !runnable {
+            return;
+        }
+        let db = self.dirs.db_path();
+        let data = self.dirs.data.clone();
+        self.publisher = Some(std::thread::spawn(move || {
+            let store = match Store::open(&db) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("publications: {e}");
+                    return;
+                }
+            };
+            let runner = crate::publish::runner::Runner {
+                store: &store,
+                data: &data,
+                client: reelsmith_publish::Client::from_env(),
+                endpoints: reelsmith_publish::Endpoints::from_env(),
+                pid: std::process::id(),
+                poll: Duration::from_secs(30),
+            };
+            runner.run_all(None, &mut |row, outcome| {
+                tracing::info!("publication {} ({}): {outcome:?}", row.id, row.platform)
+            });
+        }));
     }
 
     /// Runs the model-download queue one turn (starting new downloads only when `claim`).

@@ -294,6 +294,22 @@ impl Scheduler {
         }
         self.store.set_job_status(id, JobStatus::Done, None)?;
         self.event(Some(id), None, EventLevel::Info, "done");
+        // The script's `publish:` block: its publications are queued (and run by the
+        // publication thread); a problem is the job's warning, not its failure.
+        if self.cfg.export && self.cfg.publish && l.spec.script.publish.is_some() {
+            let dir = std::path::PathBuf::from(&l.row.out_dir);
+            match crate::publish::plan::queue_from_script(&self.store, &self.dirs.data, &dir) {
+                Ok(rows) => {
+                    let what = format!("{} publication(s) queued", rows.len());
+                    self.event(Some(id), None, EventLevel::Info, &what);
+                }
+                Err(e) => {
+                    let what = format!("publishing not queued: {e}");
+                    self.event(Some(id), None, EventLevel::Warn, &what);
+                    self.say(format!("job {id}: {what}"));
+                }
+            }
+        }
         self.say(format!(
             "job {id} ({}) done -> {}",
             l.spec.project, l.row.out_dir
