@@ -3,6 +3,7 @@
 //! - [`endpoints`]: every base URL, replaceable from the environment so tests and private
 //!   gateways can stand in (`REELSMITH_GOOGLE_OAUTH`, `REELSMITH_YOUTUBE_API`,
 //!   `REELSMITH_TIKTOK_API`, `REELSMITH_INSTAGRAM_API`, `REELSMITH_INSTAGRAM_UPLOAD`);
+//! - [`files`]: the uploaded file's digest and chunks;
 //! - [`http`]: the HTTP client and how its failures are told apart (retry later, or give up
 //!   with the platform's message);
 //! - [`oauth`]: Google's device flow and the loopback redirect flow, token refresh, and the
@@ -15,6 +16,7 @@
 //!   with injectable faults, for this crate's and the studio's tests.
 
 pub mod endpoints;
+pub mod files;
 pub mod http;
 pub mod instagram;
 pub mod limits;

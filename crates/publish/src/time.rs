@@ -99,6 +99,18 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     Some(secs * 1000 + ms)
 }
 
+/// A wait in words: `40 s`, `3 min`, `2 h 5 min`.
+pub fn fmt_wait(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{} h {} min", s / 3600, s % 3600 / 60)
+    } else if s >= 60 {
+        format!("{} min", s.div_ceil(60))
+    } else {
+        format!("{s} s")
+    }
+}
+
 /// UNIX milliseconds → `YYYY-MM-DDTHH:MM:SSZ` (what YouTube's `publishAt` takes).
 pub fn format_rfc3339(ms: i64) -> String {
     let secs = ms.div_euclid(1000);

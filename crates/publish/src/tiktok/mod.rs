@@ -48,9 +48,6 @@ use crate::http::{self, Body, Client, Response};
 use crate::Endpoints;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -100,7 +97,7 @@ pub enum TikTokError {
     #[error("TikTok refused the access token ({code}): {message} — reconnect the TikTok account (and grant video.publish / video.upload)")]
     Unauthorized { code: String, message: String },
     /// A cap or rate limit: try again after `retry_after`.
-    #[error("TikTok limit reached ({code}): {message} — trying again in {}", fmt_wait(*retry_after))]
+    #[error("TikTok limit reached ({code}): {message} — trying again in {}", crate::time::fmt_wait(*retry_after))]
     Quota {
         code: String,
         message: String,
@@ -133,17 +130,6 @@ impl TikTokError {
             TikTokError::Quota { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
-    }
-}
-
-fn fmt_wait(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{} h {} min", s / 3600, s % 3600 / 60)
-    } else if s >= 60 {
-        format!("{} min", s.div_ceil(60))
-    } else {
-        format!("{s} s")
     }
 }
 
@@ -355,29 +341,11 @@ fn mime_of(file: &Path) -> &'static str {
 
 /// The file's size and sha256 (hex).
 fn digest(path: &Path) -> Result<(u64, String), TikTokError> {
-    let fail =
-        |e: std::io::Error| TikTokError::File(format!("cannot read {}: {e}", path.display()));
-    let mut f = File::open(path).map_err(fail)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(fail)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, hex::encode(h.finalize())))
+    crate::files::digest(path)
+        .map_err(|e| TikTokError::File(format!("cannot read {}: {e}", path.display())))
 }
 
 fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>, TikTokError> {
-    let fail =
-        |e: std::io::Error| TikTokError::File(format!("cannot read {}: {e}", path.display()));
-    let mut f = File::open(path).map_err(fail)?;
-    f.seek(SeekFrom::Start(start)).map_err(fail)?;
-    let mut data = vec![0u8; (end - start) as usize];
-    f.read_exact(&mut data).map_err(fail)?;
-    Ok(data)
+    crate::files::read_range(path, start, end)
+        .map_err(|e| TikTokError::File(format!("cannot read {}: {e}", path.display())))
 }

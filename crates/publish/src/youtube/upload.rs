@@ -71,19 +71,8 @@ pub(super) fn file_err(path: &Path, e: impl std::fmt::Display) -> YouTubeError {
 
 /// SHA-256 (hex) and size of a file.
 pub fn file_sha256(path: &Path) -> Result<(String, u64), YouTubeError> {
-    let mut f = File::open(path).map_err(|e| file_err(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(|e| file_err(path, e))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
+    let (n, sha) = crate::files::digest(path).map_err(|e| file_err(path, e))?;
+    Ok((sha, n))
 }
 
 /// `bytes=0-N` (or `0-N`) → N+1.
