@@ -518,44 +518,85 @@ fn assembly_resumes_from_finished_segments_and_writes_the_same_file() {
     );
 }
 
+/// An animate task at 128×64 with the video model in `model_dir` (found by path), its
+/// prerequisites run: attempts of it run under `<tmp>/run/<dir>`.
+struct AnimateTask {
+    root: PathBuf,
+    job: JobSpec,
+    inputs: BTreeMap<StageKind, ArtifactRef>,
+    key: String,
+}
+
+impl AnimateTask {
+    fn new(tmp: &Path, model_dir: &Path) -> AnimateTask {
+        let reg = reelsmith::hub::Registry::embedded().unwrap();
+        let cfg = reelsmith::hub::HubConfig::from_env(|_| None);
+        let video = reelsmith::engines::video_select::find_video_model(
+            &reg,
+            &cfg,
+            model_dir.to_str().unwrap(),
+            "test",
+        )
+        .unwrap();
+        let models = StageModels {
+            video: Some(video),
+            ..Default::default()
+        };
+        let root = tmp.join("run");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut job = job(&root, DRAWN, models);
+        // Generated at 128×64 (small latents with the tiny VAEs): quick.
+        job.settings.width = 128;
+        job.settings.height = 64;
+        let pre = ArtifactCache::open(&root.join("pre/cache"), &root.join("pre/tmp")).unwrap();
+        let (inputs, key) = prerequisites(&job, StageKind::Animate, None, &pre);
+        AnimateTask {
+            root,
+            job,
+            inputs,
+            key,
+        }
+    }
+
+    fn attempt(&self, dir: &str, tag: &str, cancel_after: Option<usize>) -> Attempt {
+        attempt(
+            &AnimateStage,
+            &self.job,
+            None,
+            &self.inputs,
+            &self.root.join(dir),
+            tag,
+            Some(&self.key),
+            cancel_after,
+        )
+    }
+}
+
+/// The resumed attempt wrote the same files as the uninterrupted one, its clips and their last
+/// frames byte for byte.
+fn assert_same_clips(again: &Attempt, reference: &Attempt) {
+    let (got, want) = (again.files(), reference.files());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &want {
+        if name.ends_with(".mkv") || name.ends_with(".png") {
+            assert!(
+                &got[name] == bytes,
+                "{name} differs from the uninterrupted run's"
+            );
+        }
+    }
+}
+
 #[test]
 fn animate_decodes_saved_latents_without_sampling_again() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = tmp.path().join("tiny-ltx");
     video_support::build_model(&model_dir, false);
-    let reg = reelsmith::hub::Registry::embedded().unwrap();
-    let cfg = reelsmith::hub::HubConfig::from_env(|_| None);
-    let video = reelsmith::engines::video_select::find_video_model(
-        &reg,
-        &cfg,
-        model_dir.to_str().unwrap(),
-        "test",
-    )
-    .unwrap();
-    let models = StageModels {
-        video: Some(video),
-        ..Default::default()
-    };
-    let root = tmp.path().join("run");
-    std::fs::create_dir_all(&root).unwrap();
-    let mut job = job(&root, DRAWN, models);
-    // Generated at 128×64 (latents 8×4 with the tiny 16× VAE): quick.
-    job.settings.width = 128;
-    job.settings.height = 64;
-    let pre = ArtifactCache::open(&root.join("pre/cache"), &root.join("pre/tmp")).unwrap();
-    let (inputs, key) = prerequisites(&job, StageKind::Animate, None, &pre);
-    let run = |dir: &str, tag: &str, cancel_after| {
-        attempt(
-            &AnimateStage,
-            &job,
-            None,
-            &inputs,
-            &root.join(dir),
-            tag,
-            Some(&key),
-            cancel_after,
-        )
-    };
+    let task = AnimateTask::new(tmp.path(), &model_dir);
+    let run = |dir: &str, tag: &str, cancel_after| task.attempt(dir, tag, cancel_after);
     let reference = run("a", "out", None);
     reference.result.as_ref().unwrap();
     let sampled: Vec<&str> = reference.checkpoints();
@@ -584,19 +625,7 @@ fn animate_decodes_saved_latents_without_sampling_again() {
         &sampled[1..],
         "only scene 2 is sampled again"
     );
-    let (got, want) = (again.files(), reference.files());
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &want {
-        if name.ends_with(".mkv") || name.ends_with(".png") {
-            assert!(
-                &got[name] == bytes,
-                "{name} differs from the uninterrupted run's"
-            );
-        }
-    }
+    assert_same_clips(&again, &reference);
 }
 
 #[test]
@@ -604,40 +633,9 @@ fn a_wan_decode_cut_off_halfway_continues_from_its_last_latent_frame() {
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = tmp.path().join("tiny-wan");
     wan_support::build_model(&model_dir, wan_support::Task::T2v);
-    let reg = reelsmith::hub::Registry::embedded().unwrap();
-    let cfg = reelsmith::hub::HubConfig::from_env(|_| None);
-    let video = reelsmith::engines::video_select::find_video_model(
-        &reg,
-        &cfg,
-        model_dir.to_str().unwrap(),
-        "test",
-    )
-    .unwrap();
-    assert_eq!(video.arch, "wan");
-    let models = StageModels {
-        video: Some(video),
-        ..Default::default()
-    };
-    let root = tmp.path().join("run");
-    std::fs::create_dir_all(&root).unwrap();
-    let mut job = job(&root, DRAWN, models);
-    // Generated at 128×64 (latents 16×8): quick.
-    job.settings.width = 128;
-    job.settings.height = 64;
-    let pre = ArtifactCache::open(&root.join("pre/cache"), &root.join("pre/tmp")).unwrap();
-    let (inputs, key) = prerequisites(&job, StageKind::Animate, None, &pre);
-    let run = |dir: &str, tag: &str, cancel_after| {
-        attempt(
-            &AnimateStage,
-            &job,
-            None,
-            &inputs,
-            &root.join(dir),
-            tag,
-            Some(&key),
-            cancel_after,
-        )
-    };
+    let task = AnimateTask::new(tmp.path(), &model_dir);
+    assert_eq!(task.job.models.video.as_ref().unwrap().arch, "wan");
+    let run = |dir: &str, tag: &str, cancel_after| task.attempt(dir, tag, cancel_after);
     let reference = run("a", "out", None);
     reference.result.as_ref().unwrap();
     let saved: Vec<&str> = reference.checkpoints();
@@ -674,17 +672,5 @@ fn a_wan_decode_cut_off_halfway_continues_from_its_last_latent_frame() {
         ]
     );
     assert_eq!(again.checkpoints(), &saved[3..], "only the rest is redone");
-    let (got, want) = (again.files(), reference.files());
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>()
-    );
-    for (name, bytes) in &want {
-        if name.ends_with(".mkv") || name.ends_with(".png") {
-            assert!(
-                &got[name] == bytes,
-                "{name} differs from the uninterrupted run's"
-            );
-        }
-    }
+    assert_same_clips(&again, &reference);
 }
