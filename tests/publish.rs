@@ -323,6 +323,13 @@ fn an_upload_killed_again_and_again_ends_on_youtube_byte_for_byte() {
             } else if kills == 2 {
                 e.yt.fail_next(503, 3);
             }
+            // Between runs the listing shows progress but never the session URI.
+            let o = e.run(&["publish", "--list", "--json"]);
+            let listing = String::from_utf8_lossy(&o.stdout).into_owned();
+            assert!(
+                !listing.contains("upload_state") && !listing.contains("upload_id"),
+                "{listing}"
+            );
             child = e.spawn(&["publish", "--run"]);
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -357,6 +364,13 @@ fn an_upload_killed_again_and_again_ends_on_youtube_byte_for_byte() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "live", "{}", rows[0]);
     assert_eq!(rows[0]["remote_id"], videos[0].id.as_str());
+    // One upload in today's ledger, however many attempts it took.
+    let store = reelsmith::store::Store::open(&e.path("data/reelsmith.db")).unwrap();
+    let day = reelsmith::publish::runner::quota_day(reelsmith_publish::oauth::now_ms());
+    assert_eq!(
+        store.quota_used("youtube", "main", &day, "insert").unwrap(),
+        1
+    );
     // No token in the log or the account listing.
     let log = std::fs::read_to_string(e.path("data/logs/reelsmith.log")).unwrap_or_default();
     for t in e.oauth.issued_tokens() {
@@ -411,7 +425,16 @@ fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
     // An Instagram account without its user id is refused before anything is queued.
     write_account(&e, Platform::Instagram, FakeInstagram::TOKEN, None);
     let d = dir.to_str().unwrap();
-    let o = run(&["publish", d, "--to", "instagram", "--lang", "en"]);
+    let o = run(&[
+        "publish",
+        d,
+        "--to",
+        "instagram",
+        "--lang",
+        "en",
+        "--privacy",
+        "public",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--ig-user-id"), "{}", text(&o));
     assert!(e.publications().is_empty());
@@ -422,7 +445,35 @@ fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
         Some(FakeInstagram::USER_ID),
     );
 
+    // What a platform cannot do is refused, not done otherwise: Instagram has no private
+    // Reels, and neither TikTok nor Instagram schedules through its API.
     let o = run(&["publish", d, "--to", "tiktok,instagram", "--lang", "en"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("Instagram Reels"), "{}", text(&o));
+    let o = run(&[
+        "publish",
+        d,
+        "--to",
+        "tiktok",
+        "--at",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot schedule"), "{}", text(&o));
+    assert!(e.publications().is_empty());
+
+    let o = run(&["publish", d, "--to", "tiktok", "--lang", "en"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&[
+        "publish",
+        d,
+        "--to",
+        "instagram",
+        "--lang",
+        "en",
+        "--privacy",
+        "public",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let rows = e.publications();
     assert_eq!(rows.len(), 2, "{rows:?}");
@@ -460,15 +511,16 @@ fn a_script_with_a_publish_block_queues_its_publications_when_the_render_is_done
         "draft",
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    // Queued by the finished job (and perhaps already taken by its publication thread).
+    // Queued by the finished job and uploaded by the foreground render before it returns.
+    assert!(text(&o).contains("publishing 1 upload"), "{}", text(&o));
     let rows = e.publications();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["platform"], "youtube");
     assert_eq!(rows[0]["kind"], "video");
+    assert_eq!(rows[0]["status"], "live", "{}", rows[0]);
+    // Nothing is left for a later run.
     let o = e.run(&["publish", "--run"]);
     assert!(o.status.success(), "{}", text(&o));
-    let rows = e.publications();
-    assert_eq!(rows[0]["status"], "live", "{}", rows[0]);
     let videos = e.yt.videos();
     assert_eq!(videos.len(), 1);
     assert_eq!(

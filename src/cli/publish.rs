@@ -8,8 +8,6 @@
 //! accounts, the render's outputs, `--at` (a time in the future, with private videos), a
 //! `--short` that is really a Short, and a consent record for every real person shown.
 
-use std::time::Duration;
-
 use clap::Args;
 use reelsmith_publish::{Client, Endpoints};
 
@@ -83,11 +81,7 @@ fn open(dirs: &Dirs) -> Result<Store, Fail> {
 }
 
 fn runner<'a>(store: &'a Store, dirs: &'a Dirs) -> Runner<'a> {
-    let poll = std::env::var("REELSMITH_PUBLISH_POLL_MS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
-        .unwrap_or(Duration::from_secs(30));
+    let poll = crate::publish::runner::poll_interval();
     Runner {
         store,
         data: &dirs.data,
@@ -105,9 +99,20 @@ fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
             .publications()
             .map_err(|e| Fail::Failed(e.to_string()))?;
         if args.json {
+            // The upload state holds session URIs and upload tokens: never shown.
+            let shown: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("upload_state");
+                    }
+                    v
+                })
+                .collect();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&rows).unwrap_or_else(|_| "[]".into())
+                serde_json::to_string_pretty(&shown).unwrap_or_else(|_| "[]".into())
             );
             return Ok(());
         }
@@ -134,15 +139,31 @@ fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
     if args.run {
         let r = runner(&store, dirs);
         let mut failed = 0;
-        r.run_all(None, &mut |row, outcome| report(row, outcome, &mut failed));
+        r.run_all(None, &mut |row, outcome| report(row, outcome, &mut failed))
+            .map_err(|e| Fail::Failed(e.to_string()))?;
         return finish(failed);
     }
     if let Some(id) = args.cancel {
+        // A running one whose process is gone is cancelled at once, not left asking.
+        let me = std::process::id();
+        store
+            .release_dead_publications(|p| p != me && crate::hub::queue::process_alive(p))
+            .map_err(|e| Fail::Failed(e.to_string()))?;
         return if store
             .cancel_publication(id)
             .map_err(|e| Fail::Failed(e.to_string()))?
         {
-            println!("publication {id}: cancelled");
+            let r = store
+                .publication(id)
+                .map_err(|e| Fail::Failed(e.to_string()))?;
+            match r {
+                Some(r) if r.status == crate::store::PublicationStatus::Cancelled => {
+                    println!("publication {id}: cancelled")
+                }
+                _ => println!(
+                    "publication {id}: cancel asked; its runner stops at its next chunk or poll"
+                ),
+            }
             Ok(())
         } else {
             Err(Fail::Input(format!(
@@ -210,16 +231,50 @@ fn report(row: &crate::store::PublicationRow, outcome: &Outcome, failed: &mut us
             *failed += 1;
             eprintln!("publication {}: failed: {why}", row.id)
         }
-        Outcome::Cancelled => println!("publication {}: cancelled", row.id),
+        Outcome::Cancelled(note) => println!(
+            "publication {}: cancelled{}",
+            row.id,
+            note.as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        ),
+        Outcome::Lost => eprintln!(
+            "publication {}: taken over by another process (`reelsmith publish --list`)",
+            row.id
+        ),
     }
 }
 
-fn run_ids(store: &Store, dirs: &Dirs, ids: &[i64]) -> Result<(), Fail> {
+/// Runs publications `ids` in the foreground; those another running process holds are named
+/// (it runs them; `--list` follows them).
+pub(crate) fn run_ids(store: &Store, dirs: &Dirs, ids: &[i64]) -> Result<(), Fail> {
     let r = runner(store, dirs);
     let mut failed = 0;
+    let mut ran = Vec::new();
     r.run_all(Some(ids), &mut |row, outcome| {
+        ran.push(row.id);
         report(row, outcome, &mut failed)
-    });
+    })
+    .map_err(|e| Fail::Failed(e.to_string()))?;
+    for &id in ids.iter().filter(|id| !ran.contains(id)) {
+        if let Ok(Some(row)) = store.publication(id) {
+            match row.owner_pid {
+                Some(p) if row.status.is_active() => println!(
+                    "publication {id}: {} by another process (pid {p}); `reelsmith publish \
+                     --list` follows it",
+                    row.status.as_str()
+                ),
+                _ if row.status == crate::store::PublicationStatus::Waiting => println!(
+                    "publication {id}: waiting until {}: {}",
+                    row.not_before_ms
+                        .map(reelsmith_publish::time::format_rfc3339)
+                        .unwrap_or_default(),
+                    row.error.as_deref().unwrap_or("")
+                ),
+                _ => {}
+            }
+        }
+    }
     finish(failed)
 }
 

@@ -113,6 +113,28 @@ impl TerminalProgress {
 
 /// Renders one script in the foreground: the job goes through the scheduler like any queued job
 /// (admission, store bookkeeping, crash recovery, export), shown as it runs.
+/// Uploads, in the foreground, the publications the finished job's `publish:` block queued
+/// (the scheduler's publication thread is not run by a foreground render, which ends with its
+/// job). A failed upload stays in the store (`reelsmith publish --list`, `--retry`); the
+/// render itself succeeded, so only a failed upload makes the exit code non-zero.
+fn publish_job(dirs: &Dirs, job: crate::store::JobId) -> i32 {
+    let Ok(store) = crate::store::Store::open(&dirs.db_path()) else {
+        return 0;
+    };
+    let ids: Vec<i64> = store
+        .publications()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.job_id == Some(job) && r.status.is_active())
+        .map(|r| r.id)
+        .collect();
+    if ids.is_empty() {
+        return 0;
+    }
+    println!("publishing {} upload(s) the script asks for", ids.len());
+    super::Fail::exit_code(super::publish::run_ids(&store, dirs, &ids))
+}
+
 pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
     let req = RenderRequest {
         script: args.script,
@@ -132,6 +154,7 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
         Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
+    let following = std::cell::Cell::new(false);
     let outcome = rt.block_on(async {
         super::cancel_on_signals(
             shutdown.clone(),
@@ -148,11 +171,14 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
                 Notice::Adopted(id) => {
                     eprintln!("resuming job {id} (left unfinished by an earlier run)")
                 }
-                Notice::Following { job, pid } => eprintln!(
-                    "a scheduler{} is running on this data dir: queued as job {job} there; \
-                     following it (Ctrl-C stops following, the job stays queued)",
-                    pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
-                ),
+                Notice::Following { job, pid } => {
+                    following.set(true);
+                    eprintln!(
+                        "a scheduler{} is running on this data dir: queued as job {job} there; \
+                         following it (Ctrl-C stops following, the job stays queued)",
+                        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+                    )
+                }
             },
         )
         .await
@@ -173,7 +199,11 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
                     }
                 }
                 println!("report: {}", project_dir.join("report.json").display());
-                0
+                if following.get() {
+                    // The running scheduler uploads what the script's publish: block queued.
+                    return 0;
+                }
+                publish_job(dirs, fg.job)
             }
             Ended::Interrupted => {
                 eprintln!(

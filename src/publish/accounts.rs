@@ -50,25 +50,25 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-fn path_of(data: &Path, platform: Platform, name: &str) -> PathBuf {
-    dir(data, platform).join(format!("{name}.json"))
+fn path_of(data: &Path, platform: Platform, name: &str) -> Result<PathBuf, String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "account name {name:?}: use letters, digits, -, _ and . (at most 64, not starting \
+             with a dot)"
+        ));
+    }
+    Ok(dir(data, platform).join(format!("{name}.json")))
 }
 
 /// Writes `account` (0600, atomically).
 pub fn save(data: &Path, account: &Account) -> Result<PathBuf, String> {
-    if !valid_name(&account.name) {
-        return Err(format!(
-            "account name {:?}: use letters, digits, -, _ and . (at most 64)",
-            account.name
-        ));
-    }
+    let path = path_of(data, account.platform, &account.name)?;
     let d = dir(data, account.platform);
     std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
     for p in [data.join("accounts"), d.clone()] {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("{}: {e}", p.display()))?;
     }
-    let path = path_of(data, account.platform, &account.name);
     let tmp = path.with_extension("json.part");
     let text = serde_json::to_vec_pretty(account).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&tmp);
@@ -87,7 +87,7 @@ pub fn save(data: &Path, account: &Account) -> Result<PathBuf, String> {
 
 /// Reads an account; the error says how to add it.
 pub fn load(data: &Path, platform: Platform, name: &str) -> Result<Account, String> {
-    let path = path_of(data, platform, name);
+    let path = path_of(data, platform, name)?;
     let text = std::fs::read_to_string(&path).map_err(|_| {
         let known = list(data, Some(platform))
             .into_iter()
@@ -132,22 +132,33 @@ pub fn list(data: &Path, platform: Option<Platform>) -> Vec<Account> {
     out
 }
 
-/// The account to use on `platform`: `name`, else the only (or first) one.
+/// The account to use on `platform`: `name`, else the only one. With several and no name the
+/// choice is the user's: refused, naming them.
 pub fn pick(data: &Path, platform: Platform, name: Option<&str>) -> Result<Account, String> {
-    match name {
-        Some(n) => load(data, platform, n),
-        None => list(data, Some(platform))
-            .into_iter()
-            .next()
-            .ok_or_else(|| {
-                format!("no {platform} account: `reelsmith accounts add {platform}` adds one")
-            }),
+    if let Some(n) = name {
+        return load(data, platform, n);
+    }
+    let mut all = list(data, Some(platform));
+    match all.len() {
+        0 => Err(format!(
+            "no {platform} account: `reelsmith accounts add {platform}` adds one"
+        )),
+        1 => Ok(all.remove(0)),
+        _ => Err(format!(
+            "{} {platform} accounts ({}): say which with --account NAME (or `account:` in the \
+             script's publish: block)",
+            all.len(),
+            all.iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
     }
 }
 
 /// Removes an account's file; false when there was none.
 pub fn remove(data: &Path, platform: Platform, name: &str) -> Result<bool, String> {
-    let path = path_of(data, platform, name);
+    let path = path_of(data, platform, name)?;
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
@@ -248,6 +259,14 @@ mod tests {
             "{dbg}"
         );
         assert!(save(t.path(), &account("../x")).is_err());
+        // Names are checked on every path: no reading or removing outside the folder.
+        assert!(load(t.path(), Platform::YouTube, "../../etc/passwd")
+            .unwrap_err()
+            .contains("account name"));
+        assert!(remove(t.path(), Platform::YouTube, "../main").is_err());
+        save(t.path(), &account("second")).unwrap();
+        let e = pick(t.path(), Platform::YouTube, None).unwrap_err();
+        assert!(e.contains("main, second") && e.contains("--account"), "{e}");
         assert!(remove(t.path(), Platform::YouTube, "main").unwrap());
         assert!(!remove(t.path(), Platform::YouTube, "main").unwrap());
     }

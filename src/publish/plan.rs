@@ -32,8 +32,10 @@ pub fn queue_from_script(
     store: &Store,
     data: &Path,
     project_dir: &Path,
+    job: i64,
 ) -> Result<Vec<crate::store::PublicationRow>, String> {
-    let src = source::resolve(&project_dir.to_string_lossy(), Some(store))?;
+    let mut src = source::resolve(&project_dir.to_string_lossy(), Some(store))?;
+    src.job_id = Some(job);
     if src.spec.is_none() {
         return Ok(Vec::new());
     }
@@ -98,6 +100,22 @@ pub fn plan(
             Some(ms)
         }
     };
+    // What the platforms cannot do is refused here, not done differently there.
+    if at_ms.is_some() {
+        if let Some(p) = platforms.iter().find(|p| **p != Platform::YouTube) {
+            return Err(format!(
+                "--at: {p} cannot schedule a post through its API (only YouTube can); publish \
+                 to {p} without --at, or queue it later"
+            ));
+        }
+    }
+    if platforms.contains(&Platform::Instagram) && privacy != "public" {
+        return Err(format!(
+            "--privacy {privacy}: Instagram Reels posted through the API are public (Instagram \
+             has no private or unlisted Reel); use --privacy public for instagram, or publish \
+             to it separately"
+        ));
+    }
     let synthetic = match req.synthetic.as_deref() {
         None => spec.synthetic.unwrap_or(true),
         Some("yes" | "true") => true,

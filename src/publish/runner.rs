@@ -15,7 +15,7 @@ use reelsmith_publish::{Client, Endpoints, Platform};
 use serde::{Deserialize, Serialize};
 
 use super::accounts;
-use crate::store::{PublicationRow, PublicationStatus, Store};
+use crate::store::{Beat, PublicationRow, PublicationStatus, Store};
 
 /// A publication's options, as queued (JSON in the store).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -31,14 +31,18 @@ pub struct PublishOptions {
 }
 
 /// What the runner keeps per publication beyond the platform's upload state: the steps after
-/// the upload that must not run twice after a restart.
+/// the upload that must not run (or be counted) twice after a restart.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 struct RunState {
     youtube: UploadState,
+    /// The `videos.insert` is in the quota ledger.
+    insert_counted: bool,
     thumbnail: bool,
     captions: bool,
     playlist: bool,
+    /// What could not be done (a thumbnail, a caption track), kept across restarts.
+    notes: Vec<String>,
 }
 
 /// How one run of a publication ended.
@@ -48,8 +52,21 @@ pub enum Outcome {
     /// Held until this time, with the reason.
     Waiting(i64, String),
     Failed(String),
-    Cancelled,
+    /// Stopped on request; the note says what stays on the platform when the upload had
+    /// already been sent.
+    Cancelled(Option<String>),
+    /// Another process owns the publication now (this one stopped beating); nothing written.
+    Lost,
 }
+
+/// A running publication whose owner has not beaten for this long is taken over (its process
+/// is hung, or its pid was reused after a reboot). Runners beat at every chunk and poll.
+pub const STALE_MS: i64 = 600_000;
+
+/// How long a runner follows a platform's processing before it holds the publication and
+/// moves on (it looks again after [`FOLLOW_AGAIN`]).
+pub const FOLLOW_FOR: Duration = Duration::from_secs(3600);
+pub const FOLLOW_AGAIN: Duration = Duration::from_secs(600);
 
 /// What the runner needs.
 pub struct Runner<'a> {
@@ -60,6 +77,16 @@ pub struct Runner<'a> {
     pub pid: u32,
     /// Pause between processing polls.
     pub poll: Duration,
+}
+
+/// The pause between a runner's polls of a platform's processing: 30 s, or
+/// `REELSMITH_PUBLISH_POLL_MS`.
+pub fn poll_interval() -> Duration {
+    std::env::var("REELSMITH_PUBLISH_POLL_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_millis)
+        .unwrap_or(Duration::from_secs(30))
 }
 
 fn now_ms() -> i64 {
@@ -128,6 +155,38 @@ fn youtube_meta(row: &PublicationRow, opts: &PublishOptions) -> Result<VideoMeta
     Ok(meta)
 }
 
+/// Whether a runner still holds its publication, and whether it was asked to stop: shared by
+/// the persist and progress callbacks of an upload.
+#[derive(Default)]
+pub(super) struct Control {
+    cancel: std::cell::Cell<bool>,
+    lost: std::cell::Cell<bool>,
+}
+
+impl Control {
+    pub(super) fn saw(&self, beat: Beat) {
+        match beat {
+            Beat::Go => {}
+            Beat::Cancel => self.cancel.set(true),
+            Beat::Lost => self.lost.set(true),
+        }
+    }
+
+    /// Whether the upload goes on.
+    pub(super) fn go(&self) -> bool {
+        !self.cancel.get() && !self.lost.get()
+    }
+
+    /// What a stopped upload's outcome is.
+    pub(super) fn stopped(&self) -> Outcome {
+        if self.lost.get() {
+            Outcome::Lost
+        } else {
+            Outcome::Cancelled(None)
+        }
+    }
+}
+
 impl Runner<'_> {
     fn set(
         &self,
@@ -137,12 +196,54 @@ impl Runner<'_> {
         error: Option<&str>,
         until: Option<i64>,
     ) {
-        if let Err(e) = self
+        match self
             .store
-            .set_publication_status(id, status, remote, error, until)
+            .set_publication_status(id, self.pid, status, remote, error, until)
         {
-            tracing::error!("publication {id}: {e}");
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("publication {id}: taken over by another process"),
+            Err(e) => tracing::error!("publication {id}: {e}"),
         }
+    }
+
+    /// Saves the upload state of a running publication (a heartbeat too).
+    pub(super) fn save_state<S: Serialize>(
+        &self,
+        id: i64,
+        state: &S,
+        done: u64,
+        total: u64,
+    ) -> Result<Beat, String> {
+        let json = serde_json::to_string(state).map_err(|e| e.to_string())?;
+        self.store
+            .publication_progress(id, self.pid, &json, done, total)
+            .map_err(|e| e.to_string())
+    }
+
+    /// A heartbeat while waiting on the platform (a store error counts as going on: the
+    /// next beat or the end will tell).
+    pub(super) fn beat(&self, id: i64) -> Beat {
+        self.store
+            .publication_beat(id, self.pid)
+            .unwrap_or(Beat::Go)
+    }
+
+    /// How many polls make [`FOLLOW_FOR`].
+    pub(super) fn follow_polls(&self) -> u64 {
+        (FOLLOW_FOR.as_millis() / self.poll.as_millis().max(1)).max(1) as u64
+    }
+
+    /// The hold after following a platform's processing for [`FOLLOW_FOR`].
+    pub(super) fn follow_later(&self, what: &str) -> Outcome {
+        let at = now_ms() + FOLLOW_AGAIN.as_millis() as i64;
+        Outcome::Waiting(
+            at,
+            format!(
+                "{what} still processing after {}; looked at again at {}",
+                reelsmith_publish::time::fmt_wait(FOLLOW_FOR),
+                reelsmith_publish::time::format_rfc3339(at)
+            ),
+        )
     }
 
     /// Runs one claimed publication to its end (or hold) and records the outcome.
@@ -165,43 +266,58 @@ impl Runner<'_> {
             Outcome::Failed(why) => {
                 self.set(row.id, PublicationStatus::Failed, None, Some(why), None)
             }
-            Outcome::Cancelled => self.set(row.id, PublicationStatus::Cancelled, None, None, None),
+            Outcome::Cancelled(note) => self.set(
+                row.id,
+                PublicationStatus::Cancelled,
+                None,
+                note.as_deref(),
+                None,
+            ),
+            Outcome::Lost => {}
         }
         outcome
     }
 
     /// Claims and runs publications until none is runnable; `only` limits them to some ids.
+    /// A store error stops it (and is returned): the publications stay as they are.
     pub fn run_all(
         &self,
         only: Option<&[i64]>,
         on_done: &mut dyn FnMut(&PublicationRow, &Outcome),
-    ) {
+    ) -> Result<(), crate::store::StoreError> {
         // Uploads whose process died (killed, rebooted) resume here from their saved state.
         let me = self.pid;
-        if let Err(e) = self
-            .store
-            .release_dead_publications(|p| p == me || crate::hub::queue::process_alive(p))
-        {
-            tracing::error!("publications: {e}");
-        }
+        self.store
+            .release_dead_publications(|p| p == me || crate::hub::queue::process_alive(p))?;
+        let mut tried = std::collections::HashSet::new();
         loop {
             let next = match only {
-                Some(ids) => ids.iter().find_map(|&id| {
-                    self.store
-                        .claim_publication(id, self.pid, 120_000)
-                        .ok()
-                        .flatten()
-                }),
-                None => self
-                    .store
-                    .claim_next_publication(self.pid, 120_000)
-                    .ok()
-                    .flatten(),
+                Some(ids) => {
+                    let mut found = None;
+                    for &id in ids {
+                        if tried.contains(&id) {
+                            continue;
+                        }
+                        if let Some(r) = self.store.claim_publication(id, self.pid, STALE_MS)? {
+                            found = Some(r);
+                            break;
+                        }
+                    }
+                    found
+                }
+                None => self.store.claim_next_publication(self.pid, STALE_MS)?,
             };
             let Some(row) = next else { break };
+            // A publication held again (a quota, a back-off) is not run twice in one go.
+            tried.insert(row.id);
             let outcome = self.run(&row);
             on_done(&row, &outcome);
+            if only.is_none() && matches!(outcome, Outcome::Waiting(..)) {
+                // claim_next picks only those whose time has come; a hold of 0 would spin.
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
+        Ok(())
     }
 
     /// Records that the upload is done and the platform is processing it (`remote`).
@@ -229,7 +345,7 @@ impl Runner<'_> {
             Ok(a) => a,
             Err(e) => return Outcome::Failed(e),
         };
-        let token =
+        let mut token =
             match accounts::fresh_token(self.data, &self.client, &self.endpoints, &mut account) {
                 Ok(t) => t,
                 Err(e) => return self.token_outcome(e),
@@ -244,6 +360,14 @@ impl Runner<'_> {
             self.store
                 .quota_used("youtube", &row.account, &day, bucket)
                 .unwrap_or(0)
+        };
+        let spend = |bucket: &str, units: u32| {
+            if let Err(e) =
+                self.store
+                    .quota_spend("youtube", &row.account, &day, bucket, u64::from(units))
+            {
+                tracing::warn!("publication {}: quota ledger: {e}", row.id);
+            }
         };
         let reset = youtube::next_quota_reset(now_ms());
         if run.youtube.video_id.is_none()
@@ -264,24 +388,18 @@ impl Runner<'_> {
             Err(e) => return Outcome::Failed(e),
         };
         let file = Path::new(&row.file);
-        let mut token = token;
         let mut refreshed = false;
         let video_id = loop {
-            let store = self.store;
-            let cancel = std::cell::Cell::new(false);
+            let control = Control::default();
             let mut persist = |s: &UploadState| -> Result<(), String> {
                 let st = RunState {
                     youtube: s.clone(),
                     ..run.clone()
                 };
-                let json = serde_json::to_string(&st).map_err(|e| e.to_string())?;
-                let c = store
-                    .publication_progress(row.id, &json, s.offset, s.total)
-                    .map_err(|e| e.to_string())?;
-                cancel.set(c);
+                control.saw(self.save_state(row.id, &st, s.offset, s.total)?);
                 Ok(())
             };
-            let mut progress = |_: u64, _: u64| !cancel.get();
+            let mut progress = |_: u64, _: u64| control.go();
             let mut state = run.youtube.clone();
             let r = youtube::upload_video(
                 &self.client,
@@ -294,6 +412,9 @@ impl Runner<'_> {
                 &mut progress,
             );
             run.youtube = state;
+            if !control.go() {
+                return control.stopped();
+            }
             match r {
                 Ok(id) => break id,
                 Err(YouTubeError::Unauthorized) if !refreshed => {
@@ -305,7 +426,7 @@ impl Runner<'_> {
                     }
                     token = account.token.access_token.clone();
                 }
-                Err(YouTubeError::Cancelled) => return Outcome::Cancelled,
+                Err(YouTubeError::Cancelled) => return control.stopped(),
                 Err(YouTubeError::Quota { reason, message }) => {
                     return Outcome::Waiting(
                         reset,
@@ -321,49 +442,53 @@ impl Runner<'_> {
                 Err(e) => return Outcome::Failed(e.to_string()),
             }
         };
-        let save = |run: &RunState| {
-            if let Ok(json) = serde_json::to_string(run) {
-                let _ = self.store.publication_progress(
-                    row.id,
-                    &json,
-                    run.youtube.total,
-                    run.youtube.total,
-                );
-            }
+        run.youtube.video_id = Some(video_id.clone());
+        if !run.insert_counted {
+            spend("insert", 1);
+            run.insert_counted = true;
+        }
+        let total = run.youtube.total;
+        // Each step after the upload is saved done before the next, so a restart neither
+        // repeats nor re-counts it; the token is refreshed before each (the upload may have
+        // taken longer than the token lives).
+        let save = |run: &RunState| match self.save_state(row.id, run, total, total) {
+            Ok(Beat::Lost) => Err(Outcome::Lost),
+            _ => Ok(()),
         };
-        if run.youtube.video_id.as_deref() != Some(&video_id) {
-            run.youtube.video_id = Some(video_id.clone());
+        if save(&run).is_err() {
+            return Outcome::Lost;
         }
-        if !run.thumbnail && !run.captions && !run.playlist {
-            let _ = self
-                .store
-                .quota_spend("youtube", &row.account, &day, "insert", 1);
-        }
-        self.set(
-            row.id,
-            PublicationStatus::Processing,
-            Some(&video_id),
-            None,
-            None,
-        );
+        self.mark_processing(row, &video_id);
+        let on_youtube = |what: &str| {
+            Some(format!(
+                "{what}: the video is on YouTube as {video_id} ({}); delete it in YouTube \
+                 Studio if it should not stay",
+                if opts.privacy.is_empty() {
+                    "private"
+                } else {
+                    &opts.privacy
+                }
+            ))
+        };
         let dir = Path::new(&row.source).join(&row.lang);
-        let mut notes = Vec::new();
+        let fresh = |account: &mut accounts::Account| {
+            accounts::fresh_token(self.data, &self.client, &self.endpoints, account)
+        };
         let thumb = dir.join("thumbnail.png");
         if !run.thumbnail && row.kind == "video" && thumb.is_file() {
-            match youtube::set_thumbnail(&self.client, &self.endpoints, &token, &video_id, &thumb) {
-                Ok(()) => {
-                    let _ = self.store.quota_spend(
-                        "youtube",
-                        &row.account,
-                        &day,
-                        "units",
-                        u64::from(youtube::THUMBNAILS_SET),
-                    );
-                }
-                Err(e) => notes.push(format!("thumbnail not set: {e}")),
+            match fresh(&mut account)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    youtube::set_thumbnail(&self.client, &self.endpoints, &t, &video_id, &thumb)
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(()) => spend("units", youtube::THUMBNAILS_SET),
+                Err(e) => run.notes.push(format!("thumbnail not set: {e}")),
             }
             run.thumbnail = true;
-            save(&run);
+            if save(&run).is_err() {
+                return Outcome::Lost;
+            }
         }
         let srt = dir.join("captions.srt");
         if !run.captions && srt.is_file() {
@@ -371,64 +496,65 @@ impl Runner<'_> {
                 .token
                 .has_scope(reelsmith_publish::oauth::YOUTUBE_FORCE_SSL)
             {
-                match youtube::insert_caption(
-                    &self.client,
-                    &self.endpoints,
-                    &token,
-                    &video_id,
-                    &row.lang,
-                    &row.lang,
-                    &srt,
-                ) {
-                    Ok(_) => {
-                        let _ = self.store.quota_spend(
-                            "youtube",
-                            &row.account,
-                            &day,
-                            "units",
-                            u64::from(youtube::CAPTIONS_INSERT),
-                        );
-                    }
-                    Err(e) => notes.push(format!("captions not added: {e}")),
+                match fresh(&mut account)
+                    .map_err(|e| e.to_string())
+                    .and_then(|t| {
+                        youtube::insert_caption(
+                            &self.client,
+                            &self.endpoints,
+                            &t,
+                            &video_id,
+                            &row.lang,
+                            &row.lang,
+                            &srt,
+                        )
+                        .map_err(|e| e.to_string())
+                    }) {
+                    Ok(_) => spend("units", youtube::CAPTIONS_INSERT),
+                    Err(e) => run.notes.push(format!("captions not added: {e}")),
                 }
             } else {
-                notes.push(
+                run.notes.push(
                     "captions not added: the account was authorised without the \
                      youtube.force-ssl scope (`reelsmith accounts add youtube --captions`)"
                         .into(),
                 );
             }
             run.captions = true;
-            save(&run);
+            if save(&run).is_err() {
+                return Outcome::Lost;
+            }
         }
         if let (false, Some(pl)) = (run.playlist, &opts.playlist) {
-            if let Err(e) =
-                youtube::add_to_playlist(&self.client, &self.endpoints, &token, pl, &video_id)
-            {
-                notes.push(format!("not added to playlist {pl}: {e}"));
-            } else {
-                let _ = self.store.quota_spend(
-                    "youtube",
-                    &row.account,
-                    &day,
-                    "units",
-                    u64::from(youtube::PLAYLIST_ITEMS_INSERT),
-                );
+            match fresh(&mut account)
+                .map_err(|e| e.to_string())
+                .and_then(|t| {
+                    youtube::add_to_playlist(&self.client, &self.endpoints, &t, pl, &video_id)
+                        .map_err(|e| e.to_string())
+                }) {
+                Ok(_) => spend("units", youtube::PLAYLIST_ITEMS_INSERT),
+                Err(e) => run.notes.push(format!("not added to playlist {pl}: {e}")),
             }
             run.playlist = true;
-            save(&run);
+            if save(&run).is_err() {
+                return Outcome::Lost;
+            }
         }
-        if !notes.is_empty() {
+        if !run.notes.is_empty() {
             self.set(
                 row.id,
                 PublicationStatus::Processing,
                 None,
-                Some(&notes.join("; ")),
+                Some(&run.notes.join("; ")),
                 None,
             );
         }
         // "Uploaded" is not "processed": follow the processing to its end.
-        loop {
+        for _ in 0..self.follow_polls() {
+            let token = match fresh(&mut account) {
+                Ok(t) => t,
+                Err(e) => return self.token_outcome(e),
+            };
             match youtube::processing(&self.client, &self.endpoints, &token, &video_id) {
                 Ok(p) => match p.status {
                     youtube::ProcessingStatus::Succeeded => return Outcome::Live(video_id),
@@ -443,24 +569,16 @@ impl Runner<'_> {
                 Err(YouTubeError::Unavailable { .. }) => {}
                 Err(e) => return Outcome::Failed(e.to_string()),
             }
-            if self
-                .store
-                .publication(row.id)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.cancel_requested)
-            {
-                // The video is on YouTube; stopping only stops following it.
-                return Outcome::Waiting(now_ms(), "processing not followed (cancelled)".into());
+            match self.beat(row.id) {
+                Beat::Go => {}
+                Beat::Cancel => {
+                    return Outcome::Cancelled(on_youtube("processing no longer followed"))
+                }
+                Beat::Lost => return Outcome::Lost,
             }
             std::thread::sleep(self.poll);
-            let _ = self.store.publication_progress(
-                row.id,
-                &serde_json::to_string(&run).unwrap_or_default(),
-                run.youtube.total,
-                run.youtube.total,
-            );
         }
+        self.follow_later(&format!("YouTube video {video_id}"))
     }
 }
 

@@ -10,7 +10,8 @@ use reelsmith_publish::tiktok::{self, PostMeta, PublishStatus, TikTokError};
 use reelsmith_publish::Platform;
 
 use super::accounts;
-use super::runner::{Outcome, PublishOptions, Runner};
+use super::runner::{Control, Outcome, PublishOptions, Runner};
+use crate::store::Beat;
 use crate::store::PublicationRow;
 
 fn now_ms() -> i64 {
@@ -40,23 +41,22 @@ pub fn tiktok_privacy(privacy: &str) -> &'static str {
 fn persist_into<'a, S: serde::Serialize>(
     runner: &'a Runner<'a>,
     id: i64,
-    cancel: &'a std::cell::Cell<bool>,
+    control: &'a Control,
     offset: impl Fn(&S) -> (u64, u64) + 'a,
 ) -> impl FnMut(&S) -> Result<(), String> + 'a {
     move |s: &S| {
-        let json = serde_json::to_string(s).map_err(|e| e.to_string())?;
         let (done, total) = offset(s);
-        let c = runner
-            .store
-            .publication_progress(id, &json, done, total)
-            .map_err(|e| e.to_string())?;
-        cancel.set(c);
+        control.saw(runner.save_state(id, s, done, total)?);
         Ok(())
     }
 }
 
+/// A hold of `d` (at least five seconds: a platform's "retry after 0" must not spin).
 fn wait(d: Duration, why: String) -> Outcome {
-    Outcome::Waiting(now_ms() + d.as_millis() as i64, why)
+    Outcome::Waiting(
+        now_ms() + d.max(Duration::from_secs(5)).as_millis() as i64,
+        why,
+    )
 }
 
 impl Runner<'_> {
@@ -82,16 +82,16 @@ impl Runner<'_> {
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
-        let cancel = std::cell::Cell::new(false);
-        let mut persist = persist_into(self, row.id, &cancel, |s: &tiktok::UploadState| {
+        let control = Control::default();
+        let mut persist = persist_into(self, row.id, &control, |s: &tiktok::UploadState| {
             (
                 s.next_chunk.saturating_mul(s.chunk_size).min(s.total),
                 s.total,
             )
         });
-        let mut progress = |_: u64, _: u64| !cancel.get();
+        let mut progress = |_: u64, _: u64| control.go();
         let fail = |e: TikTokError| match e {
-            TikTokError::Cancelled => Outcome::Cancelled,
+            TikTokError::Cancelled => control.stopped(),
             TikTokError::Transient(m) => wait(Duration::from_secs(300), m),
             e => match e.retry_after() {
                 Some(d) => wait(d, e.to_string()),
@@ -118,8 +118,11 @@ impl Runner<'_> {
             Ok(id) => id,
             Err(e) => return fail(e),
         };
+        if !control.go() {
+            return control.stopped();
+        }
         self.mark_processing(row, &publish_id);
-        loop {
+        for _ in 0..self.follow_polls() {
             match tiktok::status(&self.client, &self.endpoints, &token, &publish_id) {
                 Ok(s) => match s.status {
                     PublishStatus::PublishComplete | PublishStatus::SendToUserInbox => {
@@ -137,8 +140,19 @@ impl Runner<'_> {
                 Err(TikTokError::Transient(_)) => {}
                 Err(e) => return fail(e),
             }
+            match self.beat(row.id) {
+                Beat::Go => {}
+                Beat::Cancel => {
+                    return Outcome::Cancelled(Some(format!(
+                        "the video was already sent to TikTok (publish id {publish_id}); \
+                         remove the post in the TikTok app if it should not stay"
+                    )))
+                }
+                Beat::Lost => return Outcome::Lost,
+            }
             std::thread::sleep(self.poll);
         }
+        self.follow_later(&format!("TikTok post {publish_id}"))
     }
 
     pub(super) fn instagram(&self, row: &PublicationRow) -> Outcome {
@@ -170,13 +184,13 @@ impl Runner<'_> {
             .as_deref()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default();
-        let cancel = std::cell::Cell::new(false);
-        let mut persist = persist_into(self, row.id, &cancel, |s: &instagram::UploadState| {
+        let control = Control::default();
+        let mut persist = persist_into(self, row.id, &control, |s: &instagram::UploadState| {
             (s.offset, s.total)
         });
-        let mut progress = |_: u64, _: u64| !cancel.get();
+        let mut progress = |_: u64, _: u64| control.go();
         let fail = |e: InstagramError| match e {
-            InstagramError::Cancelled => Outcome::Cancelled,
+            InstagramError::Cancelled => control.stopped(),
             InstagramError::Transient(m) => wait(Duration::from_secs(300), m),
             e => match e.retry_after() {
                 Some(d) => wait(d, e.to_string()),
@@ -197,8 +211,12 @@ impl Runner<'_> {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
+        if !control.go() {
+            return control.stopped();
+        }
         self.mark_processing(row, &container);
-        loop {
+        let mut finished = false;
+        for _ in 0..self.follow_polls() {
             match instagram::wait_for_container(
                 &self.client,
                 &self.endpoints,
@@ -207,10 +225,22 @@ impl Runner<'_> {
                 self.poll,
                 1,
             ) {
-                Ok(ContainerStatus::Finished) | Ok(ContainerStatus::Published) => break,
+                Ok(ContainerStatus::Finished) | Ok(ContainerStatus::Published) => {
+                    finished = true;
+                    break;
+                }
                 Ok(ContainerStatus::InProgress)
                 | Err(InstagramError::Transient(_))
-                | Err(InstagramError::Processing { .. }) => std::thread::sleep(self.poll),
+                | Err(InstagramError::Processing { .. }) => {
+                    // Not yet published: a cancel here leaves nothing on Instagram (an
+                    // unpublished container expires by itself).
+                    match self.beat(row.id) {
+                        Beat::Go => {}
+                        Beat::Cancel => return Outcome::Cancelled(None),
+                        Beat::Lost => return Outcome::Lost,
+                    }
+                    std::thread::sleep(self.poll)
+                }
                 Ok(other) => {
                     return Outcome::Failed(format!(
                         "Instagram could not process the Reel (container {container}: {other:?})"
@@ -218,6 +248,9 @@ impl Runner<'_> {
                 }
                 Err(e) => return fail(e),
             }
+        }
+        if !finished {
+            return self.follow_later(&format!("Instagram container {container}"));
         }
         match instagram::publish(
             &self.client,

@@ -112,6 +112,7 @@ pub async fn run(
         inbox: false,
         exit_when_idle: true,
         pulls: 0,
+        run_publications: false,
         only_job: Some(id),
         workers: Some(super::worker::default_config(&dirs.data).map_err(failed)?),
         ..SchedulerConfig::default()

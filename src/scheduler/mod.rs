@@ -78,9 +78,12 @@ pub struct SchedulerConfig {
     /// A cancelled task on a worker that has not answered within this is ended by stopping
     /// its worker.
     pub kill_grace: Duration,
-    /// Run queued publications (uploads to the platforms) on a thread of their own, and queue
-    /// those a finished job's script asks for (`publish:`).
+    /// Queue the publications a finished job's script asks for (`publish:`).
     pub publish: bool,
+    /// Run queued publications (uploads to the platforms) on a thread of their own. Off for
+    /// `render`'s foreground run, which ends with its job and runs its own job's uploads in
+    /// the foreground afterwards.
+    pub run_publications: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -104,6 +107,7 @@ impl Default for SchedulerConfig {
             stall_after: Duration::from_secs(600),
             kill_grace: Duration::from_secs(3),
             publish: true,
+            run_publications: true,
         }
     }
 }
@@ -526,7 +530,7 @@ impl Scheduler {
     /// (looked at every few seconds). It runs them with its own store connection; an upload it
     /// leaves when the process ends resumes from its saved state next time.
     fn tick_publications(&mut self) {
-        if !self.cfg.publish
+        if !self.cfg.run_publications
             || self
                 .last_publish_check
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(5))
@@ -576,11 +580,13 @@ impl Scheduler {
                 client: reelsmith_publish::Client::from_env(),
                 endpoints: reelsmith_publish::Endpoints::from_env(),
                 pid: std::process::id(),
-                poll: Duration::from_secs(30),
+                poll: crate::publish::runner::poll_interval(),
             };
-            runner.run_all(None, &mut |row, outcome| {
+            if let Err(e) = runner.run_all(None, &mut |row, outcome| {
                 tracing::info!("publication {} ({}): {outcome:?}", row.id, row.platform)
-            });
+            }) {
+                tracing::error!("publications: {e}");
+            }
         }));
     }
 

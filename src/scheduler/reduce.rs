@@ -298,7 +298,7 @@ impl Scheduler {
         // publication thread); a problem is the job's warning, not its failure.
         if self.cfg.export && self.cfg.publish && l.spec.script.publish.is_some() {
             let dir = std::path::PathBuf::from(&l.row.out_dir);
-            match crate::publish::plan::queue_from_script(&self.store, &self.dirs.data, &dir) {
+            match crate::publish::plan::queue_from_script(&self.store, &self.dirs.data, &dir, id) {
                 Ok(rows) => {
                     let what = format!("{} publication(s) queued", rows.len());
                     self.event(Some(id), None, EventLevel::Info, &what);

@@ -33,7 +33,7 @@ use rusqlite::{Connection, ErrorCode, Row, Transaction, TransactionBehavior};
 
 pub use error::StoreError;
 pub use publications::{
-    ConsentRow, NewPublication, PublicationId, PublicationRow, PublicationStatus,
+    Beat, ConsentRow, NewPublication, PublicationId, PublicationRow, PublicationStatus,
 };
 pub use pulls::{PullEnd, PullId, PullRow, PullStart};
 pub use queries::{JobOverview, RunningStage};

@@ -71,6 +71,18 @@ impl PublicationStatus {
     }
 }
 
+/// What a running publication's heartbeat learns from the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Beat {
+    /// Still ours: go on.
+    Go,
+    /// Ours, and a cancel was asked.
+    Cancel,
+    /// No longer ours (another process took it over after this one stopped beating, or it
+    /// was cancelled while its owner was gone): stop without writing anything more.
+    Lost,
+}
+
 /// A publication to queue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewPublication {
@@ -269,8 +281,30 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Claims publication `id` for process `pid` when it is runnable (queued, or waiting past
-    /// its time, or owned by a process that is gone: `stale_ms` without a heartbeat).
+    /// Every active publication and the latest `keep` finished ones, newest first (what the
+    /// studio shows).
+    pub fn recent_publications(&self, keep: usize) -> Result<Vec<PublicationRow>, StoreError> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM publications
+                 WHERE status IN ('queued','uploading','processing','waiting')
+                    OR id IN (SELECT id FROM publications
+                              WHERE status IN ('live','failed','cancelled')
+                              ORDER BY id DESC LIMIT ?1)
+                 ORDER BY id DESC"
+            ))
+            .and_then(|mut st| {
+                st.query_map(params![i64::try_from(keep).unwrap_or(i64::MAX)], row)?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Claims publication `id` for process `pid` when it is runnable: queued, waiting past its
+    /// time, or uploading/processing with no owner ([`Store::release_dead_publications`] frees
+    /// those of dead processes) or an owner silent for `stale_ms` (a runner beats at least
+    /// every poll, so only a hung process or a reused pid after a reboot goes that long). The
+    /// error of an earlier attempt is cleared.
     pub fn claim_publication(
         &self,
         id: PublicationId,
@@ -284,7 +318,7 @@ impl Store {
                 "UPDATE publications SET status = CASE WHEN status = 'processing'
                          THEN 'processing' ELSE 'uploading' END,
                      owner_pid = ?2, started_ms = COALESCE(started_ms, ?3), beat_ms = ?3,
-                     attempts = attempts + 1
+                     attempts = attempts + 1, error = NULL
                  WHERE id = ?1 AND cancel_requested = 0 AND (
                      status = 'queued'
                      OR (status = 'waiting' AND COALESCE(not_before_ms, 0) <= ?3)
@@ -335,41 +369,78 @@ impl Store {
         Ok(None)
     }
 
-    /// Saves a running publication's upload state and progress (and a heartbeat); returns
-    /// whether a cancel was asked.
+    /// Saves a running publication's upload state and progress (and a heartbeat) when `pid`
+    /// still owns it.
     pub fn publication_progress(
         &self,
         id: PublicationId,
+        pid: u32,
         upload_state: &str,
         done: u64,
         total: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Beat, StoreError> {
         self.conn
             .prepare_cached(
                 "UPDATE publications SET upload_state = ?2, bytes_done = ?3, bytes_total = ?4,
                      beat_ms = ?5
-                 WHERE id = ?1 RETURNING cancel_requested",
+                 WHERE id = ?1 AND owner_pid = ?6 RETURNING cancel_requested",
             )
             .and_then(|mut st| {
                 st.query_row(
-                    params![id, upload_state, i64_of(done), i64_of(total), now_ms()],
+                    params![
+                        id,
+                        upload_state,
+                        i64_of(done),
+                        i64_of(total),
+                        now_ms(),
+                        i64::from(pid)
+                    ],
                     |r| r.get::<_, i64>(0),
                 )
                 .optional()
             })
-            .map(|c| c.is_some_and(|c| c != 0))
+            .map(Self::beat_of)
             .map_err(|e| self.err(e))
     }
 
-    /// Moves a publication to `status`, with its remote id, error and hold time.
+    /// A heartbeat of `pid`'s running publication (while it waits on the platform).
+    pub fn publication_beat(&self, id: PublicationId, pid: u32) -> Result<Beat, StoreError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE publications SET beat_ms = ?2 WHERE id = ?1 AND owner_pid = ?3
+                 RETURNING cancel_requested",
+            )
+            .and_then(|mut st| {
+                st.query_row(params![id, now_ms(), i64::from(pid)], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()
+            })
+            .map(Self::beat_of)
+            .map_err(|e| self.err(e))
+    }
+
+    fn beat_of(cancel: Option<i64>) -> Beat {
+        match cancel {
+            None => Beat::Lost,
+            Some(0) => Beat::Go,
+            Some(_) => Beat::Cancel,
+        }
+    }
+
+    /// Moves a publication `owner` runs to `status`, with its remote id, error and hold time;
+    /// false (nothing written) when `owner` no longer owns it. A publication going live keeps
+    /// the notes its run left in `error` when `error` is `None` (a thumbnail or caption track
+    /// that could not be set).
     pub fn set_publication_status(
         &self,
         id: PublicationId,
+        owner: u32,
         status: PublicationStatus,
         remote_id: Option<&str>,
         error: Option<&str>,
         not_before_ms: Option<i64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let finished = matches!(
             status,
             PublicationStatus::Live | PublicationStatus::Failed | PublicationStatus::Cancelled
@@ -379,12 +450,14 @@ impl Store {
             status,
             PublicationStatus::Uploading | PublicationStatus::Processing
         );
-        self.conn
+        let n = self
+            .conn
             .prepare_cached(
                 "UPDATE publications SET status = ?2, remote_id = COALESCE(?3, remote_id),
-                     error = ?4, not_before_ms = ?5, finished_ms = ?6, beat_ms = ?7,
+                     error = CASE WHEN ?2 = 'live' THEN COALESCE(?4, error) ELSE ?4 END,
+                     not_before_ms = ?5, finished_ms = ?6, beat_ms = ?7,
                      owner_pid = CASE WHEN ?8 THEN owner_pid ELSE NULL END
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND owner_pid = ?9",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -395,15 +468,18 @@ impl Store {
                     not_before_ms,
                     finished,
                     now_ms(),
-                    owner_kept
+                    owner_kept,
+                    i64::from(owner)
                 ])
             })
             .map_err(|e| self.err(e))?;
-        Ok(())
+        Ok(n == 1)
     }
 
-    /// Asks a publication to stop (a queued or waiting one is cancelled at once); false when it
-    /// had already finished.
+    /// Asks a publication to stop; false when it had already finished. A queued or waiting
+    /// one, or a running one whose owner is gone (no owner: call
+    /// [`Store::release_dead_publications`] first), is cancelled at once; a running one is
+    /// asked, and its runner stops at its next chunk or poll.
     pub fn cancel_publication(&self, id: PublicationId) -> Result<bool, StoreError> {
         let tx = self.write_tx()?;
         let now = now_ms();
@@ -411,7 +487,8 @@ impl Store {
             .execute(
                 "UPDATE publications SET status = 'cancelled', finished_ms = ?2,
                      cancel_requested = 1, owner_pid = NULL
-                 WHERE id = ?1 AND status IN ('queued','waiting')",
+                 WHERE id = ?1 AND (status IN ('queued','waiting')
+                     OR (status IN ('uploading','processing') AND owner_pid IS NULL))",
                 params![id, now],
             )
             .map_err(|e| self.err(e))?;
@@ -621,17 +698,44 @@ mod tests {
             (c.id, c.status, c.owner_pid),
             (id, PublicationStatus::Uploading, Some(42))
         );
-        // Another live process does not take it; a dead owner's (stale) one is taken over.
+        // Another live process does not take it; a silent (stale) owner's one is taken over,
+        // and the first owner learns it lost it: its writes are refused.
         assert!(s.claim_next_publication(43, 60_000).unwrap().is_none());
         assert!(s.claim_next_publication(43, -1).unwrap().is_some());
-        assert!(!s.publication_progress(id, "{\"offset\":5}", 5, 10).unwrap());
+        assert_eq!(
+            s.publication_progress(id, 42, "{\"offset\":9}", 9, 10)
+                .unwrap(),
+            Beat::Lost
+        );
+        assert_eq!(s.publication_beat(id, 42).unwrap(), Beat::Lost);
+        assert!(!s
+            .set_publication_status(id, 42, PublicationStatus::Failed, None, Some("x"), None)
+            .unwrap());
+        assert_eq!(
+            s.publication_progress(id, 43, "{\"offset\":5}", 5, 10)
+                .unwrap(),
+            Beat::Go
+        );
         let r = s.publication(id).unwrap().unwrap();
         assert_eq!((r.bytes_done, r.bytes_total), (5, Some(10)));
         assert_eq!(r.upload_state.as_deref(), Some("{\"offset\":5}"));
+        assert_eq!(r.status, PublicationStatus::Uploading);
+        // Notes left while processing survive going live.
+        assert!(s
+            .set_publication_status(
+                id,
+                43,
+                PublicationStatus::Processing,
+                Some("vid1"),
+                Some("thumbnail not set"),
+                None
+            )
+            .unwrap());
         // Waiting for a quota reset: not claimable before its time.
         let later = now_ms() + 3_600_000;
         s.set_publication_status(
             id,
+            43,
             PublicationStatus::Waiting,
             None,
             Some("quota"),
@@ -639,12 +743,29 @@ mod tests {
         )
         .unwrap();
         assert!(s.claim_next_publication(44, 60_000).unwrap().is_none());
-        s.set_publication_status(id, PublicationStatus::Live, Some("vid1"), None, None)
+        s.conn
+            .execute(
+                "UPDATE publications SET not_before_ms = 0 WHERE id = ?1",
+                params![id],
+            )
+            .unwrap();
+        let c = s.claim_next_publication(44, 60_000).unwrap().unwrap();
+        assert_eq!((c.id, c.error.as_deref()), (id, None));
+        s.set_publication_status(
+            id,
+            44,
+            PublicationStatus::Processing,
+            None,
+            Some("note"),
+            None,
+        )
+        .unwrap();
+        s.set_publication_status(id, 44, PublicationStatus::Live, Some("vid1"), None, None)
             .unwrap();
         let r = s.publication(id).unwrap().unwrap();
         assert_eq!(
-            (r.status, r.remote_id.as_deref()),
-            (PublicationStatus::Live, Some("vid1"))
+            (r.status, r.remote_id.as_deref(), r.error.as_deref()),
+            (PublicationStatus::Live, Some("vid1"), Some("note"))
         );
         assert!(r.finished_ms.is_some());
         // Failed ones can be retried, keeping their upload state.
@@ -652,7 +773,8 @@ mod tests {
             .enqueue_publications(&[new("/out/p/fr/final.mp4")])
             .unwrap()[0]
             .id;
-        s.set_publication_status(id2, PublicationStatus::Failed, None, Some("x"), None)
+        s.claim_publication(id2, 45, 60_000).unwrap().unwrap();
+        s.set_publication_status(id2, 45, PublicationStatus::Failed, None, Some("x"), None)
             .unwrap();
         assert!(s.retry_publication(id2).unwrap());
         assert!(s.cancel_publication(id2).unwrap());
@@ -660,6 +782,46 @@ mod tests {
             s.publication(id2).unwrap().unwrap().status,
             PublicationStatus::Cancelled
         );
+        // The studio's list: active ones always, finished ones up to `keep`.
+        let id3 = s
+            .enqueue_publications(&[new("/out/p/it/final.mp4")])
+            .unwrap()[0]
+            .id;
+        let ids = |keep| {
+            s.recent_publications(keep)
+                .unwrap()
+                .iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(0), vec![id3]);
+        assert_eq!(ids(1), vec![id3, id2]);
+        assert_eq!(ids(9), vec![id3, id2, id]);
+    }
+
+    #[test]
+    fn a_dead_owners_upload_is_cancelled_at_once_a_live_ones_is_asked() {
+        let s = Store::open_in_memory().unwrap();
+        let a = s.enqueue_publications(&[new("/a.mp4")]).unwrap()[0].id;
+        let b = s.enqueue_publications(&[new("/b.mp4")]).unwrap()[0].id;
+        s.claim_publication(a, 7, 60_000).unwrap().unwrap();
+        s.claim_publication(b, 8, 60_000).unwrap().unwrap();
+        // 7 is gone, 8 lives.
+        assert_eq!(s.release_dead_publications(|p| p == 8).unwrap(), vec![a]);
+        assert!(s.cancel_publication(a).unwrap());
+        assert!(s.cancel_publication(b).unwrap());
+        let (ra, rb) = (
+            s.publication(a).unwrap().unwrap(),
+            s.publication(b).unwrap().unwrap(),
+        );
+        assert_eq!(ra.status, PublicationStatus::Cancelled);
+        assert_eq!(
+            (rb.status, rb.cancel_requested),
+            (PublicationStatus::Uploading, true)
+        );
+        assert_eq!(s.publication_beat(b, 8).unwrap(), Beat::Cancel);
+        // A cancelled one is not claimed again.
+        assert!(s.claim_next_publication(9, -1).unwrap().is_none());
     }
 
     #[test]

@@ -8,12 +8,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// A request that did not get an answer.
+/// A request that did not get an answer. `url` is the address without its query: upload
+/// session URIs and signed upload URLs carry their credentials there, and errors are shown
+/// and logged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{url}: {message}")]
 pub struct HttpError {
     pub url: String,
     pub message: String,
+}
+
+/// `url` without its query and fragment, for messages.
+pub fn shown_url(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
 }
 
 /// A body to send.
@@ -141,7 +149,7 @@ impl Client {
         body: Body,
     ) -> Result<Response, HttpError> {
         let fail = |message: String| HttpError {
-            url: url.to_string(),
+            url: shown_url(url).to_string(),
             message,
         };
         let mut b = ureq::http::Request::builder().method(method).uri(url);
@@ -219,5 +227,25 @@ mod tests {
         assert_eq!(c.backoff(0), Duration::from_millis(10));
         assert_eq!(c.backoff(3), Duration::from_millis(80));
         assert_eq!(c.backoff(30), Duration::from_millis(640));
+    }
+
+    #[test]
+    fn errors_never_show_a_query() {
+        assert_eq!(
+            shown_url("https://h/upload/youtube/v3/videos?uploadType=resumable&upload_id=SECRET"),
+            "https://h/upload/youtube/v3/videos"
+        );
+        assert_eq!(shown_url("https://h/a#frag"), "https://h/a");
+        // Nothing listens on port 9 of loopback: the error names the path, not the query.
+        let c = Client::new(Duration::from_millis(300), Duration::from_millis(1));
+        let e = c
+            .send(
+                "GET",
+                "http://127.0.0.1:9/x?access_token=SECRET",
+                &[],
+                Body::Empty,
+            )
+            .unwrap_err();
+        assert!(!e.to_string().contains("SECRET"), "{e}");
     }
 }

@@ -260,7 +260,8 @@ fn graph(
                     return Err(graph_error(&r, &j));
                 }
                 format!(
-                    "{method} {url}: HTTP {} {}",
+                    "{method} {}: HTTP {} {}",
+                    crate::http::shown_url(url),
                     r.status,
                     e["message"].as_str().unwrap_or_default()
                 )

@@ -264,11 +264,6 @@ fn scrub(text: &str, secrets: &[&str]) -> String {
     out
 }
 
-/// A URL without its query (which may carry secrets).
-fn without_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
 fn send(
     client: &Client,
     platform: Platform,
@@ -283,7 +278,7 @@ fn send(
             platform,
             message: format!(
                 "{} did not answer: {}",
-                without_query(url),
+                crate::http::shown_url(url),
                 scrub(&e.message, secrets)
             ),
         })
