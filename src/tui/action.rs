@@ -9,7 +9,7 @@ use crate::store::{JobId, JobRow, ProjectRow, TaskRow};
 use super::catalog::ModelView;
 use super::state::{JobDetail, PreviewImage, ProjectDetail};
 
-/// The studio's panes, in tab order (digits 1–5 jump to them).
+/// The studio's panes, in tab order (digits 1–6 jump to them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Pane {
     Projects,
@@ -17,15 +17,17 @@ pub enum Pane {
     Models,
     Gpu,
     Preview,
+    Publish,
 }
 
 impl Pane {
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 6] = [
         Pane::Projects,
         Pane::Queue,
         Pane::Models,
         Pane::Gpu,
         Pane::Preview,
+        Pane::Publish,
     ];
 
     pub fn title(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Pane {
             Pane::Models => "Models",
             Pane::Gpu => "GPU",
             Pane::Preview => "Preview",
+            Pane::Publish => "Publish",
         }
     }
 
@@ -59,15 +62,17 @@ pub enum Context {
     Queue,
     Models,
     Preview,
+    Publish,
 }
 
 impl Context {
-    pub const ALL: [Context; 5] = [
+    pub const ALL: [Context; 6] = [
         Context::Global,
         Context::Projects,
         Context::Queue,
         Context::Models,
         Context::Preview,
+        Context::Publish,
     ];
 
     /// The table name in `keymap.toml`.
@@ -78,6 +83,7 @@ impl Context {
             Context::Queue => "queue",
             Context::Models => "models",
             Context::Preview => "preview",
+            Context::Publish => "publish",
         }
     }
 
@@ -87,6 +93,7 @@ impl Context {
             Pane::Queue => Some(Context::Queue),
             Pane::Models => Some(Context::Models),
             Pane::Preview => Some(Context::Preview),
+            Pane::Publish => Some(Context::Publish),
             Pane::Gpu => None,
         }
     }
@@ -106,6 +113,7 @@ pub enum Command {
     GoModels,
     GoGpu,
     GoPreview,
+    GoPublish,
     Up,
     Down,
     PageUp,
@@ -132,6 +140,8 @@ pub enum Command {
     CancelPull,
     Remove,
     Rescan,
+    RetryPublication,
+    CancelPublication,
 }
 
 /// One row of the command table: name in `keymap.toml`, where it applies, default keys, and
@@ -174,6 +184,7 @@ commands! {
     GoModels, "pane_models", Global, ["3"], "Models pane", None;
     GoGpu, "pane_gpu", Global, ["4"], "GPU pane", None;
     GoPreview, "pane_preview", Global, ["5"], "Preview pane", None;
+    GoPublish, "pane_publish", Global, ["6"], "Publish pane (uploads to the platforms)", None;
     Up, "up", Global, ["up", "k"], "Move up", None;
     Down, "down", Global, ["down", "j"], "Move down", None;
     PageUp, "page_up", Global, ["pageup", "ctrl-u"], "Page up", None;
@@ -200,6 +211,8 @@ commands! {
     CancelPull, "cancel_pull", Models, ["c"], "Stop the selected model's download", Some("stop");
     Remove, "remove", Models, ["D"], "Delete the selected model's files", None;
     Rescan, "rescan", Models, ["R"], "Look for installed models again", Some("rescan");
+    RetryPublication, "retry_publication", Publish, ["r"], "Upload a failed or cancelled publication again (resumes)", Some("retry");
+    CancelPublication, "cancel_publication", Publish, ["c"], "Stop the selected publication (asks first)", Some("cancel");
 }
 
 impl Command {
@@ -279,4 +292,6 @@ pub enum Action {
     Detached,
     /// The model downloads (queued, running and recently finished), as the store has them.
     Pulls(Vec<crate::store::PullRow>),
+    /// The publications (every active one and the latest finished), as the store has them.
+    Publications(Vec<crate::store::PublicationRow>),
 }

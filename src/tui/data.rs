@@ -18,6 +18,8 @@ use super::update::{Effect, EnqueueRequest};
 const LOG_KEEP: usize = 500;
 /// Finished model downloads the studio keeps track of (besides every active one).
 const PULLS_KEEP: usize = 20;
+/// Finished publications the studio shows (besides every active one).
+const PUBLICATIONS_KEEP: usize = 50;
 
 pub struct DataSource {
     store: Store,
@@ -32,6 +34,8 @@ pub struct DataSource {
     artifact_sizes: HashMap<String, u64>,
     /// The model downloads as last loaded.
     pulls: Vec<crate::store::PullRow>,
+    /// The publications as last loaded.
+    publications: Option<Vec<crate::store::PublicationRow>>,
     pub registry: crate::hub::Registry,
     pub hub: crate::hub::HubConfig,
 }
@@ -54,6 +58,7 @@ impl DataSource {
             log: None,
             artifact_sizes: HashMap::new(),
             pulls: Vec::new(),
+            publications: None,
             registry,
             hub: crate::hub::HubConfig::from_env(|k| std::env::var(k).ok()),
         })
@@ -85,12 +90,18 @@ impl DataSource {
             ledger,
             workers,
         };
+        let mut out = vec![jobs];
         let pulls = self.store.pulls(PULLS_KEEP)?;
-        if pulls == self.pulls {
-            return Ok(vec![jobs]);
+        if pulls != self.pulls {
+            self.pulls = pulls.clone();
+            out.push(Action::Pulls(pulls));
         }
-        self.pulls = pulls.clone();
-        Ok(vec![jobs, Action::Pulls(pulls)])
+        let publications = self.store.recent_publications(PUBLICATIONS_KEEP)?;
+        if self.publications.as_ref() != Some(&publications) {
+            self.publications = Some(publications.clone());
+            out.push(Action::Publications(publications));
+        }
+        Ok(out)
     }
 
     /// Our own writes do not move our `data_version`: look again on the next poll.
@@ -171,6 +182,34 @@ impl DataSource {
                     format!("{}: download {}", p.model, p.status)
                 }
             })),
+            Effect::RetryPublication(id) => done(self.store.retry_publication(id).map(|ok| {
+                if ok {
+                    format!(
+                        "publication {id} queued again: the scheduler resumes it where the \
+                         platform has it"
+                    )
+                } else {
+                    format!("publication {id} is not failed or cancelled")
+                }
+            })),
+            Effect::CancelPublication(id) => {
+                // A running one whose process is gone is cancelled at once.
+                let me = std::process::id();
+                let r = self
+                    .store
+                    .release_dead_publications(|p| p == me || crate::hub::queue::process_alive(p))
+                    .and_then(|_| self.store.cancel_publication(id))
+                    .and_then(|asked| Ok((asked, self.store.publication(id)?)));
+                done(r.map(|(asked, row)| match row {
+                    Some(r) if r.status == crate::store::PublicationStatus::Cancelled => {
+                        format!("publication {id} cancelled")
+                    }
+                    Some(_) if asked => format!(
+                        "publication {id}: stopping at its next chunk or poll (`r` resumes it)"
+                    ),
+                    _ => format!("publication {id} had already finished"),
+                }))
+            }
             Effect::SetMouse(_) | Effect::Quit(_) => vec![],
         };
         self.touched();

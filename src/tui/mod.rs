@@ -20,5 +20,7 @@ pub mod view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_publish;
 
 pub use app::{run, Studio, StudioOptions};

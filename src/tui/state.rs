@@ -383,6 +383,8 @@ pub enum Confirm {
     CancelJob(JobId, String),
     /// Delete a model's files: `(id, repo)`.
     RemoveModel(String, String),
+    /// Stop a publication: `(id, label)`.
+    CancelPublication(crate::store::PublicationId, String),
 }
 
 /// A field of the new-project form.
@@ -498,6 +500,9 @@ pub struct AppState {
     pub model_cursor: Cursor,
     /// Model downloads from the store: every active one and the latest finished.
     pub pulls: Vec<crate::store::PullRow>,
+    /// Publications from the store: every active one and the latest finished, newest first.
+    pub publications: Vec<crate::store::PublicationRow>,
+    pub publish_cursor: Cursor,
     pub gpu: GpuState,
     pub preview: PreviewState,
     pub queue_paused: bool,
@@ -555,6 +560,8 @@ impl AppState {
             models: Vec::new(),
             pulls: Vec::new(),
             model_cursor: Cursor::default(),
+            publications: Vec::new(),
+            publish_cursor: Cursor::default(),
             gpu: GpuState::default(),
             preview: PreviewState::default(),
             queue_paused: false,

@@ -20,9 +20,9 @@ use crate::gpu::{DeviceLedger, DeviceSample, GpuProcess, ReservationView};
 use crate::scheduler::LedgerSnapshot;
 use crate::store::{EventLevel, EventRow, ProjectRow};
 
-const NOW: i64 = 1_700_000_000_000;
+pub(super) const NOW: i64 = 1_700_000_000_000;
 
-fn render(state: &AppState) -> String {
+pub(super) fn render(state: &AppState) -> String {
     render_with(state, &mut Images::halfblocks())
 }
 
@@ -419,7 +419,7 @@ fn preview_empty() {
 #[test]
 fn help_overlay_lists_every_binding() {
     let mut s = AppState::new(Mode::Owner, vec![], NOW);
-    s.size = (100, 60);
+    s.size = (100, 66);
     s.overlay = Overlay::Help { scroll: 0 };
     let screen = render(&s);
     for c in super::action::Command::TABLE {

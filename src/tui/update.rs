@@ -46,6 +46,10 @@ pub enum Effect {
     CancelPull(crate::store::PullId),
     /// Delete a repository's files from the cache.
     RemoveModel(String),
+    /// Queue a failed or cancelled publication again.
+    RetryPublication(crate::store::PublicationId),
+    /// Stop a publication (at once when its runner is gone).
+    CancelPublication(crate::store::PublicationId),
     SetMouse(bool),
     Quit(QuitHow),
 }
@@ -177,6 +181,9 @@ fn move_cursor(state: &mut AppState, delta: i64, fx: &mut Vec<Effect>) {
             }
         }
         Pane::Models => state.model_cursor.move_by(delta, state.models.len()),
+        Pane::Publish => state
+            .publish_cursor
+            .move_by(delta, state.publications.len()),
         Pane::Preview => {
             let n = state.preview.images.len();
             if n > 0 {
@@ -345,6 +352,9 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             }
             Overlay::Confirm(Confirm::RemoveModel(_, repo)) if c == 'y' => {
                 fx.push(Effect::RemoveModel(repo))
+            }
+            Overlay::Confirm(Confirm::CancelPublication(id, _)) if c == 'y' => {
+                fx.push(Effect::CancelPublication(id))
             }
             Overlay::Quit => match c {
                 'k' | 'h' => {
@@ -537,6 +547,10 @@ pub fn update(state: &mut AppState, action: Action) -> Vec<Effect> {
             state.apply_pulls();
             dirty = true;
         }
+        Action::Publications(rows) => {
+            publish::arrived(state, rows);
+            dirty = true;
+        }
     }
     state.dirty |= dirty;
     fx
@@ -584,6 +598,7 @@ fn command(state: &mut AppState, cmd: Command, fx: &mut Vec<Effect>) {
         Command::GoModels => go(state, Pane::Models, fx),
         Command::GoGpu => go(state, Pane::Gpu, fx),
         Command::GoPreview => go(state, Pane::Preview, fx),
+        Command::GoPublish => go(state, Pane::Publish, fx),
         Command::Up => move_cursor(state, -1, fx),
         Command::Down => move_cursor(state, 1, fx),
         Command::PageUp => move_cursor(state, -page, fx),
@@ -609,6 +624,20 @@ fn command(state: &mut AppState, cmd: Command, fx: &mut Vec<Effect>) {
                         state.detail = None;
                     }
                     fx.push(Effect::LoadDetail(id));
+                }
+            }
+            Pane::Publish => {
+                // The render the publication comes from, in the queue.
+                let job = state
+                    .publications
+                    .get(state.publish_cursor.sel)
+                    .and_then(|p| p.job_id);
+                if let Some(job) = job {
+                    state.filter_text = format!("id:{job}");
+                    state.pane = Pane::Queue;
+                    state.detail_open = false;
+                    refilter(state);
+                    state.queue.sel = 0;
                 }
             }
             Pane::Models | Pane::Gpu | Pane::Preview | Pane::Projects => {}
@@ -771,6 +800,8 @@ fn command(state: &mut AppState, cmd: Command, fx: &mut Vec<Effect>) {
             }
         }
         Command::Rescan => fx.push(Effect::RescanModels),
+        Command::RetryPublication => publish::retry(state, fx),
+        Command::CancelPublication => publish::cancel(state),
     }
 }
 
@@ -811,5 +842,6 @@ fn click(state: &mut AppState, column: u16, row: u16, fx: &mut Vec<Effect>) {
     }
 }
 
+mod publish;
 #[cfg(test)]
 mod tests;

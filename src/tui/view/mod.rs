@@ -5,6 +5,7 @@ mod models;
 mod overlay;
 pub mod preview;
 mod projects;
+mod publish;
 mod queue;
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -165,6 +166,7 @@ pub fn draw(f: &mut Frame, state: &AppState, ctx: &mut ViewCtx) {
         Pane::Models => models::draw(f, areas.body, state, ctx.theme),
         Pane::Gpu => gpu::draw(f, areas.body, state, ctx.theme),
         Pane::Preview => preview::draw(f, areas.body, state, ctx.theme, ctx.images),
+        Pane::Publish => publish::draw(f, areas.body, state, ctx.theme),
     }
     footer(f, areas.footer, state, ctx.theme, ctx.keymap);
     match &state.overlay {

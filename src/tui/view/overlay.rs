@@ -31,6 +31,7 @@ pub fn help_lines(keymap: &Keymap) -> Vec<(Option<String>, String)> {
             Context::Queue => "Queue",
             Context::Models => "Models",
             Context::Preview => "Preview",
+            Context::Publish => "Publish",
         };
         let cmds: Vec<_> = Command::TABLE.iter().filter(|c| c.context == ctx).collect();
         if cmds.is_empty() {
@@ -89,6 +90,13 @@ pub fn confirm(f: &mut Frame, c: &Confirm, theme: &Theme) {
             format!(
                 "Cancel job {id} ({name})? Its running stage stops within a second; \
                  finished stages stay cached, so `retry` resumes it."
+            ),
+        ),
+        Confirm::CancelPublication(_, what) => (
+            "Cancel publication",
+            format!(
+                "Stop {what}? An upload keeps what the platform has (`r` resumes it); a video \
+                 already sent stays on the platform."
             ),
         ),
         Confirm::RemoveModel(id, repo) => (
