@@ -498,7 +498,14 @@ fn a_script_with_a_publish_block_queues_its_publications_when_the_render_is_done
     std::fs::write(
         &script,
         "title: Tides\nchannel: explainer\nlanguage: en\nscenes:\n  - prompt: waves\n    lines:\n      \
-         - text: The sea comes in.\npublish:\n  to: [youtube]\n  privacy: unlisted\n",
+         - text: The sea comes in.\npublish:\n  to: [youtube]\n",
+    )
+    .unwrap();
+    // The privacy comes from the channel's [publish] defaults (the user's overlay).
+    std::fs::create_dir_all(e.path("cfg/channels")).unwrap();
+    std::fs::write(
+        e.path("cfg/channels/explainer.toml"),
+        "[publish]\nto = [\"tiktok\"]\nprivacy = \"unlisted\"\n",
     )
     .unwrap();
     let out = e.path("out");

@@ -35,6 +35,10 @@ pub struct Channel {
     /// How highlights are cut from recordings (scripts with `recordings`).
     #[serde(default)]
     pub highlights: HighlightDefaults,
+    /// `[publish]`: where every render of the channel goes by itself (the same keys as a
+    /// script's `publish:` block, which overrides them; none in the embedded channels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<crate::script::PublishSpec>,
 }
 
 /// `[highlights]`: how a channel cuts highlights from recordings; a script's `highlights:`
@@ -247,6 +251,19 @@ impl Channel {
             field: field.to_string(),
             message,
         };
+        if let Some(p) = &self.publish {
+            if let Some((field, message)) = crate::script::publish_problem(p) {
+                return Err(bad(&format!("publish.{field}"), message));
+            }
+            if p.at.is_some() {
+                return Err(bad(
+                    "publish.at",
+                    "a channel publishes every render: a fixed time belongs in one script's \
+                     publish: block"
+                        .into(),
+                ));
+            }
+        }
         if crate::engines::procedural::paint::Look::parse(&self.style.look).is_none() {
             return Err(bad(
                 "style.look",
@@ -527,6 +544,123 @@ mod tests {
         assert_eq!(
             anime.style.look, "anime",
             "untouched keys keep the embedded value"
+        );
+    }
+
+    #[test]
+    fn a_channels_publish_defaults_are_read_checked_and_resolved_under_the_script() {
+        use crate::pipeline::job::{prepare_text, RenderRequest};
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("channels")).unwrap();
+        let write = |text: &str| {
+            std::fs::write(dir.path().join("channels/explainer.toml"), text).unwrap();
+            ChannelSet::load(Some(dir.path()))
+        };
+        // The embedded channels publish nothing by themselves.
+        assert!(ChannelSet::embedded()
+            .unwrap()
+            .get("explainer")
+            .unwrap()
+            .publish
+            .is_none());
+        for (text, field) in [
+            ("[publish]\nto = [\"vimeo\"]\n", "publish.to[0]"),
+            ("[publish]\nprivacy = \"secret\"\n", "publish.privacy"),
+            (
+                "[publish]\nto = [\"youtube\"]\nat = \"2030-01-01T00:00:00Z\"\n",
+                "publish.at",
+            ),
+            ("[publish]\nto = [\"youtube\"]\ncolour = 1\n", "colour"),
+        ] {
+            let e = write(text).unwrap_err().to_string();
+            assert!(
+                e.contains("explainer.toml") && e.contains(field),
+                "{text}: {e}"
+            );
+        }
+        let set = write(
+            "[publish]\nto = [\"youtube\", \"tiktok\"]\nprivacy = \"unlisted\"\n\
+             account = \"studio\"\nshort = true\n",
+        )
+        .unwrap();
+        let base = "title: T\nchannel: explainer\nlanguage: en\nscenes:\n  - prompt: p\n    \
+                    lines:\n      - text: Hi.\n";
+        let req = RenderRequest {
+            script: dir.path().join("t.yaml"),
+            channel: None,
+            languages: None,
+            out: dir.path().join("out"),
+            quality: crate::pipeline::Quality::Draft,
+            seed: 1,
+        };
+        let resolve = |block: &str| {
+            prepare_text(
+                &req,
+                &format!("{base}{block}"),
+                &set,
+                &crate::engines::models::StageModels::default(),
+            )
+            .map(|j| j.script.publish)
+        };
+        // No block: the channel's, whole.
+        let p = resolve("").unwrap().unwrap();
+        assert_eq!(p.platforms(), ["youtube", "tiktok"]);
+        assert_eq!(
+            (p.privacy.as_deref(), p.account.as_deref(), p.short),
+            (Some("unlisted"), Some("studio"), Some(true))
+        );
+        // The script's fields win; what it leaves out comes from the channel.
+        let p = resolve("publish:\n  privacy: public\n  short: false\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.platforms(), ["youtube", "tiktok"]);
+        assert_eq!(
+            (p.privacy.as_deref(), p.account.as_deref(), p.short),
+            (Some("public"), Some("studio"), Some(false))
+        );
+        let p = resolve("publish:\n  to: [instagram]\n").unwrap().unwrap();
+        assert_eq!(p.platforms(), ["instagram"]);
+        // `to: []` opts out.
+        assert_eq!(resolve("publish:\n  to: []\n").unwrap(), None);
+        // A block without platforms under a channel without them is refused, as is a
+        // language that is not rendered.
+        let bare = ChannelSet::embedded().unwrap();
+        let e = prepare_text(
+            &req,
+            &format!("{base}publish:\n  privacy: public\n"),
+            &bare,
+            &crate::engines::models::StageModels::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("publish.to"), "{e}");
+        // The channel's languages are narrowed to those rendered; none left is refused.
+        let set = write("[publish]\nto = [\"youtube\"]\nlanguages = [\"en\", \"de\"]\n").unwrap();
+        let p = prepare_text(
+            &req,
+            base,
+            &set,
+            &crate::engines::models::StageModels::default(),
+        )
+        .unwrap()
+        .script
+        .publish
+        .unwrap();
+        assert_eq!(p.languages, ["en"]);
+        let set = write("[publish]\nto = [\"youtube\"]\nlanguages = [\"de\"]\n").unwrap();
+        let e = prepare_text(
+            &req,
+            base,
+            &set,
+            &crate::engines::models::StageModels::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("publishes only de"), "{e}");
+        let e = resolve("publish:\n  languages: [de]\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("publish.languages[0]: de is not rendered"),
+            "{e}"
         );
     }
 

@@ -87,7 +87,7 @@ pub fn prepare_text(
         languages_override: req.languages.as_deref(),
         machine_translation: models.llm.is_some(),
     };
-    let script =
+    let mut script =
         script::load_text(text, &req.script, &opts).map_err(|e| JobError::Input(e.to_string()))?;
     let channel_name = script
         .channel
@@ -97,6 +97,55 @@ pub fn prepare_text(
         .get(&channel_name)
         .map_err(|e| JobError::Input(format!("{}: {e}", req.script.display())))?
         .clone();
+    // Where it is published: the script's block over the channel's `[publish]`.
+    if script.publish.as_ref().is_some_and(|p| p.to.is_none())
+        && channel.publish.as_ref().is_none_or(|c| c.to.is_none())
+    {
+        return Err(JobError::Input(format!(
+            "{}: publish.to: name the platforms (youtube, tiktok, instagram); the channel {} \
+             has no [publish] to = [...] to take them from",
+            req.script.display(),
+            channel.name
+        )));
+    }
+    let own_languages = script
+        .publish
+        .as_ref()
+        .is_some_and(|p| !p.languages.is_empty());
+    script.publish =
+        script::PublishSpec::resolve(script.publish.as_ref(), channel.publish.as_ref());
+    let rendered = script.languages.clone();
+    if let Some(p) = &mut script.publish {
+        if own_languages {
+            if let Some(i) = p.languages.iter().position(|l| !rendered.contains(l)) {
+                return Err(JobError::Input(format!(
+                    "{}: publish.languages[{i}]: {} is not rendered (languages: {}); publish \
+                     only rendered languages",
+                    req.script.display(),
+                    p.languages[i],
+                    rendered.join(", ")
+                )));
+            }
+        } else if !p.languages.is_empty() {
+            // The channel's languages: those this script renders.
+            let wanted = std::mem::take(&mut p.languages);
+            p.languages = wanted
+                .iter()
+                .filter(|l| rendered.contains(l))
+                .cloned()
+                .collect();
+            if p.languages.is_empty() {
+                return Err(JobError::Input(format!(
+                    "{}: the channel {} publishes only {} and the script renders {}: add \
+                     `publish: {{languages: [...]}}` or `publish: {{to: []}}` to the script",
+                    req.script.display(),
+                    channel.name,
+                    wanted.join(", "),
+                    rendered.join(", ")
+                )));
+            }
+        }
+    }
     for (i, s) in script.scenes.iter().enumerate() {
         if let Some(m) = &s.music {
             if !music::moods().contains(&m.as_str()) {

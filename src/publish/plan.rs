@@ -53,7 +53,7 @@ pub fn plan(
 ) -> Result<Vec<NewPublication>, String> {
     let spec = src.spec.clone().unwrap_or_default();
     let to = if req.to.is_empty() {
-        spec.to.clone()
+        spec.platforms().to_vec()
     } else {
         req.to.clone()
     };

@@ -18,6 +18,7 @@ pub use model::{
     Aspect, Character, HighlightsSpec, Line, Localized, Motion, PublishSpec, Scene, Script,
     Transition,
 };
+pub use validate::publish_problem;
 pub use validate::{is_recording_name, RECORDING_EXTENSIONS};
 
 /// Languages a script may use.

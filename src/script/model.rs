@@ -165,8 +165,10 @@ impl Character {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PublishSpec {
-    /// Platforms: youtube, tiktok, instagram.
-    pub to: Vec<String>,
+    /// Platforms: youtube, tiktok, instagram. Left out: the channel's; `[]`: not published
+    /// (a script opting out of its channel's `[publish]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
     /// private, unlisted or public (default private).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<String>,
@@ -189,6 +191,42 @@ pub struct PublishSpec {
     /// A YouTube playlist id to add the video to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playlist: Option<String>,
+}
+
+impl PublishSpec {
+    /// The platforms named (none when left out).
+    pub fn platforms(&self) -> &[String] {
+        self.to.as_deref().unwrap_or_default()
+    }
+
+    /// Where a render goes: the script's `publish:` block over its channel's `[publish]`
+    /// defaults (each field the script leaves out comes from the channel). A script with
+    /// `to: []` opts out of the channel's publishing; none at all when neither names a
+    /// platform.
+    pub fn resolve(
+        script: Option<&PublishSpec>,
+        channel: Option<&PublishSpec>,
+    ) -> Option<PublishSpec> {
+        let out = match (script, channel) {
+            (None, c) => c.cloned()?,
+            (Some(s), None) => s.clone(),
+            (Some(s), Some(c)) => PublishSpec {
+                to: s.to.clone().or_else(|| c.to.clone()),
+                privacy: s.privacy.clone().or_else(|| c.privacy.clone()),
+                at: s.at.clone(),
+                short: s.short.or(c.short),
+                synthetic: s.synthetic.or(c.synthetic),
+                languages: if s.languages.is_empty() {
+                    c.languages.clone()
+                } else {
+                    s.languages.clone()
+                },
+                account: s.account.clone().or_else(|| c.account.clone()),
+                playlist: s.playlist.clone().or_else(|| c.playlist.clone()),
+            },
+        };
+        (!out.platforms().is_empty()).then_some(out)
+    }
 }
 
 /// One scene (shot) of the video.

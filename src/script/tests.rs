@@ -827,13 +827,9 @@ fn publish_blocks_and_real_people_are_read_and_checked() {
     assert!(s.characters[0].real_person);
     assert_eq!(s.characters[0].person(), "Ada Lovelace");
     let p = s.publish.unwrap();
-    assert_eq!(p.to, ["youtube", "tiktok"]);
+    assert_eq!(p.platforms(), ["youtube", "tiktok"]);
     assert_eq!(p.short, Some(true));
     for (block, says) in [
-        (
-            "publish:\n  to: []\n",
-            "s.yaml: publish.to: names no platform",
-        ),
         (
             "publish:\n  to: [youtube, vimeo]\n",
             "s.yaml: publish.to[1]: unknown platform \"vimeo\"",

@@ -643,50 +643,56 @@ fn check_recordings(ctx: &mut Ctx, script: &mut Script) -> Result<(), ScriptErro
     Ok(())
 }
 
-/// The `publish:` block: known platforms (at least one), privacy, an RFC 3339 `at` (only with
-/// a privacy that allows scheduling), rendered-language codes.
+/// The `publish:` block: known platforms, privacy, an RFC 3339 `at` (only with a privacy
+/// that allows scheduling), rendered-language codes. `to: []` is allowed: the script opts out
+/// of its channel's `[publish]` defaults.
 fn check_publish(ctx: &Ctx, p: &crate::script::PublishSpec) -> Result<(), ScriptError> {
-    const PLATFORMS: [&str; 3] = ["youtube", "tiktok", "instagram"];
-    if p.to.is_empty() {
-        return Err(ctx.err(
-            "publish.to",
-            "names no platform; use youtube, tiktok or instagram (or remove `publish:`)",
-        ));
+    match publish_problem(p) {
+        Some((field, message)) => Err(ctx.err(format!("publish.{field}"), message)),
+        None => Ok(()),
     }
-    for (i, t) in p.to.iter().enumerate() {
+}
+
+/// What is wrong with a publish block (a script's `publish:` or a channel's `[publish]`), as
+/// (field under `publish.`, message).
+pub fn publish_problem(p: &crate::script::PublishSpec) -> Option<(String, String)> {
+    const PLATFORMS: [&str; 3] = ["youtube", "tiktok", "instagram"];
+    for (i, t) in p.platforms().iter().enumerate() {
         if !PLATFORMS.contains(&t.trim().to_ascii_lowercase().as_str()) {
-            return Err(ctx.err(
-                format!("publish.to[{i}]"),
+            return Some((
+                format!("to[{i}]"),
                 format!("unknown platform \"{t}\"; use youtube, tiktok or instagram"),
             ));
         }
     }
     if let Some(v) = &p.privacy {
         if !["private", "unlisted", "public"].contains(&v.as_str()) {
-            return Err(ctx.err(
-                "publish.privacy",
+            return Some((
+                "privacy".into(),
                 format!("unknown privacy \"{v}\"; use private, unlisted or public"),
             ));
         }
     }
     if let Some(at) = &p.at {
         if reelsmith_publish::time::parse_rfc3339_ms(at).is_none() {
-            return Err(ctx.err(
-                "publish.at",
+            return Some((
+                "at".into(),
                 format!("\"{at}\" is not a time; write it as RFC 3339, e.g. 2026-12-24T18:00:00Z"),
             ));
         }
         if p.privacy.as_deref().is_some_and(|v| v != "private") {
-            return Err(ctx.err(
-                "publish.at",
-                "a scheduled video stays private until its time; leave out `privacy` or make it private",
+            return Some((
+                "at".into(),
+                "a scheduled video stays private until its time; leave out `privacy` or make it \
+                 private"
+                    .into(),
             ));
         }
     }
     for (i, l) in p.languages.iter().enumerate() {
         if !is_language(l) {
-            return Err(ctx.err(
-                format!("publish.languages[{i}]"),
+            return Some((
+                format!("languages[{i}]"),
                 format!(
                     "unknown language \"{l}\"; use one of {}",
                     LANGUAGES.join(", ")
@@ -694,5 +700,5 @@ fn check_publish(ctx: &Ctx, p: &crate::script::PublishSpec) -> Result<(), Script
             ));
         }
     }
-    Ok(())
+    None
 }
