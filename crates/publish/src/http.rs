@@ -35,6 +35,13 @@ pub enum Body {
     Form(Vec<(String, String)>),
     /// Raw bytes with their content type.
     Bytes { content_type: String, data: Vec<u8> },
+    /// `len` bytes of a file from `start`, streamed (never held in memory whole).
+    File {
+        content_type: String,
+        path: std::path::PathBuf,
+        start: u64,
+        len: u64,
+    },
 }
 
 /// An answer: status, headers (names in lower case) and the whole body.
@@ -157,6 +164,31 @@ impl Client {
             b = b.header(*k, *v);
         }
         let (content_type, data): (Option<String>, Vec<u8>) = match body {
+            Body::File {
+                content_type,
+                path,
+                start,
+                len,
+            } => {
+                use std::io::{Read, Seek, SeekFrom};
+                let f = std::fs::File::open(&path)
+                    .and_then(|mut f| f.seek(SeekFrom::Start(start)).map(|_| f))
+                    .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                let given = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+                if !given("content-type") {
+                    b = b.header("Content-Type", content_type);
+                }
+                b = b.header("Content-Length", len.to_string());
+                let reader = Read::take(std::io::BufReader::with_capacity(1 << 20, f), len);
+                let req = b
+                    .body(ureq::SendBody::from_owned_reader(reader))
+                    .map_err(|e| fail(format!("bad request: {e}")))?;
+                let resp = self
+                    .agent
+                    .run(req)
+                    .map_err(|e| fail(format!("no answer: {e}")))?;
+                return Self::answer(resp).map_err(fail);
+            }
             Body::Empty => (None, Vec::new()),
             Body::Json(v) => (
                 Some("application/json; charset=UTF-8".into()),
@@ -185,10 +217,15 @@ impl Client {
         let req = b
             .body(data)
             .map_err(|e| fail(format!("bad request: {e}")))?;
-        let mut resp = self
+        let resp = self
             .agent
             .run(req)
             .map_err(|e| fail(format!("no answer: {e}")))?;
+        Self::answer(resp).map_err(fail)
+    }
+
+    /// Reads an answer whole (at most 64 MiB).
+    fn answer(mut resp: ureq::http::Response<ureq::Body>) -> Result<Response, String> {
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
@@ -205,7 +242,7 @@ impl Client {
             .with_config()
             .limit(64 << 20)
             .read_to_vec()
-            .map_err(|e| fail(format!("the answer broke off: {e}")))?;
+            .map_err(|e| format!("the answer broke off: {e}"))?;
         Ok(Response {
             status,
             headers,

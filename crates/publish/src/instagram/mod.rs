@@ -363,7 +363,9 @@ fn digest(path: &Path) -> Result<(u64, String), InstagramError> {
         .map_err(|e| InstagramError::File(format!("cannot read {}: {e}", path.display())))
 }
 
-fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>, InstagramError> {
-    crate::files::read_range(path, start, end)
+/// Whether the file can still be read (before it is streamed to the platform).
+fn readable(path: &Path) -> Result<(), InstagramError> {
+    std::fs::File::open(path)
+        .map(drop)
         .map_err(|e| InstagramError::File(format!("cannot read {}: {e}", path.display())))
 }

@@ -163,7 +163,8 @@ pub fn upload(
         if !progress(state.offset, total) {
             return Err(InstagramError::Cancelled);
         }
-        let data = read_range(file, state.offset, total)?;
+        // The rest of the file goes in one request, streamed from the disk.
+        readable(file)?;
         let offset = state.offset.to_string();
         let file_size = total.to_string();
         let answer = client.send(
@@ -174,9 +175,11 @@ pub fn upload(
                 ("offset", &offset),
                 ("file_size", &file_size),
             ],
-            Body::Bytes {
+            Body::File {
                 content_type: "application/octet-stream".into(),
-                data,
+                path: file.to_path_buf(),
+                start: state.offset,
+                len: total - state.offset,
             },
         );
         let r = match answer {

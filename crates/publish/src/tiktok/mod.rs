@@ -345,7 +345,9 @@ fn digest(path: &Path) -> Result<(u64, String), TikTokError> {
         .map_err(|e| TikTokError::File(format!("cannot read {}: {e}", path.display())))
 }
 
-fn read_range(path: &Path, start: u64, end: u64) -> Result<Vec<u8>, TikTokError> {
-    crate::files::read_range(path, start, end)
+/// Whether the file can still be read (before it is streamed to the platform).
+fn readable(path: &Path) -> Result<(), TikTokError> {
+    std::fs::File::open(path)
+        .map(drop)
         .map_err(|e| TikTokError::File(format!("cannot read {}: {e}", path.display())))
 }

@@ -173,7 +173,7 @@ pub fn upload(
         if !progress(start, total) {
             return Err(TikTokError::Cancelled);
         }
-        let data = read_range(file, start, end)?;
+        readable(file)?;
         let url = state.upload_url.clone().unwrap_or_default();
         let content_range = plan.content_range(state.next_chunk);
         let mime = mime_of(file);
@@ -181,9 +181,11 @@ pub fn upload(
             "PUT",
             &url,
             &[("Content-Range", &content_range)],
-            Body::Bytes {
+            Body::File {
                 content_type: mime.into(),
-                data,
+                path: file.to_path_buf(),
+                start,
+                len: end - start,
             },
         );
         let status = match answer {
