@@ -536,3 +536,104 @@ fn a_script_with_a_publish_block_queues_its_publications_when_the_render_is_done
     );
     assert_eq!(videos[0].resource["status"]["privacyStatus"], "unlisted");
 }
+
+/// Waits until publication rows satisfy `ok` (the listing is read through the CLI).
+fn wait_rows(e: &Env, what: &str, ok: impl Fn(&[serde_json::Value]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = e.publications();
+        if ok(&rows) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {rows:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn tiktok_and_instagram_killed_while_processing_resume_without_uploading_again() {
+    use reelsmith_publish::testing::instagram::FakeInstagram;
+    use reelsmith_publish::testing::tiktok::FakeTikTok;
+    let e = Env::new();
+    let tt = FakeTikTok::start();
+    let ig = FakeInstagram::start();
+    write_account(&e, Platform::TikTok, FakeTikTok::TOKEN, None);
+    write_account(
+        &e,
+        Platform::Instagram,
+        FakeInstagram::TOKEN,
+        Some(FakeInstagram::USER_ID),
+    );
+    // Long processing on both, so the runner is killed while it follows it.
+    tt.set_polls_to_complete(100_000);
+    ig.set_polls_to_finish(100_000);
+    let dir = render_dir(&e, "tides", &[], (36, 64));
+    let short = std::fs::read(dir.join("en/short.mp4")).unwrap();
+    let spawn = |args: &[&str]| {
+        e.command(args)
+            .env("REELSMITH_TIKTOK_API", tt.url())
+            .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
+            .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let d = dir.to_str().unwrap();
+    let o = e
+        .command(&["publish", d, "--to", "tiktok", "--lang", "en", "--queue"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = e
+        .command(&[
+            "publish",
+            d,
+            "--to",
+            "instagram",
+            "--lang",
+            "en",
+            "--privacy",
+            "public",
+            "--queue",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // One runner takes TikTok first: killed while TikTok processes.
+    let mut child = spawn(&["publish", "--run"]);
+    wait_rows(&e, "processing on TikTok", |rows| {
+        rows.iter()
+            .any(|r| r["platform"] == "tiktok" && r["status"] == "processing")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The next one resumes TikTok (no new upload) and, TikTok done, gets Instagram's
+    // container to processing: killed there too.
+    tt.set_polls_to_complete(3);
+    let mut child = spawn(&["publish", "--run"]);
+    wait_rows(&e, "processing on Instagram", |rows| {
+        rows.iter()
+            .any(|r| r["platform"] == "instagram" && r["status"] == "processing")
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    ig.set_polls_to_finish(3);
+    let o = e
+        .command(&["publish", "--run"])
+        .env("REELSMITH_TIKTOK_API", tt.url())
+        .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
+        .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = e.publications();
+    assert!(rows.iter().all(|r| r["status"] == "live"), "{rows:?}");
+    // One upload each, byte for byte.
+    assert_eq!(tt.inits(), 1, "TikTok got a second upload");
+    assert_eq!(tt.videos(), vec![short.clone()]);
+    assert_eq!(ig.containers_made(), 1, "Instagram got a second container");
+    let (media, _) = ig.published()[0].clone();
+    assert_eq!(ig.published_video(&media).unwrap(), short);
+    assert_eq!(ig.published().len(), 1);
+}
