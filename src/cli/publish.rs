@@ -203,9 +203,11 @@ fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
         playlist: args.playlist.clone(),
     };
     let new = plan(&req, &src, &dirs.data, &store).map_err(Fail::Input)?;
-    let rows = store
-        .enqueue_publications(&new)
-        .map_err(|e| Fail::Input(e.to_string()))?;
+    // Already published is the user's to sort out (exit 2); a store that fails is not.
+    let rows = store.enqueue_publications(&new).map_err(|e| match e {
+        crate::store::StoreError::InvalidArgument { .. } => Fail::Input(e.to_string()),
+        e => Fail::Failed(e.to_string()),
+    })?;
     for r in &rows {
         println!(
             "publication {}: {} {} ({}) → {} account {}",
