@@ -673,4 +673,40 @@ fn a_wan_decode_cut_off_halfway_continues_from_its_last_latent_frame() {
     );
     assert_eq!(again.checkpoints(), &saved[3..], "only the rest is redone");
     assert_same_clips(&again, &reference);
+
+    // A saved decode of other latents (sampled again after its state was written) is not
+    // continued: the decode starts over and still makes the same clip.
+    let cut = run("c", "out-1", Some(3));
+    assert!(matches!(cut.result, Err(StageError::Cancelled)));
+    let ids = find_files(&tmp.path().join("run/c"), "latents.sha256");
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    std::fs::write(&ids[0], "0".repeat(64)).unwrap();
+    let again = run("c", "out-2", None);
+    again.result.as_ref().unwrap();
+    assert_eq!(
+        again.resumed(),
+        ["scene-000 window 1: decoding saved latents"]
+    );
+    assert_eq!(
+        again.checkpoints(),
+        &saved[1..],
+        "the whole decode is redone"
+    );
+    assert_same_clips(&again, &reference);
+}
+
+/// Every file called `name` under `dir`.
+fn find_files(dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(find_files(&p, name));
+            } else if p.file_name().is_some_and(|n| n == name) {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -366,8 +366,9 @@ impl VideoEngine {
     }
 
     /// Decodes saved latents into frames, in order, handing each to `frame`. `resume` (Wan):
-    /// a folder where the decode keeps its progress, so a killed decode continues from the
-    /// last finished latent frame (its frames are handed over again first).
+    /// a folder where the decode keeps its progress, so a killed decode of the same latents
+    /// continues from the last finished latent frame (its frames are handed over again
+    /// first). The caller removes the folder once it has committed the frames.
     pub fn decode(
         &self,
         latents: &Tensor,

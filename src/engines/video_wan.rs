@@ -358,8 +358,11 @@ impl WanEngine {
     }
 
     /// Decodes saved latents into frames, in order, handing each to `frame`. With `resume`
-    /// (a folder of its own) the decode's progress is kept there and a later call continues
-    /// it; the folder is removed when the decode is done.
+    /// (a folder of its own) the decode's progress is kept there, tied to these latents (their
+    /// SHA-256), and a later call with the same latents continues it (other latents start
+    /// over). The folder stays when the decode is done: a call again before the caller has
+    /// committed the frames replays them from it instead of decoding again; the caller removes
+    /// it (the task's checkpoint folder is cleared when its artifact is committed).
     pub fn decode(
         &self,
         latents: &Tensor,
@@ -392,8 +395,11 @@ impl WanEngine {
         if let Some(dir) = resume {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
             let (frames_file, state) = (dir.join("frames.rgb"), dir.join("decode.safetensors"));
+            let id_file = dir.join("latents.sha256");
+            let id = latents_id(latents).map_err(|e| fail(e.into()))?;
+            let same_latents = std::fs::read_to_string(&id_file).is_ok_and(|s| s.trim() == id);
             let frame_bytes = (fw * fh * 3) as u64;
-            let done = decoded_frames(&state);
+            let done = decoded_frames(&state).filter(|_| same_latents);
             match done {
                 Some(n) if file_len(&frames_file) >= n as u64 * frame_bytes => {
                     // Frames written after the last saved state are written again.
@@ -415,8 +421,12 @@ impl WanEngine {
                     }
                 }
                 _ => {
+                    // A fresh decode (or one of other latents: sampled again): what is there
+                    // goes, then the latents it is for are named.
                     let _ = std::fs::remove_file(&state);
                     std::fs::write(&frames_file, b"").map_err(|e| io(&frames_file, e))?;
+                    crate::pipeline::checkpoint::write_atomic(dir, "latents.sha256", id.as_bytes())
+                        .map_err(|e| io(&id_file, e))?;
                 }
             }
             saved = Some((frames_file, state));
@@ -449,12 +459,25 @@ impl WanEngine {
         };
         self.model
             .decode(latents, &options, &mut sink)
-            .map_err(&fail)?;
-        if let Some(dir) = resume {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        Ok(())
+            .map_err(&fail)
     }
+}
+
+/// The SHA-256 (hex) of latents' f32 values and shape: what a saved decode belongs to.
+fn latents_id(latents: &Tensor) -> candle_core::Result<String> {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for d in latents.dims() {
+        h.update((*d as u64).to_le_bytes());
+    }
+    let values = latents
+        .to_dtype(DType::F32)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    for v in values {
+        h.update(v.to_le_bytes());
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Latent frames behind `pixel` decoded pixel frames (the inverse of [`decoded_frames`]).

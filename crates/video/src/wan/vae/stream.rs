@@ -110,7 +110,14 @@ impl WanDecodeState {
         let tmp = path.with_extension("partial");
         candle_core::safetensors::save(&out, &tmp)
             .map_err(|e| err(format!("cannot write: {e}")))?;
+        // On the disk before it replaces the last state: a crash leaves one whole state.
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| err(format!("cannot sync: {e}")))?;
         std::fs::rename(&tmp, path).map_err(|e| err(format!("cannot rename into place: {e}")))?;
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
         Ok(())
     }
 
