@@ -488,6 +488,30 @@ fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
     assert_eq!(init["post_info"]["is_aigc"], true, "{init}");
     let (media, _) = ig.published()[0].clone();
     assert_eq!(ig.published_video(&media).unwrap(), short);
+
+    // To the creator's TikTok inbox instead: no creator_info, no post settings.
+    let queries = tt.creator_queries();
+    let o = run(&[
+        "publish",
+        d,
+        "--to",
+        "tiktok",
+        "--lang",
+        "de",
+        "--tiktok-mode",
+        "inbox",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let uploads = tt.uploads();
+    assert_eq!(uploads.len(), 2);
+    assert_eq!(uploads[1].mode, "inbox");
+    assert_eq!(tt.creator_queries(), queries);
+    assert_eq!(
+        tt.video(&uploads[1].publish_id).unwrap(),
+        std::fs::read(dir.join("de/short.mp4")).unwrap()
+    );
+    let o = run(&["publish", d, "--to", "tiktok", "--tiktok-mode", "drafts"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
 
 #[test]

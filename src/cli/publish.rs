@@ -48,6 +48,10 @@ pub struct PublishArgs {
     /// A YouTube playlist to add the videos to.
     #[arg(long)]
     pub playlist: Option<String>,
+    /// TikTok: `direct` posts it (scope video.publish; the default), `inbox` sends it to the
+    /// creator's TikTok inbox to post from the app (scope video.upload).
+    #[arg(long)]
+    pub tiktok_mode: Option<String>,
     /// Only queue them (`reelsmith publish --run` runs the queue).
     #[arg(long)]
     pub queue: bool,
@@ -201,6 +205,7 @@ fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
         synthetic: args.synthetic.clone(),
         account: args.account.clone(),
         playlist: args.playlist.clone(),
+        tiktok_mode: args.tiktok_mode.clone(),
     };
     let new = plan(&req, &src, &dirs.data, &store).map_err(Fail::Input)?;
     // Already published is the user's to sort out (exit 2); a store that fails is not.

@@ -24,6 +24,8 @@ pub struct Request {
     pub synthetic: Option<String>,
     pub account: Option<String>,
     pub playlist: Option<String>,
+    /// `direct` or `inbox`.
+    pub tiktok_mode: Option<String>,
 }
 
 /// Queues what a finished render's script asks for in its `publish:` block (nothing when it
@@ -146,11 +148,17 @@ pub fn plan(
     }
     src.check_consent(store)?;
     let account_name = req.account.clone().or(spec.account.clone());
+    let tiktok_inbox = match req.tiktok_mode.as_deref().or(spec.tiktok_mode.as_deref()) {
+        None | Some("direct") => false,
+        Some("inbox") => true,
+        Some(m) => return Err(format!("--tiktok-mode {m}: direct or inbox")),
+    };
     let options = PublishOptions {
         privacy,
         at_ms,
         synthetic,
         playlist: req.playlist.clone().or(spec.playlist.clone()),
+        tiktok_inbox,
     };
     let options = serde_json::to_string(&options).map_err(|e| e.to_string())?;
     let mut out = Vec::new();

@@ -28,6 +28,8 @@ pub struct PublishOptions {
     /// Disclose altered or synthetic content.
     pub synthetic: bool,
     pub playlist: Option<String>,
+    /// TikTok: send it to the creator's inbox (they post it in the app) instead of posting it.
+    pub tiktok_inbox: bool,
 }
 
 /// What the runner keeps per publication beyond the platform's upload state: the steps after

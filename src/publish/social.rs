@@ -77,6 +77,10 @@ impl Runner<'_> {
         };
         let mut meta = PostMeta::new(title, tiktok_privacy(&opts.privacy));
         meta.is_aigc = opts.synthetic;
+        if opts.tiktok_inbox {
+            // The creator adds caption, privacy and labels in the app.
+            meta.mode = tiktok::PostMode::Inbox;
+        }
         let mut state: tiktok::UploadState = row
             .upload_state
             .as_deref()
@@ -98,7 +102,7 @@ impl Runner<'_> {
                 None => Outcome::Failed(e.to_string()),
             },
         };
-        if !state.done {
+        if !state.done && !opts.tiktok_inbox {
             if let Err(e) = tiktok::creator_info(&self.client, &self.endpoints, &token)
                 .and_then(|c| tiktok::check_post(&meta, &c))
             {

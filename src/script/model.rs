@@ -191,6 +191,11 @@ pub struct PublishSpec {
     /// A YouTube playlist id to add the video to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub playlist: Option<String>,
+    /// How TikTok gets it: `direct` (posted with its caption and privacy, scope
+    /// `video.publish`; the default) or `inbox` (sent to the creator's TikTok inbox to finish
+    /// in the app, scope `video.upload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiktok_mode: Option<String>,
 }
 
 impl PublishSpec {
@@ -223,6 +228,7 @@ impl PublishSpec {
                 },
                 account: s.account.clone().or_else(|| c.account.clone()),
                 playlist: s.playlist.clone().or_else(|| c.playlist.clone()),
+                tiktok_mode: s.tiktok_mode.clone().or_else(|| c.tiktok_mode.clone()),
             },
         };
         (!out.platforms().is_empty()).then_some(out)

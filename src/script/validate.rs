@@ -689,6 +689,14 @@ pub fn publish_problem(p: &crate::script::PublishSpec) -> Option<(String, String
             ));
         }
     }
+    if let Some(m) = &p.tiktok_mode {
+        if !["direct", "inbox"].contains(&m.as_str()) {
+            return Some((
+                "tiktok_mode".into(),
+                format!("unknown TikTok mode \"{m}\"; use direct or inbox"),
+            ));
+        }
+    }
     for (i, l) in p.languages.iter().enumerate() {
         if !is_language(l) {
             return Some((
