@@ -517,6 +517,31 @@ fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
 #[test]
 fn a_script_with_a_publish_block_queues_its_publications_when_the_render_is_done() {
     let e = Env::new();
+    // Without an account the render is done but its publishing is not: said, and exit 1.
+    let dunes = e.path("dunes.yaml");
+    std::fs::write(
+        &dunes,
+        "title: Dunes\nchannel: explainer\nlanguage: en\nscenes:\n  - prompt: sand\n    lines:\n      \
+         - text: The wind moves them.\npublish:\n  to: [youtube]\n",
+    )
+    .unwrap();
+    let o = e.run(&[
+        "render",
+        dunes.to_str().unwrap(),
+        "--out",
+        e.path("out").to_str().unwrap(),
+        "--quality",
+        "draft",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("publishing not queued") && text(&o).contains("no youtube account"),
+        "{}",
+        text(&o)
+    );
+    assert!(e.path("out/dunes/en/final.mp4").is_file());
+    assert!(e.publications().is_empty());
+
     assert!(e.add_account().status.success());
     let script = e.path("tides.yaml");
     std::fs::write(

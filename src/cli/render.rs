@@ -117,15 +117,43 @@ impl TerminalProgress {
 /// (the scheduler's publication thread is not run by a foreground render, which ends with its
 /// job). A failed upload stays in the store (`reelsmith publish --list`, `--retry`); the
 /// render itself succeeded, so only a failed upload makes the exit code non-zero.
-fn publish_job(dirs: &Dirs, job: crate::store::JobId) -> i32 {
-    let Ok(store) = crate::store::Store::open(&dirs.db_path()) else {
+fn publish_job(dirs: &Dirs, job: crate::store::JobId, asks: bool) -> i32 {
+    if !asks {
         return 0;
+    }
+    let store = match crate::store::Store::open(&dirs.db_path()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: publishing: {e}");
+            return 1;
+        }
     };
-    let ids: Vec<i64> = store
-        .publications()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| r.job_id == Some(job) && r.status.is_active())
+    let rows = match store.publications() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: publishing: {e}");
+            return 1;
+        }
+    };
+    let mine: Vec<_> = rows.iter().filter(|r| r.job_id == Some(job)).collect();
+    if mine.is_empty() {
+        // The script asks to publish and nothing was queued: the job's log says why.
+        let why = store
+            .events(job, 0, 100_000)
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|e| e.message.starts_with("publishing not queued"))
+            .map(|e| e.message)
+            .unwrap_or_else(|| "publishing not queued".into());
+        eprintln!(
+            "error: {why}; the render is done: `reelsmith publish {job} --to …` publishes it"
+        );
+        return 1;
+    }
+    let ids: Vec<i64> = mine
+        .iter()
+        .filter(|r| r.status.is_active())
         .map(|r| r.id)
         .collect();
     if ids.is_empty() {
@@ -203,7 +231,7 @@ pub fn run(args: RenderArgs, dirs: &Dirs) -> i32 {
                     // The running scheduler uploads what the script's publish: block queued.
                     return 0;
                 }
-                publish_job(dirs, fg.job)
+                publish_job(dirs, fg.job, fg.spec.script.publish.is_some())
             }
             Ended::Interrupted => {
                 eprintln!(

@@ -618,8 +618,16 @@ mod tests {
             (p.privacy.as_deref(), p.account.as_deref(), p.short),
             (Some("public"), Some("studio"), Some(false))
         );
-        let p = resolve("publish:\n  to: [instagram]\n").unwrap().unwrap();
+        let p = resolve("publish:\n  to: [instagram]\n  privacy: public\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(p.platforms(), ["instagram"]);
+        // The channel's unlisted under the script's Instagram is not what Instagram can do.
+        let e = resolve("publish:\n  to: [instagram]\n").unwrap_err();
+        assert!(
+            e.to_string().contains("publish.privacy: Instagram Reels"),
+            "{e}"
+        );
         // `to: []` opts out.
         assert_eq!(resolve("publish:\n  to: []\n").unwrap(), None);
         // A block without platforms under a channel without them is refused, as is a
@@ -656,6 +664,13 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("publishes only de"), "{e}");
+        // The merged block is checked again: the channel's privacy with the script's time.
+        let e = resolve("publish:\n  to: [youtube]\n  at: 2030-01-01T00:00:00Z\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("publish.at: a scheduled video stays private"),
+            "{e}"
+        );
         let e = resolve("publish:\n  languages: [de]\n").unwrap_err();
         assert!(
             e.to_string()

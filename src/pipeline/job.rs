@@ -114,6 +114,14 @@ pub fn prepare_text(
         .is_some_and(|p| !p.languages.is_empty());
     script.publish =
         script::PublishSpec::resolve(script.publish.as_ref(), channel.publish.as_ref());
+    if let Some((field, message)) = script.publish.as_ref().and_then(script::publish_problem) {
+        return Err(JobError::Input(format!(
+            "{}: publish.{field}: {message} (the script's publish: block over the channel {}'s \
+             [publish])",
+            req.script.display(),
+            channel.name
+        )));
+    }
     let rendered = script.languages.clone();
     if let Some(p) = &mut script.publish {
         if own_languages {

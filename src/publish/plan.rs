@@ -81,21 +81,27 @@ pub fn plan(
             "--privacy {privacy}: use private, unlisted or public"
         ));
     }
-    let at = req.at.clone().or(spec.at.clone());
+    // `--at` on the command line, else the script's `publish.at` (named as such in errors).
+    let (at, at_name) = match (&req.at, &spec.at) {
+        (Some(a), _) => (Some(a.clone()), "--at"),
+        (None, Some(a)) => (Some(a.clone()), "the script's publish.at"),
+        (None, None) => (None, "--at"),
+    };
     let at_ms = match &at {
         None => None,
         Some(a) => {
             let ms = reelsmith_publish::time::parse_rfc3339_ms(a).ok_or_else(|| {
-                format!("--at {a}: write the time as RFC 3339, e.g. 2026-12-24T18:00:00Z")
+                format!("{at_name} {a}: write the time as RFC 3339, e.g. 2026-12-24T18:00:00Z")
             })?;
             if ms <= reelsmith_publish::oauth::now_ms() {
                 return Err(format!(
-                    "--at {a} is in the past: give a time to come, or leave --at out to publish now"
+                    "{at_name} {a} is in the past: give a time to come with --at, or remove it \
+                     to publish now"
                 ));
             }
             if privacy != "private" {
                 return Err(format!(
-                    "--at with --privacy {privacy}: a scheduled video stays private until its \
+                    "{at_name} with privacy {privacy}: a scheduled video stays private until its \
                      time; use --privacy private (or leave it out)"
                 ));
             }
@@ -106,8 +112,8 @@ pub fn plan(
     if at_ms.is_some() {
         if let Some(p) = platforms.iter().find(|p| **p != Platform::YouTube) {
             return Err(format!(
-                "--at: {p} cannot schedule a post through its API (only YouTube can); publish \
-                 to {p} without --at, or queue it later"
+                "{at_name}: {p} cannot schedule a post through its API (only YouTube can); \
+                 publish to {p} without a time, or queue it later"
             ));
         }
     }

@@ -157,6 +157,25 @@ fn youtube_meta(row: &PublicationRow, opts: &PublishOptions) -> Result<VideoMeta
     Ok(meta)
 }
 
+/// Beats for publication `id` of `pid` every 30 s (with a connection of its own) until `stop`
+/// or until the publication is no longer `pid`'s.
+fn beat_while(db: &Path, id: i64, pid: u32, stop: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let Ok(store) = Store::open(db) else { return };
+    let tick = Duration::from_millis(200);
+    let mut waited = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(tick);
+        waited += tick;
+        if waited >= Duration::from_secs(30) {
+            waited = Duration::ZERO;
+            if store.publication_beat(id, pid).ok() == Some(Beat::Lost) {
+                return;
+            }
+        }
+    }
+}
+
 /// Whether a runner still holds its publication, and whether it was asked to stop: shared by
 /// the persist and progress callbacks of an upload.
 #[derive(Default)]
@@ -179,6 +198,14 @@ impl Control {
         !self.cancel.get() && !self.lost.get()
     }
 
+    pub(super) fn lost(&self) -> bool {
+        self.lost.get()
+    }
+
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancel.get()
+    }
+
     /// What a stopped upload's outcome is.
     pub(super) fn stopped(&self) -> Outcome {
         if self.lost.get() {
@@ -190,6 +217,8 @@ impl Control {
 }
 
 impl Runner<'_> {
+    /// Records a status; false when another process owns the publication now (nothing was
+    /// written, and the caller stops: [`Outcome::Lost`]).
     fn set(
         &self,
         id: i64,
@@ -197,14 +226,21 @@ impl Runner<'_> {
         remote: Option<&str>,
         error: Option<&str>,
         until: Option<i64>,
-    ) {
+    ) -> bool {
         match self
             .store
             .set_publication_status(id, self.pid, status, remote, error, until)
         {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!("publication {id}: taken over by another process"),
-            Err(e) => tracing::error!("publication {id}: {e}"),
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::warn!("publication {id}: taken over by another process");
+                false
+            }
+            Err(e) => {
+                // The store will tell again at the next write; going on is safe.
+                tracing::error!("publication {id}: {e}");
+                true
+            }
         }
     }
 
@@ -248,15 +284,27 @@ impl Runner<'_> {
         )
     }
 
-    /// Runs one claimed publication to its end (or hold) and records the outcome.
+    /// Runs one claimed publication to its end (or hold) and records the outcome. A thread
+    /// of its own beats for it meanwhile (a single request, such as an Instagram Reel sent
+    /// whole over a slow uplink, may take longer than [`STALE_MS`]).
     pub fn run(&self, row: &PublicationRow) -> Outcome {
-        let outcome = match Platform::parse(&row.platform) {
-            Some(Platform::YouTube) => self.youtube(row),
-            Some(Platform::TikTok) => self.tiktok(row),
-            Some(Platform::Instagram) => self.instagram(row),
-            None => Outcome::Failed(format!("unknown platform {}", row.platform)),
-        };
-        match &outcome {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let outcome = std::thread::scope(|scope| {
+            let db = self.store.path().to_path_buf();
+            if db.is_file() {
+                let (id, pid, stop) = (row.id, self.pid, &stop);
+                scope.spawn(move || beat_while(&db, id, pid, stop));
+            }
+            let o = match Platform::parse(&row.platform) {
+                Some(Platform::YouTube) => self.youtube(row),
+                Some(Platform::TikTok) => self.tiktok(row),
+                Some(Platform::Instagram) => self.instagram(row),
+                None => Outcome::Failed(format!("unknown platform {}", row.platform)),
+            };
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            o
+        });
+        let _ = match &outcome {
             Outcome::Live(id) => self.set(row.id, PublicationStatus::Live, Some(id), None, None),
             Outcome::Waiting(until, why) => self.set(
                 row.id,
@@ -275,8 +323,8 @@ impl Runner<'_> {
                 note.as_deref(),
                 None,
             ),
-            Outcome::Lost => {}
-        }
+            Outcome::Lost => true,
+        };
         outcome
     }
 
@@ -322,15 +370,16 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Records that the upload is done and the platform is processing it (`remote`).
-    pub(super) fn mark_processing(&self, row: &PublicationRow, remote: &str) {
+    /// Records that the upload is done and the platform is processing it (`remote`); false
+    /// when the publication is no longer ours.
+    pub(super) fn mark_processing(&self, row: &PublicationRow, remote: &str) -> bool {
         self.set(
             row.id,
             PublicationStatus::Processing,
             Some(remote),
             None,
             None,
-        );
+        )
     }
 
     pub(super) fn token_outcome(&self, e: OAuthError) -> Outcome {
@@ -391,7 +440,7 @@ impl Runner<'_> {
         };
         let file = Path::new(&row.file);
         let mut refreshed = false;
-        let video_id = loop {
+        let (video_id, control_cancelled) = loop {
             let control = Control::default();
             let mut persist = |s: &UploadState| -> Result<(), String> {
                 let st = RunState {
@@ -414,11 +463,16 @@ impl Runner<'_> {
                 &mut progress,
             );
             run.youtube = state;
-            if !control.go() {
+            if control.lost() {
+                return Outcome::Lost;
+            }
+            // A cancel seen while the bytes were still going stops here; one seen as the last
+            // chunk was acknowledged comes too late: the video is on YouTube (below).
+            if control.cancelled() && r.is_err() {
                 return control.stopped();
             }
             match r {
-                Ok(id) => break id,
+                Ok(id) => break (id, control.cancelled()),
                 Err(YouTubeError::Unauthorized) if !refreshed => {
                     refreshed = true;
                     if let Err(e) =
@@ -445,10 +499,6 @@ impl Runner<'_> {
             }
         };
         run.youtube.video_id = Some(video_id.clone());
-        if !run.insert_counted {
-            spend("insert", 1);
-            run.insert_counted = true;
-        }
         let total = run.youtube.total;
         // Each step after the upload is saved done before the next, so a restart neither
         // repeats nor re-counts it; the token is refreshed before each (the upload may have
@@ -457,10 +507,19 @@ impl Runner<'_> {
             Ok(Beat::Lost) => Err(Outcome::Lost),
             _ => Ok(()),
         };
+        // The insert is marked counted before it is counted: a kill in between undercounts
+        // one upload rather than counting it twice.
+        let count_insert = !run.insert_counted;
+        run.insert_counted = true;
         if save(&run).is_err() {
             return Outcome::Lost;
         }
-        self.mark_processing(row, &video_id);
+        if count_insert {
+            spend("insert", 1);
+        }
+        if !self.mark_processing(row, &video_id) {
+            return Outcome::Lost;
+        }
         let on_youtube = |what: &str| {
             Some(format!(
                 "{what}: the video is on YouTube as {video_id} ({}); delete it in YouTube \
@@ -472,6 +531,9 @@ impl Runner<'_> {
                 }
             ))
         };
+        if control_cancelled {
+            return Outcome::Cancelled(on_youtube("cancelled as the upload ended"));
+        }
         let dir = Path::new(&row.source).join(&row.lang);
         let fresh = |account: &mut accounts::Account| {
             accounts::fresh_token(self.data, &self.client, &self.endpoints, account)
@@ -542,14 +604,16 @@ impl Runner<'_> {
                 return Outcome::Lost;
             }
         }
-        if !run.notes.is_empty() {
-            self.set(
+        if !run.notes.is_empty()
+            && !self.set(
                 row.id,
                 PublicationStatus::Processing,
                 None,
                 Some(&run.notes.join("; ")),
                 None,
-            );
+            )
+        {
+            return Outcome::Lost;
         }
         // "Uploaded" is not "processed": follow the processing to its end.
         for _ in 0..self.follow_polls() {
@@ -569,6 +633,18 @@ impl Runner<'_> {
                     youtube::ProcessingStatus::Processing => {}
                 },
                 Err(YouTubeError::Unavailable { .. }) => {}
+                Err(YouTubeError::Quota { reason, message }) => {
+                    // The video is up; only following it waits for the quota.
+                    let reset = youtube::next_quota_reset(now_ms());
+                    return Outcome::Waiting(
+                        reset,
+                        format!(
+                            "YouTube quota ({reason}) while following video {video_id}'s \
+                             processing: {message}; looked at again after the reset at {}",
+                            reelsmith_publish::time::format_rfc3339(reset)
+                        ),
+                    );
+                }
                 Err(e) => return Outcome::Failed(e.to_string()),
             }
             match self.beat(row.id) {

@@ -122,10 +122,24 @@ impl Runner<'_> {
             Ok(id) => id,
             Err(e) => return fail(e),
         };
-        if !control.go() {
-            return control.stopped();
+        if control.lost() || !self.mark_processing(row, &publish_id) {
+            return Outcome::Lost;
         }
-        self.mark_processing(row, &publish_id);
+        let sent = if opts.tiktok_inbox {
+            format!(
+                "the video is already in the creator's TikTok inbox (publish id {publish_id}); \
+                 delete it there if it should not be posted"
+            )
+        } else {
+            format!(
+                "the video was already sent to TikTok (publish id {publish_id}); remove the post \
+                 in the TikTok app if it should not stay"
+            )
+        };
+        // A cancel seen as the last chunk was acknowledged comes too late to stop the post.
+        if control.cancelled() {
+            return Outcome::Cancelled(Some(sent));
+        }
         for _ in 0..self.follow_polls() {
             match tiktok::status(&self.client, &self.endpoints, &token, &publish_id) {
                 Ok(s) => match s.status {
@@ -146,12 +160,7 @@ impl Runner<'_> {
             }
             match self.beat(row.id) {
                 Beat::Go => {}
-                Beat::Cancel => {
-                    return Outcome::Cancelled(Some(format!(
-                        "the video was already sent to TikTok (publish id {publish_id}); \
-                         remove the post in the TikTok app if it should not stay"
-                    )))
-                }
+                Beat::Cancel => return Outcome::Cancelled(Some(sent)),
                 Beat::Lost => return Outcome::Lost,
             }
             std::thread::sleep(self.poll);
@@ -215,10 +224,13 @@ impl Runner<'_> {
             Ok(c) => c,
             Err(e) => return fail(e),
         };
+        // Nothing is on Instagram until the container is published: a cancel still stops it.
         if !control.go() {
             return control.stopped();
         }
-        self.mark_processing(row, &container);
+        if !self.mark_processing(row, &container) {
+            return Outcome::Lost;
+        }
         let mut finished = false;
         for _ in 0..self.follow_polls() {
             match instagram::wait_for_container(
@@ -255,6 +267,12 @@ impl Runner<'_> {
         }
         if !finished {
             return self.follow_later(&format!("Instagram container {container}"));
+        }
+        // The last word before the Reel goes public.
+        match self.beat(row.id) {
+            Beat::Go => {}
+            Beat::Cancel => return Outcome::Cancelled(None),
+            Beat::Lost => return Outcome::Lost,
         }
         match instagram::publish(
             &self.client,

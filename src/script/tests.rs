@@ -821,13 +821,13 @@ fn publish_blocks_and_real_people_are_read_and_checked() {
         "s.yaml",
         &format!(
             "characters:\n  - id: ada\n    name: Ada Lovelace\n    real_person: true\n{base}\
-             publish:\n  to: [youtube, tiktok]\n  at: 2026-12-24T18:00:00Z\n  short: true\n"
+             publish:\n  to: [youtube]\n  at: 2026-12-24T18:00:00Z\n  short: true\n"
         ),
     );
     assert!(s.characters[0].real_person);
     assert_eq!(s.characters[0].person(), "Ada Lovelace");
     let p = s.publish.unwrap();
-    assert_eq!(p.platforms(), ["youtube", "tiktok"]);
+    assert_eq!(p.platforms(), ["youtube"]);
     assert_eq!(p.short, Some(true));
     for (block, says) in [
         (
@@ -845,6 +845,18 @@ fn publish_blocks_and_real_people_are_read_and_checked() {
         (
             "publish:\n  to: [youtube]\n  privacy: public\n  at: 2026-12-24T18:00:00Z\n",
             "s.yaml: publish.at: a scheduled video stays private",
+        ),
+        (
+            "publish:\n  to: [youtube, tiktok]\n  at: 2026-12-24T18:00:00Z\n",
+            "s.yaml: publish.at: tiktok cannot schedule",
+        ),
+        (
+            "publish:\n  to: [instagram]\n",
+            "s.yaml: publish.privacy: Instagram Reels posted through the API are public",
+        ),
+        (
+            "publish:\n  to: [youtube]\n  tiktok_mode: drafts\n",
+            "s.yaml: publish.tiktok_mode: unknown TikTok mode",
         ),
         (
             "publish:\n  to: [youtube]\n  languages: [xx]\n",

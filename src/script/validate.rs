@@ -689,6 +689,27 @@ pub fn publish_problem(p: &crate::script::PublishSpec) -> Option<(String, String
             ));
         }
     }
+    let to: Vec<String> = p
+        .platforms()
+        .iter()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .collect();
+    if to.iter().any(|t| t == "instagram") && p.privacy.as_deref() != Some("public") {
+        return Some((
+            "privacy".into(),
+            "Instagram Reels posted through the API are public (there is no private or unlisted \
+             Reel): set privacy: public, or publish to Instagram separately"
+                .into(),
+        ));
+    }
+    if p.at.is_some() {
+        if let Some(t) = to.iter().find(|t| *t != "youtube") {
+            return Some((
+                "at".into(),
+                format!("{t} cannot schedule a post through its API (only YouTube can)"),
+            ));
+        }
+    }
     if let Some(m) = &p.tiktok_mode {
         if !["direct", "inbox"].contains(&m.as_str()) {
             return Some((

@@ -505,28 +505,33 @@ impl Store {
 
     /// Frees the running publications whose owner process is gone (`alive` says which pids
     /// live), so the next runner resumes them from their saved upload state; returns their ids.
+    /// One whose cancel was asked (and never acted on: its runner died first) is cancelled.
     pub fn release_dead_publications(
         &self,
         alive: impl Fn(u32) -> bool,
     ) -> Result<Vec<PublicationId>, StoreError> {
-        let owned: Vec<(i64, i64)> = self
+        let owned: Vec<(i64, Option<i64>)> = self
             .conn
             .prepare_cached(
                 "SELECT id, owner_pid FROM publications
-                 WHERE status IN ('uploading','processing') AND owner_pid IS NOT NULL",
+                 WHERE status IN ('uploading','processing')
+                   AND (owner_pid IS NOT NULL OR cancel_requested = 1)",
             )
             .and_then(|mut st| st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for (id, pid) in owned {
-            if u32::try_from(pid).is_ok_and(&alive) {
+            if pid.is_some_and(|p| u32::try_from(p).is_ok_and(&alive)) {
                 continue;
             }
             self.conn
                 .prepare_cached(
-                    "UPDATE publications SET owner_pid = NULL WHERE id = ?1 AND owner_pid = ?2",
+                    "UPDATE publications SET owner_pid = NULL,
+                         status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE status END,
+                         finished_ms = CASE WHEN cancel_requested = 1 THEN ?3 ELSE finished_ms END
+                     WHERE id = ?1 AND owner_pid IS ?2",
                 )
-                .and_then(|mut st| st.execute(params![id, pid]))
+                .and_then(|mut st| st.execute(params![id, pid, now_ms()]))
                 .map_err(|e| self.err(e))?;
             out.push(id);
         }
@@ -822,6 +827,14 @@ mod tests {
         assert_eq!(s.publication_beat(b, 8).unwrap(), Beat::Cancel);
         // A cancelled one is not claimed again.
         assert!(s.claim_next_publication(9, -1).unwrap().is_none());
+        // Its runner dies before acting on the cancel: the next release finishes it.
+        assert_eq!(s.release_dead_publications(|_| false).unwrap(), vec![b]);
+        let rb = s.publication(b).unwrap().unwrap();
+        assert_eq!(
+            (rb.status, rb.owner_pid),
+            (PublicationStatus::Cancelled, None)
+        );
+        assert!(rb.finished_ms.is_some());
     }
 
     #[test]

@@ -268,8 +268,14 @@ fn init(
     let publish_id = data["publish_id"].as_str().unwrap_or_default();
     let upload_url = data["upload_url"].as_str().unwrap_or_default();
     if publish_id.is_empty() || upload_url.is_empty() {
+        // The answer itself is not shown: its upload_url is a credential.
+        let missing = match (publish_id.is_empty(), upload_url.is_empty()) {
+            (true, true) => "publish_id and upload_url",
+            (true, false) => "publish_id",
+            _ => "upload_url",
+        };
         return Err(TikTokError::Transient(format!(
-            "{path} answered without publish_id or upload_url: {data}"
+            "{path} answered without {missing}"
         )));
     }
     Ok((publish_id.to_string(), upload_url.to_string()))
