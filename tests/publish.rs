@@ -649,24 +649,22 @@ fn tiktok_and_instagram_killed_while_processing_resume_without_uploading_again()
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+    // A runner is started and SIGKILLed once `platform`'s publication is processing.
+    let kill_while_processing = |platform: &str| {
+        let mut child = spawn(&["publish", "--run"]);
+        wait_rows(&e, &format!("processing on {platform}"), |rows| {
+            rows.iter()
+                .any(|r| r["platform"] == platform && r["status"] == "processing")
+        });
+        child.kill().unwrap();
+        child.wait().unwrap();
+    };
     // One runner takes TikTok first: killed while TikTok processes.
-    let mut child = spawn(&["publish", "--run"]);
-    wait_rows(&e, "processing on TikTok", |rows| {
-        rows.iter()
-            .any(|r| r["platform"] == "tiktok" && r["status"] == "processing")
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_while_processing("tiktok");
     // The next one resumes TikTok (no new upload) and, TikTok done, gets Instagram's
     // container to processing: killed there too.
     tt.set_polls_to_complete(3);
-    let mut child = spawn(&["publish", "--run"]);
-    wait_rows(&e, "processing on Instagram", |rows| {
-        rows.iter()
-            .any(|r| r["platform"] == "instagram" && r["status"] == "processing")
-    });
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_while_processing("instagram");
     ig.set_polls_to_finish(3);
     let o = e
         .command(&["publish", "--run"])

@@ -22,6 +22,18 @@ use crate::store::{EventLevel, EventRow, ProjectRow};
 
 pub(super) const NOW: i64 = 1_700_000_000_000;
 
+/// A studio (owner) on `dirs`, its store opened, nothing running.
+pub(super) fn studio_on(dirs: &crate::config::Dirs) -> super::Studio {
+    super::Studio::new(
+        dirs,
+        &super::StudioOptions::default(),
+        Mode::Owner,
+        Images::halfblocks(),
+        NOW,
+    )
+    .unwrap()
+}
+
 pub(super) fn render(state: &AppState) -> String {
     render_with(state, &mut Images::halfblocks())
 }
@@ -507,14 +519,7 @@ fn the_models_pane_pulls_and_removes_through_the_hub() {
         )],
         Behaviour::default(),
     );
-    let mut studio = super::Studio::new(
-        &dirs,
-        &super::StudioOptions::default(),
-        Mode::Owner,
-        Images::halfblocks(),
-        NOW,
-    )
-    .unwrap();
+    let mut studio = studio_on(&dirs);
     studio.data.hub = config(&server, tmp.path());
     studio.dispatch(Action::Cmd(Command::GoModels));
     let idx = studio

@@ -3,9 +3,8 @@
 
 use super::action::{Action, Command, Pane};
 use super::state::{AppState, Confirm, Mode, Overlay};
-use super::tests::{render, NOW};
+use super::tests::{render, studio_on, NOW};
 use super::update::update;
-use super::view::Images;
 use crate::store::{NewPublication, PublicationRow, PublicationStatus, Store};
 
 fn row(id: i64, platform: &str, status: PublicationStatus) -> PublicationRow {
@@ -102,14 +101,7 @@ fn retry_and_cancel_act_on_the_store() {
         data: tmp.path().join("data"),
         config: tmp.path().join("config"),
     };
-    let mut studio = super::Studio::new(
-        &dirs,
-        &super::StudioOptions::default(),
-        Mode::Owner,
-        Images::halfblocks(),
-        NOW,
-    )
-    .unwrap();
+    let mut studio = studio_on(&dirs);
     let store = Store::open(&dirs.db_path()).unwrap();
     let ids: Vec<i64> = store
         .enqueue_publications(&[
