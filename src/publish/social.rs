@@ -102,13 +102,8 @@ impl Runner<'_> {
                 None => Outcome::Failed(e.to_string()),
             },
         };
-        if !state.done && !opts.tiktok_inbox {
-            if let Err(e) = tiktok::creator_info(&self.client, &self.endpoints, &token)
-                .and_then(|c| tiktok::check_post(&meta, &c))
-            {
-                return fail(e);
-            }
-        }
+        // A direct post's init asks creator_info first and checks the post against it
+        // (privacy levels offered, duration, interactions); a resumed upload skips both.
         let publish_id = match tiktok::upload(
             &self.client,
             &self.endpoints,
