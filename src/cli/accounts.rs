@@ -50,8 +50,8 @@ pub enum AccountsCmd {
         /// Where the printed `ssh -L` line connects to (default: user@this-host).
         #[arg(long)]
         ssh_host: Option<String>,
-        /// Instagram: the professional account's Instagram user id (Meta Business Suite ›
-        /// Settings › Instagram account; or Graph API `me/accounts?fields=instagram_business_account`).
+        /// Instagram: the professional account's Instagram user id (default: the one linked to
+        /// the Facebook Pages the login manages, found through `me/accounts`).
         #[arg(long)]
         ig_user_id: Option<String>,
     },
@@ -84,6 +84,38 @@ fn host() -> String {
     format!("{user}@{host}")
 }
 
+/// The Instagram account a Facebook Login token posts as: the one professional account linked
+/// to the Pages it manages (several: the user picks with --ig-user-id; none: how to link one).
+fn instagram_user(
+    client: &Client,
+    endpoints: &Endpoints,
+    token: &str,
+) -> Result<(String, Option<String>), Fail> {
+    let linked = reelsmith_publish::instagram::linked_accounts(client, endpoints, token)
+        .map_err(|e| Fail::Failed(format!("instagram: finding the linked account: {e}")))?;
+    match linked.as_slice() {
+        [] => Err(Fail::Input(
+            "instagram: no Instagram professional account is linked to the Facebook Pages this \
+             login manages; link one (Meta Business Suite › Settings › Instagram account) or \
+             give --ig-user-id ID"
+                .into(),
+        )),
+        [one] => Ok((one.ig_user_id.clone(), one.username.clone())),
+        many => Err(Fail::Input(format!(
+            "instagram: several Instagram accounts are linked ({}); pick one with --ig-user-id ID",
+            many.iter()
+                .map(|a| format!(
+                    "{} = @{} on {}",
+                    a.ig_user_id,
+                    a.username.as_deref().unwrap_or("?"),
+                    a.page
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
 fn run_cmd(args: AccountsArgs, dirs: &Dirs) -> Result<(), Fail> {
     let data = dirs.data.clone();
     match args.cmd {
@@ -99,13 +131,13 @@ fn run_cmd(args: AccountsArgs, dirs: &Dirs) -> Result<(), Fail> {
         } => {
             let platform = platform_of(&platform)?;
             if platform == Platform::Instagram
-                && !ig_user_id
+                && ig_user_id
                     .as_deref()
-                    .is_some_and(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_digit()))
+                    .is_some_and(|u| u.is_empty() || !u.bytes().all(|b| b.is_ascii_digit()))
             {
                 return Err(Fail::Input(
-                    "instagram: --ig-user-id ID (the digits of the professional account's \
-                     Instagram user id) is needed to post Reels"
+                    "instagram: --ig-user-id ID takes the digits of the professional account's \
+                     Instagram user id (leave it out to find it through the linked Page)"
                         .into(),
                 ));
             }
@@ -204,6 +236,13 @@ fn run_cmd(args: AccountsArgs, dirs: &Dirs) -> Result<(), Fail> {
                     "loopback",
                 )
             };
+            let (user_id, display) = match (platform, ig_user_id) {
+                (Platform::Instagram, None) => {
+                    let (id, name) = instagram_user(&client, &endpoints, &token.access_token)?;
+                    (Some(id), name)
+                }
+                (_, id) => (id, None),
+            };
             let account = Account {
                 platform,
                 name: name.clone(),
@@ -211,8 +250,8 @@ fn run_cmd(args: AccountsArgs, dirs: &Dirs) -> Result<(), Fail> {
                 token,
                 flow: flow.into(),
                 created_ms: oauth::now_ms(),
-                display: None,
-                user_id: ig_user_id,
+                display,
+                user_id,
             };
             let path = accounts::save(&data, &account).map_err(Fail::Failed)?;
             println!(

@@ -639,3 +639,20 @@ fn the_fake_refuses_what_instagram_refuses() {
     let r = graph("GET", "/media", vec![], TOKEN);
     assert_eq!(r.json()["error"]["code"], 2635);
 }
+
+#[test]
+fn the_linked_instagram_account_is_found_through_the_pages() {
+    let fake = FakeInstagram::start();
+    let linked = instagram::linked_accounts(&client(), &fake.endpoints(), TOKEN).unwrap();
+    // Of two Pages, only the one with an Instagram professional account counts.
+    assert_eq!(
+        linked,
+        vec![instagram::LinkedAccount {
+            ig_user_id: USER.into(),
+            username: Some("tidepools".into()),
+            page: "Tide Pools".into(),
+        }]
+    );
+    let e = instagram::linked_accounts(&client(), &fake.endpoints(), "wrong").unwrap_err();
+    assert!(!e.to_string().contains("wrong"), "{e}");
+}

@@ -2,6 +2,42 @@
 
 use super::*;
 
+/// An Instagram professional account reachable with a token: the Facebook Page it is linked
+/// to, and its Instagram user id (what the Graph API posts as).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedAccount {
+    pub ig_user_id: String,
+    pub username: Option<String>,
+    pub page: String,
+}
+
+/// The Instagram professional accounts linked to the Pages the token (Facebook Login for
+/// Business) manages: `GET /{version}/me/accounts?fields=name,instagram_business_account{id,username}`.
+pub fn linked_accounts(
+    client: &Client,
+    endpoints: &Endpoints,
+    token: &str,
+) -> Result<Vec<LinkedAccount>, InstagramError> {
+    let url = format!(
+        "{}/{GRAPH_VERSION}/me/accounts?fields=name,instagram_business_account%7Bid,username%7D",
+        endpoints.instagram_api
+    );
+    let j = graph(client, "GET", &url, token, None, true)?;
+    Ok(j["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let ig = &p["instagram_business_account"];
+            Some(LinkedAccount {
+                ig_user_id: ig["id"].as_str()?.to_string(),
+                username: ig["username"].as_str().map(str::to_string),
+                page: p["name"].as_str().unwrap_or_default().to_string(),
+            })
+        })
+        .collect())
+}
+
 /// `GET /{version}/{ig-user-id}/content_publishing_limit?fields=quota_usage,config`.
 pub fn publishing_limit(
     client: &Client,

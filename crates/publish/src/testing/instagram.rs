@@ -9,6 +9,8 @@
 //! - `POST /{v}/{ig-user-id}/media`: `media_type=REELS` with `video_url` (fetched, like Meta's
 //!   cURL, on the first status poll) or `upload_type=resumable` (answers `id` and `uri`);
 //!   captions over 2200 UTF-16 units or 30 hashtags are refused (code 100).
+//! - `GET /{v}/me/accounts`: two Pages, one linked to the Instagram account
+//!   [`FakeInstagram::USER_ID`] (username `tidepools`).
 //! - `GET /{v}/{container-id}?fields=status_code,status`: `IN_PROGRESS` until the file is in,
 //!   then for [`set_polls_to_finish`](FakeInstagram::set_polls_to_finish) more polls, then
 //!   `FINISHED`, or `ERROR` with the text given to
@@ -389,6 +391,15 @@ impl State {
                     }]}),
                 )
             }
+            ("GET", ["me", "accounts"]) => Reply::json(
+                200,
+                &json!({"data": [
+                    {"id": "1040000000000001", "name": "Page without Instagram"},
+                    {"id": "1040000000000002", "name": "Tide Pools",
+                     "instagram_business_account": {
+                         "id": FakeInstagram::USER_ID, "username": "tidepools"}},
+                ]}),
+            ),
             ("GET", [id]) if self.containers.contains_key(*id) => self.status(id),
             _ => graph_error(
                 400,
