@@ -550,15 +550,15 @@ impl Scheduler {
         let runnable = self.store.publications().is_ok_and(|rows| {
             rows.iter().any(|r| {
                 use crate::store::PublicationStatus as S;
-                !r.cancel_requested
-                    && match r.status {
-                        S::Queued => true,
-                        S::Waiting => r.not_before_ms.unwrap_or(0) <= now,
-                        S::Uploading | S::Processing => r
-                            .owner_pid
-                            .is_none_or(|p| !crate::hub::queue::process_alive(p)),
-                        _ => false,
-                    }
+                match r.status {
+                    S::Queued => !r.cancel_requested,
+                    S::Waiting => !r.cancel_requested && r.not_before_ms.unwrap_or(0) <= now,
+                    // A dead runner's upload resumes; a cancel it never acted on is finished.
+                    S::Uploading | S::Processing => r
+                        .owner_pid
+                        .is_none_or(|p| !crate::hub::queue::process_alive(p)),
+                    _ => false,
+                }
             })
         });
         if !runnable {
