@@ -91,13 +91,12 @@ pub fn read_wav(path: &std::path::Path) -> (Vec<f32>, u32) {
 
 /// Speaks `text` with espeak-ng voice `voice`, returned as 16 kHz mono.
 pub fn espeak(voice: &str, text: &str) -> Vec<f32> {
-    let dir = std::env::temp_dir().join(format!(
-        "whisper-test-{}-{voice}-{}",
-        std::process::id(),
-        text.len()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let wav = dir.join("speech.wav");
+    // A folder of its own: tests run in parallel, and two may speak texts of one length.
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("whisper-test-{voice}-"))
+        .tempdir()
+        .expect("temp dir");
+    let wav = dir.path().join("speech.wav");
     let status = Command::new("espeak-ng")
         .args(["-v", voice, "-w"])
         .arg(&wav)
@@ -106,7 +105,6 @@ pub fn espeak(voice: &str, text: &str) -> Vec<f32> {
         .expect("espeak-ng must be installed (apt-get install espeak-ng)");
     assert!(status.success(), "espeak-ng failed");
     let (x, rate) = read_wav(&wav);
-    let _ = std::fs::remove_dir_all(&dir);
     resample(&x, rate, 16_000)
 }
 
