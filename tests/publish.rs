@@ -414,14 +414,7 @@ fn the_short_goes_to_tiktok_and_instagram_reels_with_their_disclosures() {
     write_account(&e, Platform::TikTok, FakeTikTok::TOKEN, None);
     let dir = render_dir(&e, "tides", &[], (36, 64));
     let short = std::fs::read(dir.join("en/short.mp4")).unwrap();
-    let run = |args: &[&str]| {
-        e.command(args)
-            .env("REELSMITH_TIKTOK_API", tt.url())
-            .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
-            .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url())
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| social(&e, &tt, &ig, args).output().unwrap();
     // An Instagram account without its user id is refused before anything is queued.
     write_account(&e, Platform::Instagram, FakeInstagram::TOKEN, None);
     let d = dir.to_str().unwrap();
@@ -586,6 +579,20 @@ fn a_script_with_a_publish_block_queues_its_publications_when_the_render_is_done
     assert_eq!(videos[0].resource["status"]["privacyStatus"], "unlisted");
 }
 
+/// `reelsmith ARGS` with TikTok's and Instagram's endpoints pointed at the fakes.
+fn social(
+    e: &Env,
+    tt: &reelsmith_publish::testing::tiktok::FakeTikTok,
+    ig: &reelsmith_publish::testing::instagram::FakeInstagram,
+    args: &[&str],
+) -> Command {
+    let mut c = e.command(args);
+    c.env("REELSMITH_TIKTOK_API", tt.url())
+        .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
+        .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url());
+    c
+}
+
 /// Waits until publication rows satisfy `ok` (the listing is read through the CLI).
 fn wait_rows(e: &Env, what: &str, ok: impl Fn(&[serde_json::Value]) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -619,10 +626,7 @@ fn tiktok_and_instagram_killed_while_processing_resume_without_uploading_again()
     let dir = render_dir(&e, "tides", &[], (36, 64));
     let short = std::fs::read(dir.join("en/short.mp4")).unwrap();
     let spawn = |args: &[&str]| {
-        e.command(args)
-            .env("REELSMITH_TIKTOK_API", tt.url())
-            .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
-            .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url())
+        social(&e, &tt, &ig, args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -666,11 +670,7 @@ fn tiktok_and_instagram_killed_while_processing_resume_without_uploading_again()
     tt.set_polls_to_complete(3);
     kill_while_processing("instagram");
     ig.set_polls_to_finish(3);
-    let o = e
-        .command(&["publish", "--run"])
-        .env("REELSMITH_TIKTOK_API", tt.url())
-        .env("REELSMITH_INSTAGRAM_API", ig.graph_url())
-        .env("REELSMITH_INSTAGRAM_UPLOAD", ig.upload_url())
+    let o = social(&e, &tt, &ig, &["publish", "--run"])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));

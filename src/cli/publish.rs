@@ -9,7 +9,6 @@
 //! `--short` that is really a Short, and a consent record for every real person shown.
 
 use clap::Args;
-use reelsmith_publish::{Client, Endpoints};
 
 use super::Fail;
 use crate::config::Dirs;
@@ -85,15 +84,7 @@ fn open(dirs: &Dirs) -> Result<Store, Fail> {
 }
 
 fn runner<'a>(store: &'a Store, dirs: &'a Dirs) -> Runner<'a> {
-    let poll = crate::publish::runner::poll_interval();
-    Runner {
-        store,
-        data: &dirs.data,
-        client: Client::from_env(),
-        endpoints: Endpoints::from_env(),
-        pid: std::process::id(),
-        poll,
-    }
+    Runner::from_env(store, &dirs.data)
 }
 
 fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
@@ -148,31 +139,23 @@ fn publish(args: PublishArgs, dirs: &Dirs) -> Result<(), Fail> {
         return finish(failed);
     }
     if let Some(id) = args.cancel {
-        // A running one whose process is gone is cancelled at once, not left asking.
-        let me = std::process::id();
-        store
-            .release_dead_publications(|p| p != me && crate::hub::queue::process_alive(p))
-            .map_err(|e| Fail::Failed(e.to_string()))?;
-        return if store
-            .cancel_publication(id)
+        use crate::publish::runner::CancelResult;
+        return match crate::publish::runner::cancel(&store, id)
             .map_err(|e| Fail::Failed(e.to_string()))?
         {
-            let r = store
-                .publication(id)
-                .map_err(|e| Fail::Failed(e.to_string()))?;
-            match r {
-                Some(r) if r.status == crate::store::PublicationStatus::Cancelled => {
-                    println!("publication {id}: cancelled")
-                }
-                _ => println!(
-                    "publication {id}: cancel asked; its runner stops at its next chunk or poll"
-                ),
+            CancelResult::Now => {
+                println!("publication {id}: cancelled");
+                Ok(())
             }
-            Ok(())
-        } else {
-            Err(Fail::Input(format!(
+            CancelResult::Asked => {
+                println!(
+                    "publication {id}: cancel asked; its runner stops at its next chunk or poll"
+                );
+                Ok(())
+            }
+            CancelResult::Finished => Err(Fail::Input(format!(
                 "publication {id} is not queued or running (`reelsmith publish --list`)"
-            )))
+            ))),
         };
     }
     if let Some(id) = args.retry {

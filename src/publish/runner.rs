@@ -81,6 +81,35 @@ pub struct Runner<'a> {
     pub poll: Duration,
 }
 
+/// Whether the process owning a publication lives (this process always does).
+pub fn owner_alive(pid: u32) -> bool {
+    pid == std::process::id() || crate::hub::queue::process_alive(pid)
+}
+
+/// How a cancel went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelResult {
+    /// Cancelled at once: it was queued or waiting, or its runner is gone.
+    Now,
+    /// Its live runner was asked; it stops at its next chunk or poll.
+    Asked,
+    /// It had already finished.
+    Finished,
+}
+
+/// Cancels publication `id` (the CLI's `--cancel`, the studio's `c`): the runners of dead
+/// processes are released first, so their uploads are cancelled at once.
+pub fn cancel(store: &Store, id: i64) -> Result<CancelResult, crate::store::StoreError> {
+    store.release_dead_publications(owner_alive)?;
+    if !store.cancel_publication(id)? {
+        return Ok(CancelResult::Finished);
+    }
+    Ok(match store.publication(id)? {
+        Some(r) if r.status == PublicationStatus::Cancelled => CancelResult::Now,
+        _ => CancelResult::Asked,
+    })
+}
+
 /// The pause between a runner's polls of a platform's processing: 30 s, or
 /// `REELSMITH_PUBLISH_POLL_MS`.
 pub fn poll_interval() -> Duration {
@@ -112,7 +141,7 @@ fn category_id(name: &str) -> &'static str {
     }
 }
 
-fn read_json(p: &Path) -> Result<serde_json::Value, String> {
+pub(super) fn read_json(p: &Path) -> Result<serde_json::Value, String> {
     let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
 }
@@ -216,7 +245,20 @@ impl Control {
     }
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
+    /// A runner of this process with the platforms' clients and endpoints from the
+    /// environment.
+    pub fn from_env(store: &'a Store, data: &'a Path) -> Runner<'a> {
+        Runner {
+            store,
+            data,
+            client: Client::from_env(),
+            endpoints: Endpoints::from_env(),
+            pid: std::process::id(),
+            poll: poll_interval(),
+        }
+    }
+
     /// Records a status; false when another process owns the publication now (nothing was
     /// written, and the caller stops: [`Outcome::Lost`]).
     fn set(
@@ -338,7 +380,7 @@ impl Runner<'_> {
         // Uploads whose process died (killed, rebooted) resume here from their saved state.
         let me = self.pid;
         self.store
-            .release_dead_publications(|p| p == me || crate::hub::queue::process_alive(p))?;
+            .release_dead_publications(|p| p == me || owner_alive(p))?;
         let mut tried = std::collections::HashSet::new();
         loop {
             let next = match only {

@@ -20,10 +20,8 @@ fn now_ms() -> i64 {
 
 /// A post's caption: the language's title, then its description.
 fn caption(row: &PublicationRow) -> Result<(String, String), String> {
-    let p = Path::new(&row.source).join(&row.lang).join("metadata.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-    let m: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+    let m =
+        super::runner::read_json(&Path::new(&row.source).join(&row.lang).join("metadata.json"))?;
     let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
     Ok((s("title"), s("description")))
 }

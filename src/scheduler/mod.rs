@@ -556,7 +556,7 @@ impl Scheduler {
                     // A dead runner's upload resumes; a cancel it never acted on is finished.
                     S::Uploading | S::Processing => r
                         .owner_pid
-                        .is_none_or(|p| !crate::hub::queue::process_alive(p)),
+                        .is_none_or(|p| !crate::publish::runner::owner_alive(p)),
                     _ => false,
                 }
             })
@@ -574,14 +574,7 @@ impl Scheduler {
                     return;
                 }
             };
-            let runner = crate::publish::runner::Runner {
-                store: &store,
-                data: &data,
-                client: reelsmith_publish::Client::from_env(),
-                endpoints: reelsmith_publish::Endpoints::from_env(),
-                pid: std::process::id(),
-                poll: crate::publish::runner::poll_interval(),
-            };
+            let runner = crate::publish::runner::Runner::from_env(&store, &data);
             if let Err(e) = runner.run_all(None, &mut |row, outcome| {
                 tracing::info!("publication {} ({}): {outcome:?}", row.id, row.platform)
             }) {

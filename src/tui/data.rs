@@ -193,21 +193,13 @@ impl DataSource {
                 }
             })),
             Effect::CancelPublication(id) => {
-                // A running one whose process is gone is cancelled at once.
-                let me = std::process::id();
-                let r = self
-                    .store
-                    .release_dead_publications(|p| p == me || crate::hub::queue::process_alive(p))
-                    .and_then(|_| self.store.cancel_publication(id))
-                    .and_then(|asked| Ok((asked, self.store.publication(id)?)));
-                done(r.map(|(asked, row)| match row {
-                    Some(r) if r.status == crate::store::PublicationStatus::Cancelled => {
-                        format!("publication {id} cancelled")
-                    }
-                    Some(_) if asked => format!(
+                use crate::publish::runner::{cancel, CancelResult};
+                done(cancel(&self.store, id).map(|r| match r {
+                    CancelResult::Now => format!("publication {id} cancelled"),
+                    CancelResult::Asked => format!(
                         "publication {id}: stopping at its next chunk or poll (`r` resumes it)"
                     ),
-                    _ => format!("publication {id} had already finished"),
+                    CancelResult::Finished => format!("publication {id} had already finished"),
                 }))
             }
             Effect::SetMouse(_) | Effect::Quit(_) => vec![],
